@@ -401,3 +401,31 @@ fn two_folders_with_one_name_conflict_without_crashing() {
     assert_eq!(status, 409);
     assert_eq!(agent.json("/healthz"), json!({"status": "ok"}));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_fields() {
+    let dir = TempDir::new("jsonlog");
+    dir.write("shop/compose.yaml", WEB_DB);
+    let agent = Agent::start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--log-format", "json"],
+    );
+    agent.wait_for("shop", || agent.item("shop"));
+    let log = agent.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .skip(1) // the "--- agent log ---" header
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "agent started")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["listen"], agent.addr);
+    let load = lines
+        .iter()
+        .find(|l| l["project"] == "shop")
+        .unwrap_or_else(|| panic!("no event with a project field\n{log}"));
+    assert_eq!(load["generation"], 1);
+}

@@ -252,3 +252,76 @@ async fn shutdown_signal() {
         () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(root: &std::path::Path) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            root: root.canonicalize().unwrap(),
+            environment: Arc::new(BTreeMap::new()),
+            store: Arc::new(tokio::sync::RwLock::new(Store::default())),
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    async fn wait_until(ctx: &Ctx, what: &str, check: impl Fn(&Store) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !check(&*ctx.store.read().await) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_watcher_the_periodic_resync_still_sees_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = ctx(tmp.path());
+        // A closed channel: what the loop gets when the watcher could not start.
+        let (_, signals) = mpsc::channel(1);
+        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_millis(100)));
+        wait_until(&ctx, "ready", Store::is_ready).await;
+        assert_eq!(ctx.store.read().await.projects().count(), 0);
+
+        std::fs::create_dir(tmp.path().join("shop")).unwrap();
+        std::fs::write(tmp.path().join("shop/compose.yaml"), "services: {}\n").unwrap();
+        wait_until(&ctx, "shop to appear", |s| s.get("shop").is_some()).await;
+
+        std::fs::write(tmp.path().join("shop/compose.yaml"), "services: {a: {}}\n").unwrap();
+        wait_until(&ctx, "generation 2", |s| {
+            s.get("shop").is_some_and(|p| p.generation == 2)
+        })
+        .await;
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn signals_trigger_a_rescan_and_count_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = ctx(tmp.path());
+        let (tx, signals) = mpsc::channel(8);
+        // A resync far away: only the signals can cause the rescans here.
+        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_secs(3600)));
+        wait_until(&ctx, "ready", Store::is_ready).await;
+
+        std::fs::write(tmp.path().join("compose.yaml"), "services: {}\n").unwrap();
+        tx.send(Signal::Changed { events: 2 }).await.unwrap();
+        wait_until(&ctx, "root project", |s| s.get(".").is_some()).await;
+        assert!(
+            ctx.metrics
+                .render()
+                .unwrap()
+                .contains("berth_watch_events_total 2\n")
+        );
+
+        std::fs::remove_file(tmp.path().join("compose.yaml")).unwrap();
+        tx.send(Signal::Lost {
+            reason: "event queue overflow".into(),
+        })
+        .await
+        .unwrap();
+        wait_until(&ctx, "root project gone", |s| s.get(".").is_none()).await;
+        task.abort();
+    }
+}

@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 /// The files a project's revision covers: the loader's inputs (empty when
 /// loading failed), the compose files and `<dir>/.env`, sorted and unique.
 pub fn tracked_paths(dir: &Path, files: &[PathBuf], inputs: &[PathBuf]) -> Vec<PathBuf> {
+    // `dir.join` keeps absolute paths as they are and anchors relative ones
+    // at the project, not at the agent's working directory.
     let mut paths: Vec<PathBuf> = inputs
         .iter()
         .chain(files)
-        .cloned()
+        .map(|p| dir.join(p))
         .chain(std::iter::once(dir.join(".env")))
         .collect();
     paths.sort();
@@ -62,7 +64,7 @@ mod tests {
     fn tracks_inputs_files_and_dotenv_sorted_unique() {
         let dir = Path::new("/p");
         let files = vec![PathBuf::from("/p/compose.yaml")];
-        let inputs = vec![PathBuf::from("/p/z.yaml"), PathBuf::from("/p/compose.yaml")];
+        let inputs = vec![PathBuf::from("z.yaml"), PathBuf::from("/p/compose.yaml")];
         assert_eq!(
             tracked_paths(dir, &files, &inputs),
             vec![
