@@ -142,11 +142,17 @@ fn edits_change_revision_and_generation_and_touching_does_not() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(agent.metric("berth_watch_events_total"), events);
 
-    // A real edit: new revision, next generation.
+    // A real edit: new revision, next generation, visible within a second.
+    let saved_at = std::time::Instant::now();
     std::fs::write(&file, WEB_ONLY).unwrap();
     let edited = agent.wait_for("generation 2", || {
         agent.item("shop").filter(|i| generation(i) == 2)
     });
+    let latency = saved_at.elapsed();
+    assert!(
+        latency < Duration::from_secs(1),
+        "edit took {latency:?} to show"
+    );
     assert_ne!(edited["revision"], first["revision"]);
     assert_eq!(loads(&agent), loads_before + 1.0);
 

@@ -255,10 +255,6 @@ impl Store {
             }
             Err(diagnostics) => state.load_errors = diagnostics.0,
         }
-        if created {
-            // A new project's first condition is its first transition.
-            state.spec_valid.status = ok;
-        }
         Applied {
             key: state.key.clone(),
             name: state.name.clone(),
