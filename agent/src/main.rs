@@ -1,6 +1,40 @@
 //! `berth`: keeps a machine's containers in the state its Compose manifests
 //! declare.
+//!
+//! This binary is the only place that knows CLI flags, HTTP, JSON wire
+//! formats and the tracing subscriber. Entry points: [`cli`] parses the
+//! command line and dispatches to one module per command; `berth agent` runs
+//! [`supervisor`], which owns the [`watch`]er and the [`state::Store`] that
+//! the [`api`] serves.
 
-fn main() {
-    println!("berth {}", env!("CARGO_PKG_VERSION"));
+mod api;
+mod cli;
+mod listen;
+mod logging;
+mod metrics;
+mod projects;
+mod state;
+mod supervisor;
+mod timefmt;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if let Err(err) = logging::init(&cli.global) {
+        eprintln!("berth: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // The one place where an unhandled error is reported: commands
+            // return it instead of logging it themselves.
+            eprintln!("berth: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

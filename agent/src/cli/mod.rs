@@ -1,0 +1,106 @@
+//! The command line: global flags, and one module per command.
+//!
+//! Each command module owns its clap arguments and a `run` that returns the
+//! process exit code; errors bubble up to `main`, which prints them once.
+
+mod agent;
+mod config;
+mod project_opts;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use project_opts::ProjectOpts;
+
+/// berth: a single-binary, daemonless GitOps container engine for Compose
+/// projects.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Log line format: `text` for people, `json` (one object per line) for
+    /// machines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "BERTH_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `debug`, `berth=trace,warn`, ...); when
+    /// absent `RUST_LOG` is used, then `info`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, resolve and render the Compose project in canonical form (like
+    /// `docker compose config`).
+    Config(config::ConfigArgs),
+    /// Watch a directory of Compose projects and serve their status over
+    /// HTTP.
+    Agent(agent::AgentArgs),
+    /// Print berth's version.
+    Version(version::VersionArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Config(args) => config::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Version(args) => version::run(&args),
+    }
+}
+
+/// The process environment as the Compose loader takes it. Variables whose
+/// name or value is not UTF-8 are left out: Compose interpolation works on
+/// text, and `std::env::vars` would panic on them.
+pub fn process_environment() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_after_the_command_too() {
+        let cli = Cli::try_parse_from([
+            "berth",
+            "config",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.log_format, LogFormat::Json);
+        assert_eq!(cli.global.log_level.as_deref(), Some("debug"));
+    }
+}

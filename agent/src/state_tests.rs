@@ -1,0 +1,268 @@
+//! State transitions: generations, last-good-model retention, conditions
+//! and name conflicts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_spec::compose::Loaded;
+use berth_spec::compose::model::{Project, Service};
+use berth_spec::diag::{Diagnostic, Diagnostics};
+
+use super::*;
+use crate::projects::ProjectSource;
+
+pub(crate) fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+// `..Default::default()` is needless today but keeps this compiling
+// as the model's Service gains fields.
+#[allow(clippy::needless_update)]
+pub(crate) fn project(name: &str, services: &[(&str, Option<&str>)]) -> Project {
+    let mut p = Project {
+        name: name.into(),
+        ..Default::default()
+    };
+    for (svc, image) in services {
+        p.services.insert(
+            (*svc).into(),
+            Service {
+                image: image.map(str::to_owned),
+                ..Default::default()
+            },
+        );
+    }
+    p
+}
+
+pub(crate) fn source(key: &str) -> ProjectSource {
+    let dir = Path::new("/srv/projects").join(key);
+    ProjectSource {
+        key: key.into(),
+        files: vec![dir.join("compose.yaml")],
+        dir,
+    }
+}
+
+pub(crate) fn ok(key: &str, revision: &str, project: Project) -> LoadResult {
+    let src = source(key);
+    LoadResult {
+        tracked: src.files.clone(),
+        outcome: Ok(Loaded {
+            project,
+            inputs: src.files.clone(),
+            warnings: vec![Diagnostic::warning("`version` is obsolete").key("version")],
+        }),
+        source: src,
+        revision: revision.into(),
+        duration: Duration::from_millis(1),
+    }
+}
+
+pub(crate) fn failed(key: &str, revision: &str) -> LoadResult {
+    let src = source(key);
+    let err = Diagnostic::error("mapping values are not allowed here")
+        .in_file(src.files[0].clone())
+        .line_col(3, 9)
+        .key("services.web");
+    LoadResult {
+        tracked: src.files.clone(),
+        outcome: Err(Diagnostics(vec![err])),
+        source: src,
+        revision: revision.into(),
+        duration: Duration::from_millis(1),
+    }
+}
+
+#[test]
+fn first_good_load_is_generation_one_and_ready() {
+    let mut store = Store::default();
+    assert!(!store.is_ready());
+    let applied = store.apply_load(ok("shop", "r1", project("shop", &[("web", None)])), t(0));
+    store.settle(t(0));
+    assert_eq!(
+        applied,
+        Applied {
+            key: "shop".into(),
+            name: "shop".into(),
+            ok: true,
+            created: true,
+            generation_changed: true
+        }
+    );
+    let p = store.get("shop").unwrap();
+    assert_eq!(p.generation, 1);
+    assert_eq!(p.revision, "r1");
+    assert_eq!(p.phase(), Phase::Ready);
+    assert_eq!(p.warnings().len(), 1);
+    assert_eq!(p.errors().count(), 0);
+    assert_eq!(p.created_at, t(0));
+    assert_eq!(p.last_loaded_at, t(0));
+    assert!(p.spec_valid.status);
+    assert_eq!(p.spec_valid.reason, reason::LOADED);
+    assert_eq!(p.spec_valid.last_transition_time, t(0));
+    assert_eq!(p.spec_valid.observed_generation, 1);
+}
+
+#[test]
+fn same_revision_keeps_generation() {
+    let mut store = Store::default();
+    store.apply_load(ok("shop", "r1", project("shop", &[])), t(0));
+    let applied = store.apply_load(ok("shop", "r1", project("shop", &[])), t(5));
+    store.settle(t(5));
+    assert!(!applied.generation_changed);
+    assert!(!applied.created);
+    let p = store.get("shop").unwrap();
+    assert_eq!(p.generation, 1);
+    assert_eq!(p.last_loaded_at, t(5));
+}
+
+#[test]
+fn failed_load_keeps_the_last_good_model_and_shows_the_error() {
+    let mut store = Store::default();
+    store.apply_load(
+        ok("shop", "r1", project("shop", &[("web", Some("nginx"))])),
+        t(0),
+    );
+    store.settle(t(0));
+    let applied = store.apply_load(failed("shop", "r2"), t(10));
+    store.settle(t(10));
+    assert!(!applied.ok);
+    assert!(applied.generation_changed);
+    // The name stays the last good one, so lookups keep working.
+    assert_eq!(applied.name, "shop");
+
+    let p = store.get("shop").unwrap();
+    assert_eq!(p.generation, 2);
+    assert_eq!(p.revision, "r2");
+    assert_eq!(p.phase(), Phase::Failed);
+    let errors: Vec<_> = p.errors().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        vec![
+            "/srv/projects/shop/compose.yaml:3:9: services.web: mapping values are not allowed here"
+        ]
+    );
+    let good = p.last_good.as_ref().unwrap();
+    assert_eq!(good.revision, "r1");
+    assert_eq!(good.generation, 1);
+    assert_eq!(
+        good.project.services.keys().collect::<Vec<_>>(),
+        vec!["web"]
+    );
+    assert_eq!(p.warnings().len(), 1, "the good model's warnings stay");
+    assert!(!p.spec_valid.status);
+    assert_eq!(p.spec_valid.reason, reason::VALIDATION_FAILED);
+    assert_eq!(p.spec_valid.message, errors[0]);
+    assert_eq!(p.spec_valid.last_transition_time, t(10));
+    assert_eq!(p.spec_valid.observed_generation, 2);
+
+    // Fixing it replaces the model and clears the errors.
+    store.apply_load(ok("shop", "r3", project("shop", &[("api", None)])), t(20));
+    store.settle(t(20));
+    let p = store.get("shop").unwrap();
+    assert_eq!(p.generation, 3);
+    assert_eq!(p.phase(), Phase::Ready);
+    assert_eq!(p.errors().count(), 0);
+    assert_eq!(
+        p.model().unwrap().services.keys().collect::<Vec<_>>(),
+        vec!["api"]
+    );
+    assert!(p.spec_valid.status);
+    assert_eq!(p.spec_valid.last_transition_time, t(20));
+}
+
+#[test]
+fn transition_time_moves_only_when_status_flips() {
+    let mut store = Store::default();
+    store.apply_load(failed("shop", "r1"), t(0));
+    store.settle(t(0));
+    assert_eq!(
+        store.get("shop").unwrap().spec_valid.last_transition_time,
+        t(0)
+    );
+    // Still broken, differently: same status, same transition time.
+    store.apply_load(failed("shop", "r2"), t(30));
+    store.settle(t(30));
+    let p = store.get("shop").unwrap();
+    assert!(!p.spec_valid.status);
+    assert_eq!(p.spec_valid.last_transition_time, t(0));
+    assert_eq!(p.spec_valid.observed_generation, 2);
+}
+
+#[test]
+fn never_loaded_project_uses_the_folder_name_and_has_no_model() {
+    let mut store = Store::default();
+    let applied = store.apply_load(failed("apps/My_Blog", "r1"), t(0));
+    store.settle(t(0));
+    assert_eq!(applied.name, "my_blog");
+    let p = store.get("apps/My_Blog").unwrap();
+    assert!(p.model().is_none());
+    assert!(p.warnings().is_empty());
+    assert_eq!(p.phase(), Phase::Failed);
+    assert_eq!(p.generation, 1);
+}
+
+#[test]
+fn duplicate_names_conflict_on_both_and_clear_when_fixed() {
+    let mut store = Store::default();
+    store.apply_load(ok("a", "r1", project("same", &[])), t(0));
+    store.apply_load(ok("b", "r1", project("same", &[])), t(0));
+    store.apply_load(ok("c", "r1", project("other", &[])), t(0));
+    store.settle(t(0));
+    for (key, other) in [("a", "b"), ("b", "a")] {
+        let p = store.get(key).unwrap();
+        assert_eq!(p.phase(), Phase::Failed);
+        let conflict = p.conflict.as_ref().unwrap();
+        assert_eq!(
+            conflict.message,
+            format!("project name \"same\" is also used by {other}")
+        );
+        assert_eq!(
+            conflict.file,
+            PathBuf::from(format!("/srv/projects/{key}/compose.yaml"))
+        );
+        assert_eq!(p.spec_valid.reason, reason::NAME_CONFLICT);
+        assert!(p.load_errors.is_empty());
+    }
+    assert_eq!(store.get("c").unwrap().phase(), Phase::Ready);
+    assert!(matches!(store.find_by_name("same"), Lookup::Ambiguous(keys) if keys == ["a", "b"]));
+    assert!(matches!(store.find_by_name("other"), Lookup::Found(p) if p.key == "c"));
+    assert!(matches!(store.find_by_name("nope"), Lookup::NotFound));
+
+    store.apply_load(ok("b", "r2", project("renamed", &[])), t(9));
+    store.settle(t(9));
+    assert_eq!(store.get("a").unwrap().phase(), Phase::Ready);
+    assert_eq!(store.get("b").unwrap().phase(), Phase::Ready);
+    assert_eq!(
+        store.get("a").unwrap().spec_valid.last_transition_time,
+        t(9)
+    );
+}
+
+#[test]
+fn removed_folders_are_forgotten() {
+    let mut store = Store::default();
+    store.apply_load(ok("a", "r1", project("a", &[])), t(0));
+    store.apply_load(ok("b", "r1", project("b", &[])), t(0));
+    let gone = store.retain_present(&["b".to_owned()]);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].key, "a");
+    assert!(store.get("a").is_none());
+    let keys: Vec<_> = store.known().into_keys().collect();
+    assert_eq!(keys, vec!["b"]);
+}
+
+#[test]
+fn phase_counts_include_zeroes() {
+    let mut store = Store::default();
+    let counts = store.phase_counts();
+    assert_eq!(counts.get(&Phase::Ready), Some(&0));
+    assert_eq!(counts.get(&Phase::Failed), Some(&0));
+    store.apply_load(ok("a", "r1", project("a", &[])), t(0));
+    store.apply_load(failed("b", "r1"), t(0));
+    store.settle(t(0));
+    let counts = store.phase_counts();
+    assert_eq!(counts.get(&Phase::Ready), Some(&1));
+    assert_eq!(counts.get(&Phase::Failed), Some(&1));
+}

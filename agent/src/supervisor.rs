@@ -1,0 +1,327 @@
+//! `berth agent`'s main loop: bind the API, start the watcher, scan, and
+//! rescan on every file signal and every `--resync-interval`, until SIGINT or
+//! SIGTERM.
+//!
+//! Order matters at start: the listener is bound first (so a bad `--listen`
+//! fails fast and `/readyz` can say "not yet"), the watcher starts before
+//! the first scan (so no edit slips between the two), and readiness is
+//! declared only after that scan.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::api::{self, AppState};
+use crate::listen::{Bound, ListenAddr};
+use crate::metrics::Metrics;
+use crate::projects::scan::scan;
+use crate::state::{SharedStore, Store};
+use crate::watch::{Signal, Watcher};
+
+/// Everything `berth agent` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Canonical, so event paths and project dirs compare as prefixes.
+    pub dir: PathBuf,
+    pub listen: ListenAddr,
+    pub resync_interval: Duration,
+    pub debounce: Duration,
+    /// The environment handed to the loader for interpolation.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// What one rescan was started by, for logs.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Initial,
+    Watch,
+    Lost,
+    Resync,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Initial => "initial",
+            Trigger::Watch => "fswatch",
+            Trigger::Lost => "watch-lost",
+            Trigger::Resync => "resync",
+        }
+    }
+}
+
+struct Ctx {
+    root: PathBuf,
+    environment: Arc<BTreeMap<String, String>>,
+    store: SharedStore,
+    metrics: Arc<Metrics>,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store: SharedStore = Arc::new(tokio::sync::RwLock::new(Store::default()));
+    let metrics = Arc::new(Metrics::new());
+    let bound = Bound::bind(&config.listen).await?;
+    let addr = bound.local_addr();
+    // On stdout, for scripts and tests that pass port 0 and need the port.
+    println!("listening on {addr}");
+    tracing::info!(listen = %addr, dir = %config.dir.display(), "agent started");
+
+    // Keep the watcher in scope until the server stops: dropping it would
+    // silently end all file events.
+    let (watcher, signals) = match Watcher::start(&config.dir, config.debounce) {
+        Ok((watcher, signals)) => (Some(watcher), signals),
+        Err(err) => {
+            tracing::error!(
+                dir = %config.dir.display(),
+                error = %format!("{err:#}"),
+                resync_interval = ?config.resync_interval,
+                "cannot watch the directory; changes will only be seen at each resync"
+            );
+            // A channel with no sender: the loop sees it closed and relies
+            // on the resync timer alone.
+            (None, mpsc::channel(1).1)
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        root: config.dir.clone(),
+        environment: Arc::new(config.environment.clone()),
+        store: store.clone(),
+        metrics: metrics.clone(),
+    });
+    let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval));
+
+    let app = api::router(AppState { store, metrics });
+    let served = bound.serve(app, shutdown_signal()).await;
+    sync.abort();
+    drop(watcher);
+    tracing::info!("agent stopped");
+    served
+}
+
+/// Scans once, declares readiness, then rescans on every signal and tick.
+async fn sync_loop(ctx: Arc<Ctx>, mut signals: mpsc::Receiver<Signal>, resync: Duration) {
+    rescan(&ctx, Trigger::Initial).await;
+    let projects = {
+        let mut store = ctx.store.write().await;
+        store.mark_ready();
+        store.projects().count()
+    };
+    tracing::info!(projects, "initial scan done");
+
+    let mut ticker = tokio::time::interval(resync);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; the scan just ran
+    let mut watching = true;
+    loop {
+        let trigger = tokio::select! {
+            signal = signals.recv(), if watching => match signal {
+                Some(first) => {
+                    // Coalesce whatever else is already queued into this scan.
+                    let mut batch = vec![first];
+                    while let Ok(more) = signals.try_recv() {
+                        batch.push(more);
+                    }
+                    note_signals(&ctx, &batch)
+                }
+                None => {
+                    watching = false;
+                    continue;
+                }
+            },
+            _ = ticker.tick() => Trigger::Resync,
+        };
+        rescan(&ctx, trigger).await;
+    }
+}
+
+fn note_signals(ctx: &Ctx, batch: &[Signal]) -> Trigger {
+    let mut trigger = Trigger::Watch;
+    for signal in batch {
+        match signal {
+            Signal::Changed { events } => ctx.metrics.watch_events(*events as u64),
+            Signal::Lost { reason } => {
+                tracing::warn!(%reason, "file watcher lost track; rescanning everything");
+                trigger = Trigger::Lost;
+            }
+        }
+    }
+    trigger
+}
+
+/// Discovers and reloads what changed, off the async threads, then applies
+/// the results to the store in one write.
+async fn rescan(ctx: &Ctx, trigger: Trigger) {
+    let span = tracing::debug_span!("rescan", trigger = trigger.as_str());
+    async {
+        let known = ctx.store.read().await.known();
+        let root = ctx.root.clone();
+        let environment = ctx.environment.clone();
+        let report =
+            match tokio::task::spawn_blocking(move || scan(&root, &known, &environment)).await {
+                Ok(report) => report,
+                Err(err) => {
+                    tracing::error!(error = %err, "scan task failed");
+                    return;
+                }
+            };
+        let now = SystemTime::now();
+        let mut store = ctx.store.write().await;
+        for result in report.loaded {
+            let key = result.source.key.clone();
+            let first_error = result
+                .outcome
+                .as_ref()
+                .err()
+                .and_then(|d| d.0.first())
+                .map(ToString::to_string);
+            let error_count = result
+                .outcome
+                .as_ref()
+                .err()
+                .map(|d| d.0.len())
+                .unwrap_or(0);
+            let load_ms = result.duration.as_millis() as u64;
+            let applied = store.apply_load(result, now);
+            ctx.metrics.load(&applied);
+            let project = store.get(&key);
+            let generation = project.map(|p| p.generation).unwrap_or(0);
+            let services = project
+                .and_then(|p| p.model())
+                .map(|m| m.services.len())
+                .unwrap_or(0);
+            match first_error {
+                // Logged here, where the failure is handled, and nowhere else.
+                Some(first_error) => tracing::warn!(
+                    project = %key,
+                    name = %applied.name,
+                    generation,
+                    errors = error_count,
+                    %first_error,
+                    kept_last_good = services > 0,
+                    load_ms,
+                    "project spec invalid"
+                ),
+                None => tracing::info!(
+                    project = %key,
+                    name = %applied.name,
+                    generation,
+                    services,
+                    created = applied.created,
+                    load_ms,
+                    "project loaded"
+                ),
+            }
+        }
+        for gone in store.retain_present(&report.present) {
+            tracing::info!(project = %gone.key, name = %gone.name, "project removed");
+        }
+        store.settle(now);
+        ctx.metrics.observe(&store);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Resolves on SIGINT or SIGTERM. If the handlers cannot be installed the
+/// agent keeps running (it can still be killed), and says so once.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(root: &std::path::Path) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            root: root.canonicalize().unwrap(),
+            environment: Arc::new(BTreeMap::new()),
+            store: Arc::new(tokio::sync::RwLock::new(Store::default())),
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    async fn wait_until(ctx: &Ctx, what: &str, check: impl Fn(&Store) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !check(&*ctx.store.read().await) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_watcher_the_periodic_resync_still_sees_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = ctx(tmp.path());
+        // A closed channel: what the loop gets when the watcher could not start.
+        let (_, signals) = mpsc::channel(1);
+        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_millis(100)));
+        wait_until(&ctx, "ready", Store::is_ready).await;
+        assert_eq!(ctx.store.read().await.projects().count(), 0);
+
+        std::fs::create_dir(tmp.path().join("shop")).unwrap();
+        std::fs::write(tmp.path().join("shop/compose.yaml"), "services: {}\n").unwrap();
+        wait_until(&ctx, "shop to appear", |s| s.get("shop").is_some()).await;
+
+        std::fs::write(tmp.path().join("shop/compose.yaml"), "services: {a: {}}\n").unwrap();
+        wait_until(&ctx, "generation 2", |s| {
+            s.get("shop").is_some_and(|p| p.generation == 2)
+        })
+        .await;
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn signals_trigger_a_rescan_and_count_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = ctx(tmp.path());
+        let (tx, signals) = mpsc::channel(8);
+        // A resync far away: only the signals can cause the rescans here.
+        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_secs(3600)));
+        wait_until(&ctx, "ready", Store::is_ready).await;
+
+        std::fs::write(tmp.path().join("compose.yaml"), "services: {}\n").unwrap();
+        tx.send(Signal::Changed { events: 2 }).await.unwrap();
+        wait_until(&ctx, "root project", |s| s.get(".").is_some()).await;
+        assert!(
+            ctx.metrics
+                .render()
+                .unwrap()
+                .contains("berth_watch_events_total 2\n")
+        );
+
+        std::fs::remove_file(tmp.path().join("compose.yaml")).unwrap();
+        tx.send(Signal::Lost {
+            reason: "event queue overflow".into(),
+        })
+        .await
+        .unwrap();
+        wait_until(&ctx, "root project gone", |s| s.get(".").is_none()).await;
+        task.abort();
+    }
+}
