@@ -147,22 +147,16 @@ pub struct BuildConfig {
 
 /// `build:` as a context string or a mapping.
 pub(crate) fn de_build<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BuildConfig>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(None),
-        Value::String(context) => Ok(Some(BuildConfig {
+    de::short_or_long(d, |v| match v {
+        Value::String(context) => Ok(BuildConfig {
             context: Some(context),
             ..BuildConfig::default()
-        })),
-        Value::Object(_) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(e.to_string())),
+        }),
         other => Err(
             Hinted::new(format!("invalid build {}", de::describe(&other)))
-                .hint("use a context path or URL, or a mapping with context, dockerfile, args...")
-                .into_de(),
+                .hint("use a context path or URL, or a mapping with context, dockerfile, args..."),
         ),
-    }
+    })
 }
 
 /// An SSH agent socket or key made available to the build: `default`, or

@@ -326,3 +326,139 @@ pub(crate) mod extensions {
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// A value with a short syntax (scalar or list) and a long syntax (mapping).
+/// The mapping goes straight to `T`'s own `Deserialize` through the same
+/// deserializer, so errors inside it keep their exact key path; scalars and
+/// lists are handed to `short` as JSON values; null is `None`.
+pub(crate) fn short_or_long<'de, D, T, F>(d: D, short: F) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    F: FnOnce(Value) -> Result<T, Hinted>,
+{
+    d.deserialize_any(ShortOrLong {
+        short,
+        marker: std::marker::PhantomData,
+    })
+}
+
+struct ShortOrLong<F, T> {
+    short: F,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<F, T> ShortOrLong<F, T>
+where
+    F: FnOnce(Value) -> Result<T, Hinted>,
+{
+    fn short<E: serde::de::Error>(self, v: Value) -> Result<Option<T>, E> {
+        (self.short)(v).map(Some).map_err(Hinted::into_de)
+    }
+}
+
+impl<'de, F, T> serde::de::Visitor<'de> for ShortOrLong<F, T>
+where
+    T: Deserialize<'de>,
+    F: FnOnce(Value) -> Result<T, Hinted>,
+{
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a short-syntax value or a mapping")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Option<T>, A::Error> {
+        let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        self.short(v)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Option<T>, E> {
+        self.short(Value::String(s.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Option<T>, E> {
+        self.short(Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Option<T>, E> {
+        self.short(Value::from(n))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Option<T>, E> {
+        self.short(Value::from(n))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Option<T>, E> {
+        self.short(Value::from(n))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A list of `T`, or a single `T` given alone (`env_file: .env`). Items go
+/// through the same deserializer, so their paths carry the index.
+pub(crate) fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a value or a list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<T>()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|t| vec![t])
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<T>, E> {
+            T::deserialize(serde::de::value::StrDeserializer::<E>::new(s)).map(|t| vec![t])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Vec<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// A `name -> definition` map where a null definition means defaults.
+pub(crate) struct NullDefaultMap<T>(pub IndexMap<String, T>);
+
+impl<'de, T: Default + Deserialize<'de>> Deserialize<'de> for NullDefaultMap<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = IndexMap::<String, Option<T>>::deserialize(d)?;
+        Ok(NullDefaultMap(
+            m.into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+        ))
+    }
+}

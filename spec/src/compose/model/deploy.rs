@@ -228,20 +228,30 @@ fn de_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 
 /// `gpus: all` or a list of device requests.
 pub(crate) fn de_gpus<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DeviceRequest>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::String(s) if s == "all" => Ok(vec![DeviceRequest {
-            count: Some(-1),
-            ..DeviceRequest::default()
-        }]),
-        Value::Array(_) => {
-            serde_json::from_value(v).map_err(|e| serde::de::Error::custom(e.to_string()))
+    match Option::<Gpus>::deserialize(d)? {
+        None => Ok(Vec::new()),
+        Some(Gpus(list)) => Ok(list),
+    }
+}
+
+struct Gpus(Vec<DeviceRequest>);
+
+impl<'de> Deserialize<'de> for Gpus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v {
+            Value::String(s) if s == "all" => Ok(Gpus(vec![DeviceRequest {
+                count: Some(-1),
+                ..DeviceRequest::default()
+            }])),
+            Value::Array(_) => serde_json::from_value(v)
+                .map(Gpus)
+                .map_err(|e| serde::de::Error::custom(e.to_string())),
+            other => Err(
+                Hinted::new(format!("invalid gpus {}", de::describe(&other)))
+                    .hint("use \"all\" or a list of device requests")
+                    .into_de(),
+            ),
         }
-        other => Err(
-            Hinted::new(format!("invalid gpus {}", de::describe(&other)))
-                .hint("use \"all\" or a list of device requests")
-                .into_de(),
-        ),
     }
 }

@@ -3,7 +3,6 @@
 //! ([`ServiceHook`], [`PreStartHook`]), [`Provider`] and [`ServiceModel`].
 
 use indexmap::IndexMap;
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -50,19 +49,16 @@ impl Default for ServiceDependency {
 pub(crate) fn de_depends_on<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<IndexMap<String, ServiceDependency>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(IndexMap::new()),
+    de::short_or_long(d, |v| match v {
         Value::Array(items) => items
             .iter()
             .map(|i| de::parse_string(i).map(|s| (s, ServiceDependency::default())))
             .collect::<Result<_, _>>()
-            .map_err(Hinted::into_de),
-        Value::Object(_) => de::map_null_default(v).map_err(|e| D::Error::custom(e.to_string())),
+            .map(de::NullDefaultMap),
         other => Err(Hinted::new(format!("invalid depends_on {}", describe(&other)))
-            .hint("use a list of service names or a mapping of name to {condition, required, restart}")
-            .into_de()),
-    }
+            .hint("use a list of service names or a mapping of name to {condition, required, restart}")),
+    })
+    .map(|m| m.map(|m| m.0).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -295,15 +291,12 @@ pub struct ServiceModel {
 pub(crate) fn de_service_models<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<IndexMap<String, Option<ServiceModel>>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(IndexMap::new()),
+    de::short_or_long(d, |v| match v {
         Value::Array(items) => items
             .iter()
             .map(|i| de::parse_string(i).map(|s| (s, None)))
-            .collect::<Result<_, _>>()
-            .map_err(Hinted::into_de),
-        Value::Object(_) => serde_json::from_value(v).map_err(|e| D::Error::custom(e.to_string())),
-        other => Err(Hinted::new(format!("invalid models {}", describe(&other))).into_de()),
-    }
+            .collect(),
+        other => Err(Hinted::new(format!("invalid models {}", describe(&other)))),
+    })
+    .map(Option::unwrap_or_default)
 }

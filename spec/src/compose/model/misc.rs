@@ -54,21 +54,18 @@ struct FileRefItem(FileRef);
 
 impl<'de> Deserialize<'de> for FileRefItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::String(source) => Ok(FileRefItem(FileRef {
+        de::short_or_long(d, |v| match v {
+            Value::String(source) => Ok(FileRef {
                 source,
                 ..FileRef::default()
-            })),
-            Value::Object(_) => serde_json::from_value(v)
-                .map(FileRefItem)
-                .map_err(|e| D::Error::custom(e.to_string())),
+            }),
             other => Err(
                 Hinted::new(format!("invalid reference {}", describe(&other)))
-                    .hint("use a name or a mapping with source, target, uid, gid and mode")
-                    .into_de(),
+                    .hint("use a name or a mapping with source, target, uid, gid and mode"),
             ),
-        }
+        })?
+        .map(FileRefItem)
+        .ok_or_else(|| D::Error::custom("invalid reference null"))
     }
 }
 
@@ -88,30 +85,30 @@ fn yes() -> bool {
 }
 
 pub(crate) fn de_env_files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvFile>, D::Error> {
-    let v = Value::deserialize(d)?;
-    let items = match v {
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(items) => items,
-        other => vec![other],
-    };
-    items
+    Ok(de::one_or_many::<_, EnvFileItem>(d)?
         .into_iter()
-        .map(|item| match item {
+        .map(|i| i.0)
+        .collect())
+}
+
+struct EnvFileItem(EnvFile);
+
+impl<'de> Deserialize<'de> for EnvFileItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::short_or_long(d, |v| match v {
             Value::String(path) => Ok(EnvFile {
                 path,
                 required: true,
                 format: None,
             }),
-            Value::Object(_) => {
-                serde_json::from_value(item).map_err(|e| D::Error::custom(e.to_string()))
-            }
             other => Err(
                 Hinted::new(format!("invalid env_file {}", describe(&other)))
-                    .hint("use a path or a mapping with path, required and format")
-                    .into_de(),
+                    .hint("use a path or a mapping with path, required and format"),
             ),
-        })
-        .collect()
+        })?
+        .map(EnvFileItem)
+        .ok_or_else(|| D::Error::custom("invalid env_file null"))
+    }
 }
 
 /// A resource limit: one value for soft and hard, or both.
@@ -253,32 +250,30 @@ struct DeviceItem(DeviceMapping);
 
 impl<'de> Deserialize<'de> for DeviceItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::String(s) => {
-                let parts: Vec<&str> = s.split(':').collect();
-                let (source, target, perms) = match parts.as_slice() {
-                    [a] => (*a, *a, "rwm"),
-                    [a, b] => (*a, *b, "rwm"),
-                    [a, b, c] => (*a, *b, *c),
-                    _ => {
-                        return Err(Hinted::new(format!("confusing device mapping \"{s}\""))
-                            .hint("use the long syntax with source, target and permissions")
-                            .into_de());
-                    }
-                };
-                Ok(DeviceItem(DeviceMapping {
-                    source: source.to_string(),
-                    target: Some(target.to_string()),
-                    permissions: Some(perms.to_string()),
-                    extensions: IndexMap::new(),
-                }))
-            }
-            Value::Object(_) => serde_json::from_value(v)
-                .map(DeviceItem)
-                .map_err(|e| D::Error::custom(e.to_string())),
-            other => Err(Hinted::new(format!("invalid device {}", describe(&other))).into_de()),
-        }
+        de::short_or_long(d, |v| {
+            let s = match v {
+                Value::String(s) => s,
+                other => return Err(Hinted::new(format!("invalid device {}", describe(&other)))),
+            };
+            let parts: Vec<&str> = s.split(':').collect();
+            let (source, target, perms) = match parts.as_slice() {
+                [a] => (*a, *a, "rwm"),
+                [a, b] => (*a, *b, "rwm"),
+                [a, b, c] => (*a, *b, *c),
+                _ => {
+                    return Err(Hinted::new(format!("confusing device mapping \"{s}\""))
+                        .hint("use the long syntax with source, target and permissions"));
+                }
+            };
+            Ok(DeviceMapping {
+                source: source.to_string(),
+                target: Some(target.to_string()),
+                permissions: Some(perms.to_string()),
+                extensions: IndexMap::new(),
+            })
+        })?
+        .map(DeviceItem)
+        .ok_or_else(|| D::Error::custom("invalid device null"))
     }
 }
 
@@ -293,18 +288,13 @@ pub struct Extends {
 }
 
 pub(crate) fn de_extends<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Extends>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(None),
-        Value::String(service) => Ok(Some(Extends {
+    de::short_or_long(d, |v| match v {
+        Value::String(service) => Ok(Extends {
             service,
             file: None,
-        })),
-        Value::Object(_) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| D::Error::custom(e.to_string())),
-        other => Err(Hinted::new(format!("invalid extends {}", describe(&other))).into_de()),
-    }
+        }),
+        other => Err(Hinted::new(format!("invalid extends {}", describe(&other)))),
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

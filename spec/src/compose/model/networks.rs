@@ -59,23 +59,17 @@ pub struct ServiceNetwork {
 pub(crate) fn de_service_networks<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<IndexMap<String, Option<ServiceNetwork>>, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::Null => Ok(IndexMap::new()),
+    de::short_or_long(d, |v| match v {
         Value::Array(items) => items
             .iter()
             .map(|i| de::parse_string(i).map(|name| (name, None)))
-            .collect::<Result<_, _>>()
-            .map_err(Hinted::into_de),
-        Value::Object(_) => {
-            serde_json::from_value(v).map_err(|e| serde::de::Error::custom(e.to_string()))
-        }
+            .collect(),
         other => Err(
             Hinted::new(format!("invalid networks {}", de::describe(&other)))
-                .hint("use a list of network names or a mapping of name to options")
-                .into_de(),
+                .hint("use a list of network names or a mapping of name to options"),
         ),
-    }
+    })
+    .map(Option::unwrap_or_default)
 }
 
 /// A top-level network definition.

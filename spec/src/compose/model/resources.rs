@@ -137,20 +137,17 @@ struct IncludeItem(Include);
 
 impl<'de> Deserialize<'de> for IncludeItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::String(path) => Ok(IncludeItem(Include {
+        de::short_or_long(d, |v| match v {
+            Value::String(path) => Ok(Include {
                 path: vec![path],
                 ..Include::default()
-            })),
-            Value::Object(_) => serde_json::from_value(v)
-                .map(IncludeItem)
-                .map_err(|e| serde::de::Error::custom(e.to_string())),
+            }),
             other => Err(
                 Hinted::new(format!("invalid include {}", de::describe(&other)))
-                    .hint("use a path or a mapping with path, env_file and project_directory")
-                    .into_de(),
+                    .hint("use a path or a mapping with path, env_file and project_directory"),
             ),
-        }
+        })?
+        .map(IncludeItem)
+        .ok_or_else(|| serde::de::Error::custom("invalid include null"))
     }
 }

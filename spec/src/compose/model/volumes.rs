@@ -144,18 +144,14 @@ struct VolumeItem(ServiceVolume);
 
 impl<'de> Deserialize<'de> for VolumeItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::String(s) => parse_volume_spec(&s)
-                .map(VolumeItem)
-                .map_err(Hinted::into_de),
-            Value::Object(_) => serde_json::from_value(v)
-                .map(VolumeItem)
-                .map_err(|e| serde::de::Error::custom(e.to_string())),
-            other => Err(Hinted::new(format!("invalid volume {}", describe(&other)))
-                .hint(VOLUME_HINT)
-                .into_de()),
-        }
+        de::short_or_long(d, |v| match v {
+            Value::String(s) => parse_volume_spec(&s),
+            other => {
+                Err(Hinted::new(format!("invalid volume {}", describe(&other))).hint(VOLUME_HINT))
+            }
+        })?
+        .map(VolumeItem)
+        .ok_or_else(|| serde::de::Error::custom("invalid volume null"))
     }
 }
 
