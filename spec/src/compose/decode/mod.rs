@@ -359,6 +359,3 @@ fn humanize(msg: &str) -> Hinted {
     }
     h
 }
-
-#[cfg(test)]
-mod tests;
