@@ -7,8 +7,10 @@
 //! everywhere, absolute paths, defaults), select profiles, and run the
 //! semantic checks the schema cannot express.
 
+pub mod decode;
 pub mod discover;
 pub mod model;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
