@@ -13,4 +13,5 @@
 
 pub mod compose;
 pub mod diag;
+pub mod dockerfile;
 pub mod yaml;
