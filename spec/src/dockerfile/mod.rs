@@ -12,7 +12,22 @@
 
 pub(crate) mod args;
 pub mod dump;
+mod expand;
+pub(crate) mod flags;
 pub mod heredoc;
+pub mod instruction;
+pub mod mounts;
 pub mod parser;
 pub mod pattern;
 pub mod shell;
+pub mod stages;
+
+pub use heredoc::Heredoc;
+pub use instruction::{
+    Add, ArgDecl, CommandLine, Copy, FromSpec, Healthcheck, InlineSource, Instruction, KeyValue,
+    NetworkMode, Run, SecurityMode,
+};
+pub use mounts::{CacheSharing, Mount, MountType};
+pub use parser::{Ast, Directive, Node};
+pub use shell::{EnvLookup, ExpandError, expand_word, expand_words};
+pub use stages::{Command, Dockerfile, Location, Stage};

@@ -1,0 +1,776 @@
+//! Typed instructions: [`Instruction`] and its payload types, built from an
+//! untyped [`Node`] by [`Instruction::from_node`] with BuildKit's
+//! per-instruction rules (argument counts, allowed flags, exec vs shell
+//! form, heredoc sources, HEALTHCHECK options, ONBUILD triggers).
+//!
+//! Values are kept as written; [`Instruction::expand`] (in `expand.rs`)
+//! substitutes variables where BuildKit does.
+
+use std::time::Duration;
+
+use super::flags::{FlagError, FlagKind, FlagSpec, Flags, flag, parse_flags};
+use super::heredoc::{Heredoc, chomp_heredoc_content, parse_heredoc};
+use super::mounts::Mount;
+use super::parser::Node;
+
+/// Exec form (`["a", "b"]`) or shell form (one string for the shell).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandLine {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+/// `--network` of RUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    Default,
+    None,
+    Host,
+}
+
+/// `--security` of RUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    Sandbox,
+    Insecure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Run {
+    pub command: CommandLine,
+    pub mounts: Vec<Mount>,
+    pub network: Option<NetworkMode>,
+    pub security: Option<SecurityMode>,
+    /// Heredoc bodies, in the order they were opened.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// `key=value` of ENV or LABEL (value unexpanded, quotes kept).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// One name of an ARG, with its default when given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArgDecl {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+/// A COPY/ADD source given inline as a heredoc.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InlineSource {
+    /// The heredoc delimiter, used as the file name.
+    pub path: String,
+    /// The body (tabs already stripped for `<<-`).
+    pub data: String,
+    pub expand: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Copy {
+    pub sources: Vec<String>,
+    pub inline_sources: Vec<InlineSource>,
+    pub dest: String,
+    pub from: Option<String>,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub link: bool,
+    pub parents: bool,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Add {
+    pub sources: Vec<String>,
+    pub inline_sources: Vec<InlineSource>,
+    pub dest: String,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub link: bool,
+    pub checksum: Option<String>,
+    pub keep_git_dir: bool,
+    pub exclude: Vec<String>,
+    pub unpack: Option<bool>,
+}
+
+/// HEALTHCHECK: disabled, or a test command with its timing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Healthcheck {
+    None,
+    Check {
+        test: CommandLine,
+        interval: Option<Duration>,
+        timeout: Option<Duration>,
+        start_period: Option<Duration>,
+        start_interval: Option<Duration>,
+        retries: Option<u32>,
+    },
+}
+
+/// Every Dockerfile instruction except FROM, which starts a stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Instruction {
+    Run(Run),
+    Cmd(CommandLine),
+    Entrypoint(CommandLine),
+    Shell(Vec<String>),
+    Env(Vec<KeyValue>),
+    Arg(Vec<ArgDecl>),
+    Label(Vec<KeyValue>),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    Workdir(String),
+    User(String),
+    Copy(Copy),
+    Add(Add),
+    Healthcheck(Healthcheck),
+    StopSignal(String),
+    Onbuild(Box<Instruction>),
+    Maintainer(String),
+}
+
+/// FROM: the base (a stage name or image, unexpanded), `AS name`
+/// (lower-cased) and `--platform`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FromSpec {
+    pub base: String,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// Why a node is not a valid instruction. `at` is text to point the
+/// column at (a flag or argument), when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionError {
+    pub message: String,
+    pub hint: String,
+    pub at: Option<String>,
+}
+
+impl InstructionError {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+            at: None,
+        }
+    }
+
+    fn at(mut self, text: impl Into<String>) -> Self {
+        self.at = Some(text.into());
+        self
+    }
+}
+
+impl From<FlagError> for InstructionError {
+    fn from(e: FlagError) -> Self {
+        Self {
+            message: e.message,
+            hint: e.hint,
+            at: Some(e.written),
+        }
+    }
+}
+
+/// All instruction keywords, for "unknown instruction" hints.
+pub const INSTRUCTIONS: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+const RUN_FLAGS: &[FlagSpec] = &[
+    flag("mount", FlagKind::Strings),
+    flag("network", FlagKind::String),
+    flag("security", FlagKind::String),
+];
+const COPY_FLAGS: &[FlagSpec] = &[
+    flag("from", FlagKind::String),
+    flag("chown", FlagKind::String),
+    flag("chmod", FlagKind::String),
+    flag("link", FlagKind::Bool),
+    flag("parents", FlagKind::Bool),
+    flag("exclude", FlagKind::Strings),
+];
+const ADD_FLAGS: &[FlagSpec] = &[
+    flag("chown", FlagKind::String),
+    flag("chmod", FlagKind::String),
+    flag("link", FlagKind::Bool),
+    flag("checksum", FlagKind::String),
+    flag("keep-git-dir", FlagKind::Bool),
+    flag("exclude", FlagKind::Strings),
+    flag("unpack", FlagKind::Bool),
+];
+const HEALTHCHECK_FLAGS: &[FlagSpec] = &[
+    flag("interval", FlagKind::String),
+    flag("timeout", FlagKind::String),
+    flag("start-period", FlagKind::String),
+    flag("start-interval", FlagKind::String),
+    flag("retries", FlagKind::String),
+];
+const FROM_FLAGS: &[FlagSpec] = &[flag("platform", FlagKind::String)];
+
+type Parsed<T> = Result<T, InstructionError>;
+
+/// Parses FROM: `FROM [--platform=p] base [AS name]`.
+pub fn parse_from(node: &Node) -> Parsed<FromSpec> {
+    let flags = parse_flags("FROM", &node.flags, FROM_FLAGS)?;
+    let args = &node.args;
+    let name = match args.as_slice() {
+        [_] => None,
+        [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+            let lower = name.to_lowercase();
+            if !is_valid_stage_name(&lower) {
+                return Err(InstructionError::new(
+                    format!("invalid name for build stage: {name:?}, name can't start with a number or contain symbols"),
+                    "stage names start with a letter and use only letters, digits, '-', '_' and '.'",
+                )
+                .at(name.clone()));
+            }
+            Some(lower)
+        }
+        _ => {
+            return Err(InstructionError::new(
+                "FROM requires either one or three arguments",
+                "write `FROM <image>` or `FROM <image> AS <name>`",
+            ));
+        }
+    };
+    Ok(FromSpec {
+        base: args.first().cloned().unwrap_or_default(),
+        name,
+        platform: flags.string("platform"),
+    })
+}
+
+fn is_valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Instruction {
+    /// Types one node. FROM is handled by [`parse_from`]; here it is an
+    /// error (it can only appear inside ONBUILD at this point).
+    pub fn from_node(node: &Node) -> Parsed<Instruction> {
+        let name = node.name();
+        let no_flags = || parse_flags(&name, &node.flags, &[]);
+        let args = &node.args;
+        Ok(match name.as_str() {
+            "RUN" => Instruction::Run(parse_run(node)?),
+            "CMD" => {
+                no_flags()?;
+                Instruction::Cmd(command_line(node))
+            }
+            "ENTRYPOINT" => {
+                no_flags()?;
+                Instruction::Entrypoint(command_line(node))
+            }
+            "SHELL" => {
+                no_flags()?;
+                if !node.json {
+                    return Err(InstructionError::new(
+                        "SHELL requires the arguments to be in JSON form",
+                        "write SHELL [\"executable\", \"parameters\"]",
+                    ));
+                }
+                if args.is_empty() {
+                    return Err(at_least_one("SHELL"));
+                }
+                Instruction::Shell(args.clone())
+            }
+            "ENV" | "LABEL" => {
+                no_flags()?;
+                let pairs = key_values(&name, args)?;
+                if name == "ENV" {
+                    Instruction::Env(pairs)
+                } else {
+                    Instruction::Label(pairs)
+                }
+            }
+            "ARG" => {
+                no_flags()?;
+                Instruction::Arg(parse_arg(args)?)
+            }
+            "EXPOSE" => {
+                no_flags()?;
+                if args.is_empty() {
+                    return Err(at_least_one("EXPOSE"));
+                }
+                Instruction::Expose(args.clone())
+            }
+            "VOLUME" => {
+                no_flags()?;
+                if args.is_empty() {
+                    return Err(at_least_one("VOLUME"));
+                }
+                let volumes: Vec<String> = args.iter().map(|v| v.trim().to_string()).collect();
+                if volumes.iter().any(String::is_empty) {
+                    return Err(InstructionError::new(
+                        "VOLUME specified can not be an empty string",
+                        "give each volume a path",
+                    ));
+                }
+                Instruction::Volume(volumes)
+            }
+            "WORKDIR" | "USER" | "STOPSIGNAL" | "MAINTAINER" => {
+                no_flags()?;
+                let [value] = args.as_slice() else {
+                    return Err(InstructionError::new(
+                        format!("{name} requires exactly one argument"),
+                        format!("write `{name} <value>`"),
+                    ));
+                };
+                let value = value.clone();
+                match name.as_str() {
+                    "WORKDIR" => Instruction::Workdir(value),
+                    "USER" => Instruction::User(value),
+                    "STOPSIGNAL" => Instruction::StopSignal(value),
+                    _ => Instruction::Maintainer(value),
+                }
+            }
+            "COPY" => Instruction::Copy(parse_copy(node)?),
+            "ADD" => Instruction::Add(parse_add(node)?),
+            "HEALTHCHECK" => Instruction::Healthcheck(parse_healthcheck(node)?),
+            "ONBUILD" => {
+                no_flags()?;
+                let Some(sub) = &node.sub else {
+                    return Err(at_least_one("ONBUILD"));
+                };
+                let trigger = sub.name();
+                match trigger.as_str() {
+                    "ONBUILD" => {
+                        return Err(InstructionError::new(
+                            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                            "give ONBUILD a single trigger instruction such as RUN or COPY",
+                        ));
+                    }
+                    "FROM" | "MAINTAINER" => {
+                        return Err(InstructionError::new(
+                            format!("{trigger} isn't allowed as an ONBUILD trigger"),
+                            "ONBUILD triggers may be any instruction except FROM, MAINTAINER and ONBUILD",
+                        )
+                        .at(sub.keyword.clone()));
+                    }
+                    _ => {}
+                }
+                Instruction::Onbuild(Box::new(Instruction::from_node(sub)?))
+            }
+            "FROM" => {
+                return Err(InstructionError::new(
+                    "FROM cannot be used here",
+                    "FROM starts a new stage at the top level",
+                ));
+            }
+            _ => return Err(unknown_instruction(&node.keyword)),
+        })
+    }
+}
+
+fn at_least_one(name: &str) -> InstructionError {
+    InstructionError::new(
+        format!("{name} requires at least one argument"),
+        format!("give {name} its arguments"),
+    )
+}
+
+/// "unknown instruction", suggesting the nearest keyword when one is close.
+pub fn unknown_instruction(keyword: &str) -> InstructionError {
+    let upper = keyword.to_uppercase();
+    let nearest = INSTRUCTIONS
+        .iter()
+        .map(|k| (edit_distance(&upper, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 2);
+    let mut hint = format!("valid instructions are {}", INSTRUCTIONS.join(", "));
+    if let Some((_, k)) = nearest {
+        hint = format!("did you mean {k}? {hint}");
+    }
+    InstructionError::new(format!("unknown instruction: {keyword}"), hint).at(keyword.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let best = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if let Some(slot) = cur.get_mut(j + 1) {
+                *slot = best;
+            }
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+fn command_line(node: &Node) -> CommandLine {
+    if node.json {
+        CommandLine::Exec(node.args.clone())
+    } else {
+        CommandLine::Shell(node.args.first().cloned().unwrap_or_default())
+    }
+}
+
+fn parse_run(node: &Node) -> Parsed<Run> {
+    let flags = parse_flags("RUN", &node.flags, RUN_FLAGS)?;
+    let mut mounts = Vec::new();
+    for spec in flags.strings("mount") {
+        let mount = Mount::parse(&spec, None).map_err(|e| {
+            InstructionError::new(
+                format!("invalid --mount: {e}"),
+                "e.g. --mount=type=cache,target=/root/.cache (types: bind, cache, tmpfs, secret, ssh)",
+            )
+            .at(spec.clone())
+        })?;
+        mounts.push(mount);
+    }
+    let network = match flags.string("network").as_deref() {
+        None => None,
+        Some("default") => Some(NetworkMode::Default),
+        Some("none") => Some(NetworkMode::None),
+        Some("host") => Some(NetworkMode::Host),
+        Some(other) => {
+            return Err(InstructionError::new(
+                format!("unsupported network mode {other:?}"),
+                "--network takes default, none or host",
+            )
+            .at("--network"));
+        }
+    };
+    let security = match flags.string("security").as_deref() {
+        None => None,
+        Some("sandbox") => Some(SecurityMode::Sandbox),
+        Some("insecure") => Some(SecurityMode::Insecure),
+        Some(other) => {
+            return Err(InstructionError::new(
+                format!("unsupported security mode {other:?}"),
+                "--security takes sandbox or insecure",
+            )
+            .at("--security"));
+        }
+    };
+    Ok(Run {
+        command: command_line(node),
+        mounts,
+        network,
+        security,
+        heredocs: node.heredocs.clone(),
+    })
+}
+
+fn key_values(name: &str, args: &[String]) -> Parsed<Vec<KeyValue>> {
+    if args.is_empty() {
+        return Err(at_least_one(name));
+    }
+    let mut out = Vec::with_capacity(args.len() / 3);
+    for triple in args.chunks(3) {
+        let [key, value, _sep] = triple else {
+            return Err(InstructionError::new(
+                format!("Bad input to {name}, too many arguments"),
+                "write name=value pairs",
+            ));
+        };
+        if key.is_empty() {
+            return Err(InstructionError::new(
+                format!("{name} names can not be blank"),
+                "write name=value with a non-empty name",
+            ));
+        }
+        out.push(KeyValue {
+            key: key.clone(),
+            value: value.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_arg(args: &[String]) -> Parsed<Vec<ArgDecl>> {
+    if args.is_empty() {
+        return Err(at_least_one("ARG"));
+    }
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some(("", _)) => Err(InstructionError::new(
+                "ARG names can not be blank",
+                "write ARG name or ARG name=default",
+            )
+            .at(arg.clone())),
+            Some((name, value)) => Ok(ArgDecl {
+                name: name.to_string(),
+                default: Some(value.to_string()),
+            }),
+            None => Ok(ArgDecl {
+                name: arg.clone(),
+                default: None,
+            }),
+        })
+        .collect()
+}
+
+/// Splits COPY/ADD arguments into file sources, heredoc sources and dest.
+fn sources_and_dest(name: &str, node: &Node) -> Parsed<(Vec<String>, Vec<InlineSource>, String)> {
+    let Some((dest, sources)) = node.args.split_last().filter(|(_, s)| !s.is_empty()) else {
+        return Err(InstructionError::new(
+            format!(
+                "{name} requires at least two arguments, but only one was provided. Destination could not be determined"
+            ),
+            format!("write `{name} <source>... <destination>`"),
+        ));
+    };
+    if !node.json && parse_heredoc(dest).is_some() {
+        return Err(InstructionError::new(
+            format!("{name} cannot accept a heredoc as a destination"),
+            "heredocs can only be sources",
+        )
+        .at(dest.clone()));
+    }
+    let mut paths = Vec::new();
+    let mut inline = Vec::new();
+    for src in sources {
+        match parse_heredoc(src).filter(|_| !node.json) {
+            Some(doc) => {
+                let body = node
+                    .heredocs
+                    .iter()
+                    .find(|h| h.name == doc.name)
+                    .map(|h| h.content.clone())
+                    .unwrap_or_default();
+                inline.push(InlineSource {
+                    data: if doc.chomp {
+                        chomp_heredoc_content(&body)
+                    } else {
+                        body
+                    },
+                    path: doc.name,
+                    expand: doc.expand,
+                });
+            }
+            None => paths.push(src.clone()),
+        }
+    }
+    Ok((paths, inline, dest.clone()))
+}
+
+fn parse_copy(node: &Node) -> Parsed<Copy> {
+    let flags = parse_flags("COPY", &node.flags, COPY_FLAGS)?;
+    let (sources, inline_sources, dest) = sources_and_dest("COPY", node)?;
+    Ok(Copy {
+        sources,
+        inline_sources,
+        dest,
+        from: flags.string("from"),
+        chown: flags.string("chown"),
+        chmod: flags.string("chmod"),
+        link: flags.bool("link"),
+        parents: flags.bool("parents"),
+        exclude: flags.strings("exclude"),
+    })
+}
+
+fn parse_add(node: &Node) -> Parsed<Add> {
+    let flags = parse_flags("ADD", &node.flags, ADD_FLAGS)?;
+    let (sources, inline_sources, dest) = sources_and_dest("ADD", node)?;
+    Ok(Add {
+        sources,
+        inline_sources,
+        dest,
+        chown: flags.string("chown"),
+        chmod: flags.string("chmod"),
+        link: flags.bool("link"),
+        checksum: flags.string("checksum"),
+        keep_git_dir: flags.bool("keep-git-dir"),
+        exclude: flags.strings("exclude"),
+        unpack: flags.is_set("unpack").then(|| flags.bool("unpack")),
+    })
+}
+
+fn parse_healthcheck(node: &Node) -> Parsed<Healthcheck> {
+    let Some((typ, rest)) = node.args.split_first() else {
+        return Err(at_least_one("HEALTHCHECK"));
+    };
+    match typ.to_uppercase().as_str() {
+        "NONE" => {
+            if !rest.is_empty() {
+                return Err(InstructionError::new(
+                    "HEALTHCHECK NONE takes no arguments",
+                    "write HEALTHCHECK NONE",
+                ));
+            }
+            parse_flags("HEALTHCHECK NONE", &node.flags, &[])?;
+            Ok(Healthcheck::None)
+        }
+        "CMD" => {
+            let flags = parse_flags("HEALTHCHECK", &node.flags, HEALTHCHECK_FLAGS)?;
+            if rest.is_empty() {
+                return Err(InstructionError::new(
+                    "Missing command after HEALTHCHECK CMD",
+                    "write HEALTHCHECK CMD <command> or HEALTHCHECK CMD [\"exe\", \"arg\"]",
+                ));
+            }
+            let test = if node.json {
+                CommandLine::Exec(rest.to_vec())
+            } else {
+                CommandLine::Shell(rest.join(" "))
+            };
+            Ok(Healthcheck::Check {
+                test,
+                interval: duration_flag(&flags, "interval")?,
+                timeout: duration_flag(&flags, "timeout")?,
+                start_period: duration_flag(&flags, "start-period")?,
+                start_interval: duration_flag(&flags, "start-interval")?,
+                retries: retries_flag(&flags)?,
+            })
+        }
+        other => Err(InstructionError::new(
+            format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+            "write HEALTHCHECK CMD <command> or HEALTHCHECK NONE",
+        )
+        .at(typ.clone())),
+    }
+}
+
+fn retries_flag(flags: &Flags) -> Parsed<Option<u32>> {
+    let Some(v) = flags.string("retries") else {
+        return Ok(None);
+    };
+    let bad = || {
+        InstructionError::new(
+            format!("invalid --retries value {v:?}"),
+            "--retries takes a whole number, 0 or more",
+        )
+        .at("--retries")
+    };
+    let n: i64 = v.parse().map_err(|_| bad())?;
+    u32::try_from(n).map(Some).map_err(|_| bad())
+}
+
+/// Parses a duration flag; 0 is allowed, anything else must be at least 1ms.
+fn duration_flag(flags: &Flags, name: &str) -> Parsed<Option<Duration>> {
+    let Some(v) = flags.string(name) else {
+        return Ok(None);
+    };
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let d = parse_go_duration(&v).map_err(|e| {
+        InstructionError::new(
+            format!("invalid --{name} value {v:?}: {e}"),
+            "use a duration such as 30s, 1m30s or 500ms",
+        )
+        .at(format!("--{name}"))
+    })?;
+    if !d.is_zero() && d < Duration::from_millis(1) {
+        return Err(InstructionError::new(
+            format!("Interval \"{name}\" cannot be less than 1ms"),
+            "use 0 or a duration of at least 1ms",
+        )
+        .at(format!("--{name}")));
+    }
+    Ok(Some(d))
+}
+
+/// Go's `time.ParseDuration` for non-negative values: `1h2m3.5s`, `300ms`,
+/// `0`. Units: ns, us (µs, μs), ms, s, m, h.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" || s == "+0" {
+        return Ok(Duration::ZERO);
+    }
+    let body = s.strip_prefix('+').unwrap_or(s);
+    if body.starts_with('-') {
+        return Err("negative durations are not allowed".to_string());
+    }
+    if body.is_empty() {
+        return Err("empty duration".to_string());
+    }
+    let mut total = 0f64;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_end);
+        if num.is_empty() || num == "." {
+            return Err(format!("invalid duration {s:?}"));
+        }
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let nanos_per = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("missing unit in duration {s:?}")),
+            other => return Err(format!("unknown unit {other:?} in duration {s:?}")),
+        };
+        total += value * nanos_per;
+        rest = next;
+    }
+    if total > 9.2e18 {
+        return Err(format!("invalid duration {s:?}: too large"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(Duration::from_nanos(total.round() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_go_duration("5").is_err());
+        assert!(parse_go_duration("-1s").is_err());
+        assert!(parse_go_duration("1x").is_err());
+    }
+
+    #[test]
+    fn stage_names() {
+        assert!(is_valid_stage_name("build-env_1.x"));
+        assert!(!is_valid_stage_name("1build"));
+        assert!(!is_valid_stage_name("a/b"));
+    }
+
+    #[test]
+    fn nearest_keyword_suggested() {
+        let e = unknown_instruction("RUNN");
+        assert!(e.hint.starts_with("did you mean RUN?"));
+        let e = unknown_instruction("XYZZYQ");
+        assert!(e.hint.starts_with("valid instructions are ADD,"));
+    }
+}
