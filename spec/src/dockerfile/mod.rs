@@ -14,6 +14,7 @@ pub(crate) mod args;
 pub mod dump;
 mod expand;
 pub(crate) mod flags;
+mod healthcheck;
 pub mod heredoc;
 pub mod instruction;
 pub mod mounts;
@@ -22,6 +23,7 @@ pub mod pattern;
 pub mod shell;
 pub mod stages;
 
+pub use healthcheck::parse_go_duration;
 pub use heredoc::Heredoc;
 pub use instruction::{
     Add, ArgDecl, CommandLine, Copy, FromSpec, Healthcheck, InlineSource, Instruction, KeyValue,

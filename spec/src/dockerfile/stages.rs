@@ -104,7 +104,8 @@ impl Dockerfile {
                             && let Some(prev) =
                                 stages.iter().find(|s| s.name.as_ref() == Some(name))
                         {
-                            let (line, column) = ast.locate(node, name);
+                            let written = node.args.get(2).map_or(name.as_str(), String::as_str);
+                            let (line, column) = ast.locate(node, written);
                             errors.push(
                                 ast.error_at(line, column, format!("duplicate stage name {name:?}"))
                                     .key("FROM")
@@ -150,13 +151,13 @@ impl Dockerfile {
                 location: Location::of(node),
                 original: node.original.clone(),
             };
+            if !stages.is_empty()
+                && let Some(e) = check_stage_refs(&command.instruction, &stages)
+            {
+                errors.push(fail(e));
+            }
             match stages.last_mut() {
-                Some(stage) => {
-                    if let Some(e) = check_stage_refs(&command.instruction, stage.index) {
-                        errors.push(fail(e));
-                    }
-                    stage.commands.push(command);
-                }
+                Some(stage) => stage.commands.push(command),
                 None if matches!(command.instruction, Instruction::Arg(_)) => {
                     global_args.push(command)
                 }
@@ -349,18 +350,24 @@ pub fn stage_refs(instruction: &Instruction) -> Vec<&str> {
 }
 
 /// A numeric `--from` must name a stage before the current one.
-fn check_stage_refs(instruction: &Instruction, current: usize) -> Option<InstructionError> {
+fn check_stage_refs(instruction: &Instruction, stages: &[Stage]) -> Option<InstructionError> {
+    let current = stages.len().saturating_sub(1);
     for reference in stage_refs(instruction) {
         if let Ok(n) = reference.parse::<usize>()
             && n >= current
         {
-            let hint = if current == 0 {
+            let earlier: Vec<String> = stages
+                .iter()
+                .take(current)
+                .map(|s| match &s.name {
+                    Some(name) => format!("{} ({name})", s.index),
+                    None => s.index.to_string(),
+                })
+                .collect();
+            let hint = if earlier.is_empty() {
                 "the first stage cannot copy from another stage; name an image instead".to_string()
             } else {
-                format!(
-                    "use a stage index from 0 to {} or an earlier stage's name",
-                    current - 1
-                )
+                format!("stages defined before this one: {}", earlier.join(", "))
             };
             return Some(InstructionError {
                 message: format!("--from={n} does not refer to a stage defined before this one"),
