@@ -14,4 +14,5 @@
 pub mod compose;
 pub mod diag;
 pub mod dockerfile;
+pub mod dockerignore;
 pub mod yaml;
