@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::flags::{FlagError, FlagKind, FlagSpec, flag, parse_flags};
-use super::heredoc::{Heredoc, chomp_heredoc_content, parse_heredoc};
+use super::heredoc::Heredoc;
 use super::mounts::Mount;
 use super::parser::Node;
 
@@ -207,23 +207,6 @@ const RUN_FLAGS: &[FlagSpec] = &[
     flag("network", FlagKind::String),
     flag("security", FlagKind::String),
 ];
-const COPY_FLAGS: &[FlagSpec] = &[
-    flag("from", FlagKind::String),
-    flag("chown", FlagKind::String),
-    flag("chmod", FlagKind::String),
-    flag("link", FlagKind::Bool),
-    flag("parents", FlagKind::Bool),
-    flag("exclude", FlagKind::Strings),
-];
-const ADD_FLAGS: &[FlagSpec] = &[
-    flag("chown", FlagKind::String),
-    flag("chmod", FlagKind::String),
-    flag("link", FlagKind::Bool),
-    flag("checksum", FlagKind::String),
-    flag("keep-git-dir", FlagKind::Bool),
-    flag("exclude", FlagKind::Strings),
-    flag("unpack", FlagKind::Bool),
-];
 const FROM_FLAGS: &[FlagSpec] = &[flag("platform", FlagKind::String)];
 
 type Parsed<T> = Result<T, InstructionError>;
@@ -346,8 +329,8 @@ impl Instruction {
                     _ => Instruction::Maintainer(value),
                 }
             }
-            "COPY" => Instruction::Copy(parse_copy(node)?),
-            "ADD" => Instruction::Add(parse_add(node)?),
+            "COPY" => Instruction::Copy(super::copy::parse_copy(node)?),
+            "ADD" => Instruction::Add(super::copy::parse_add(node)?),
             "HEALTHCHECK" => Instruction::Healthcheck(super::healthcheck::parse_healthcheck(node)?),
             "ONBUILD" => {
                 no_flags()?;
@@ -413,7 +396,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            let best = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX - 1);
+            let best = (at(&prev, j) + cost)
+                .min(at(&prev, j + 1) + 1)
+                .min(at(&cur, j) + 1);
             if let Some(slot) = cur.get_mut(j + 1) {
                 *slot = best;
             }
@@ -525,83 +511,6 @@ fn parse_arg(args: &[String]) -> Parsed<Vec<ArgDecl>> {
             }),
         })
         .collect()
-}
-
-/// Splits COPY/ADD arguments into file sources, heredoc sources and dest.
-fn sources_and_dest(name: &str, node: &Node) -> Parsed<(Vec<String>, Vec<InlineSource>, String)> {
-    let Some((dest, sources)) = node.args.split_last().filter(|(_, s)| !s.is_empty()) else {
-        return Err(InstructionError::new(
-            format!(
-                "{name} requires at least two arguments, but only one was provided. Destination could not be determined"
-            ),
-            format!("write `{name} <source>... <destination>`"),
-        ));
-    };
-    if !node.json && parse_heredoc(dest).is_some() {
-        return Err(InstructionError::new(
-            format!("{name} cannot accept a heredoc as a destination"),
-            "heredocs can only be sources",
-        )
-        .at(dest.clone()));
-    }
-    let mut paths = Vec::new();
-    let mut inline = Vec::new();
-    for src in sources {
-        match parse_heredoc(src).filter(|_| !node.json) {
-            Some(doc) => {
-                let body = node
-                    .heredocs
-                    .iter()
-                    .find(|h| h.name == doc.name)
-                    .map(|h| h.content.clone())
-                    .unwrap_or_default();
-                inline.push(InlineSource {
-                    data: if doc.chomp {
-                        chomp_heredoc_content(&body)
-                    } else {
-                        body
-                    },
-                    path: doc.name,
-                    expand: doc.expand,
-                });
-            }
-            None => paths.push(src.clone()),
-        }
-    }
-    Ok((paths, inline, dest.clone()))
-}
-
-fn parse_copy(node: &Node) -> Parsed<Copy> {
-    let flags = parse_flags("COPY", &node.flags, COPY_FLAGS)?;
-    let (sources, inline_sources, dest) = sources_and_dest("COPY", node)?;
-    Ok(Copy {
-        sources,
-        inline_sources,
-        dest,
-        from: flags.string("from"),
-        chown: flags.string("chown"),
-        chmod: flags.string("chmod"),
-        link: flags.bool("link"),
-        parents: flags.bool("parents"),
-        exclude: flags.strings("exclude"),
-    })
-}
-
-fn parse_add(node: &Node) -> Parsed<Add> {
-    let flags = parse_flags("ADD", &node.flags, ADD_FLAGS)?;
-    let (sources, inline_sources, dest) = sources_and_dest("ADD", node)?;
-    Ok(Add {
-        sources,
-        inline_sources,
-        dest,
-        chown: flags.string("chown"),
-        chmod: flags.string("chmod"),
-        link: flags.bool("link"),
-        checksum: flags.string("checksum"),
-        keep_git_dir: flags.bool("keep-git-dir"),
-        exclude: flags.strings("exclude"),
-        unpack: flags.is_set("unpack").then(|| flags.bool("unpack")),
-    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! ARG/ENV environment.
 
 pub(crate) mod args;
+mod copy;
 pub mod dump;
 mod expand;
 pub(crate) mod flags;
