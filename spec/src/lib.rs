@@ -13,4 +13,6 @@
 
 pub mod compose;
 pub mod diag;
+pub mod dockerfile;
+pub mod dockerignore;
 pub mod yaml;
