@@ -13,4 +13,7 @@
 
 pub mod compose;
 pub mod diag;
+pub mod dotenv;
+pub mod interpolate;
+pub mod units;
 pub mod yaml;

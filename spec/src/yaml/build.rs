@@ -6,14 +6,15 @@
 //! running node count (copies included) is capped at [`MAX_NODES`], which
 //! stops "billion laughs" inputs before they allocate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span as RawSpan, Tag as RawTag};
 
+use super::merge;
 use super::scalar::resolve_plain;
-use super::{Entry, Node, PathSeg, Span, Tag, Value, display_path};
+use super::{Node, PathSeg, Span, Tag, Value, display_path};
 use crate::diag::Diagnostic;
 
 /// Deepest nesting of mappings and sequences accepted, aliases included.
@@ -71,20 +72,20 @@ pub(super) fn parse_document(text: &str, file: Arc<Path>) -> Result<Node, Diagno
     Ok(result.unwrap_or_else(|| Node::new(Value::Null, Span::new(file, 1, 1))))
 }
 
-struct Key {
-    text: String,
-    span: Span,
-    is_merge: bool,
+pub(super) struct Key {
+    pub(super) text: String,
+    pub(super) span: Span,
+    pub(super) is_merge: bool,
 }
 
-struct PendingEntry {
-    key: Key,
-    value: Node,
+pub(super) struct PendingEntry {
+    pub(super) key: Key,
+    pub(super) value: Node,
 }
 
 #[derive(Default)]
-struct MapState {
-    entries: Vec<PendingEntry>,
+pub(super) struct MapState {
+    pub(super) entries: Vec<PendingEntry>,
     /// Key text → its span, to report duplicates without a quadratic scan.
     seen: HashMap<String, Span>,
     key: Option<Key>,
@@ -486,7 +487,7 @@ impl Builder {
         };
         let value = match frame.kind {
             FrameKind::Seq(items) => Value::Seq(items),
-            FrameKind::Map(state) => Value::Map(self.apply_merges(state)?),
+            FrameKind::Map(state) => Value::Map(merge::apply(state, &self.path())?),
         };
         let node = Node {
             value,
@@ -570,69 +571,5 @@ impl Builder {
             state.key = Some(key);
         }
         Ok(())
-    }
-
-    /// Applies `<<` merge keys like yaml.v3: keys written in the mapping
-    /// win over merged ones, and in `<<: [*a, *b]` the earlier source wins.
-    /// Merged entries take the place of the `<<` key.
-    fn apply_merges(&self, state: MapState) -> Result<Vec<Entry>, Diagnostic> {
-        let has_merge = state.entries.iter().any(|e| e.key.is_merge);
-        let mut out = Vec::with_capacity(state.entries.len());
-        if !has_merge {
-            out.extend(state.entries.into_iter().map(|e| Entry {
-                key: e.key.text,
-                key_span: e.key.span,
-                value: e.value,
-            }));
-            return Ok(out);
-        }
-        let explicit: HashSet<String> = state
-            .entries
-            .iter()
-            .filter(|e| !e.key.is_merge)
-            .map(|e| e.key.text.clone())
-            .collect();
-        let mut merged: HashSet<String> = HashSet::new();
-        for pending in state.entries {
-            if !pending.key.is_merge {
-                out.push(Entry {
-                    key: pending.key.text,
-                    key_span: pending.key.span,
-                    value: pending.value,
-                });
-                continue;
-            }
-            for source in self.merge_sources(pending.value, &pending.key)? {
-                for entry in source {
-                    if explicit.contains(&entry.key) || !merged.insert(entry.key.clone()) {
-                        continue;
-                    }
-                    out.push(entry);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn merge_sources(&self, value: Node, key: &Key) -> Result<Vec<Vec<Entry>>, Diagnostic> {
-        let bad = |span: &Span| {
-            let mut path = self.path();
-            path.push(PathSeg::Key(key.text.clone()));
-            Diagnostic::error("a merge key << needs a mapping or a list of mappings")
-                .at(span)
-                .key(display_path(&path))
-                .hint("write `<<: *anchor` or `<<: [*a, *b]` where the anchors name mappings")
-        };
-        match value.value {
-            Value::Map(entries) => Ok(vec![entries]),
-            Value::Seq(items) => items
-                .into_iter()
-                .map(|item| match item.value {
-                    Value::Map(entries) => Ok(entries),
-                    _ => Err(bad(&item.span)),
-                })
-                .collect(),
-            _ => Err(bad(&value.span)),
-        }
     }
 }

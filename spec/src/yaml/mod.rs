@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::diag::Diagnostic;
 
 mod build;
+mod merge;
 mod scalar;
 
 pub use build::{MAX_DEPTH, MAX_NODES};
