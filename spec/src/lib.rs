@@ -15,4 +15,7 @@ pub mod compose;
 pub mod diag;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod dotenv;
+pub mod interpolate;
+pub mod units;
 pub mod yaml;

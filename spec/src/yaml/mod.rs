@@ -12,6 +12,12 @@ use std::sync::Arc;
 
 use crate::diag::Diagnostic;
 
+mod build;
+mod merge;
+mod scalar;
+
+pub use build::{MAX_DEPTH, MAX_NODES};
+
 /// Where a node starts: file, 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Span {
@@ -182,11 +188,18 @@ impl Node {
 
 /// Parses one YAML document into a [`Node`] tree.
 ///
+/// Scalars resolve like compose-go's yaml.v3 (YAML 1.2 core schema: only
+/// `true`/`false` are booleans, `yes`/`on` stay strings; quoted and block
+/// scalars are always strings). Anchors, aliases and `<<` merge keys are
+/// resolved; `!reset` and `!override` are kept in [`Node::tag`].
+///
 /// An empty document (or one holding only comments) gives a `Null` node.
-/// Errors carry the file, line and column of the first problem.
+/// Errors carry the file, line and column of the first problem: YAML
+/// syntax, duplicate or non-scalar keys, unknown tags, a second document,
+/// nesting deeper than [`MAX_DEPTH`] or more than [`MAX_NODES`] nodes after
+/// alias expansion.
 pub fn parse(text: &str, file: Arc<Path>) -> Result<Node, Diagnostic> {
-    let _ = text;
-    Err(Diagnostic::error("yaml parser not written yet").in_file(file.to_path_buf()))
+    build::parse_document(text, file)
 }
 
 #[cfg(test)]
