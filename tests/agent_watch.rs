@@ -1,9 +1,5 @@
 //! `berth agent` end to end: the real binary on a temp folder, driven by
 //! file edits and observed through its HTTP API.
-//!
-//! Tests marked `#[ignore = "needs the compose loader ..."]` need
-//! `berth_spec::compose::load` to succeed; they are run once the loader is
-//! merged. The others hold whatever the loader answers.
 
 // Helpers outside #[test] fns: a failed step must fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -273,7 +269,6 @@ fn a_missing_dir_is_an_error() {
 // ---- needs the compose loader -------------------------------------------
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn a_valid_project_shows_its_services() {
     let dir = TempDir::new("valid");
     dir.write("shop/compose.yaml", WEB_DB);
@@ -309,7 +304,6 @@ fn a_valid_project_shows_its_services() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn editing_a_file_changes_services_and_revision() {
     let dir = TempDir::new("edit-valid");
     let file = dir.write("shop/compose.yaml", WEB_DB);
@@ -332,7 +326,6 @@ fn editing_a_file_changes_services_and_revision() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
     let dir = TempDir::new("invalid-edit");
     let file = dir.write("shop/compose.yaml", WEB_DB);
@@ -383,7 +376,6 @@ fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn two_folders_with_one_name_conflict_without_crashing() {
     let dir = TempDir::new("conflict");
     dir.write("a/compose.yaml", &format!("name: same\n{WEB_ONLY}"));

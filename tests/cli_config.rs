@@ -131,7 +131,6 @@ fn bad_flag_values_are_usage_errors() {
 // ---- needs the compose loader -------------------------------------------
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn prints_the_normalized_project_as_yaml_and_json() {
     let dir = TempDir::new("cfg-yaml");
     dir.write("shop/compose.yaml", WEB_DB);
@@ -152,7 +151,6 @@ fn prints_the_normalized_project_as_yaml_and_json() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn list_flags_print_one_name_per_line() {
     let dir = TempDir::new("cfg-lists");
     dir.write(
@@ -164,17 +162,18 @@ fn list_flags_print_one_name_per_line() {
     assert_eq!(stdout(&config(p, &["--services"])), "web\n");
     assert_eq!(
         stdout(&config(p, &["--profile", "debug", "--services"])),
-        "web\ntool\n"
+        "tool\nweb\n",
+        "services print sorted by name, as docker compose does"
     );
     assert_eq!(stdout(&config(p, &["--volumes"])), "data\n");
-    assert_eq!(stdout(&config(p, &["--networks"])), "front\n");
+    // The implicit default network is part of the normalized project.
+    assert_eq!(stdout(&config(p, &["--networks"])), "default\nfront\n");
     let name = p.file_name().unwrap().to_str().unwrap().to_lowercase();
     let images = stdout(&config(p, &["--profile", "debug", "--images"]));
-    assert_eq!(images, format!("nginx:1.27\n{name}-tool\n"));
+    assert_eq!(images, format!("{name}-tool\nnginx:1.27\n"));
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn quiet_validates_and_output_writes_a_file() {
     let dir = TempDir::new("cfg-quiet");
     dir.write("compose.yaml", WEB_DB);
@@ -194,7 +193,6 @@ fn quiet_validates_and_output_writes_a_file() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn discovery_walks_up_and_project_flags_and_variables_apply() {
     let dir = TempDir::new("cfg-discover");
     dir.write("myapp/compose.yaml", WEB_DB);
@@ -229,7 +227,7 @@ fn discovery_walks_up_and_project_flags_and_variables_apply() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "web\ndb\napi\n");
+    assert_eq!(stdout(&out), "api\ndb\nweb\n");
 
     // -f wins over COMPOSE_FILE.
     let out = berth_cmd()
@@ -242,7 +240,6 @@ fn discovery_walks_up_and_project_flags_and_variables_apply() {
 }
 
 #[test]
-#[ignore = "needs the compose loader (merged separately)"]
 fn an_invalid_file_is_reported_at_file_line_column() {
     let dir = TempDir::new("cfg-pos");
     let file = dir.write(

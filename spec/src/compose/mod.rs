@@ -9,8 +9,16 @@
 
 pub mod decode;
 pub mod discover;
+mod files;
+mod load;
+pub mod merge;
 pub mod model;
+mod normalize;
+pub mod paths;
+pub mod project_name;
 pub mod schema;
+mod semantic;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +59,5 @@ pub struct Loaded {
 /// Loads, merges, validates and normalizes a project. Every error found is
 /// returned, not only the first.
 pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
-    let _ = options;
-    Err(Diagnostic::error("compose loader not written yet").into())
+    load::load(options)
 }

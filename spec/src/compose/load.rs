@@ -1,0 +1,259 @@
+//! The loader: options → files → environment → name → documents → merged,
+//! validated, decoded and normalized project.
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::yaml::{Node, Value};
+
+use super::discover;
+use super::files::{Environment, FileReader};
+use super::merge;
+use super::paths::clean;
+use super::project_name;
+use super::{LoadOptions, Loaded};
+
+/// See [`super::load`].
+pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    let mut reader = FileReader::default();
+    let working_dir = if options.working_dir.as_os_str().is_empty() {
+        PathBuf::from("/")
+    } else {
+        clean(&options.working_dir)
+    };
+    let absolute = |p: &Path| clean(&working_dir.join(p));
+
+    let explicit_files: Vec<PathBuf> = options.files.iter().map(|p| absolute(p)).collect();
+    let explicit_project_dir = options.project_directory.as_deref().map(absolute);
+
+    // The `.env` file is read before the files are known, because it may
+    // say which files to use (COMPOSE_FILE) and the project name.
+    let env_dir = explicit_project_dir
+        .clone()
+        .or_else(|| {
+            explicit_files
+                .first()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+        })
+        .unwrap_or_else(|| working_dir.clone());
+    let mut env = read_dot_env(&mut reader, options, &working_dir, &env_dir);
+
+    let files = if !explicit_files.is_empty() {
+        explicit_files
+    } else if let Some(list) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
+        let separator = env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .and_then(|s| s.chars().next())
+            .unwrap_or(':');
+        list.split(separator)
+            .filter(|s| !s.is_empty())
+            .map(|s| absolute(Path::new(s)))
+            .collect()
+    } else {
+        discover_upwards(&working_dir)
+    };
+    let Some(first) = files.first() else {
+        return Err(Diagnostic::error(format!(
+            "no compose file found in {} or its parent folders",
+            working_dir.display()
+        ))
+        .hint(format!(
+            "create one of {} or pass -f FILE",
+            discover::COMPOSE_FILE_NAMES.join(", ")
+        ))
+        .into());
+    };
+    let project_dir = explicit_project_dir
+        .clone()
+        .unwrap_or_else(|| first.parent().map(Path::to_path_buf).unwrap_or_default());
+    if options.env_files.is_empty() && project_dir != env_dir {
+        // Discovery found the project in a parent folder: its `.env` is the
+        // one that counts.
+        env = read_dot_env(&mut reader, options, &working_dir, &project_dir);
+    }
+
+    let name = match choose_name(&mut reader, options, &env, &files, &project_dir) {
+        Some(name) => name,
+        None => return Err(Diagnostics(reader.errors)),
+    };
+    env.entry("COMPOSE_PROJECT_NAME".into())
+        .or_insert_with(|| name.clone());
+
+    let mut merged: Option<Node> = None;
+    for file in &files {
+        if let Some(doc) = reader.load_file(file, &project_dir, &env) {
+            merged = Some(match merged {
+                None => doc,
+                Some(earlier) => merge::merge_documents(earlier, doc),
+            });
+        }
+    }
+    if !reader.errors.is_empty() {
+        return Err(Diagnostics(reader.errors));
+    }
+    let Some(mut doc) = merged else {
+        return Err(Diagnostic::error("no compose file could be loaded").into());
+    };
+    merge::strip_tags(&mut doc);
+    set_name(&mut doc, &name);
+
+    let mut project = match super::decode::decode_with_warnings(doc.to_json()) {
+        Ok(decoded) => {
+            reader
+                .warnings
+                .extend(decoded.warnings.iter().map(|w| w.to_warning(&doc)));
+            decoded.project
+        }
+        Err(errors) => {
+            return Err(Diagnostics(
+                errors.iter().map(|e| e.to_diagnostic(&doc)).collect(),
+            ));
+        }
+    };
+
+    let context = super::normalize::Context {
+        project_dir: &project_dir,
+        environment: &env,
+        profiles: active_profiles(options, &env),
+    };
+    let disabled = super::normalize::normalize(&mut project, &context, &mut reader);
+    super::semantic::check(&project, &doc, &disabled, &mut reader.errors);
+    if reader.errors.iter().any(Diagnostic::is_error) {
+        return Err(Diagnostics(reader.errors));
+    }
+    Ok(Loaded {
+        project,
+        inputs: reader.inputs,
+        warnings: reader.warnings,
+    })
+}
+
+/// `.env` (or the `--env-file`s) under the process environment, which wins.
+fn read_dot_env(
+    reader: &mut FileReader,
+    options: &LoadOptions,
+    working_dir: &Path,
+    env_dir: &Path,
+) -> Environment {
+    let files: Vec<PathBuf> = if options.env_files.is_empty() {
+        let default = env_dir.join(".env");
+        if default.is_file() {
+            vec![default]
+        } else {
+            Vec::new()
+        }
+    } else {
+        options
+            .env_files
+            .iter()
+            .map(|p| clean(&working_dir.join(p)))
+            .collect()
+    };
+    let mut env = Environment::new();
+    for file in files {
+        let lookup = |k: &str| options.environment.get(k).or_else(|| env.get(k)).cloned();
+        if let Some(vars) = reader.read_env_file(&file, &lookup) {
+            env.extend(vars);
+        }
+    }
+    env.extend(
+        options
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env
+}
+
+/// The compose files of the nearest folder, from `dir` up to the root.
+fn discover_upwards(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .map(discover::project_files)
+        .find(|files| !files.is_empty())
+        .unwrap_or_default()
+}
+
+/// `--profile` and `COMPOSE_PROFILES` (comma-separated) together.
+fn active_profiles(options: &LoadOptions, env: &Environment) -> Vec<String> {
+    let mut profiles = options.profiles.clone();
+    if let Some(list) = env.get("COMPOSE_PROFILES") {
+        profiles.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
+    }
+    profiles.sort();
+    profiles.dedup();
+    profiles
+}
+
+/// The project name by Compose's precedence; the files' own `name:` is
+/// interpolated on its own, before the rest, because the rest may use
+/// `${COMPOSE_PROJECT_NAME}`.
+fn choose_name(
+    reader: &mut FileReader,
+    options: &LoadOptions,
+    env: &Environment,
+    files: &[PathBuf],
+    project_dir: &Path,
+) -> Option<String> {
+    let mut from_file: Option<String> = None;
+    for file in files {
+        let Some(doc) = reader.parse(file) else {
+            continue;
+        };
+        if let Some(node) = doc.get("name") {
+            let mut node = node.clone();
+            let lookup = |k: &str| env.get(k).cloned();
+            let problems = crate::interpolate::interpolate_node(&mut node, &lookup);
+            if problems.iter().any(Diagnostic::is_error) {
+                reader.errors.extend(problems);
+                return None;
+            }
+            if let Value::String(s) = node.value {
+                from_file = Some(s);
+            }
+        }
+    }
+    let folder = project_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let from_env = options
+        .environment
+        .get("COMPOSE_PROJECT_NAME")
+        .or_else(|| env.get("COMPOSE_PROJECT_NAME"));
+    match project_name::choose(
+        options.project_name.as_deref(),
+        from_env.map(String::as_str),
+        from_file.as_deref(),
+        &folder,
+    ) {
+        Ok((name, _)) => Some(name),
+        Err(e) => {
+            reader.errors.push(e);
+            None
+        }
+    }
+}
+
+fn set_name(doc: &mut Node, name: &str) {
+    let span = doc.span.clone();
+    match doc.get_mut("name") {
+        Some(node) => node.value = Value::String(name.to_string()),
+        None => {
+            if let Value::Map(entries) = &mut doc.value {
+                entries.insert(
+                    0,
+                    crate::yaml::Entry {
+                        key: "name".into(),
+                        key_span: span.clone(),
+                        value: Node::new(Value::String(name.to_string()), span),
+                    },
+                );
+            }
+        }
+    }
+}
