@@ -1,9 +1,5 @@
 //! `berth config` and the other plain commands, end to end on the real
 //! binary.
-//!
-//! Tests marked `#[ignore = "needs the compose loader ..."]` need
-//! `berth_spec::compose::load` to succeed; they are run once the loader is
-//! merged.
 
 // Helpers outside #[test] fns: a failed step must fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
