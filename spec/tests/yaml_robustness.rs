@@ -1,6 +1,7 @@
 //! A small deterministic fuzz: mutated golden and corpus inputs must give a
-//! tree or a diagnostic, never a panic. (A cargo-fuzz target runs the same
-//! entry points without the iteration cap.)
+//! tree or a diagnostic, never a panic. Set BERTH_FUZZ_ITERS and
+//! BERTH_FUZZ_SEED for a longer run; a real cargo-fuzz target is still to
+//! be written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
