@@ -1,4 +1,4 @@
-//! A small deterministic fuzz: mutated golden and corpus inputs must give a
+//! A small deterministic fuzz: mutated golden inputs must give a
 //! tree or a diagnostic, never a panic. Set BERTH_FUZZ_ITERS and
 //! BERTH_FUZZ_SEED for a longer run; a real cargo-fuzz target is still to
 //! be written.
