@@ -125,28 +125,61 @@ const CASTS: &[(&str, Cast)] = &[
 pub fn coerce(node: &mut Node) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut path = Vec::new();
-    walk(node, &mut path, &mut errors);
+    let all: Vec<usize> = (0..CASTS.len()).collect();
+    walk(node, &mut path, &all, &mut errors);
     errors
 }
 
-fn walk(node: &mut Node, path: &mut Vec<PathSeg>, errors: &mut Vec<Diagnostic>) {
+/// `candidates` are the indexes of the [`CASTS`] patterns that still match
+/// `path`; a subtree that no pattern can reach is skipped whole, which keeps
+/// this linear in the size of the typed parts of the document rather than
+/// in documents × patterns.
+fn walk(
+    node: &mut Node,
+    path: &mut Vec<PathSeg>,
+    candidates: &[usize],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let depth = path.len();
     match &mut node.value {
         Value::Map(entries) => {
             for e in entries.iter_mut() {
+                let next: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(
+                        |&i| matches!(segment(i, depth), Some(seg) if seg == "*" || seg == e.key),
+                    )
+                    .collect();
+                if next.is_empty() {
+                    continue;
+                }
                 path.push(PathSeg::Key(e.key.clone()));
-                walk(&mut e.value, path, errors);
+                walk(&mut e.value, path, &next, errors);
                 path.pop();
             }
         }
         Value::Seq(items) => {
+            let next: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| segment(i, depth) == Some("[]"))
+                .collect();
+            if next.is_empty() {
+                return;
+            }
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(PathSeg::Index(i));
-                walk(item, path, errors);
+                walk(item, path, &next, errors);
                 path.pop();
             }
         }
         Value::String(s) => {
-            let Some(cast) = cast_for(path) else {
+            let Some(cast) = candidates
+                .iter()
+                .find(|&&i| segment(i, depth).is_none())
+                .map(|&i| CASTS[i].1)
+            else {
                 return;
             };
             match apply(cast, s) {
@@ -171,22 +204,15 @@ fn walk(node: &mut Node, path: &mut Vec<PathSeg>, errors: &mut Vec<Diagnostic>) 
     }
 }
 
-fn cast_for(path: &[PathSeg]) -> Option<Cast> {
-    CASTS
-        .iter()
-        .find(|(pattern, _)| matches(pattern, path))
-        .map(|(_, c)| *c)
+/// The [`CASTS`] patterns split into segments once.
+fn split_patterns() -> &'static [Vec<&'static str>] {
+    static SPLIT: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    SPLIT.get_or_init(|| CASTS.iter().map(|(p, _)| p.split('.').collect()).collect())
 }
 
-fn matches(pattern: &str, path: &[PathSeg]) -> bool {
-    let segs: Vec<&str> = pattern.split('.').collect();
-    segs.len() == path.len()
-        && segs.iter().zip(path).all(|(p, s)| match (*p, s) {
-            ("*", PathSeg::Key(_)) => true,
-            ("[]", PathSeg::Index(_)) => true,
-            (lit, PathSeg::Key(k)) => lit == k,
-            _ => false,
-        })
+/// The `depth`-th segment of pattern `index`.
+fn segment(index: usize, depth: usize) -> Option<&'static str> {
+    split_patterns().get(index)?.get(depth).copied()
 }
 
 fn apply(cast: Cast, s: &str) -> Result<Option<Value>, &'static str> {
