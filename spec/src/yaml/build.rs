@@ -30,9 +30,28 @@ const TAG_HINT: &str = "Compose understands the !reset and !override tags and YA
 /// Parses the text and returns the single document's root, or a `Null` node
 /// when the text holds no document at all.
 pub(super) fn parse_document(text: &str, file: Arc<Path>) -> Result<Node, Diagnostic> {
+    let mut documents = parse_stream(text, file.clone())?;
+    if documents.len() > 1 {
+        let second = documents.swap_remove(1);
+        return Err(Diagnostic::error("more than one YAML document in the file")
+            .at(&second.span)
+            .hint(
+                "this reader takes one document; split the file at this `---`, or load it as a \
+                 Compose file, where later documents merge onto earlier ones",
+            ));
+    }
+    Ok(documents
+        .pop()
+        .unwrap_or_else(|| Node::new(Value::Null, Span::new(file, 1, 1))))
+}
+
+/// Parses every document of the text, in order. Documents that are empty
+/// (`---` with nothing after it) are skipped; the result is empty when the
+/// text holds no document at all.
+pub(super) fn parse_stream(text: &str, file: Arc<Path>) -> Result<Vec<Node>, Diagnostic> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::new(file.clone());
-    let mut result: Option<Node> = None;
+    let mut documents: Vec<Node> = Vec::new();
     let mut doc_start = Span::new(file.clone(), 1, 1);
     while let Some(next) = parser.next_event() {
         let (event, raw_span) = match next {
@@ -45,31 +64,26 @@ pub(super) fn parse_document(text: &str, file: Arc<Path>) -> Result<Node, Diagno
                 doc_start = builder.span(&raw_span);
             }
             Event::DocumentEnd => {
-                let Some(root) = builder.root.take() else {
+                let Some(mut root) = builder.root.take() else {
                     continue;
                 };
-                // `---` with nothing after it is not a second document.
                 if root.value == Value::Null && root.tag.is_none() {
-                    if result.is_none() {
-                        result = Some(root);
-                    }
                     continue;
                 }
-                if result.as_ref().is_some_and(|r| r.value != Value::Null) {
-                    return Err(Diagnostic::error("more than one YAML document in the file")
-                        .at(&doc_start)
-                        .hint(
-                            "a Compose file holds one document; move the part after this `---` \
-                             into its own file and pass both with -f",
-                        ));
+                // Place the document where its `---` is, so an error about
+                // the document as a whole points there.
+                if documents.is_empty() || root.span.line < doc_start.line {
+                    documents.push(root);
+                } else {
+                    root.span = doc_start.clone();
+                    documents.push(root);
                 }
-                result = Some(root);
             }
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             other => builder.on_event(other, &raw_span)?,
         }
     }
-    Ok(result.unwrap_or_else(|| Node::new(Value::Null, Span::new(file, 1, 1))))
+    Ok(documents)
 }
 
 pub(super) struct Key {

@@ -202,12 +202,36 @@ pub fn parse(text: &str, file: Arc<Path>) -> Result<Node, Diagnostic> {
     build::parse_document(text, file)
 }
 
+/// Parses every YAML document of a stream (`---` separated), in order,
+/// skipping empty ones; empty when the text holds none. Compose merges the
+/// documents of one file like files given with `-f`.
+pub fn parse_documents(text: &str, file: Arc<Path>) -> Result<Vec<Node>, Diagnostic> {
+    build::parse_stream(text, file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn span(line: u32, column: u32) -> Span {
         Span::new(Arc::from(Path::new("c.yaml")), line, column)
+    }
+
+    #[test]
+    fn parse_documents_returns_each_non_empty_document_in_order() {
+        let file: Arc<Path> = Arc::from(Path::new("c.yaml"));
+        let text = "---\n---\na: 1\n---\nb: 2\n...\n";
+        let docs = parse_documents(text, file.clone()).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].get("a").map(|n| &n.value), Some(&Value::Int(1)));
+        assert_eq!(docs[1].get("b").map(|n| &n.value), Some(&Value::Int(2)));
+        assert_eq!(docs[1].span.line, 4, "a later document starts at its `---`");
+        assert!(
+            parse_documents("# only a comment\n", file.clone())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(parse(text, file).is_err(), "parse takes one document only");
     }
 
     #[test]
