@@ -7,7 +7,6 @@ import sys
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 out = []
 w = out.append
-w("name: bench")
 w("x-common: &common")
 w("  restart: unless-stopped")
 w("  logging:")
@@ -39,7 +38,8 @@ for i in range(n):
     w("      retries: 3")
     w("    deploy:")
     w("      resources:")
-    w("        limits: {cpus: '0.5', memory: 256M, pids: 100}")
+    w("        limits: {cpus: '0.5', memory: 256M}")
+    w("    pids_limit: 100")
     w("    networks: [front, back]")
 w("networks:")
 w("  front: {}")
