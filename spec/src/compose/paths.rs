@@ -128,6 +128,33 @@ pub fn resolve_service(service: &mut Node, base: &PathBase) {
     }
 }
 
+/// Gives every `build:` without a `context` the folder `dir`. Done once a
+/// (sub-)project's files are merged, not per file: an override file that
+/// only adds build args must not replace the base file's context.
+pub fn default_build_contexts(doc: &mut Node, dir: &Path) {
+    let Some(Value::Map(services)) = doc.get_mut("services").map(|n| &mut n.value) else {
+        return;
+    };
+    for service in services.iter_mut() {
+        let Some(build) = service.value.get_mut("build") else {
+            continue;
+        };
+        let span = build.span.clone();
+        if let Value::Map(entries) = &mut build.value {
+            if !entries.iter().any(|e| e.key == "context") {
+                entries.insert(
+                    0,
+                    crate::yaml::Entry {
+                        key: "context".into(),
+                        key_span: span.clone(),
+                        value: Node::new(Value::String(dir.to_string_lossy().into_owned()), span),
+                    },
+                );
+            }
+        }
+    }
+}
+
 fn resolve_string(node: &mut Node, base: &PathBase) {
     if let Value::String(s) = &mut node.value {
         *s = base.resolve(s);
