@@ -204,7 +204,7 @@ fn include_cycle() {
     let d = &err.0[0];
     assert!(d.message.starts_with("include cycle detected"), "{d}");
     assert_eq!(d.file, testdata("compose-include-cycle.yaml"));
-    assert_eq!((d.line, d.column), (2, 3), "points at the include entry");
+    assert_eq!((d.line, d.column), (2, 5), "points at the include entry");
 }
 
 fn depends_on_cycle_case(file: &str, expected: &str) {

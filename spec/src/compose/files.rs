@@ -29,6 +29,9 @@ pub struct FileReader {
     include_stack: Vec<PathBuf>,
     /// `(file, service)` pairs being extended, to catch extends cycles.
     extends_stack: Vec<(PathBuf, String)>,
+    /// The members of each extends cycle reported, so a cycle reached again
+    /// from another of its services is not reported twice.
+    reported_cycles: HashSet<Vec<(PathBuf, String)>>,
     /// Files already parsed: the name pre-pass, extends and includes reach
     /// the same file more than once, and parsing is the expensive part.
     parsed: HashMap<PathBuf, Node>,
@@ -198,20 +201,6 @@ impl FileReader {
             Value::Map(entries) => entries.remove(position).value,
             _ => return Some(doc),
         };
-        if self.include_stack.iter().any(|p| p == path) {
-            let chain: Vec<String> = self
-                .include_stack
-                .iter()
-                .chain(std::iter::once(&path.to_path_buf()))
-                .map(|p| p.display().to_string())
-                .collect();
-            self.errors.push(
-                Diagnostic::error(format!("include cycle detected: {}", chain.join(" -> ")))
-                    .at(&include.span)
-                    .key("include"),
-            );
-            return None;
-        }
         self.include_stack.push(path.to_path_buf());
         let mut base: Option<Node> = None;
         let mut seen: Vec<PathBuf> = Vec::new();
@@ -223,6 +212,22 @@ impl FileReader {
             let Some(spec) = IncludeSpec::from_node(&item, base_dir) else {
                 continue;
             };
+            if let Some(looping) = spec.paths.iter().find(|p| self.include_stack.contains(p)) {
+                // Reported at the entry that closes the loop.
+                let chain: Vec<String> = self
+                    .include_stack
+                    .iter()
+                    .chain(std::iter::once(looping))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.errors.push(
+                    Diagnostic::error(format!("include cycle detected: {}", chain.join(" -> ")))
+                        .at(&item.span)
+                        .key("include")
+                        .hint("a file cannot include itself, directly or through others"),
+                );
+                continue;
+            }
             if spec.paths.iter().all(|p| seen.contains(p)) {
                 // The same file reached twice is one include, not a conflict.
                 continue;
@@ -352,6 +357,11 @@ impl FileReader {
                 .iter()
                 .position(|k| *k == key)
                 .unwrap_or(0);
+            let mut members = self.extends_stack[start..].to_vec();
+            members.sort();
+            if !self.reported_cycles.insert(members) {
+                return None;
+            }
             let chain: Vec<String> = self.extends_stack[start..]
                 .iter()
                 .chain(std::iter::once(&key))
