@@ -235,7 +235,7 @@ fn choose_name(
             let lookup = |k: &str| env.get(k).cloned();
             let problems = crate::interpolate::interpolate_node(&mut node, &lookup);
             if problems.iter().any(Diagnostic::is_error) {
-                reader.errors.extend(problems);
+                reader.report(problems);
                 return None;
             }
             if let Value::String(s) = node.value {
@@ -258,11 +258,38 @@ fn choose_name(
         &folder,
     ) {
         Ok((name, _)) => Some(name),
-        Err(e) => {
+        Err(mut e) => {
+            // A bad COMPOSE_PROJECT_NAME written in a `.env` file: say where.
+            if e.key == "COMPOSE_PROJECT_NAME"
+                && !options.environment.contains_key("COMPOSE_PROJECT_NAME")
+            {
+                if let Some((file, line)) = find_in_env_files(reader, "COMPOSE_PROJECT_NAME") {
+                    e = e.in_file(file).line_col(line, 1);
+                }
+            }
             reader.errors.push(e);
             None
         }
     }
+}
+
+/// The `.env`-format input (already read) that sets `key`, and the line.
+fn find_in_env_files(reader: &FileReader, key: &str) -> Option<(PathBuf, u32)> {
+    reader
+        .inputs
+        .iter()
+        .filter(|p| !p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter_map(|p| Some((p, std::fs::read_to_string(p).ok()?)))
+        .find_map(|(p, text)| {
+            text.lines().enumerate().find_map(|(i, line)| {
+                let line = line.trim_start();
+                let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+                let rest = line.strip_prefix(key)?;
+                rest.trim_start()
+                    .starts_with('=')
+                    .then(|| (p.clone(), u32::try_from(i + 1).unwrap_or(0)))
+            })
+        })
 }
 
 fn set_name(doc: &mut Node, name: &str) {

@@ -191,6 +191,9 @@ fn check_service_refs(
         }
     }
     let defined = |keys: Vec<&String>| {
+        if keys.is_empty() {
+            return "none".to_string();
+        }
         keys.iter()
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
