@@ -146,10 +146,21 @@ pub fn load(options: &LoadOptions, consistency_check: bool) -> Result<Loaded, Di
     if reader.errors.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(reader.errors));
     }
+    // Warnings come from several passes; show them file by file in the
+    // order the files were read, top to bottom in each.
+    let mut warnings = reader.warnings;
+    let inputs = &reader.inputs;
+    warnings.sort_by_key(|w| {
+        let file = inputs
+            .iter()
+            .position(|p| *p == w.file)
+            .unwrap_or(usize::MAX);
+        (file, w.line, w.column)
+    });
     Ok(Loaded {
         project,
         inputs: reader.inputs,
-        warnings: reader.warnings,
+        warnings,
     })
 }
 
