@@ -29,6 +29,9 @@ pub struct FileReader {
     include_stack: Vec<PathBuf>,
     /// `(file, service)` pairs being extended, to catch extends cycles.
     extends_stack: Vec<(PathBuf, String)>,
+    /// The members of each extends cycle reported, so a cycle reached again
+    /// from another of its services is not reported twice.
+    reported_cycles: HashSet<Vec<(PathBuf, String)>>,
     /// Files already parsed: the name pre-pass, extends and includes reach
     /// the same file more than once, and parsing is the expensive part.
     parsed: HashMap<PathBuf, Node>,
@@ -92,6 +95,18 @@ impl FileReader {
         }
     }
 
+    /// Files interpolation and checks report into: warnings (an unset
+    /// variable) must not fail the load.
+    pub fn report(&mut self, diagnostics: Vec<Diagnostic>) {
+        for d in diagnostics {
+            if d.is_error() {
+                self.errors.push(d);
+            } else {
+                self.warnings.push(d);
+            }
+        }
+    }
+
     /// Reads a `.env`-format file into `(key, value)` pairs, in order. Keys
     /// listed without a value take it from `lookup` or are dropped.
     pub fn read_env_file(
@@ -119,12 +134,9 @@ impl FileReader {
     pub fn load_file(&mut self, path: &Path, base_dir: &Path, env: &Environment) -> Option<Node> {
         let mut doc = self.parse(path)?;
         if matches!(doc.value, Value::Null) {
-            self.errors.push(
-                Diagnostic::error("empty compose file")
-                    .in_file(path)
-                    .hint("a compose file needs at least `services:`"),
-            );
-            return None;
+            // An empty file adds nothing; the loader reports "empty compose
+            // file" only when every file is empty, as compose-go does.
+            return Some(Node::new(Value::Map(Vec::new()), doc.span));
         }
         if !matches!(doc.value, Value::Map(_)) {
             self.errors.push(
@@ -137,13 +149,14 @@ impl FileReader {
         let lookup = |name: &str| env.get(name).cloned();
         let problems = crate::interpolate::interpolate_node(&mut doc, &lookup);
         let failed = problems.iter().any(Diagnostic::is_error);
-        self.errors.extend(problems);
+        self.report(problems);
         if failed {
             return None;
         }
         if !super::validate::check_file_shape(&mut doc, &mut self.errors) {
             return None;
         }
+        self.drop_version(&mut doc);
         let home = env.get("HOME").map(PathBuf::from);
         let base = PathBase {
             dir: base_dir,
@@ -152,6 +165,23 @@ impl FileReader {
         paths::resolve_document(&mut doc, &base);
         let doc = self.apply_includes(path, base_dir, doc, env)?;
         self.apply_extends(path, doc, env)
+    }
+
+    /// The obsolete top-level `version` is accepted, warned about once per
+    /// file that has it (compose-go names the file), and removed.
+    fn drop_version(&mut self, doc: &mut Node) {
+        let Value::Map(entries) = &mut doc.value else {
+            return;
+        };
+        if let Some(i) = entries.iter().position(|e| e.key == "version") {
+            let entry = entries.remove(i);
+            self.warnings.push(
+                Diagnostic::warning("the attribute `version` is obsolete, it will be ignored")
+                    .at(&entry.key_span)
+                    .key("version")
+                    .hint("remove it to avoid potential confusion"),
+            );
+        }
     }
 
     /// Resolves `include:`: each entry is a project of its own (its folder,
@@ -171,20 +201,6 @@ impl FileReader {
             Value::Map(entries) => entries.remove(position).value,
             _ => return Some(doc),
         };
-        if self.include_stack.iter().any(|p| p == path) {
-            let chain: Vec<String> = self
-                .include_stack
-                .iter()
-                .chain(std::iter::once(&path.to_path_buf()))
-                .map(|p| p.display().to_string())
-                .collect();
-            self.errors.push(
-                Diagnostic::error(format!("include cycle detected: {}", chain.join(" -> ")))
-                    .at(&include.span)
-                    .key("include"),
-            );
-            return None;
-        }
         self.include_stack.push(path.to_path_buf());
         let mut base: Option<Node> = None;
         let mut seen: Vec<PathBuf> = Vec::new();
@@ -196,6 +212,22 @@ impl FileReader {
             let Some(spec) = IncludeSpec::from_node(&item, base_dir) else {
                 continue;
             };
+            if let Some(looping) = spec.paths.iter().find(|p| self.include_stack.contains(p)) {
+                // Reported at the entry that closes the loop.
+                let chain: Vec<String> = self
+                    .include_stack
+                    .iter()
+                    .chain(std::iter::once(looping))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.errors.push(
+                    Diagnostic::error(format!("include cycle detected: {}", chain.join(" -> ")))
+                        .at(&item.span)
+                        .key("include")
+                        .hint("a file cannot include itself, directly or through others"),
+                );
+                continue;
+            }
             if spec.paths.iter().all(|p| seen.contains(p)) {
                 // The same file reached twice is one include, not a conflict.
                 continue;
@@ -250,7 +282,11 @@ impl FileReader {
                 Some(earlier) => merge::merge_documents(earlier, doc),
             });
         }
-        merged
+        let mut merged = merged?;
+        // The included project's defaults are its own: a build without a
+        // context builds in the include's project directory, not ours.
+        paths::default_build_contexts(&mut merged, &project_dir);
+        Some(merged)
     }
 
     /// Two included projects may not define the same resource differently.
@@ -314,11 +350,29 @@ impl FileReader {
         };
         let key = (path.to_path_buf(), name.to_string());
         if self.extends_stack.contains(&key) {
-            let chain: Vec<String> = self
+            // Only the part of the stack that loops; a service from another
+            // file is shown with that file's name.
+            let start = self
                 .extends_stack
                 .iter()
+                .position(|k| *k == key)
+                .unwrap_or(0);
+            let mut members = self.extends_stack[start..].to_vec();
+            members.sort();
+            if !self.reported_cycles.insert(members) {
+                return None;
+            }
+            let chain: Vec<String> = self.extends_stack[start..]
+                .iter()
                 .chain(std::iter::once(&key))
-                .map(|(_, s)| s.clone())
+                .map(|(file, service)| {
+                    if file == path {
+                        service.clone()
+                    } else {
+                        let shown = file.file_name().unwrap_or(file.as_os_str());
+                        format!("{service} ({})", shown.to_string_lossy())
+                    }
+                })
                 .collect();
             self.errors.push(
                 Diagnostic::error(format!(
@@ -326,7 +380,8 @@ impl FileReader {
                     chain.join(" -> ")
                 ))
                 .at(&extends.span)
-                .key(format!("services.{name}.extends")),
+                .key(format!("services.{name}.extends"))
+                .hint("a service cannot extend itself, directly or through others"),
             );
             return None;
         }
@@ -381,13 +436,25 @@ impl FileReader {
         env: &Environment,
     ) -> Option<Node> {
         if doc.get("services").and_then(|s| s.get(target)).is_none() {
+            let names: Vec<&str> = doc
+                .get("services")
+                .map(|s| s.entries().iter().map(|e| e.key.as_str()).collect())
+                .unwrap_or_default();
+            let hint = match super::schema::suggest(target, &names) {
+                Some(s) => format!("did you mean {s:?}? services there: {}", names.join(", ")),
+                None => format!("services there: {}", names.join(", ")),
+            };
+            // Point at the `service:` value when written out, so the
+            // mistyped name is what is underlined.
+            let at = extends.get("service").unwrap_or(extends);
             self.errors.push(
                 Diagnostic::error(format!(
                     "cannot extend service {target:?}: no such service in {}",
                     file.display()
                 ))
-                .at(&extends.span)
-                .key(format!("services.{name}.extends")),
+                .at(&at.span)
+                .key(format!("services.{name}.extends"))
+                .hint(hint),
             );
             return None;
         }
@@ -406,8 +473,14 @@ impl FileReader {
         let lookup = |name: &str| env.get(name).cloned();
         let problems = crate::interpolate::interpolate_node(&mut doc, &lookup);
         let failed = problems.iter().any(Diagnostic::is_error);
-        self.errors.extend(problems);
-        if failed || !super::validate::check_file_shape(&mut doc, &mut self.errors) {
+        self.report(problems);
+        // Not schema-checked as a whole: only the extended service is used,
+        // and it is checked in the merged document (compose-go skips
+        // validation of extended files too, so `nil:` beside it is fine).
+        let coerced = crate::compose::schema::coerce(&mut doc);
+        let failed = failed || coerced.iter().any(Diagnostic::is_error);
+        self.report(coerced);
+        if failed {
             return None;
         }
         let home = env.get("HOME").map(PathBuf::from);

@@ -14,7 +14,7 @@ use super::project_name;
 use super::{LoadOptions, Loaded};
 
 /// See [`super::load`].
-pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+pub fn load(options: &LoadOptions, consistency_check: bool) -> Result<Loaded, Diagnostics> {
     let mut reader = FileReader::default();
     let working_dir = if options.working_dir.as_os_str().is_empty() {
         PathBuf::from("/")
@@ -41,6 +41,8 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let files = if !explicit_files.is_empty() {
         explicit_files
     } else if let Some(list) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
+        // COMPOSE_FILE may come from the `.env` just read; its relative
+        // paths are taken against the working dir, like `-f`.
         let separator = env
             .get("COMPOSE_PATH_SEPARATOR")
             .and_then(|s| s.chars().next())
@@ -67,9 +69,15 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
         .clone()
         .unwrap_or_else(|| first.parent().map(Path::to_path_buf).unwrap_or_default());
     if options.env_files.is_empty() && project_dir != env_dir {
-        // Discovery found the project in a parent folder: its `.env` is the
-        // one that counts.
-        env = read_dot_env(&mut reader, options, &working_dir, &project_dir);
+        // Discovery found the project in a parent folder (or COMPOSE_FILE
+        // pointed elsewhere): docker compose then also reads that folder's
+        // `.env`, where values already set (process, first `.env`) win.
+        for (k, v) in read_dot_env(&mut reader, options, &working_dir, &project_dir) {
+            env.entry(k).or_insert(v);
+        }
+    }
+    if reader.errors.iter().any(Diagnostic::is_error) {
+        return Err(Diagnostics(reader.errors));
     }
 
     let name = match choose_name(&mut reader, options, &env, &files, &project_dir) {
@@ -88,13 +96,27 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
             });
         }
     }
-    if !reader.errors.is_empty() {
+    if reader.errors.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(reader.errors));
     }
     let Some(mut doc) = merged else {
         return Err(Diagnostic::error("no compose file could be loaded").into());
     };
+    if doc.entries().is_empty() {
+        // compose-go: only when every file is empty (an empty override
+        // file on its own adds nothing and is fine).
+        return Err(Diagnostic::error("empty compose file")
+            .in_file(first)
+            .hint("a compose file needs at least `services:`")
+            .into());
+    }
     merge::strip_tags(&mut doc);
+    // Each file was checked on its own; extended services come from files
+    // that are not (compose-go validates the merge result instead), so the
+    // merged document is checked once more.
+    if !super::validate::check_file_shape(&mut doc, &mut reader.errors) {
+        return Err(Diagnostics(reader.errors));
+    }
     set_name(&mut doc, &name);
 
     let mut project = match super::decode::decode_with_warnings(doc.to_json()) {
@@ -115,16 +137,30 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
         project_dir: &project_dir,
         environment: &env,
         profiles: active_profiles(options, &env),
+        doc: &doc,
     };
     let disabled = super::normalize::normalize(&mut project, &context, &mut reader);
-    super::semantic::check(&project, &doc, &disabled, &mut reader.errors);
+    if consistency_check {
+        super::semantic::check(&project, &doc, &disabled, &mut reader.errors);
+    }
     if reader.errors.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(reader.errors));
     }
+    // Warnings come from several passes; show them file by file in the
+    // order the files were read, top to bottom in each.
+    let mut warnings = reader.warnings;
+    let inputs = &reader.inputs;
+    warnings.sort_by_key(|w| {
+        let file = inputs
+            .iter()
+            .position(|p| *p == w.file)
+            .unwrap_or(usize::MAX);
+        (file, w.line, w.column)
+    });
     Ok(Loaded {
         project,
         inputs: reader.inputs,
-        warnings: reader.warnings,
+        warnings,
     })
 }
 
@@ -173,10 +209,11 @@ fn discover_upwards(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// `--profile` and `COMPOSE_PROFILES` (comma-separated) together.
+/// `--profile`, or when none is given `COMPOSE_PROFILES` (comma-separated,
+/// possibly from `.env`): the flag replaces the variable, as in compose.
 fn active_profiles(options: &LoadOptions, env: &Environment) -> Vec<String> {
     let mut profiles = options.profiles.clone();
-    if let Some(list) = env.get("COMPOSE_PROFILES") {
+    if let Some(list) = env.get("COMPOSE_PROFILES").filter(|_| profiles.is_empty()) {
         profiles.extend(
             list.split(',')
                 .map(str::trim)
@@ -209,7 +246,7 @@ fn choose_name(
             let lookup = |k: &str| env.get(k).cloned();
             let problems = crate::interpolate::interpolate_node(&mut node, &lookup);
             if problems.iter().any(Diagnostic::is_error) {
-                reader.errors.extend(problems);
+                reader.report(problems);
                 return None;
             }
             if let Value::String(s) = node.value {
@@ -232,11 +269,38 @@ fn choose_name(
         &folder,
     ) {
         Ok((name, _)) => Some(name),
-        Err(e) => {
+        Err(mut e) => {
+            // A bad COMPOSE_PROJECT_NAME written in a `.env` file: say where.
+            if e.key == "COMPOSE_PROJECT_NAME"
+                && !options.environment.contains_key("COMPOSE_PROJECT_NAME")
+            {
+                if let Some((file, line)) = find_in_env_files(reader, "COMPOSE_PROJECT_NAME") {
+                    e = e.in_file(file).line_col(line, 1);
+                }
+            }
             reader.errors.push(e);
             None
         }
     }
+}
+
+/// The `.env`-format input (already read) that sets `key`, and the line.
+fn find_in_env_files(reader: &FileReader, key: &str) -> Option<(PathBuf, u32)> {
+    reader
+        .inputs
+        .iter()
+        .filter(|p| !p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter_map(|p| Some((p, std::fs::read_to_string(p).ok()?)))
+        .find_map(|(p, text)| {
+            text.lines().enumerate().find_map(|(i, line)| {
+                let line = line.trim_start();
+                let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+                let rest = line.strip_prefix(key)?;
+                rest.trim_start()
+                    .starts_with('=')
+                    .then(|| (p.clone(), u32::try_from(i + 1).unwrap_or(0)))
+            })
+        })
 }
 
 fn set_name(doc: &mut Node, name: &str) {

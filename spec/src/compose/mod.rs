@@ -59,5 +59,14 @@ pub struct Loaded {
 /// Loads, merges, validates and normalizes a project. Every error found is
 /// returned, not only the first.
 pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
-    load::load(options)
+    load::load(options, true)
+}
+
+/// Like [`load`] but without the cross-reference checks (undefined services,
+/// networks, volumes, secrets and configs, dependency cycles, port clashes):
+/// compose-go's `SkipConsistencyCheck`. For inputs that are only meant to
+/// exercise the syntax, such as compose-go's `full-example.yml`, which names
+/// services it never defines.
+pub fn load_unchecked(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    load::load(options, false)
 }

@@ -27,6 +27,23 @@ pub struct Context<'a> {
     pub environment: &'a BTreeMap<String, String>,
     /// Active profiles (`--profile`, `COMPOSE_PROFILES`); `*` enables all.
     pub profiles: Vec<String>,
+    /// The merged document, to place errors.
+    pub doc: &'a crate::yaml::Node,
+}
+
+impl Context<'_> {
+    /// Where item `index` of the list at dotted `key` was written (a single
+    /// string value counts as item 0), or the nearest existing parent.
+    fn locate_item(&self, key: &str, index: usize) -> &crate::yaml::Span {
+        use crate::yaml::{PathSeg, Value};
+        let keys: Vec<&str> = key.split('.').collect();
+        let node = keys.iter().try_fold(self.doc, |node, k| node.get(k));
+        let mut path: Vec<PathSeg> = keys.iter().map(|k| PathSeg::Key((*k).into())).collect();
+        if matches!(node.map(|n| &n.value), Some(Value::Seq(_))) {
+            path.push(PathSeg::Index(index));
+        }
+        self.doc.locate(&path)
+    }
 }
 
 /// Normalizes in place; returns the services set aside by profile, with
@@ -104,31 +121,44 @@ fn select_profiles(
 
 /// `env_file`s in order (later wins), then `environment` over them; bare
 /// keys take their value from the environment, or stay unset.
+///
+/// Inside an env file, `${X}` is looked up in the project environment
+/// first, then in the service's own `environment`, then among the keys read
+/// earlier in the same file (compose-go's `WithServicesEnvironmentResolved`).
 fn resolve_environment(
     name: &str,
     service: &mut Service,
     context: &Context,
     reader: &mut FileReader,
 ) {
+    let own: IndexMap<String, Option<String>> = std::mem::take(&mut service.environment)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.or_else(|| context.environment.get(&k).cloned());
+            (k, v)
+        })
+        .collect();
     let mut merged: IndexMap<String, Option<String>> = IndexMap::new();
-    for env_file in &service.env_file {
+    for (index, env_file) in service.env_file.iter().enumerate() {
         let path = PathBuf::from(&env_file.path);
-        if !path.exists() {
+        if !path.is_file() {
             if env_file.required {
+                let key = format!("services.{name}.env_file");
                 reader.errors.push(
                     Diagnostic::error(format!("env file {} not found", path.display()))
-                        .key(format!("services.{name}.env_file"))
+                        .at(context.locate_item(&key, index))
+                        .key(format!("{key}[{index}]"))
                         .hint("create the file, or mark it `required: false`"),
                 );
             }
             continue;
         }
         let lookup = |k: &str| {
-            merged
+            context
+                .environment
                 .get(k)
                 .cloned()
-                .flatten()
-                .or_else(|| context.environment.get(k).cloned())
+                .or_else(|| own.get(k).cloned().flatten())
         };
         if let Some(vars) = reader.read_env_file(&path, &lookup) {
             for (k, v) in vars {
@@ -136,10 +166,7 @@ fn resolve_environment(
             }
         }
     }
-    for (k, v) in std::mem::take(&mut service.environment) {
-        let value = v.or_else(|| context.environment.get(&k).cloned());
-        merged.insert(k, value);
-    }
+    merged.extend(own);
     merged.sort_keys();
     service.environment = merged;
 }
@@ -149,13 +176,15 @@ fn resolve_labels(name: &str, service: &mut Service, context: &Context, reader: 
         return;
     }
     let mut merged = IndexMap::new();
-    for file in &service.label_file {
+    for (index, file) in service.label_file.iter().enumerate() {
         let path = PathBuf::from(file);
         let lookup = |k: &str| context.environment.get(k).cloned();
-        if !path.exists() {
+        if !path.is_file() {
+            let key = format!("services.{name}.label_file");
             reader.errors.push(
                 Diagnostic::error(format!("label file {} not found", path.display()))
-                    .key(format!("services.{name}.label_file"))
+                    .at(context.locate_item(&key, index))
+                    .key(format!("{key}[{index}]"))
                     .hint("create the file or remove it from label_file"),
             );
             continue;

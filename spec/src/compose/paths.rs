@@ -20,13 +20,15 @@ pub struct PathBase<'a> {
 }
 
 impl PathBase<'_> {
-    /// `rel` made absolute and lexically clean.
+    /// `rel` made absolute and lexically clean. A leading `~` is the home
+    /// directory, whatever follows it (compose-go's `ExpandUser` joins the
+    /// rest to `$HOME`, so `~other/x` is `$HOME/other/x`); with no home
+    /// known, such a path is left as written rather than made relative.
     pub fn resolve(&self, rel: &str) -> String {
         let expanded = match (rel.strip_prefix('~'), self.home) {
-            (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-                home.join(rest.trim_start_matches('/'))
-            }
-            _ => PathBuf::from(rel),
+            (Some(rest), Some(home)) => home.join(rest.trim_start_matches('/')),
+            (Some(_), None) => return rel.to_string(),
+            (None, _) => PathBuf::from(rel),
         };
         let joined = if expanded.is_absolute() {
             expanded
@@ -123,6 +125,33 @@ pub fn resolve_service(service: &mut Node, base: &PathBase) {
         for rule in rules.iter_mut() {
             if let Some(path) = rule.get_mut("path") {
                 resolve_string(path, base);
+            }
+        }
+    }
+}
+
+/// Gives every `build:` without a `context` the folder `dir`. Done once a
+/// (sub-)project's files are merged, not per file: an override file that
+/// only adds build args must not replace the base file's context.
+pub fn default_build_contexts(doc: &mut Node, dir: &Path) {
+    let Some(Value::Map(services)) = doc.get_mut("services").map(|n| &mut n.value) else {
+        return;
+    };
+    for service in services.iter_mut() {
+        let Some(build) = service.value.get_mut("build") else {
+            continue;
+        };
+        let span = build.span.clone();
+        if let Value::Map(entries) = &mut build.value {
+            if !entries.iter().any(|e| e.key == "context") {
+                entries.insert(
+                    0,
+                    crate::yaml::Entry {
+                        key: "context".into(),
+                        key_span: span.clone(),
+                        value: Node::new(Value::String(dir.to_string_lossy().into_owned()), span),
+                    },
+                );
             }
         }
     }
@@ -242,7 +271,12 @@ mod tests {
         assert_eq!(base.resolve("/abs"), "/abs");
         assert_eq!(base.resolve("~/cfg"), "/home/me/cfg");
         assert_eq!(base.resolve("~"), "/home/me");
-        assert_eq!(base.resolve("~other/x"), "/p/app/~other/x");
+        assert_eq!(base.resolve("~other/x"), "/home/me/other/x");
+        let no_home = PathBase {
+            dir: Path::new("/p/app"),
+            home: None,
+        };
+        assert_eq!(no_home.resolve("~/cfg"), "~/cfg");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::diag::Diagnostic;
-use crate::yaml::{Node, PathSeg};
+use crate::yaml::{Node, Span, Value};
 
 use super::model::{Project, Service};
 
@@ -19,31 +19,93 @@ pub fn check(
     disabled: &[(String, Vec<String>)],
     out: &mut Vec<Diagnostic>,
 ) {
-    let at = |path: &[&str]| -> Diagnostic {
-        let segs: Vec<PathSeg> = path
-            .iter()
-            .map(|s| PathSeg::Key((*s).to_string()))
-            .collect();
-        Diagnostic::error(String::new())
-            .at(doc.locate(&segs))
-            .key(path.join("."))
-    };
-    let problem = |path: &[&str], message: String, hint: String| {
-        let mut d = at(path);
-        d.message = message;
-        d.hint = Some(hint);
-        d
+    let problem = |path: &[Seg], message: String, hint: String| {
+        let (span, key) = place(doc, path);
+        Diagnostic::error(message).at(span).key(key).hint(hint)
     };
     let names: Vec<&str> = project.services.keys().map(String::as_str).collect();
     for (name, service) in &project.services {
         check_service_refs(project, name, service, disabled, &names, &problem, out);
     }
     check_cycles(project, &problem, out);
-    check_ports(project, &problem, out);
+    check_ports(project, doc, &problem, out);
     check_names(project, &problem, out);
 }
 
-type Problem<'a> = dyn Fn(&[&str], String, String) -> Diagnostic + 'a;
+/// One step of the path to the spot an error is about.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    /// A map key.
+    Key(&'a str),
+    /// An entry named `name`: the map key, or the list item whose text is
+    /// `name` or starts with `name:` (`links: [db:database]`).
+    Named(&'a str),
+    /// A list item by position.
+    Index(usize),
+}
+
+/// The span of the deepest node found along `path` (the item itself when
+/// it exists, so an error about one `depends_on` entry points at that
+/// entry), and the dotted key path shown, `services.web.depends_on[1]`.
+fn place<'d>(doc: &'d Node, path: &[Seg]) -> (&'d Span, String) {
+    let mut node: Option<&Node> = Some(doc);
+    let mut span = &doc.span;
+    let mut key = String::new();
+    for seg in path {
+        let (shown, next) = step(node, *seg);
+        match shown {
+            Shown::Key(k) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            Shown::Index(i) => key.push_str(&format!("[{i}]")),
+        }
+        node = next.map(|(s, n)| {
+            span = s;
+            n
+        });
+    }
+    (span, key)
+}
+
+enum Shown<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// One step of [`place`]: how the step is shown, and the span and node it
+/// leads to when the document has it.
+fn step<'d, 's>(node: Option<&'d Node>, seg: Seg<'s>) -> (Shown<'s>, Option<(&'d Span, &'d Node)>) {
+    match (seg, node.map(|n| &n.value)) {
+        (Seg::Key(k) | Seg::Named(k), Some(Value::Map(entries))) => (
+            Shown::Key(k),
+            entries
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| (&e.key_span, &e.value)),
+        ),
+        (Seg::Named(k), Some(Value::Seq(items))) => {
+            let named = |item: &Node| {
+                item.as_str().is_some_and(|t| {
+                    t == k || t.strip_prefix(k).is_some_and(|r| r.starts_with(':'))
+                }) || item.get("source").and_then(Node::as_str) == Some(k)
+            };
+            match items.iter().enumerate().find(|(_, item)| named(item)) {
+                Some((i, item)) => (Shown::Index(i), Some((&item.span, item))),
+                None => (Shown::Key(k), None),
+            }
+        }
+        (Seg::Index(i), Some(Value::Seq(items))) => {
+            (Shown::Index(i), items.get(i).map(|item| (&item.span, item)))
+        }
+        (Seg::Key(k) | Seg::Named(k), _) => (Shown::Key(k), None),
+        (Seg::Index(i), _) => (Shown::Index(i), None),
+    }
+}
+
+type Problem<'a> = dyn Fn(&[Seg], String, String) -> Diagnostic + 'a;
 
 fn check_service_refs(
     project: &Project,
@@ -55,7 +117,7 @@ fn check_service_refs(
     out: &mut Vec<Diagnostic>,
 ) {
     let known = |s: &str| project.services.contains_key(s);
-    let undefined_service = |target: &str, path: &[&str]| -> Diagnostic {
+    let undefined_service = |target: &str, path: &[Seg]| -> Diagnostic {
         let hint = match disabled.iter().find(|(n, _)| n == target) {
             Some((_, profiles)) => format!(
                 "{target:?} is only enabled with profile {}: pass --profile {}, or mark the dependency `required: false`",
@@ -77,14 +139,27 @@ fn check_service_refs(
         if !known(dep) {
             out.push(undefined_service(
                 dep,
-                &["services", name, "depends_on", dep],
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("depends_on"),
+                    Seg::Named(dep),
+                ],
             ));
         }
     }
     for link in &service.links {
         let target = link.split(':').next().unwrap_or_default();
         if !known(target) {
-            out.push(undefined_service(target, &["services", name, "links"]));
+            out.push(undefined_service(
+                target,
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("links"),
+                    Seg::Named(target),
+                ],
+            ));
         }
     }
     for from in &service.volumes_from {
@@ -92,7 +167,12 @@ fn check_service_refs(
         if !target.starts_with("container:") && !known(target) {
             out.push(undefined_service(
                 target,
-                &["services", name, "volumes_from"],
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("volumes_from"),
+                    Seg::Named(target),
+                ],
             ));
         }
     }
@@ -103,11 +183,17 @@ fn check_service_refs(
     ] {
         if let Some(target) = value.as_deref().and_then(|v| v.strip_prefix("service:")) {
             if !known(target) {
-                out.push(undefined_service(target, &["services", name, key]));
+                out.push(undefined_service(
+                    target,
+                    &[Seg::Key("services"), Seg::Key(name), Seg::Key(key)],
+                ));
             }
         }
     }
     let defined = |keys: Vec<&String>| {
+        if keys.is_empty() {
+            return "none".to_string();
+        }
         keys.iter()
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
@@ -116,7 +202,12 @@ fn check_service_refs(
     for network in service.networks.keys() {
         if !project.networks.contains_key(network) {
             out.push(problem(
-                &["services", name, "networks", network],
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("networks"),
+                    Seg::Named(network),
+                ],
                 format!("service {name:?} refers to undefined network {network:?}"),
                 format!(
                     "declare it under top-level `networks:`; defined: {}",
@@ -127,12 +218,16 @@ fn check_service_refs(
     }
     if service.network_mode.is_some() && !service.networks.is_empty() {
         out.push(problem(
-            &["services", name, "network_mode"],
+            &[
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("network_mode"),
+            ],
             format!("service {name:?} sets both network_mode and networks"),
             "use one of them".into(),
         ));
     }
-    for volume in &service.volumes {
+    for (index, volume) in service.volumes.iter().enumerate() {
         if volume.kind != "volume" {
             continue;
         }
@@ -141,7 +236,12 @@ fn check_service_refs(
         };
         if !project.volumes.contains_key(source) {
             out.push(problem(
-                &["services", name, "volumes"],
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("volumes"),
+                    Seg::Index(index),
+                ],
                 format!("service {name:?} refers to undefined volume {source:?}"),
                 format!(
                     "declare it under top-level `volumes:`, or write a path starting with ./ or / for a bind mount; defined: {}",
@@ -157,7 +257,12 @@ fn check_service_refs(
         for r in refs {
             if !defs.contains_key(&r.source) {
                 out.push(problem(
-                    &["services", name, section],
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key(section),
+                        Seg::Named(&r.source),
+                    ],
                     format!(
                         "service {name:?} refers to undefined {} {:?}",
                         &section[..section.len() - 1],
@@ -176,7 +281,11 @@ fn check_service_refs(
         .unwrap_or(1);
     if replicas > 1 && service.container_name.is_some() {
         out.push(problem(
-            &["services", name, "container_name"],
+            &[
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("container_name"),
+            ],
             format!("service {name:?} sets container_name but asks for {replicas} replicas"),
             "container names are unique: remove container_name or use one replica".into(),
         ));
@@ -187,7 +296,7 @@ fn check_service_refs(
     ) {
         if scale != replicas {
             out.push(problem(
-                &["services", name, "scale"],
+                &[Seg::Key("services"), Seg::Key(name), Seg::Key("scale")],
                 format!("service {name:?} sets scale: {scale} and deploy.replicas: {replicas}"),
                 "set only one of them, or give them the same value".into(),
             ));
@@ -234,8 +343,14 @@ fn check_cycles(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>)
     for name in project.services.keys() {
         if let Some(cycle) = visit(project, name, &mut state, &mut stack) {
             let first = cycle.first().copied().unwrap_or_default();
+            let next = cycle.get(1).copied().unwrap_or(first);
             out.push(problem(
-                &["services", first, "depends_on"],
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(first),
+                    Seg::Key("depends_on"),
+                    Seg::Named(next),
+                ],
                 format!("dependency cycle detected: {}", cycle.join(" -> ")),
                 "remove one depends_on entry of the cycle".into(),
             ));
@@ -246,7 +361,7 @@ fn check_cycles(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>)
 
 /// Two published ports on the same host address, port and protocol cannot
 /// both be bound; an unspecified address overlaps every address.
-fn check_ports(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>) {
+fn check_ports(project: &Project, doc: &Node, problem: &Problem, out: &mut Vec<Diagnostic>) {
     let mut claimed: BTreeMap<(u32, String), Vec<(String, String)>> = BTreeMap::new();
     for (name, service) in &project.services {
         let replicas = service
@@ -268,9 +383,16 @@ fn check_ports(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>) 
             } else {
                 host
             };
+            let written = port_item(doc, name, index);
+            let at = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("ports"),
+                Seg::Index(written),
+            ];
             if replicas > 1 && range.0 == range.1 {
                 out.push(problem(
-                    &["services", name, "ports"],
+                    &at,
                     format!("service {name:?} publishes host port {published} but asks for {replicas} replicas"),
                     "only one replica can bind a host port: use a range (\"8000-8003:80\") or omit the host port".into(),
                 ));
@@ -288,9 +410,9 @@ fn check_ports(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>) 
                         host.clone()
                     };
                     out.push(problem(
-                        &["services", name, "ports"],
+                        &at,
                         format!(
-                            "host port {shown}:{number}/{} of service {name:?} (ports[{index}]) is already published by service {other:?}",
+                            "host port {shown}:{number}/{} of service {name:?} is already published by service {other:?}",
                             port.protocol
                         ),
                         "publish a different host port, or bind to another host address".into(),
@@ -301,6 +423,33 @@ fn check_ports(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>) 
             }
         }
     }
+}
+
+/// Which written `ports:` item produced decoded port `index`: a short
+/// range (`"9090-9091:8080-8081"`) becomes several ports.
+fn port_item(doc: &Node, service: &str, index: usize) -> usize {
+    let items = match doc
+        .get("services")
+        .and_then(|s| s.get(service))
+        .and_then(|s| s.get("ports"))
+        .map(|p| &p.value)
+    {
+        Some(Value::Seq(items)) => items,
+        _ => return index,
+    };
+    let mut seen = 0;
+    for (written, item) in items.iter().enumerate() {
+        let count = match &item.value {
+            Value::String(s) => super::model::parse_port_spec(s).map_or(1, |p| p.len()),
+            Value::Int(i) => super::model::parse_port_spec(&i.to_string()).map_or(1, |p| p.len()),
+            _ => 1,
+        };
+        seen += count;
+        if index < seen {
+            return written;
+        }
+    }
+    index
 }
 
 fn parse_range(published: &str) -> Option<(u32, u32)> {
@@ -319,7 +468,11 @@ fn check_names(project: &Project, problem: &Problem, out: &mut Vec<Diagnostic>) 
         if let Some(container) = service.container_name.as_deref() {
             if let Some(other) = seen.insert(container, name) {
                 out.push(problem(
-                    &["services", name, "container_name"],
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("container_name"),
+                    ],
                     format!("container name {container:?} of service {name:?} is already used by service {other:?}"),
                     "container names must be unique".into(),
                 ));

@@ -3,24 +3,33 @@
 //! column.
 
 use crate::diag::Diagnostic;
-use crate::yaml::Node;
+use crate::yaml::{Node, display_path};
 
 use super::schema;
 
 /// Coerces interpolated strings to the types the schema wants, then
-/// validates one file's document against the schema. Returns false when an
-/// error was recorded.
+/// validates one file's document against the schema. Every problem is
+/// reported, not only the first: a value that could not be coerced is
+/// reported once (the schema's complaint about the same key is dropped).
+/// Returns false when an error was recorded.
 pub fn check_file_shape(doc: &mut Node, errors: &mut Vec<Diagnostic>) -> bool {
     let before = errors.len();
-    errors.extend(schema::coerce(doc));
-    if errors[before..].iter().any(Diagnostic::is_error) {
-        return false;
-    }
+    let coerced = schema::coerce(doc);
     let json = doc.to_json();
-    errors.extend(
-        schema::validate(&json)
+    let violations = schema::validate(&json);
+    let already = |key: &str| {
+        coerced
             .iter()
-            .map(|violation| violation.to_diagnostic(doc)),
-    );
-    errors.len() == before
+            .any(|d| key == d.key || key.starts_with(&format!("{}.", d.key)))
+    };
+    let from_schema: Vec<Diagnostic> = violations
+        .iter()
+        .filter(|v| !already(&display_path(&v.path)))
+        .map(|v| v.to_diagnostic(doc))
+        .collect();
+    errors.extend(coerced);
+    errors.extend(from_schema);
+    // In file order, so a file with several problems reads top to bottom.
+    errors[before..].sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    !errors[before..].iter().any(Diagnostic::is_error)
 }
