@@ -524,3 +524,25 @@ fn optional_dependency_on_a_disabled_service_is_dropped() {
         .expect("a warning about the dropped dependency");
     assert!(w.message.contains("debug"), "{w}");
 }
+
+#[test]
+fn documents_of_one_file_merge_in_order() {
+    let p = TempProject::new(&[(
+        "compose.yaml",
+        "name: multi\nservices:\n  web:\n    image: web:1\n    environment: [A=1]\n---\nservices:\n  web:\n    image: web:2\n    environment: [B=2]\n  db:\n    image: db\n",
+    )]);
+    let loaded = load_ok(&p.options(&["compose.yaml"], &[]));
+    let web = &loaded.project.services["web"];
+    assert_eq!(
+        web.image.as_deref(),
+        Some("web:2"),
+        "the later document wins"
+    );
+    let env: Vec<(&str, Option<&str>)> = web
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    assert_eq!(env, vec![("A", Some("1")), ("B", Some("2"))]);
+    assert!(loaded.project.services.contains_key("db"));
+}

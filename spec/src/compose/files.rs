@@ -70,11 +70,34 @@ impl FileReader {
         }
     }
 
-    /// Reads and parses a YAML file; `None` after recording the error.
+    /// Reads and parses a YAML file; `None` after recording the error. The
+    /// documents of a multi-document file are merged in order, as compose-go
+    /// does, so later stages see one document per file.
     pub fn parse(&mut self, path: &Path) -> Option<Node> {
-        if let Some(node) = self.parsed.get(path) {
-            return Some(node.clone());
+        self.peek(path).cloned()
+    }
+
+    /// Like [`Self::parse`] but lends the cached tree: the name pre-pass only
+    /// reads it, and a 1,000-service document is costly to copy.
+    pub fn peek(&mut self, path: &Path) -> Option<&Node> {
+        if !self.parsed.contains_key(path) {
+            let node = self.parse_uncached(path)?;
+            self.parsed.insert(path.to_path_buf(), node);
         }
+        self.parsed.get(path)
+    }
+
+    /// Takes the parsed tree out of the cache: for the one consumer that
+    /// transforms it in place. A later [`Self::parse`] of the same file
+    /// (extends of the main file) parses it again.
+    pub fn take(&mut self, path: &Path) -> Option<Node> {
+        match self.parsed.remove(path) {
+            Some(node) => Some(node),
+            None => self.parse_uncached(path),
+        }
+    }
+
+    fn parse_uncached(&mut self, path: &Path) -> Option<Node> {
         if self.failed.contains(path) {
             return None;
         }
@@ -82,10 +105,14 @@ impl FileReader {
             self.failed.insert(path.to_path_buf());
             return None;
         };
-        match yaml::parse(&text, Arc::from(path)) {
-            Ok(node) => {
-                self.parsed.insert(path.to_path_buf(), node.clone());
-                Some(node)
+        let file: Arc<Path> = Arc::from(path);
+        match yaml::parse_documents(&text, file.clone()) {
+            Ok(documents) => {
+                let mut documents = documents.into_iter();
+                let first = documents
+                    .next()
+                    .unwrap_or_else(|| Node::new(Value::Null, yaml::Span::new(file, 1, 1)));
+                Some(documents.fold(first, merge::merge_documents))
             }
             Err(e) => {
                 self.errors.push(e);
@@ -132,7 +159,7 @@ impl FileReader {
     /// resolve its relative paths against `base_dir`, then its `include`s
     /// and `extends`. Returns the document ready to merge.
     pub fn load_file(&mut self, path: &Path, base_dir: &Path, env: &Environment) -> Option<Node> {
-        let mut doc = self.parse(path)?;
+        let mut doc = self.take(path)?;
         if matches!(doc.value, Value::Null) {
             // An empty file adds nothing; the loader reports "empty compose
             // file" only when every file is empty, as compose-go does.

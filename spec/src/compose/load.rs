@@ -238,11 +238,11 @@ fn choose_name(
 ) -> Option<String> {
     let mut from_file: Option<String> = None;
     for file in files {
-        let Some(doc) = reader.parse(file) else {
+        let Some(name) = reader.peek(file).and_then(|doc| doc.get("name")).cloned() else {
             continue;
         };
-        if let Some(node) = doc.get("name") {
-            let mut node = node.clone();
+        {
+            let mut node = name;
             let lookup = |k: &str| env.get(k).cloned();
             let problems = crate::interpolate::interpolate_node(&mut node, &lookup);
             if problems.iter().any(Diagnostic::is_error) {
