@@ -346,9 +346,17 @@ impl FileReader {
     /// Replaces each `extends:` by the merge of the extended service and the
     /// extending one.
     fn apply_extends(&mut self, path: &Path, mut doc: Node, env: &Environment) -> Option<Node> {
+        // Only services that extend something are rebuilt; copying every
+        // service of a large file would cost more than the rest of loading.
         let names: Vec<String> = doc
             .get("services")
-            .map(|s| s.entries().iter().map(|e| e.key.clone()).collect())
+            .map(|s| {
+                s.entries()
+                    .iter()
+                    .filter(|e| e.value.get("extends").is_some())
+                    .map(|e| e.key.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         for name in names {
             let resolved = self.resolve_service_extends(path, &doc, &name, env);

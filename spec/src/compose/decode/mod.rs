@@ -296,7 +296,8 @@ fn decode_entity<T: DeserializeOwned>(
         _ => 1,
     };
     for _ in 0..budget {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        // Deserializing from a reference: no copy of the entity per attempt.
+        match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(t) => return (!failed).then_some(t),
             Err(e) => {
                 failed = true;
