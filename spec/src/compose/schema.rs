@@ -95,6 +95,11 @@ pub fn validate(value: &Value) -> Vec<SchemaViolation> {
         Ok(c) => c,
         Err(msg) => return vec![SchemaViolation::new(Vec::new(), msg)],
     };
+    // Valid documents are the common case, and `is_valid` stops early
+    // without building error values.
+    if c.validator.is_valid(value) {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for err in c.validator.iter_errors(value) {
         translate(&c.schema, value, &err, &mut out);
