@@ -102,8 +102,26 @@ fn leading_fraction(s: &[u8]) -> (u64, f64, usize) {
 }
 
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or `0`.
-/// Negative durations are refused: nothing in Compose takes one.
+/// Negative durations are refused: nothing in Compose takes one. This is
+/// the grammar of Dockerfile `HEALTHCHECK` flags.
 pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
+    parse_duration_with(input, unit_nanos)
+}
+
+/// The durations of Compose files: Go's grammar plus `d` (days) and `w`
+/// (weeks), as compose-go's str2duration reads them.
+pub fn parse_compose_duration(input: &str) -> Result<Duration, UnitError> {
+    parse_duration_with(input, |unit| match unit {
+        "d" => Some(86_400_000_000_000),
+        "w" => Some(7 * 86_400_000_000_000),
+        other => unit_nanos(other),
+    })
+}
+
+fn parse_duration_with(
+    input: &str,
+    unit_nanos: impl Fn(&str) -> Option<u64>,
+) -> Result<Duration, UnitError> {
     let invalid = || UnitError::InvalidDuration(input.to_owned());
     let mut s = input.as_bytes();
     let mut negative = false;

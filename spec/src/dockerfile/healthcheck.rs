@@ -103,52 +103,10 @@ fn duration_flag(flags: &Flags, name: &str) -> Parsed<Option<Duration>> {
     Ok(Some(d))
 }
 
-/// Go's `time.ParseDuration` for non-negative values: `1h2m3.5s`, `300ms`,
-/// `0`. Units: ns, us (µs, μs), ms, s, m, h.
+/// Go's `time.ParseDuration` for non-negative values (`1h2m3.5s`, `300ms`,
+/// `0`), as BuildKit reads HEALTHCHECK flags: [`crate::units::parse_duration`].
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    if s == "0" || s == "+0" {
-        return Ok(Duration::ZERO);
-    }
-    let body = s.strip_prefix('+').unwrap_or(s);
-    if body.starts_with('-') {
-        return Err("negative durations are not allowed".to_string());
-    }
-    if body.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    let mut total = 0f64;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_end);
-        if num.is_empty() || num == "." {
-            return Err(format!("invalid duration {s:?}"));
-        }
-        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        let unit_end = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_end);
-        let nanos_per = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(format!("missing unit in duration {s:?}")),
-            other => return Err(format!("unknown unit {other:?} in duration {s:?}")),
-        };
-        total += value * nanos_per;
-        rest = next;
-    }
-    if total > 9.2e18 {
-        return Err(format!("invalid duration {s:?}: too large"));
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(Duration::from_nanos(total.round() as u64))
+    crate::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Go-compatible durations ([`Duration`]) and byte sizes ([`ByteSize`]).
 //!
-//! INTEGRATION NOTE: `parse_go_duration`, `format_go_duration` and
-//! `parse_ram_in_bytes` are private stand-ins for `berth_spec::units`, which
-//! is being written on another branch. When both land, switch the callers
-//! here to `units` and delete the helpers; the newtypes stay.
+//! Parsing and printing are [`crate::units`]'; this module adds the
+//! newtypes, their serde forms and the diagnostics' wording.
 //!
 //! Durations follow compose-go: the input accepts Go's `time.ParseDuration`
 //! syntax plus `d` (days) and `w` (weeks) like `str2duration`; the output is
@@ -107,167 +105,28 @@ impl ByteSize {
 const SIZE_HINT: &str =
     "a size is a number of bytes, optionally with a unit: b, k, m, g, t or p (\"512m\", \"1g\")";
 
-// ---------------------------------------------------------------------------
-// Private helpers (switch to `berth_spec::units` when it lands).
-// ---------------------------------------------------------------------------
-
-/// Go `time.ParseDuration` plus `d` and `w` units (go-str2duration).
+/// [`crate::units::parse_compose_duration`], with this module's messages.
 pub(crate) fn parse_go_duration(input: &str) -> Result<std::time::Duration, Hinted> {
-    let err = || {
-        Hinted::new(format!("invalid duration \"{input}\"")).hint(
-            "a duration is a number with a unit (ns, us, ms, s, m, h, d, w), like \"10s\" or \"1m30s\"",
-        )
-    };
-    let mut s = input;
-    if let Some(rest) = s.strip_prefix('+') {
-        s = rest;
-    } else if s.starts_with('-') {
-        if s == "-0" {
-            return Ok(std::time::Duration::ZERO);
-        }
-        return Err(Hinted::new(format!("invalid duration \"{input}\""))
-            .hint("durations cannot be negative"));
-    }
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(err());
-    }
-    let mut total: u128 = 0;
-    while !s.is_empty() {
-        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = &s[..int_len];
-        s = &s[int_len..];
-        let mut frac_part = "";
-        if let Some(rest) = s.strip_prefix('.') {
-            let frac_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = &rest[..frac_len];
-            s = &rest[frac_len..];
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(err());
-        }
-        let unit_len = s
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
-            .count();
-        let unit = &s[..unit_len];
-        s = &s[unit_len..];
-        let nanos_per: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3_600 * 1_000_000_000,
-            "d" => 86_400 * 1_000_000_000,
-            "w" => 7 * 86_400 * 1_000_000_000,
-            _ => return Err(err()),
+    crate::units::parse_compose_duration(input).map_err(|e| {
+        let hint = match e {
+            crate::units::UnitError::NegativeDuration(_) => "durations cannot be negative",
+            crate::units::UnitError::DurationOverflow(_) => "the duration is too long",
+            _ => "a duration is a number with a unit (ns, us, ms, s, m, h, d, w), like \"10s\" or \"1m30s\"",
         };
-        let whole: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| err())?
-        };
-        let mut value = whole.checked_mul(nanos_per).ok_or_else(err)?;
-        if !frac_part.is_empty() {
-            // Exact decimal scaling, truncating below a nanosecond like Go.
-            let digits = frac_part.len().min(30);
-            let frac: u128 = frac_part[..digits].parse().map_err(|_| err())?;
-            let scale = 10u128.pow(digits as u32);
-            value = value
-                .checked_add(frac.checked_mul(nanos_per).ok_or_else(err)? / scale)
-                .ok_or_else(err)?;
-        }
-        total = total.checked_add(value).ok_or_else(err)?;
-    }
-    if total > i64::MAX as u128 {
-        return Err(
-            Hinted::new(format!("invalid duration \"{input}\"")).hint("the duration is too long")
-        );
-    }
-    let secs = (total / 1_000_000_000) as u64;
-    let nanos = (total % 1_000_000_000) as u32;
-    Ok(std::time::Duration::new(secs, nanos))
+        Hinted::new(format!("invalid duration \"{input}\"")).hint(hint)
+    })
 }
 
 /// Go `time.Duration.String()`.
 pub(crate) fn format_go_duration(d: std::time::Duration) -> String {
-    let total = d.as_nanos();
-    if total == 0 {
-        return "0s".to_string();
-    }
-    if total < 1_000 {
-        return format!("{total}ns");
-    }
-    if total < 1_000_000 {
-        return format!("{}µs", trim_frac(total, 1_000));
-    }
-    if total < 1_000_000_000 {
-        return format!("{}ms", trim_frac(total, 1_000_000));
-    }
-    let hours = total / 3_600_000_000_000;
-    let rem = total % 3_600_000_000_000;
-    let mins = rem / 60_000_000_000;
-    let sec_nanos = rem % 60_000_000_000;
-    let secs = trim_frac(sec_nanos, 1_000_000_000);
-    let mut out = String::new();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if hours > 0 || mins > 0 {
-        out.push_str(&format!("{mins}m"));
-    }
-    out.push_str(&format!("{secs}s"));
-    out
+    crate::units::format_duration_go(d)
 }
 
-/// `value / unit` as a decimal with trailing zeros removed.
-fn trim_frac(value: u128, unit: u128) -> String {
-    let whole = value / unit;
-    let frac = value % unit;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
-/// docker/go-units `RAMInBytes`: `<number>[ ]<unit>` where the unit is one of
-/// b, k, m, g, t, p (case-insensitive), optionally followed by `b` or `ib`;
-/// all multiples are binary.
+/// docker/go-units `RAMInBytes`, as a signed count like compose-go keeps it.
 pub(crate) fn parse_ram_in_bytes(input: &str) -> Result<i64, Hinted> {
     let err = || Hinted::new(format!("invalid size \"{input}\"")).hint(SIZE_HINT);
-    let s = input.trim();
-    let num_len = s
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
-    if num_len == 0 {
-        return Err(err());
-    }
-    let number: f64 = s[..num_len].parse().map_err(|_| err())?;
-    let unit = s[num_len..].trim_start().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
-        .unwrap_or(&unit);
-    let mult: f64 = match unit {
-        "" | "b" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => return Err(err()),
-    };
-    let bytes = number * mult;
-    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(err());
-    }
-    Ok(bytes as i64)
+    let bytes = crate::units::parse_bytes(input.trim()).map_err(|_| err())?;
+    i64::try_from(bytes).map_err(|_| err())
 }
 
 #[cfg(test)]
