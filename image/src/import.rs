@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::compress::{self, Compression};
 use crate::digest::{Digest, HashingReader};
@@ -79,7 +79,7 @@ impl Store {
             None => self.add_untagged(&manifest)?,
         }
         let digest = Digest::from_oci(manifest.digest())?;
-        info!(image = %config_blob.digest, manifest = %digest, reference = ?options.reference.as_ref().map(ToString::to_string), "image imported");
+        debug!(image = %config_blob.digest, manifest = %digest, reference = ?options.reference.as_ref().map(ToString::to_string), "image imported");
         self.image_from_manifest(&digest, options.reference.iter().cloned().collect())
     }
 

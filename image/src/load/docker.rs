@@ -4,7 +4,7 @@
 //! the config blob is kept byte for byte, so the image ID is Docker's.
 
 use serde::Deserialize;
-use tracing::info;
+use tracing::debug;
 
 use super::{ArchiveFiles, LoadedImage};
 use crate::compress::Compression;
@@ -80,7 +80,7 @@ impl Store {
                 self.set_ref(r, &manifest)?;
             }
             let digest = Digest::from_oci(manifest.digest())?;
-            info!(image = %config.digest, manifest = %digest, "loaded docker-save image");
+            debug!(image = %config.digest, manifest = %digest, "loaded docker-save image");
             loaded.push(LoadedImage {
                 image: self.image_from_manifest(&digest, references.clone())?,
                 references,

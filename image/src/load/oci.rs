@@ -5,7 +5,7 @@
 //! annotations.
 
 use oci_spec::image::{Descriptor, ImageIndex, MediaType};
-use tracing::info;
+use tracing::debug;
 
 use super::{ArchiveFiles, LoadedImage, name_from_annotations};
 use crate::digest::Digest;
@@ -58,7 +58,7 @@ impl Store {
                 Some(r) => self.set_ref(r, &desc)?,
                 None => self.add_untagged(&desc)?,
             }
-            info!(image = %image.id, manifest = %manifest_digest, "loaded OCI image");
+            debug!(image = %image.id, manifest = %manifest_digest, "loaded OCI image");
             loaded.push(LoadedImage {
                 image: self.image_from_manifest(&manifest_digest, references.clone())?,
                 references,
