@@ -2,8 +2,8 @@
 //!
 //! Two formats, told apart by their top-level files: a `docker save`
 //! archive has `manifest.json` (and is converted to OCI manifests, see
-//! [`docker`]); an OCI image-layout archive has `index.json` and no
-//! `manifest.json` (see [`oci`]). Docker 25+ writes both; its
+//! `docker`); an OCI image-layout archive has `index.json` and no
+//! `manifest.json` (see `oci`). Docker 25+ writes both; its
 //! `manifest.json` is read then, because it carries `RepoTags`.
 //!
 //! An archive is a stream (it may come from stdin), and its files come in

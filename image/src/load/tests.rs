@@ -217,3 +217,46 @@ fn an_index_without_the_host_platform_is_not_found() {
     assert!(matches!(err, crate::Error::NoMatchingPlatform(_)), "{err}");
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+#[test]
+fn loads_a_docker_25_archive_by_its_manifest_json() {
+    // Docker 25+ writes an OCI layout *and* manifest.json; RepoTags come
+    // from the latter.
+    let image = two_layer_image(&["new:25"]);
+    let config = image.config_bytes();
+    let mut b = tar::Builder::new(Vec::new());
+    let blob = |b: &mut tar::Builder<Vec<u8>>, bytes: &[u8]| {
+        let path = format!("blobs/sha256/{}", Digest::of(bytes).hex());
+        crate::testing::append_file(b, &path, 0o644, bytes).unwrap();
+        path
+    };
+    let config_path = blob(&mut b, &config);
+    let layers: Vec<String> = image.layers.iter().map(|l| blob(&mut b, l)).collect();
+    let manifest = json!([{"Config": config_path, "RepoTags": ["new:25"], "Layers": layers}]);
+    crate::testing::append_file(
+        &mut b,
+        "manifest.json",
+        0o644,
+        manifest.to_string().as_bytes(),
+    )
+    .unwrap();
+    crate::testing::append_file(
+        &mut b,
+        "index.json",
+        0o644,
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    crate::testing::append_file(
+        &mut b,
+        "oci-layout",
+        0o644,
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let archive = b.into_inner().unwrap();
+    let (_dir, store) = store();
+    let loaded = store.load(&mut &archive[..]).unwrap();
+    assert_eq!(loaded[0].references[0].familiar(), "new:25");
+    assert_eq!(loaded[0].image.id, image.id());
+}

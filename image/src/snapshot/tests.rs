@@ -363,3 +363,69 @@ fn privileged_prepare_rootfs_of_busybox() {
             .contains("nobody")
     );
 }
+
+/// Unmounts on drop, so a failed assertion leaves no mount behind.
+struct Mounted<'a>(&'a Path);
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0).status();
+    }
+}
+
+/// The kernel agrees with our whiteouts: the snapshots, mounted as
+/// overlayfs lower dirs in the order `overlay_lowerdir` gives, hide what
+/// the upper layer deleted.
+#[test]
+fn privileged_overlay_mount_honours_whiteouts() {
+    if !is_root() {
+        println!("skipped: needs root (mknod whiteouts, mount -t overlay)");
+        return;
+    }
+    let base = tar_of(&[
+        ("etc/motd", b"hi"),
+        ("keep", b"k"),
+        ("var/cache/a", b"1"),
+        ("var/cache/b", b"2"),
+    ]);
+    let mut b = tar::Builder::new(Vec::new());
+    raw(&mut b, EntryType::Regular, "etc/.wh.motd", "", b"");
+    raw(
+        &mut b,
+        EntryType::Regular,
+        "var/cache/.wh..wh..opq",
+        "",
+        b"",
+    );
+    append_file(&mut b, "var/cache/c", 0o644, b"3").unwrap();
+    let top = b.into_inner().unwrap();
+    let (dir, store) = store();
+    let archive = oci_archive(&[TestImage::new(vec![base, top], &["wh:1"])], false, false);
+    store.load(&mut &archive[..]).unwrap();
+    let image = store.image("wh:1").unwrap();
+    let lower = overlay_lowerdir(&store.prepare_rootfs(&image).unwrap());
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut opts = std::ffi::OsString::from("lowerdir=");
+    opts.push(&lower);
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(&opts)
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    if !status.success() {
+        println!("skipped: mount -t overlay failed here ({status})");
+        return;
+    }
+    let _mounted = Mounted(&mnt);
+    assert!(!mnt.join("etc/motd").exists(), "whiteout hides the file");
+    assert!(mnt.join("etc").is_dir());
+    assert_eq!(fs::read(mnt.join("keep")).unwrap(), b"k");
+    let mut cache: Vec<_> = fs::read_dir(mnt.join("var/cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    cache.sort();
+    assert_eq!(cache, ["c"], "opaque dir hides the lower layer's entries");
+}

@@ -11,7 +11,7 @@
 //! into a directory changes its mtime and a read-only one would refuse the
 //! writes.
 //!
-//! Every entry's location goes through [`super::resolve`]; nothing is
+//! Every entry's location goes through `snapshot::resolve`; nothing is
 //! written through a symlink that leaves the root.
 
 use std::ffi::OsString;

@@ -263,3 +263,27 @@ fn concurrent_imports_and_gc_never_lose_a_referenced_blob() {
         }
     }
 }
+
+#[cfg(feature = "zstd")]
+#[test]
+fn import_takes_zstd_tarballs() {
+    let (_dir, store) = store();
+    let tar = rootfs();
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let image = store.import(&mut &zst[..], &opts("z:1")).unwrap();
+    assert_eq!(
+        image.layers()[0].media_type(),
+        &oci_spec::image::MediaType::ImageLayerZstd
+    );
+    assert_eq!(image.diff_ids(), &[Digest::of(&tar)]);
+    let dirs = store
+        .prepare_rootfs_with(
+            &image,
+            &crate::UnpackOptions {
+                preserve_ownership: false,
+                privileged: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(fs::read(dirs[0].join("etc/hostname")).unwrap(), b"box\n");
+}
