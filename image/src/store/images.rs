@@ -169,29 +169,16 @@ impl Store {
     pub fn tag(&self, source: &str, target: &Reference) -> Result<Image> {
         let _content = self.lock_content_shared()?;
         let image = self.image(source)?;
-        let index = self.read_index()?;
-        let desc = index
-            .iter()
-            .find(|d| Digest::from_oci(d.digest()).ok().as_ref() == Some(&image.entry_digest))
-            .cloned()
-            .map(Ok)
-            .unwrap_or_else(|| -> Result<Descriptor> {
-                Ok(Descriptor::new(
-                    self.manifest_media_type(&image),
-                    self.blob_size(&image.manifest_digest)?,
-                    image.manifest_digest.to_oci()?,
-                ))
-            })?;
+        // The new reference names the same index entry (a nested index
+        // stays one), so both tags always resolve alike.
+        let entry = image.entry_digest.to_oci()?;
+        let desc = self
+            .read_index()?
+            .into_iter()
+            .find(|d| d.digest() == &entry)
+            .ok_or_else(|| Error::ImageNotFound(source.to_owned()))?;
         self.set_ref(target, &desc)?;
         self.image(&target.to_string())
-    }
-
-    fn manifest_media_type(&self, image: &Image) -> oci_spec::image::MediaType {
-        image
-            .manifest
-            .media_type()
-            .clone()
-            .unwrap_or(oci_spec::image::MediaType::ImageManifest)
     }
 
     /// Builds the image an index entry names, following a nested index to
