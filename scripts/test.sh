@@ -14,6 +14,19 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+need() { command -v "$1" >/dev/null 2>&1; }
+
+# The image tests build a busybox rootfs from Debian's static busybox (there
+# is no registry to pull one from). Installed only when missing.
+if [ ! -x /bin/busybox ]; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static
+  else
+    echo "warning: /bin/busybox is missing and cannot be installed here (needs root and apt-get): the busybox image tests will print 'skipped'" >&2
+  fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -5,9 +5,16 @@
 
 mod agent;
 mod config;
+mod image;
+mod image_import;
+mod image_inspect;
+mod image_load;
+mod image_rm;
+mod images;
 mod project_opts;
 mod version;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -42,6 +49,16 @@ pub struct GlobalOpts {
     /// absent `RUST_LOG` is used, then `info`.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// State directory: the image store, snapshots and (later) container
+    /// state.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BERTH_ROOT",
+        default_value = berth_image::DEFAULT_ROOT
+    )]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,13 +77,29 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
+    /// Manage images: import, inspect, ls, rm, load, tag.
+    Image(image::ImageArgs),
+    /// List images (like `docker images`).
+    Images(images::ImagesArgs),
+    /// Remove images (like `docker rmi`).
+    Rmi(image_rm::RmiArgs),
+    /// Load images from a `docker save` or OCI archive (like `docker load`).
+    Load(image_load::LoadArgs),
+    /// Give an image another name (like `docker tag`).
+    Tag(image_rm::TagArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = &cli.global;
     match cli.command {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Version(args) => version::run(&args),
+        Command::Image(args) => image::run(args, global),
+        Command::Images(args) => images::run(&args, global),
+        Command::Rmi(args) => image_rm::run_rmi(&args, global),
+        Command::Load(args) => image_load::run(&args, global),
+        Command::Tag(args) => image_rm::run_tag(&args, global),
     }
 }
 
