@@ -13,11 +13,23 @@ use std::time::{Duration, Instant};
 use berth_spec::compose::{LoadOptions, load};
 use berth_spec::dockerfile::Dockerfile;
 
-const RUNS: usize = 20;
+/// The same allocator as the `berth` binary, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs per input; `BENCH_RUNS` overrides (1 under callgrind).
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(20)
+}
 
 fn time<F: FnMut() -> bool>(mut f: F) -> Option<(Duration, Duration)> {
-    let mut samples = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
+    let runs = runs();
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let start = Instant::now();
         if !f() {
             return None;
@@ -25,7 +37,7 @@ fn time<F: FnMut() -> bool>(mut f: F) -> Option<(Duration, Duration)> {
         samples.push(start.elapsed());
     }
     samples.sort();
-    Some((samples[RUNS / 2], samples[0]))
+    Some((*samples.get(runs / 2)?, *samples.first()?))
 }
 
 fn row(what: &str, result: Option<(Duration, Duration)>) {

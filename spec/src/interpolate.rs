@@ -368,6 +368,8 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn node(&mut self, node: &mut Node) {
         match &mut node.value {
+            // Most strings hold no `$`: nothing to do and nothing to copy.
+            Value::String(s) if !s.contains('$') => {}
             Value::String(s) => {
                 let mut unset = Vec::new();
                 let result = interpolate_reporting_unset(s, self.lookup, &mut |name| {

@@ -100,9 +100,42 @@ pub(super) struct PendingEntry {
 #[derive(Default)]
 pub(super) struct MapState {
     pub(super) entries: Vec<PendingEntry>,
-    /// Key text → its span, to report duplicates without a quadratic scan.
-    seen: HashMap<String, Span>,
+    /// Key text → index in `entries`, built only once a mapping is large:
+    /// most mappings have a handful of keys, where a scan is cheaper than
+    /// hashing, and a 1,000-service `services:` must not be quadratic.
+    index: Option<HashMap<String, usize>>,
     key: Option<Key>,
+}
+
+/// Mappings with more keys than this get a hash index for duplicates.
+const INDEX_AFTER: usize = 16;
+
+impl MapState {
+    /// Where `text` was set before in this mapping, if it was.
+    fn earlier(&self, text: &str) -> Option<&Span> {
+        let i = match &self.index {
+            Some(index) => *index.get(text)?,
+            None => self.entries.iter().position(|e| e.key.text == text)?,
+        };
+        self.entries.get(i).map(|e| &e.key.span)
+    }
+
+    /// Records a completed entry.
+    pub(super) fn push(&mut self, entry: PendingEntry) {
+        if let Some(index) = &mut self.index {
+            index.insert(entry.key.text.clone(), self.entries.len());
+        } else if self.entries.len() >= INDEX_AFTER {
+            let mut index: HashMap<String, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key.text.clone(), i))
+                .collect();
+            index.insert(entry.key.text.clone(), self.entries.len());
+            self.index = Some(index);
+        }
+        self.entries.push(entry);
+    }
 }
 
 enum FrameKind {
@@ -546,7 +579,7 @@ impl Builder {
         match &mut frame.kind {
             FrameKind::Seq(items) => items.push(node),
             FrameKind::Map(state) => match state.key.take() {
-                Some(key) => state.entries.push(PendingEntry { key, value: node }),
+                Some(key) => state.push(PendingEntry { key, value: node }),
                 // The parser always gives a key before a value.
                 None => {
                     let span = node.span.clone();
@@ -562,7 +595,7 @@ impl Builder {
             Some(Frame {
                 kind: FrameKind::Map(state),
                 ..
-            }) => state.seen.get(&key.text).cloned(),
+            }) => state.earlier(&key.text).cloned(),
             _ => None,
         };
         if let Some(first) = earlier {
@@ -581,7 +614,6 @@ impl Builder {
             ..
         }) = self.stack.last_mut()
         {
-            state.seen.insert(key.text.clone(), key.span.clone());
             state.key = Some(key);
         }
         Ok(())

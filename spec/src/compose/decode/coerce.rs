@@ -125,94 +125,122 @@ const CASTS: &[(&str, Cast)] = &[
 pub fn coerce(node: &mut Node) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut path = Vec::new();
-    let all: Vec<usize> = (0..CASTS.len()).collect();
-    walk(node, &mut path, &all, &mut errors);
+    walk(node, &mut path, &[trie()], &mut errors);
     errors
 }
 
-/// `candidates` are the indexes of the [`CASTS`] patterns that still match
-/// `path`; a subtree that no pattern can reach is skipped whole, which keeps
-/// this linear in the size of the typed parts of the document rather than
-/// in documents × patterns.
-fn walk(
-    node: &mut Node,
-    path: &mut Vec<PathSeg>,
-    candidates: &[usize],
+/// [`CASTS`] as a tree keyed by path segment, built once, so each node of
+/// the document costs a lookup or two whatever the number of patterns.
+#[derive(Default)]
+struct Trie {
+    literal: std::collections::HashMap<&'static str, Trie>,
+    any_key: Option<Box<Trie>>,
+    any_index: Option<Box<Trie>>,
+    /// The cast of the pattern ending here, with its index in [`CASTS`]:
+    /// where two patterns match one path the earlier one wins.
+    cast: Option<(usize, Cast)>,
+}
+
+fn trie() -> &'static Trie {
+    static TRIE: std::sync::OnceLock<Trie> = std::sync::OnceLock::new();
+    TRIE.get_or_init(|| {
+        let mut root = Trie::default();
+        for (index, (pattern, cast)) in CASTS.iter().enumerate() {
+            let mut node = &mut root;
+            for segment in pattern.split('.') {
+                node = match segment {
+                    "*" => node.any_key.get_or_insert_with(Box::default),
+                    "[]" => node.any_index.get_or_insert_with(Box::default),
+                    literal => node.literal.entry(literal).or_default(),
+                };
+            }
+            node.cast.get_or_insert((index, *cast));
+        }
+        root
+    })
+}
+
+/// A step of the path being walked, borrowed from the document: the path is
+/// only turned into text when there is an error to report.
+#[derive(Clone, Copy)]
+enum Step<'t> {
+    Key(&'t str),
+    Index(usize),
+}
+
+fn owned_path(path: &[Step<'_>]) -> Vec<PathSeg> {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(k) => PathSeg::Key((*k).to_string()),
+            Step::Index(i) => PathSeg::Index(*i),
+        })
+        .collect()
+}
+
+/// `active` are the trie nodes that match the path so far; a subtree that no
+/// pattern can reach is skipped whole.
+fn walk<'t>(
+    node: &'t mut Node,
+    path: &mut Vec<Step<'t>>,
+    active: &[&'static Trie],
     errors: &mut Vec<Diagnostic>,
 ) {
-    let depth = path.len();
+    if let Value::String(s) = &node.value {
+        let Some((_, cast)) = active.iter().filter_map(|t| t.cast).min_by_key(|(i, _)| *i) else {
+            return;
+        };
+        match apply(cast, s) {
+            Ok(Some(v)) => node.value = v,
+            Ok(None) => {}
+            Err(what) => {
+                let p = display_path(&owned_path(path));
+                errors.push(
+                    Diagnostic::error(format!("invalid {what} \"{s}\" for {p}"))
+                        .at(&node.span)
+                        .key(p)
+                        .hint(match what {
+                            "boolean" => "use true or false",
+                            "integer" => "use a whole number",
+                            _ => "use a number like 1 or 0.5",
+                        }),
+                );
+            }
+        }
+        return;
+    }
     match &mut node.value {
         Value::Map(entries) => {
-            for e in entries.iter_mut() {
-                let next: Vec<usize> = candidates
+            for entry in entries.iter_mut() {
+                let key = entry.key.as_str();
+                let next: Vec<&'static Trie> = active
                     .iter()
-                    .copied()
-                    .filter(
-                        |&i| matches!(segment(i, depth), Some(seg) if seg == "*" || seg == e.key),
-                    )
+                    .flat_map(|t| [t.literal.get(key), t.any_key.as_deref()])
+                    .flatten()
                     .collect();
                 if next.is_empty() {
                     continue;
                 }
-                path.push(PathSeg::Key(e.key.clone()));
-                walk(&mut e.value, path, &next, errors);
+                path.push(Step::Key(key));
+                walk(&mut entry.value, path, &next, errors);
                 path.pop();
             }
         }
         Value::Seq(items) => {
-            let next: Vec<usize> = candidates
+            let next: Vec<&'static Trie> = active
                 .iter()
-                .copied()
-                .filter(|&i| segment(i, depth) == Some("[]"))
+                .filter_map(|t| t.any_index.as_deref())
                 .collect();
             if next.is_empty() {
                 return;
             }
             for (i, item) in items.iter_mut().enumerate() {
-                path.push(PathSeg::Index(i));
+                path.push(Step::Index(i));
                 walk(item, path, &next, errors);
                 path.pop();
             }
         }
-        Value::String(s) => {
-            let Some(cast) = candidates
-                .iter()
-                .find(|&&i| segment(i, depth).is_none())
-                .map(|&i| CASTS[i].1)
-            else {
-                return;
-            };
-            match apply(cast, s) {
-                Ok(Some(v)) => node.value = v,
-                Ok(None) => {}
-                Err(what) => {
-                    let p = display_path(path);
-                    errors.push(
-                        Diagnostic::error(format!("invalid {what} \"{s}\" for {p}"))
-                            .at(&node.span)
-                            .key(p)
-                            .hint(match what {
-                                "boolean" => "use true or false",
-                                "integer" => "use a whole number",
-                                _ => "use a number like 1 or 0.5",
-                            }),
-                    );
-                }
-            }
-        }
         _ => {}
     }
-}
-
-/// The [`CASTS`] patterns split into segments once.
-fn split_patterns() -> &'static [Vec<&'static str>] {
-    static SPLIT: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
-    SPLIT.get_or_init(|| CASTS.iter().map(|(p, _)| p.split('.').collect()).collect())
-}
-
-/// The `depth`-th segment of pattern `index`.
-fn segment(index: usize, depth: usize) -> Option<&'static str> {
-    split_patterns().get(index)?.get(depth).copied()
 }
 
 fn apply(cast: Cast, s: &str) -> Result<Option<Value>, &'static str> {
