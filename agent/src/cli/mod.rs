@@ -5,9 +5,20 @@
 
 mod agent;
 mod config;
+mod exec;
+mod inspect;
+mod kill;
+mod logs;
 mod project_opts;
+mod ps;
+mod rm;
+mod run;
+mod shim;
+mod stats;
+mod stop;
 mod version;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -42,6 +53,15 @@ pub struct GlobalOpts {
     /// absent `RUST_LOG` is used, then `info`.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// State directory: containers, logs (and later images).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = berth_runtime::DEFAULT_ROOT,
+        env = "BERTH_ROOT"
+    )]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +80,27 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
+    /// Run a command in a new container (from a rootfs directory for now).
+    Run(Box<run::RunArgs>),
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Print a container's logs.
+    Logs(logs::LogsArgs),
+    /// Stop containers (stop signal, then SIGKILL after the timeout).
+    Stop(stop::StopArgs),
+    /// Send a signal to containers.
+    Kill(kill::KillArgs),
+    /// Remove containers.
+    Rm(rm::RmArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show containers' CPU, memory and pids usage.
+    Stats(stats::StatsArgs),
+    /// Show containers' configuration and state as JSON.
+    Inspect(inspect::InspectArgs),
+    /// The per-container supervisor (internal).
+    #[command(hide = true)]
+    Shim(shim::ShimArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -67,6 +108,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Version(args) => version::run(&args),
+        Command::Run(args) => run::run(*args, &cli.global),
+        Command::Ps(args) => ps::run(args, &cli.global),
+        Command::Logs(args) => logs::run(args, &cli.global),
+        Command::Stop(args) => stop::run(args, &cli.global),
+        Command::Kill(args) => kill::run(args, &cli.global),
+        Command::Rm(args) => rm::run(args, &cli.global),
+        Command::Exec(args) => exec::run(args, &cli.global),
+        Command::Stats(args) => stats::run(args, &cli.global),
+        Command::Inspect(args) => inspect::run(args, &cli.global),
+        Command::Shim(args) => shim::run(args, &cli.global),
     }
 }
 
