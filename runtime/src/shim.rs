@@ -553,6 +553,20 @@ fn container_child(
     let _ = dup2(out.as_raw_fd(), 1);
     let _ = dup2(err.as_raw_fd(), 2);
     drop((out, err));
+    // The status pipe and the shim's lock must die with the shim, not live
+    // on in the container (an `init` pid 1 never execs to drop them).
+    let _ = nix::unistd::close(STATUS_FD);
+    let _ = nix::unistd::close(LOCK_FD);
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our
+    // descriptors from 3 up; nothing is closed under anyone's feet.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
     let mut p2c = File::from(p2c);
     let mut b = [0u8; 1];
     if p2c.read(&mut b).unwrap_or(0) != 1 {
