@@ -15,6 +15,16 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+# The runtime's end-to-end tests build their container rootfs from a static
+# busybox.
+if [ ! -x /bin/busybox ]; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    apt-get update && apt-get install -y busybox-static
+  else
+    echo "warning: /bin/busybox is missing (apt-get install busybox-static); runtime e2e tests will fail" >&2
+  fi
+fi
+
 # The end-to-end tests drive the real binary, so build it first.
 cargo build --workspace --all-targets --locked
 if cargo nextest --version >/dev/null 2>&1; then

@@ -295,3 +295,110 @@ fn containers_outlive_the_cli_and_are_found_again_and_cleaned() {
     assert!(root.ids().is_empty());
     assert_eq!(text(&root.run(&["ps", "-a", "-q"]).stdout), "");
 }
+
+#[test]
+fn overlay_layers_create_start_wait() {
+    if !need_root("overlay_layers_create_start_wait") {
+        return;
+    }
+    let root = Root::new("overlay");
+    let top = root.dir.join("top-layer");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/motd"), "from the top layer\n").unwrap();
+    let base = runtime_support::rootfs().display().to_string();
+    let out = root.run(&[
+        "create",
+        "--name",
+        "ov",
+        "--layer",
+        &base,
+        "--layer",
+        &top.display().to_string(),
+        "sh",
+        "-c",
+        "cat /etc/motd; echo written > /new; exit 5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    assert_eq!(root.inspect("ov")["State"]["Status"], "created");
+    assert!(root.run(&["start", "ov"]).status.success());
+    let out = root.run(&["wait", "ov"]);
+    assert_eq!(text(&out.stdout).trim(), "5");
+    assert_eq!(
+        text(&root.run(&["logs", "ov"]).stdout),
+        "from the top layer\n"
+    );
+    // Writes land in the container's upper dir, never in a layer.
+    let upper = root.dir.join("containers").join(&id).join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("new")).unwrap(),
+        "written\n"
+    );
+    assert!(!top.join("new").exists() && !runtime_support::rootfs().join("new").exists());
+    assert!(root.run(&["rm", "ov"]).status.success());
+    assert!(!root.dir.join("containers").join(&id).exists());
+}
+
+#[test]
+fn mounts_user_workdir_env_and_init() {
+    if !need_root("mounts_user_workdir_env_and_init") {
+        return;
+    }
+    let root = Root::new("mounts");
+    let rw = root.dir.join("rw");
+    let ro = root.dir.join("ro");
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("f"), "ro-data\n").unwrap();
+    let env_file = root.dir.join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=1\n").unwrap();
+    let v_rw = format!("{}:/data", rw.display());
+    let v_ro = format!("{}:/conf:ro", ro.display());
+    let script = "echo hi > /data/out; cat /conf/f; touch /conf/x 2>/dev/null || echo ro-ok; \
+                  grep ' /scratch ' /proc/self/mountinfo | grep -c 'tmpfs tmpfs'; id -u; pwd; \
+                  echo $FROM_FILE$A $HOME $HOSTNAME";
+    let out = root.run_container(
+        &[
+            "--rm",
+            "-v",
+            &v_rw,
+            "-v",
+            &v_ro,
+            "--tmpfs",
+            "/scratch:size=1m",
+            "-u",
+            "nobody",
+            "-w",
+            "/work/dir",
+            "-e",
+            "A=2",
+            "--env-file",
+            &env_file.display().to_string(),
+            "--hostname",
+            "h1",
+        ],
+        &["sh", "-c", script],
+    );
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}\n{}", text(&out.stderr));
+    assert_eq!(
+        s,
+        "ro-data\nro-ok\n1\n65534\n/work/dir\n12 /nonexistent h1\n"
+    );
+    // nobody could not write /data (root-owned 755): the bind is still rw
+    // for root, so check as root with a second container.
+    let out = root.run_container(&["--rm", "-v", &v_rw], &["sh", "-c", "echo hi > /data/out"]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "hi\n");
+
+    // --init reaps orphans: a zombie-making shell leaves none behind.
+    let out = root.run_container(
+        &["--rm", "--init"],
+        &["sh", "-c", "sh -c 'sleep 0.1 &' ; sleep 0.5; cat /proc/1/comm; grep -l zombie /proc/[0-9]*/status 2>/dev/null | wc -l"],
+    );
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    let l: Vec<&str> = s.lines().collect();
+    assert_ne!(l[0], "sh", "pid 1 is the reaper: {s}");
+    assert_eq!(l[1].trim(), "0", "{s}");
+}

@@ -14,9 +14,11 @@ mod ps;
 mod rm;
 mod run;
 mod shim;
+mod start;
 mod stats;
 mod stop;
 mod version;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,12 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Run a command in a new container (from a rootfs directory for now).
     Run(Box<run::RunArgs>),
+    /// Create a container that waits for `start`.
+    Create(Box<run::RunArgs>),
+    /// Start created containers.
+    Start(start::StartArgs),
+    /// Block until containers exit and print their exit codes.
+    Wait(wait::WaitArgs),
     /// List containers.
     Ps(ps::PsArgs),
     /// Print a container's logs.
@@ -109,6 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => agent::run(args),
         Command::Version(args) => version::run(&args),
         Command::Run(args) => run::run(*args, &cli.global),
+        Command::Create(args) => run::create(*args, &cli.global),
+        Command::Start(args) => start::run(args, &cli.global),
+        Command::Wait(args) => wait::run(args, &cli.global),
         Command::Ps(args) => ps::run(args, &cli.global),
         Command::Logs(args) => logs::run(args, &cli.global),
         Command::Stop(args) => stop::run(args, &cli.global),

@@ -86,8 +86,12 @@ pub struct RunArgs {
     pub log_max_file: u32,
     /// The root filesystem: a directory used in place (until images are
     /// wired in, this is the only source).
-    #[arg(long, required = true)]
-    pub rootfs: PathBuf,
+    #[arg(long, required_unless_present = "layer", conflicts_with = "layer")]
+    pub rootfs: Option<PathBuf>,
+    /// A read-only lower dir for an overlayfs rootfs, lowest first
+    /// (repeatable). For testing the overlay path until images are wired.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub layer: Vec<PathBuf>,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -116,7 +120,29 @@ pub fn run(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         start: true,
         attach: !args.detach,
     };
-    let mut handle = match rt.create(&config, opts) {
+    create_and_follow(&rt, &config, &args, opts)
+}
+
+/// `berth create`: like `run -d`, but the container waits for `start`.
+pub fn create(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = runtime(global);
+    let config = build_config(args_to_parts(&args)?, &args)?;
+    let opts = CreateOptions {
+        start: false,
+        attach: false,
+    };
+    let mut args = args;
+    args.detach = true;
+    create_and_follow(&rt, &config, &args, opts)
+}
+
+fn create_and_follow(
+    rt: &Runtime,
+    config: &ContainerConfig,
+    args: &RunArgs,
+    opts: CreateOptions,
+) -> anyhow::Result<ExitCode> {
+    let mut handle = match rt.create(config, opts) {
         Ok(h) => h,
         Err(berth_runtime::Error::Start { code, message, .. }) => {
             eprintln!("berth: {message}");
@@ -241,10 +267,21 @@ fn push_env(env: &mut Vec<String>, kv: &str) {
 }
 
 fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig> {
-    let rootfs = absolute(&args.rootfs)?;
-    if !rootfs.is_dir() {
-        bail!("--rootfs {} is not a directory", rootfs.display());
-    }
+    let rootfs = match &args.rootfs {
+        Some(dir) => {
+            let dir = absolute(dir)?;
+            if !dir.is_dir() {
+                bail!("--rootfs {} is not a directory", dir.display());
+            }
+            Rootfs::Dir(dir)
+        }
+        None => Rootfs::Layers(
+            args.layer
+                .iter()
+                .map(|l| absolute(l))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
     let entrypoint = args.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             Vec::new()
@@ -290,7 +327,7 @@ fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig>
         id: new_id(),
         name,
         labels,
-        rootfs: Rootfs::Dir(rootfs),
+        rootfs,
         process: ProcessConfig {
             args: argv,
             env: parts.env,
@@ -314,7 +351,7 @@ fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig>
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::canonicalize(p).with_context(|| format!("--rootfs {}", p.display()))
+    std::fs::canonicalize(p).with_context(|| format!("rootfs {}", p.display()))
 }
 
 /// Docker's byte sizes: `1024`, `64m`, `1.5g`, `512k`, `10b` (base 1024).
