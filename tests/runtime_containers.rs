@@ -402,3 +402,32 @@ fn mounts_user_workdir_env_and_init() {
     assert_ne!(l[0], "sh", "pid 1 is the reaper: {s}");
     assert_eq!(l[1].trim(), "0", "{s}");
 }
+
+#[test]
+fn restart_and_follow_logs() {
+    if !need_root("restart_and_follow_logs") {
+        return;
+    }
+    let root = Root::new("restart");
+    root.detach(&["--name", "r"], &["sh", "-c", "echo run; sleep 60"]);
+    let first = root.wait_for("r", "running", |v| v["State"]["Status"] == "running");
+    let out = root.run(&["restart", "-t", "1", "r"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = root.wait_for("r", "running again", |v| v["State"]["Status"] == "running");
+    assert_ne!(first["State"]["Pid"], second["State"]["Pid"]);
+    assert_eq!(
+        root.run(&["ps", "-q"]).stdout.len(),
+        13,
+        "one container, once"
+    );
+    let logs = text(&root.run(&["logs", "r"]).stdout);
+    assert_eq!(logs, "run\nrun\n");
+
+    // `logs -f` follows until the container exits.
+    root.detach(
+        &["--name", "f"],
+        &["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"],
+    );
+    let out = root.run(&["logs", "-f", "f"]);
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+}

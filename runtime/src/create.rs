@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 use crate::names::valid_name;
-use crate::runtime::{Runtime, lock};
+use crate::runtime::{Runtime, try_lock};
 use crate::shim::{LOCK_FD, STATUS_FD, ShimArgs, cloexec_pipe};
 use crate::state::{State, write_json_atomic};
 
@@ -114,16 +114,50 @@ impl Runtime {
         let dir = self.root.container(&config.id);
         fs::create_dir(dir.path()).map_err(|e| Error::io("create", dir.path(), e))?;
         write_json_atomic(&dir.config(), config)?;
-        State::new(&config.id, &config.name).save(&dir.state())?;
+        self.launch(config, opts, State::new(&config.id, &config.name))
+    }
+
+    /// Starts a new shim for an existing container (`start` of an exited
+    /// one, `restart`): fresh state, same config, same upper dir.
+    pub(crate) fn relaunch(&self, config: &ContainerConfig) -> Result<ShimHandle> {
+        let dir = self.root.container(&config.id);
+        let old = State::load(&dir.state())?;
+        let mut fresh = State::new(&config.id, &config.name);
+        fresh.created_at = old.created_at;
+        self.launch(
+            config,
+            CreateOptions {
+                start: true,
+                attach: false,
+            },
+            fresh,
+        )
+    }
+
+    fn launch(
+        &self,
+        config: &ContainerConfig,
+        opts: CreateOptions,
+        state: State,
+    ) -> Result<ShimHandle> {
+        let dir = self.root.container(&config.id);
         // Locked here and inherited: from this instant until the shim exits
-        // the lock is held, so `ps` never sees a shim-less gap.
+        // the lock is held, so `ps` never sees a shim-less gap. Taking it
+        // without waiting also proves no other shim runs this container.
         let lockf = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.lock())
             .map_err(|e| Error::io("create", dir.lock(), e))?;
-        lock(&lockf, libc::LOCK_EX)?;
+        if !try_lock(&lockf, libc::LOCK_EX) {
+            return Err(Error::InvalidState {
+                id: config.id.clone(),
+                status: "running".to_owned(),
+                action: "start a second shim",
+            });
+        }
+        state.save(&dir.state())?;
         let (status_r, status_w) = cloexec_pipe()?;
         let (hangup_r, hangup_w) = if opts.attach {
             let (r, w) = cloexec_pipe()?;

@@ -10,11 +10,18 @@ use crate::runtime::Runtime;
 use crate::state::{State, Status};
 
 impl Runtime {
-    /// Writes the start byte to `start.fifo`, then waits until the shim has
-    /// recorded `running` (or `exited`).
+    /// Starts a created container (writes the start byte to `start.fifo`
+    /// and waits until the shim has recorded `running` or `exited`), or
+    /// runs an exited one again under a new shim.
     pub fn start(&self, key: &str) -> Result<()> {
         let info = self.inspect(key)?;
         let id = info.config.id.clone();
+        if info.observed.status == "exited" || info.observed.status == "dead" {
+            // Docker starts an exited container again: a new shim, the
+            // same config and filesystem.
+            self.relaunch(&info.config)?;
+            return Ok(());
+        }
         if info.observed.status != "created" {
             return Err(Error::InvalidState {
                 id,
@@ -45,5 +52,20 @@ impl Runtime {
             id,
             reason: "did not record the start within 10 s".to_owned(),
         })
+    }
+}
+
+impl Runtime {
+    /// `stop` (stop signal, SIGKILL after the timeout), then `start`.
+    pub fn restart(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
+        self.stop(key, timeout)?;
+        let id = self.resolve(key)?;
+        // The shim records the exit and removes the cgroup before it lets
+        // go of its lock; wait for that.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.shim_alive(&id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.start(&id)
     }
 }

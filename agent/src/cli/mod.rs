@@ -11,6 +11,7 @@ mod kill;
 mod logs;
 mod project_opts;
 mod ps;
+mod restart;
 mod rm;
 mod run;
 mod shim;
@@ -98,6 +99,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Send a signal to containers.
     Kill(kill::KillArgs),
+    /// Stop, then start containers again.
+    Restart(restart::RestartArgs),
     /// Remove containers.
     Rm(rm::RmArgs),
     /// Run a command in a running container.
@@ -124,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(args, &cli.global),
         Command::Stop(args) => stop::run(args, &cli.global),
         Command::Kill(args) => kill::run(args, &cli.global),
+        Command::Restart(args) => restart::run(args, &cli.global),
         Command::Rm(args) => rm::run(args, &cli.global),
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Stats(args) => stats::run(args, &cli.global),
