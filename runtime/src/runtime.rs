@@ -203,3 +203,48 @@ pub(crate) fn lock(f: &File, op: libc::c_int) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::state::proc_start_time;
+
+    /// The re-adoption matrix: what `ps` says for each combination of
+    /// recorded status, shim lock and pid 1.
+    #[test]
+    fn observe_reports_dead_shims_and_reused_pids_honestly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateRoot::new(tmp.path()).container("abc");
+        fs::create_dir_all(dir.path()).unwrap();
+        let me = std::process::id() as i32;
+        let mut st = State::new("abc", "n");
+        st.status = Status::Running;
+        st.pid = me;
+        st.pid_start_time = proc_start_time(me).unwrap();
+
+        // No lock file, pid alive: the shim died, the container runs.
+        let o = observe(&dir, &st);
+        assert_eq!(
+            (o.status.as_str(), o.shim_alive, o.container_alive),
+            ("unknown", false, true)
+        );
+        assert!(o.reason.is_some());
+
+        // The shim holds its lock: running.
+        let lockf = File::create(dir.lock()).unwrap();
+        assert!(try_lock(&lockf, libc::LOCK_EX));
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.shim_alive), ("running", true));
+        drop(lockf);
+
+        // Same pid, another start time: a reused pid is not our container.
+        st.pid_start_time += 1;
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.container_alive), ("dead", false));
+
+        // A recorded exit stays an exit whatever is running.
+        st.status = Status::Exited;
+        assert_eq!(observe(&dir, &st).status, "exited");
+    }
+}
