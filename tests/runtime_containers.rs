@@ -431,3 +431,57 @@ fn restart_and_follow_logs() {
     let out = root.run(&["logs", "-f", "f"]);
     assert_eq!(text(&out.stdout), "1\n2\n3\n");
 }
+
+/// The v2 code path, on this hybrid machine's cgroup2 mount: create, join,
+/// CPU accounting, removal. (Its memory, cpu and pids controllers are bound
+/// to v1 here, so v2 limits are not exercised.)
+#[test]
+fn cgroup_v2_path_on_the_unified_hierarchy() {
+    if !need_root("cgroup_v2_path_on_the_unified_hierarchy") {
+        return;
+    }
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.controllers").exists() {
+        println!(
+            "skipped: cgroup_v2_path_on_the_unified_hierarchy: no cgroup2 mount at {}",
+            unified.display()
+        );
+        return;
+    }
+    let root = Root::new("v2");
+    let rootfs = runtime_support::rootfs().display().to_string();
+    let with_v2 = |args: &[&str]| {
+        root.cmd(args)
+            .env("BERTH_CGROUP_ROOT", unified)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = with_v2(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    let dir = unified.join("berth").join(&id);
+    let pid = root.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|p| p == pid.to_string()), "{procs}");
+    std::thread::sleep(Duration::from_millis(300));
+    let stat = std::fs::read_to_string(dir.join("cpu.stat")).unwrap();
+    let usage: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(usage > 0, "{stat}");
+    let out = with_v2(&["rm", "-f", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}

@@ -99,9 +99,14 @@ pub struct RunArgs {
 
 /// The runtime for `--root`, with this binary as the shim.
 pub fn runtime(global: &GlobalOpts) -> Runtime {
+    // BERTH_CGROUP_ROOT (undocumented) points at another cgroup root: on a
+    // hybrid machine, the cgroup2 mount exercises the v2 code path.
+    let cgroup_root = std::env::var_os("BERTH_CGROUP_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(berth_runtime::DEFAULT_CGROUP_ROOT));
     Runtime::new(
         &global.root,
-        berth_runtime::DEFAULT_CGROUP_ROOT,
+        cgroup_root,
         PathBuf::from("/proc/self/exe")
             .read_link()
             .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
