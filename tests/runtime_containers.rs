@@ -485,3 +485,42 @@ fn cgroup_v2_path_on_the_unified_hierarchy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
+
+/// A symlink in the image must not point a mount target at a host path.
+#[test]
+fn mount_targets_cannot_escape_through_symlinks() {
+    if !need_root("mount_targets_cannot_escape_through_symlinks") {
+        return;
+    }
+    let root = Root::new("escape");
+    let host_dir = root.dir.join("host-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let top = root.dir.join("evil-layer");
+    std::fs::create_dir_all(&top).unwrap();
+    std::os::unix::fs::symlink(&host_dir, top.join("escape")).unwrap();
+    let src = root.dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let base = runtime_support::rootfs().display().to_string();
+    let vol = format!("{}:/escape/mnt", src.display());
+    let out = root.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        "--tmpfs",
+        "/escape/tmp",
+        "--layer",
+        &base,
+        "--layer",
+        &top.display().to_string(),
+        "sh",
+        "-c",
+        "ls -d /escape/mnt /escape/tmp",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_dir(&host_dir).unwrap().count(),
+        0,
+        "mount points were created on the host"
+    );
+}

@@ -147,6 +147,58 @@ pub fn in_root(root: &Path, rel: &str) -> PathBuf {
     p
 }
 
+/// `rel` under `root` with every symlink on the way resolved *inside*
+/// `root` (an absolute link target starts again at `root`, `..` stops at
+/// it), like Go's `securejoin`. Mount targets go through this before
+/// pivot_root, so a rootfs cannot point a mount (or a created dir) at a
+/// host path.
+pub fn secure_join(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut pending: Vec<std::ffi::OsString> = Path::new(rel)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_owned()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            parts.pop();
+            continue;
+        }
+        let mut candidate = root.to_path_buf();
+        candidate.extend(&parts);
+        candidate.push(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(Error::invalid("path", format!("{rel}: too many symlinks")));
+                }
+                let target =
+                    fs::read_link(&candidate).map_err(|e| Error::io("read link", &candidate, e))?;
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(s) => pending.push(s.to_owned()),
+                        std::path::Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(parts);
+    Ok(out)
+}
+
 fn mkdir_p(p: &Path) -> Result<()> {
     fs::create_dir_all(p).map_err(|e| Error::io("create", p, e))
 }
@@ -234,7 +286,7 @@ pub fn setup(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
     }
 
     for name in ["hostname", "hosts", "resolv.conf"] {
-        let target = root.join("etc").join(name);
+        let target = secure_join(&root, &format!("/etc/{name}"))?;
         touch(&target)?;
         let src = dir.etc_file(name).display().to_string();
         mnt(Some(&src), &target, None, MsFlags::MS_BIND, None)?;
@@ -334,7 +386,7 @@ fn user_mount(root: &Path, m: &Mount) -> Result<()> {
             target,
             readonly,
         } => {
-            let dst = in_root(root, target);
+            let dst = secure_join(root, target)?;
             let meta =
                 fs::metadata(source).map_err(|e| Error::io("stat bind source", source, e))?;
             if meta.is_dir() {
@@ -361,7 +413,7 @@ fn user_mount(root: &Path, m: &Mount) -> Result<()> {
             }
         }
         Mount::Tmpfs { target, size, mode } => {
-            let dst = in_root(root, target);
+            let dst = secure_join(root, target)?;
             mkdir_p(&dst)?;
             mnt(
                 Some("tmpfs"),
@@ -456,6 +508,27 @@ mod tests {
             in_root(Path::new("/r"), "/../../etc"),
             PathBuf::from("/r/etc")
         );
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn secure_join_keeps_symlinks_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("real/sub")).unwrap();
+        symlink("/etc", r.join("abs")).unwrap();
+        symlink("../../..", r.join("real/up")).unwrap();
+        symlink("real", r.join("rel")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        assert_eq!(
+            secure_join(r, "/abs/hostname").unwrap(),
+            r.join("etc/hostname")
+        );
+        assert_eq!(secure_join(r, "/real/up/x").unwrap(), r.join("x"));
+        assert_eq!(secure_join(r, "/rel/sub").unwrap(), r.join("real/sub"));
+        assert_eq!(secure_join(r, "/../../a").unwrap(), r.join("a"));
+        assert_eq!(secure_join(r, "/new/dir").unwrap(), r.join("new/dir"));
+        assert!(secure_join(r, "/loop/x").is_err());
     }
 
     #[test]
