@@ -524,3 +524,38 @@ fn mount_targets_cannot_escape_through_symlinks() {
         "mount points were created on the host"
     );
 }
+
+/// A foreground `run` forwards SIGTERM to the container (via --init here,
+/// since a bare pid 1 ignores it) and exits with the container's code.
+#[test]
+fn foreground_run_forwards_signals() {
+    if !need_root("foreground_run_forwards_signals") {
+        return;
+    }
+    let root = Root::new("sigproxy");
+    let rootfs = runtime_support::rootfs().display().to_string();
+    let mut cli = root
+        .cmd(&[
+            "run", "--name", "p", "--init", "--rootfs", &rootfs, "sleep", "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    root.wait_for("p", "running", |v| v["State"]["Status"] == "running");
+    std::thread::sleep(Duration::from_millis(100));
+    std::process::Command::new("kill")
+        .args(["-TERM", &cli.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = cli.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "run did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(143));
+}

@@ -119,3 +119,38 @@ mod tests {
         assert!(parse_signal("999").is_err());
     }
 }
+
+/// Docker's `--sig-proxy`: from now on, SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+/// SIGUSR1 and SIGUSR2 sent to this process go to the container's pid 1
+/// (checked by start time) instead. Blocks them in the calling thread
+/// and starts one thread that `sigwait`s; call it after the last fork of
+/// this process (the shim is spawned already), before any other thread.
+pub fn proxy_signals(pid: i32, start_time: u64) -> Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::sys("block signals", e))?;
+    std::thread::Builder::new()
+        .name("sig-proxy".to_owned())
+        .spawn(move || {
+            while let Ok(sig) = set.wait() {
+                if !same_process_alive(pid, start_time) {
+                    return;
+                }
+                tracing::debug!(pid, ?sig, "forward signal");
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::io("spawn", "the signal proxy thread", e))
+}

@@ -47,7 +47,7 @@ pub use config::{ContainerConfig, LogConfig, Mount, Network, ProcessConfig, Reso
 pub use create::{CreateOptions, ShimEvent, ShimHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::ExecOptions;
-pub use kill::parse_signal;
+pub use kill::{parse_signal, proxy_signals};
 pub use names::{new_id, random_name, valid_name};
 pub use nix::sys::signal::Signal;
 pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};

@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Forward signals this process receives to the container (foreground).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     #[arg(long)]
     pub name: Option<String>,
     /// Set an environment variable (`KEY=VALUE`, or `KEY` to copy it).
@@ -161,6 +164,12 @@ fn create_and_follow(
     if args.detach {
         println!("{}", config.id);
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.sig_proxy {
+        // Ctrl-C and friends go to the container (as with Docker, a pid 1
+        // without a handler ignores them: use --init).
+        let info = rt.inspect(&config.id)?;
+        berth_runtime::proxy_signals(info.state.pid, info.state.pid_start_time)?;
     }
     loop {
         match handle.next_event() {
