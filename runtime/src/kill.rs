@@ -105,21 +105,6 @@ fn record_lost_exit(rt: &Runtime, id: &str) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn signals_by_name_or_number() {
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("sigint").unwrap(), Signal::SIGINT);
-        assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("999").is_err());
-    }
-}
-
 /// Docker's `--sig-proxy`: from now on, SIGINT, SIGTERM, SIGHUP, SIGQUIT,
 /// SIGUSR1 and SIGUSR2 sent to this process go to the container's pid 1
 /// (checked by start time) instead. Blocks them in the calling thread
@@ -153,4 +138,19 @@ pub fn proxy_signals(pid: i32, start_time: u64) -> Result<()> {
         })
         .map(drop)
         .map_err(|e| Error::io("spawn", "the signal proxy thread", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("sigint").unwrap(), Signal::SIGINT);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("999").is_err());
+    }
 }
