@@ -29,7 +29,12 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    // libcgroups reports every controller this machine lacks at WARN; that
+    // is noise for container commands unless asked for.
+    if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
+        cli.global.log_level = Some("info,libcgroups=error".to_owned());
+    }
     if let Err(err) = logging::init(&cli.global) {
         eprintln!("berth: {err:#}");
         return ExitCode::FAILURE;

@@ -1,5 +1,64 @@
-//! berth-runtime: native containers (per-container supervisor, namespaces,
-//! overlayfs rootfs, cgroups, logs, exec, stats).
+//! berth-runtime: native Linux containers with no other runtime below.
 //!
-//! Not built yet: this crate lands with the runtime issue. It exists now so
-//! that the dependency rules in ARCHITECTURE.md hold from the first commit.
+//! The principal types: [`ContainerConfig`] (what to run, in runtime terms:
+//! paths, argv, limits; no Compose, no images), [`Runtime`] (a state root
+//! plus a cgroup root; one file per operation: [`Runtime::create`],
+//! [`Runtime::start`], [`Runtime::wait`], [`Runtime::stop`],
+//! [`Runtime::kill`], [`Runtime::remove`], [`Runtime::list`],
+//! [`Runtime::inspect`], [`Runtime::exec`], [`Runtime::stats`]), the
+//! per-container supervisor in [`shim`], and the json log in [`logs`].
+//!
+//! Lifecycle: `create` writes `config.json` and spawns the shim, which
+//! outlives the caller; the shim builds the container (namespaces,
+//! overlayfs, pivot_root, cgroup, capabilities) and, on `start`, lets it
+//! exec; it records every transition in `state.json`. Any later process
+//! finds the container again from the state dir ([`Runtime::list`]),
+//! checking the shim by its lock and pid 1 by pid *and* start time.
+//!
+//! This is the crate where `unsafe` lives (fork, prctl, ioctl, pre_exec);
+//! each block says why it is sound. Nothing here forks from a
+//! multithreaded process: the shim is a fresh single-threaded process, and
+//! [`Runtime::exec`] refuses to run in a process with more than one thread.
+
+mod cgroup;
+mod command;
+mod config;
+mod create;
+mod error;
+mod exec;
+mod init;
+mod kill;
+pub mod logs;
+mod names;
+mod process;
+mod remove;
+mod rootfs;
+mod runtime;
+pub mod shim;
+mod start;
+mod state;
+mod stats;
+mod user;
+mod wait;
+
+pub use cgroup::{CgroupPaths, CgroupSample, cpu_percent};
+pub use command::combine_command;
+pub use config::{ContainerConfig, LogConfig, Mount, Network, ProcessConfig, Resources, Rootfs};
+pub use create::{CreateOptions, ShimEvent, ShimHandle};
+pub use error::{Error, ErrorKind, Result};
+pub use exec::ExecOptions;
+pub use kill::{parse_signal, proxy_signals};
+pub use names::{new_id, random_name, valid_name};
+pub use nix::sys::signal::Signal;
+pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};
+pub use remove::mounts_under;
+pub use rootfs::{MASKED_PATHS, READONLY_PATHS, overlay_options, tmpfs_options};
+pub use runtime::{ContainerInfo, Observed, Runtime, observe};
+pub use state::{ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time};
+pub use stats::host_memory;
+pub use user::{ExecUser, resolve_user};
+
+/// The default state root.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+/// The default cgroup root.
+pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";

@@ -5,14 +5,27 @@
 
 mod agent;
 mod config;
+mod exec;
 mod image;
 mod image_import;
 mod image_inspect;
 mod image_load;
 mod image_rm;
 mod images;
+mod inspect;
+mod kill;
+mod logs;
 mod project_opts;
+mod ps;
+mod restart;
+mod rm;
+mod run;
+mod shim;
+mod start;
+mod stats;
+mod stop;
 mod version;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,8 +62,8 @@ pub struct GlobalOpts {
     /// absent `RUST_LOG` is used, then `info`.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
-    /// State directory: the image store, snapshots and (later) container
-    /// state.
+    /// State directory: the image store, snapshots, containers and their
+    /// logs.
     #[arg(
         long,
         global = true,
@@ -87,6 +100,35 @@ pub enum Command {
     Load(image_load::LoadArgs),
     /// Give an image another name (like `docker tag`).
     Tag(image_rm::TagArgs),
+    /// Run a command in a new container (from a rootfs directory for now).
+    Run(Box<run::RunArgs>),
+    /// Create a container that waits for `start`.
+    Create(Box<run::RunArgs>),
+    /// Start created containers.
+    Start(start::StartArgs),
+    /// Block until containers exit and print their exit codes.
+    Wait(wait::WaitArgs),
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Print a container's logs.
+    Logs(logs::LogsArgs),
+    /// Stop containers (stop signal, then SIGKILL after the timeout).
+    Stop(stop::StopArgs),
+    /// Send a signal to containers.
+    Kill(kill::KillArgs),
+    /// Stop, then start containers again.
+    Restart(restart::RestartArgs),
+    /// Remove containers.
+    Rm(rm::RmArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show containers' CPU, memory and pids usage.
+    Stats(stats::StatsArgs),
+    /// Show containers' configuration and state as JSON.
+    Inspect(inspect::InspectArgs),
+    /// The per-container supervisor (internal).
+    #[command(hide = true)]
+    Shim(shim::ShimArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -100,6 +142,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rmi(args) => image_rm::run_rmi(&args, global),
         Command::Load(args) => image_load::run(&args, global),
         Command::Tag(args) => image_rm::run_tag(&args, global),
+        Command::Run(args) => run::run(*args, global),
+        Command::Create(args) => run::create(*args, global),
+        Command::Start(args) => start::run(args, global),
+        Command::Wait(args) => wait::run(args, global),
+        Command::Ps(args) => ps::run(args, global),
+        Command::Logs(args) => logs::run(args, global),
+        Command::Stop(args) => stop::run(args, global),
+        Command::Kill(args) => kill::run(args, global),
+        Command::Restart(args) => restart::run(args, global),
+        Command::Rm(args) => rm::run(args, global),
+        Command::Exec(args) => exec::run(args, global),
+        Command::Stats(args) => stats::run(args, global),
+        Command::Inspect(args) => inspect::run(args, global),
+        Command::Shim(args) => shim::run(args, global),
     }
 }
 

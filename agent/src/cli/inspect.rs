@@ -1,0 +1,115 @@
+//! `berth inspect NAME...`: a JSON array with Docker's field names where
+//! they exist.
+
+use std::process::ExitCode;
+
+use berth_runtime::{ContainerInfo, Mount, Network, Rootfs};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn run(args: InspectArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = super::run::runtime(global);
+    let mut out = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for c in &args.containers {
+        match rt.inspect(c) {
+            Ok(info) => out.push(to_json(&info, &rt)),
+            Err(e) => {
+                eprintln!("berth: {c}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    Ok(code)
+}
+
+fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
+    let c = &i.config;
+    let s = &i.state;
+    let r = &c.resources;
+    let zero = "0001-01-01T00:00:00Z";
+    let dir = rt.state_root().container(&c.id);
+    let mounts: Vec<Value> = c
+        .mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } => json!({
+                "Type": "bind", "Source": source, "Destination": target, "RW": !readonly
+            }),
+            Mount::Tmpfs { target, .. } => {
+                json!({"Type": "tmpfs", "Destination": target, "RW": true})
+            }
+        })
+        .collect();
+    json!({
+        "Id": c.id,
+        "Created": s.created_at,
+        "Path": c.process.args.first(),
+        "Args": c.process.args.get(1..).unwrap_or(&[]),
+        "State": {
+            "Status": i.observed.status,
+            "Running": i.observed.status == "running",
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": s.oom_killed,
+            "Dead": i.observed.status == "dead",
+            "Pid": if i.observed.container_alive { s.pid } else { 0 },
+            "ExitCode": s.exit_code.unwrap_or(0),
+            "Signal": s.signal,
+            "Error": s.error.clone().or(i.observed.reason.clone()).unwrap_or_default(),
+            "StartedAt": s.started_at.as_deref().unwrap_or(zero),
+            "FinishedAt": s.finished_at.as_deref().unwrap_or(zero),
+            "ShimPid": s.shim_pid,
+            "ShimAlive": i.observed.shim_alive,
+        },
+        "Name": format!("/{}", c.name),
+        "LogPath": dir.log(),
+        "HostConfig": {
+            "Memory": r.memory.unwrap_or(0),
+            "MemoryReservation": r.memory_reservation.unwrap_or(0),
+            "MemorySwap": r.memory_swap.unwrap_or(if r.memory.is_some() { r.memory.unwrap_or(0) * 2 } else { 0 }),
+            "NanoCpus": r.nano_cpus(),
+            "CpuQuota": r.cpu_quota.unwrap_or(0),
+            "CpuPeriod": r.cpu_period.unwrap_or(0),
+            "CpuShares": r.cpu_shares.unwrap_or(0),
+            "CpusetCpus": r.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": r.cpuset_mems.clone().unwrap_or_default(),
+            "PidsLimit": r.pids_limit,
+            "Init": c.init,
+            "AutoRemove": c.auto_remove,
+            "NetworkMode": match &c.network { Network::None => "none".to_owned(), Network::Host => "host".to_owned(), Network::Join(p) => format!("ns:{}", p.display()) },
+            "LogConfig": {"Type": "json-file", "Config": {
+                "max-size": c.log.max_size.map(|s| s.to_string()),
+                "max-file": c.log.max_files.to_string(),
+            }},
+        },
+        "Config": {
+            "Hostname": c.effective_hostname(),
+            "User": c.process.user.clone().unwrap_or_default(),
+            "Env": c.process.env,
+            "Cmd": c.process.args,
+            "WorkingDir": c.process.cwd.clone().unwrap_or_default(),
+            "Labels": c.labels,
+            "StopSignal": c.stop_signal.clone().unwrap_or_else(|| "SIGTERM".to_owned()),
+            "StopTimeout": c.stop_timeout,
+        },
+        "Mounts": mounts,
+        "GraphDriver": match &c.rootfs {
+            Rootfs::Dir(d) => json!({"Name": "rootfs-dir", "Data": {"Dir": d}}),
+            Rootfs::Layers(l) => json!({"Name": "overlay", "Data": {"LowerDirs": l, "UpperDir": dir.upper(), "WorkDir": dir.work()}}),
+        },
+    })
+}

@@ -1,0 +1,131 @@
+//! `berth ps [-a] [-q]`: containers found in the state dir, checked against
+//! the live processes.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use berth_runtime::ContainerInfo;
+use clap::Args;
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (by default only running ones).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only print ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not truncate ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = super::run::runtime(global);
+    let list = rt.list(args.all);
+    if args.quiet {
+        for c in &list {
+            println!("{}", short(&c.config.id, args.no_trunc));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|c| {
+            let mut cmd = format!("\"{}\"", c.config.process.args.join(" "));
+            if !args.no_trunc && cmd.chars().count() > 22 {
+                cmd = format!("{}…\"", cmd.chars().take(20).collect::<String>());
+            }
+            [
+                short(&c.config.id, args.no_trunc),
+                cmd,
+                ago(&c.state.created_at),
+                status_text(c),
+                c.config.name.clone(),
+            ]
+        })
+        .collect();
+    let header = ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES"];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}   ", w = *w));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short(id: &str, full: bool) -> String {
+    if full {
+        id.to_owned()
+    } else {
+        id.chars().take(12).collect()
+    }
+}
+
+/// `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`, ...
+pub fn status_text(c: &ContainerInfo) -> String {
+    match c.observed.status.as_str() {
+        "running" => format!("Up {}", since(c.state.started_at.as_deref())),
+        "exited" => format!(
+            "Exited ({}) {}",
+            c.state.exit_code.map_or("?".to_owned(), |x| x.to_string()),
+            ago(c
+                .state
+                .finished_at
+                .as_deref()
+                .unwrap_or(&c.state.created_at))
+        ),
+        "created" => "Created".to_owned(),
+        "creating" => "Creating".to_owned(),
+        "unknown" => "Unknown (shim died, container running)".to_owned(),
+        "dead" => "Dead (shim died)".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn elapsed(t: &str) -> Option<Duration> {
+    let t = humantime::parse_rfc3339(t).ok()?;
+    SystemTime::now().duration_since(t).ok()
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".to_owned(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".to_owned(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn since(t: Option<&str>) -> String {
+    t.and_then(elapsed).map(human).unwrap_or_default()
+}
+
+fn ago(t: &str) -> String {
+    elapsed(t)
+        .map(|d| format!("{} ago", human(d)))
+        .unwrap_or_default()
+}

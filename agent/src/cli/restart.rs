@@ -1,0 +1,32 @@
+//! `berth restart [-t SECONDS] NAME...`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn run(args: RestartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = super::run::runtime(global);
+    let mut code = ExitCode::SUCCESS;
+    for c in &args.containers {
+        match rt.restart(c, args.time.map(Duration::from_secs)) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("berth: {c}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}

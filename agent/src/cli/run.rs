@@ -1,0 +1,410 @@
+//! `berth run`: create and start a container from a rootfs directory;
+//! foreground (streams output, exits with the container's code) or `-d`.
+//! Also the helpers the other container verbs share.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use berth_runtime::{
+    ContainerConfig, CreateOptions, LogConfig, Mount, Network, ProcessConfig, Resources, Rootfs,
+    Runtime, ShimEvent, combine_command, new_id, random_name,
+};
+use clap::Args;
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Forward signals this process receives to the container (foreground).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to copy it).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Add a label (`KEY=VALUE`).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Memory limit (`64m`, `1g`, bytes).
+    #[arg(short = 'm', long, value_parser = parse_bytes)]
+    pub memory: Option<i64>,
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap; `-1` for unlimited swap.
+    #[arg(long, value_parser = parse_swap, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// Number of CPUs (CFS quota over a 100 ms period).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// `uid[:gid]` or `name[:group]`.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Overwrite the entrypoint (`""` clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container hostname (default: the id's first 12 characters).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run a reaper as pid 1 that forwards signals.
+    #[arg(long)]
+    pub init: bool,
+    /// `none` (own namespace, only lo) or `host`.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Bind mount `SRC:DST[:ro]` (SRC an absolute host path).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// tmpfs mount `DST[:size=N,mode=M]`.
+    #[arg(long, value_name = "DST[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL.
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// json log rotation size (`10m`).
+    #[arg(long, value_parser = parse_bytes)]
+    pub log_max_size: Option<i64>,
+    #[arg(long, default_value_t = 1)]
+    pub log_max_file: u32,
+    /// The root filesystem: a directory used in place (until images are
+    /// wired in, this is the only source).
+    #[arg(long, required_unless_present = "layer", conflicts_with = "layer")]
+    pub rootfs: Option<PathBuf>,
+    /// A read-only lower dir for an overlayfs rootfs, lowest first
+    /// (repeatable). For testing the overlay path until images are wired.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub layer: Vec<PathBuf>,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// The runtime for `--root`, with this binary as the shim.
+pub fn runtime(global: &GlobalOpts) -> Runtime {
+    // BERTH_CGROUP_ROOT (undocumented) points at another cgroup root: on a
+    // hybrid machine, the cgroup2 mount exercises the v2 code path.
+    let cgroup_root = std::env::var_os("BERTH_CGROUP_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(berth_runtime::DEFAULT_CGROUP_ROOT));
+    Runtime::new(
+        &global.root,
+        cgroup_root,
+        PathBuf::from("/proc/self/exe")
+            .read_link()
+            .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+    )
+}
+
+/// A process exit code from a container's (0..=255).
+pub fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+pub fn run(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = runtime(global);
+    let config = build_config(args_to_parts(&args)?, &args)?;
+    let opts = CreateOptions {
+        start: true,
+        attach: !args.detach,
+    };
+    create_and_follow(&rt, &config, &args, opts)
+}
+
+/// `berth create`: like `run -d`, but the container waits for `start`.
+pub fn create(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let rt = runtime(global);
+    let config = build_config(args_to_parts(&args)?, &args)?;
+    let opts = CreateOptions {
+        start: false,
+        attach: false,
+    };
+    let mut args = args;
+    args.detach = true;
+    create_and_follow(&rt, &config, &args, opts)
+}
+
+fn create_and_follow(
+    rt: &Runtime,
+    config: &ContainerConfig,
+    args: &RunArgs,
+    opts: CreateOptions,
+) -> anyhow::Result<ExitCode> {
+    let mut handle = match rt.create(config, opts) {
+        Ok(h) => h,
+        Err(berth_runtime::Error::Start { code, message, .. }) => {
+            eprintln!("berth: {message}");
+            if args.rm {
+                let _ = rt.remove(&config.id, true);
+            }
+            return Ok(exit_code(code));
+        }
+        Err(e) => return Err(e).context("cannot create the container"),
+    };
+    if args.detach {
+        println!("{}", config.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.sig_proxy {
+        // Ctrl-C and friends go to the container (as with Docker, a pid 1
+        // without a handler ignores them: use --init).
+        let info = rt.inspect(&config.id)?;
+        berth_runtime::proxy_signals(info.state.pid, info.state.pid_start_time)?;
+    }
+    loop {
+        match handle.next_event() {
+            Ok(Some(ShimEvent::Exited(code))) => return Ok(exit_code(code)),
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!(
+                "the shim of {} exited without reporting the container's exit",
+                config.id
+            ),
+            Err(berth_runtime::Error::Start { code, message, .. }) => {
+                eprintln!("berth: {message}");
+                return Ok(exit_code(code));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+struct Parts {
+    env: Vec<String>,
+    mounts: Vec<Mount>,
+    network: Network,
+}
+
+fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
+    let mut env = Vec::new();
+    for f in &args.env_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            push_env(&mut env, line);
+        }
+    }
+    for e in &args.env {
+        push_env(&mut env, e);
+    }
+    let mut mounts = Vec::new();
+    for v in &args.volume {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => bail!("invalid volume {v:?}: expected SRC:DST[:ro]"),
+        };
+        if !src.starts_with('/') {
+            bail!(
+                "invalid volume {v:?}: named volumes are not supported yet; use an absolute host path"
+            );
+        }
+        if !dst.starts_with('/') {
+            bail!("invalid volume {v:?}: the container path must be absolute");
+        }
+        let readonly = match mode {
+            "" | "rw" => false,
+            "ro" => true,
+            other => bail!("invalid volume mode {other:?} in {v:?}: expected ro or rw"),
+        };
+        mounts.push(Mount::Bind {
+            source: PathBuf::from(src),
+            target: dst.to_owned(),
+            readonly,
+        });
+    }
+    for t in &args.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        let (mut size, mut mode) = (None, None);
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o.split_once('=') {
+                Some(("size", s)) => {
+                    size = Some(parse_bytes(s).map_err(anyhow::Error::msg)? as u64)
+                }
+                Some(("mode", m)) => {
+                    mode = Some(
+                        u32::from_str_radix(m, 8)
+                            .with_context(|| format!("invalid tmpfs mode {m:?}"))?,
+                    )
+                }
+                _ => bail!("unsupported tmpfs option {o:?} (size=, mode= are)"),
+            }
+        }
+        mounts.push(Mount::Tmpfs {
+            target: dst.to_owned(),
+            size,
+            mode,
+        });
+    }
+    let network = match args.network.as_str() {
+        "none" => Network::None,
+        "host" => Network::Host,
+        other => bail!("unsupported --network {other:?}: none and host are supported for now"),
+    };
+    Ok(Parts {
+        env,
+        mounts,
+        network,
+    })
+}
+
+fn push_env(env: &mut Vec<String>, kv: &str) {
+    if kv.contains('=') {
+        env.push(kv.to_owned());
+    } else if let Ok(v) = std::env::var(kv) {
+        env.push(format!("{kv}={v}"));
+    }
+}
+
+fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig> {
+    let rootfs = match &args.rootfs {
+        Some(dir) => {
+            let dir = absolute(dir)?;
+            if !dir.is_dir() {
+                bail!("--rootfs {} is not a directory", dir.display());
+            }
+            Rootfs::Dir(dir)
+        }
+        None => Rootfs::Layers(
+            args.layer
+                .iter()
+                .map(|l| absolute(l))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
+    let entrypoint = args.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        }
+    });
+    let cmd = if args.command.is_empty() {
+        None
+    } else {
+        Some(args.command.clone())
+    };
+    let argv = combine_command(&[], &[], entrypoint, cmd);
+    if argv.is_empty() {
+        bail!("no command specified (there is no image to take a default from yet)");
+    }
+    let mut resources = Resources {
+        memory: args.memory,
+        memory_reservation: args.memory_reservation,
+        memory_swap: args.memory_swap,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        cpuset_mems: args.cpuset_mems.clone(),
+        pids_limit: args.pids_limit,
+        ..Default::default()
+    };
+    if let Some(c) = args.cpus {
+        if c <= 0.0 {
+            bail!("--cpus must be positive");
+        }
+        resources.set_cpus(c);
+    }
+    let labels = args
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let name = args.name.clone().unwrap_or_else(random_name);
+    Ok(ContainerConfig {
+        id: new_id(),
+        name,
+        labels,
+        rootfs,
+        process: ProcessConfig {
+            args: argv,
+            env: parts.env,
+            cwd: args.workdir.clone(),
+            user: args.user.clone(),
+            tty: false,
+        },
+        hostname: args.hostname.clone(),
+        mounts: parts.mounts,
+        resources,
+        init: args.init,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        log: LogConfig {
+            max_size: args.log_max_size.map(|s| s as u64),
+            max_files: args.log_max_file.max(1),
+        },
+        network: parts.network,
+        auto_remove: args.rm,
+    })
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::canonicalize(p).with_context(|| format!("rootfs {}", p.display()))
+}
+
+/// Docker's byte sizes: `1024`, `64m`, `1.5g`, `512k`, `10b` (base 1024).
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    if n < 0.0 {
+        return Err(format!("invalid size {s:?}"));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn parse_swap(s: &str) -> Result<i64, String> {
+    if s.trim() == "-1" {
+        Ok(-1)
+    } else {
+        parse_bytes(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("64m"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64MB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_swap("-1"), Ok(-1));
+    }
+}

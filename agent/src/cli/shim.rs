@@ -1,0 +1,33 @@
+//! `berth shim` (hidden): the per-container supervisor, re-executed from
+//! this binary by `run`. Its argv is a stable interface between berth
+//! versions: `shim --root R --cgroup-root C --id ID [--start] [--attach]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct ShimArgs {
+    #[arg(long)]
+    pub cgroup_root: PathBuf,
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub start: bool,
+    #[arg(long)]
+    pub attach: bool,
+}
+
+pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let code = berth_runtime::shim::main(&berth_runtime::shim::ShimArgs {
+        root: global.root.clone(),
+        cgroup_root: args.cgroup_root,
+        id: args.id,
+        start: args.start,
+        attach: args.attach,
+    });
+    Ok(super::run::exit_code(code))
+}

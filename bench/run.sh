@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Times create+start+wait of `true` on a busybox rootfs:
+#   berth run --rm --network none --rootfs DIR true
+# beside podman and docker when they are installed and working, and the
+# bare floor `unshare -mpnuif --mount-proc chroot DIR /bin/true`; measures the
+# idle RSS of one shim. Writes bench/results/run.md.
+# Targets (runtime issue): median <= 15 ms without network; shim < 2 MiB RSS.
+#
+#   bench/run.sh [--with-anchors]   # --with-anchors: install and build the
+#                                   # anchors first (../shared/anchors)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+with_anchors=0
+[ "${1:-}" = "--with-anchors" ] && with_anchors=1
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/run.sh needs root (it runs containers)" >&2
+  exit 1
+fi
+[ -x /bin/busybox ] || { apt-get update >/dev/null && apt-get install -y busybox-static >/dev/null; }
+command -v hyperfine >/dev/null || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
+if [ $with_anchors = 1 ]; then
+  bash ../shared/anchors/host-prep.sh
+  bash ../shared/anchors/start-daemons.sh || true
+  bash ../shared/anchors/build-base.sh
+fi
+
+work=$(mktemp -d)
+state="$work/state"
+cleanup() {
+  if [ -d "$state/containers" ]; then
+    for id in $(ls "$state/containers"); do "$berth" --root "$state" rm -f "$id" >/dev/null 2>&1 || true; done
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p bench/results
+
+# A busybox rootfs.
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"/{bin,etc,tmp,proc,sys,dev,root}
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in $(/bin/busybox --list); do [ -e "$rootfs/bin/$a" ] || ln -s busybox "$rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
+
+cargo build --release --locked --bin berth
+berth="$root/target/release/berth"
+
+names=("berth run --rm --network none" "floor: unshare -mpnuif --mount-proc chroot")
+cmds=("$berth --root $state run --rm --network none --rootfs $rootfs true"
+      "unshare -mpnuif --mount-proc chroot $rootfs /bin/true")
+notes=()
+if command -v podman >/dev/null && podman image exists local/busybox:1 2>/dev/null; then
+  names+=("podman run --rm --network=none"); cmds+=("podman run --rm --network=none local/busybox:1 true")
+else
+  notes+=("podman: not measured (not installed, or local/busybox:1 not built; use --with-anchors)")
+fi
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  if ! docker image inspect local/busybox:1 >/dev/null 2>&1 && [ -f /tmp/anch/busybox-rootfs.tar ]; then
+    docker import /tmp/anch/busybox-rootfs.tar local/busybox:1 >/dev/null
+  fi
+  if docker image inspect local/busybox:1 >/dev/null 2>&1; then
+    names+=("docker run --rm --network=none"); cmds+=("docker run --rm --network=none local/busybox:1 true")
+  else
+    notes+=("docker: not measured (no local/busybox:1 image; use --with-anchors)")
+  fi
+else
+  notes+=("docker: not measured (no docker daemon running; use --with-anchors)")
+fi
+args=()
+for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hyperfine -N --warmup 5 --runs 50 --export-markdown "$work/run.md" --export-json "$work/run.json" "${args[@]}"
+
+# Idle RSS of one shim (and of the berth binary's size, which drives it).
+# sync first: pages of a freshly built binary are dirty in the page cache and
+# would show up as private memory of every process that maps them.
+sync
+id=$("$berth" --root "$state" run -d --network none --rootfs "$rootfs" sleep 1000)
+sleep 1
+shim_pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['shim_pid'])" "$state/containers/$id/state.json")
+shim_rss=$(ps -o rss= -p "$shim_pid" | tr -d ' ')
+shim_pss=$(awk '/^Pss:/ {s+=$2} END {print s}' /proc/"$shim_pid"/smaps_rollup 2>/dev/null || echo "?")
+shim_anon=$(awk '/^Anonymous:/ {s+=$2} END {print s}' /proc/"$shim_pid"/smaps_rollup 2>/dev/null || echo "?")
+"$berth" --root "$state" rm -f "$id" >/dev/null
+size=$(du -k "$berth" | cut -f1)
+median=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print('%.1f' % (r['median']*1000))" "$work/run.json")
+
+{
+  echo "# Container start benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r))"
+  echo
+  echo "create + start + wait + remove of \`true\` on a busybox rootfs, no network."
+  echo "hyperfine -N, 5 warmups, 50 runs. berth: release build, cgroups v1 (hybrid) via libcgroups."
+  echo
+  cat "$work/run.md"
+  echo
+  echo "| shim | value |"
+  echo "|---|---|"
+  echo "| idle RSS of one shim (\`ps -o rss\`) | ${shim_rss} KiB |"
+  echo "| idle PSS of one shim (smaps_rollup) | ${shim_pss} KiB |"
+  echo "| of which private anonymous (heap, stack, relocated data) | ${shim_anon} KiB |"
+  echo "| berth binary size | ${size} KiB |"
+  echo
+  echo "Targets: median <= 15 ms (berth measured: ${median} ms); shim < 2 MiB RSS (measured: ${shim_rss} KiB)."
+  echo
+  echo "The shim is the whole berth binary re-executed: its RSS is mostly clean, shared"
+  echo "text pages of that binary (the same pages for every shim); what each extra"
+  echo "container costs is closer to the private anonymous figure. Getting RSS itself"
+  echo "under 2 MiB needs a separate small shim binary (no clap/axum/tokio/libcgroups"
+  echo "code touched), or a shim that re-execs a minimal entry point."
+  echo
+  echo "Other workloads may share this machine while it runs: compare medians and minimums."
+  for n in "${notes[@]+"${notes[@]}"}"; do echo; echo "- $n"; done
+} > bench/results/run.md
+cat bench/results/run.md

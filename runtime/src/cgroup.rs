@@ -1,0 +1,398 @@
+//! cgroups: `berth/<id>` on every v1 hierarchy, or under the v2 root.
+//!
+//! Creating, limiting, joining and removing go through youki's
+//! `libcgroups` (v1, hybrid and v2 auto-detected). Reading usage and the
+//! OOM-kill counter is a handful of files, done here directly: the paths
+//! are a parameter ([`CgroupPaths`]), so the math is tested on a temp dir.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{
+    AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager_with_root,
+};
+use nix::unistd::Pid;
+use oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+};
+
+use crate::config::Resources;
+use crate::error::{Error, Result};
+
+/// The parent of every container's cgroup.
+pub const PARENT: &str = "berth";
+
+/// The cgroup path of a container, relative to each hierarchy's root.
+pub fn cgroup_path(id: &str) -> PathBuf {
+    Path::new("/").join(PARENT).join(id)
+}
+
+/// One container's cgroup.
+pub struct Cgroup {
+    id: String,
+    root: PathBuf,
+    manager: AnyCgroupManager,
+}
+
+impl Cgroup {
+    /// The container's cgroup under `root` (normally `/sys/fs/cgroup`).
+    /// Nothing is created until [`Cgroup::add_task`].
+    pub fn open(root: &Path, id: &str) -> Result<Self> {
+        let path = cgroup_path(id);
+        let manager = create_cgroup_manager_with_root(
+            Some(root),
+            CgroupConfig {
+                cgroup_path: path.clone(),
+                systemd_cgroup: false,
+                container_name: id.to_owned(),
+            },
+        )
+        .map_err(|e| cg_err("open", &path, e))?;
+        Ok(Cgroup {
+            id: id.to_owned(),
+            root: root.to_owned(),
+            manager,
+        })
+    }
+
+    /// Moves `pid` in (creating the cgroup dirs on first use).
+    pub fn add_task(&self, pid: i32) -> Result<()> {
+        tracing::debug!(container.id = %self.id, pid, "cgroup add task");
+        self.manager
+            .add_task(Pid::from_raw(pid))
+            .map_err(|e| cg_err("add task", &cgroup_path(&self.id), e))
+    }
+
+    /// Writes the limits. Call after the first [`Cgroup::add_task`].
+    pub fn apply(&self, resources: &Resources) -> Result<()> {
+        let linux = to_linux_resources(resources)?;
+        tracing::debug!(container.id = %self.id, ?resources, "cgroup apply");
+        self.manager
+            .apply(&ControllerOpt {
+                resources: &linux,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| cg_err("apply limits to", &cgroup_path(&self.id), e))
+    }
+
+    /// Kills what is left inside and removes the cgroup everywhere.
+    pub fn remove(&self) -> Result<()> {
+        tracing::debug!(container.id = %self.id, "cgroup remove");
+        self.manager
+            .remove()
+            .map_err(|e| cg_err("remove", &cgroup_path(&self.id), e))
+    }
+
+    /// Where this container's cgroup files are, for reading.
+    pub fn paths(&self) -> CgroupPaths {
+        CgroupPaths::discover(&self.root, &self.id)
+    }
+}
+
+fn cg_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Cgroup {
+        action,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// [`Resources`] in the OCI form libcgroups takes. Only what is set is
+/// written. Like Docker, a memory limit without `memory_swap` allows as
+/// much swap again (memsw = 2 × memory).
+pub fn to_linux_resources(r: &Resources) -> Result<LinuxResources> {
+    let bad = |e: oci_spec::OciSpecError| Error::invalid("resources", e.to_string());
+    let mut b = LinuxResourcesBuilder::default();
+    if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(limit) = r.memory {
+            m = m.limit(limit);
+            let swap = match r.memory_swap {
+                Some(s) => s,
+                None => limit.saturating_mul(2),
+            };
+            m = m.swap(swap);
+        } else if let Some(s) = r.memory_swap {
+            m = m.swap(s);
+        }
+        if let Some(res) = r.memory_reservation {
+            m = m.reservation(res);
+        }
+        b = b.memory(m.build().map_err(bad)?);
+    }
+    if r.cpu_quota.is_some()
+        || r.cpu_shares.is_some()
+        || r.cpuset_cpus.is_some()
+        || r.cpuset_mems.is_some()
+    {
+        let mut c = LinuxCpuBuilder::default();
+        if let Some(q) = r.cpu_quota {
+            c = c.quota(q).period(r.cpu_period.unwrap_or(100_000));
+        }
+        if let Some(s) = r.cpu_shares {
+            c = c.shares(s);
+        }
+        if let Some(cpus) = &r.cpuset_cpus {
+            c = c.cpus(cpus.clone());
+        }
+        if let Some(mems) = &r.cpuset_mems {
+            c = c.mems(mems.clone());
+        }
+        b = b.cpu(c.build().map_err(bad)?);
+    }
+    if let Some(limit) = r.pids_limit {
+        b = b.pids(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(bad)?,
+        );
+    }
+    b.build().map_err(bad)
+}
+
+/// The folders holding a container's accounting files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CgroupPaths {
+    /// One folder per controller (v1 and hybrid).
+    V1 {
+        memory: Option<PathBuf>,
+        cpuacct: Option<PathBuf>,
+        pids: Option<PathBuf>,
+    },
+    /// The unified hierarchy.
+    V2(PathBuf),
+}
+
+impl CgroupPaths {
+    /// v2 when `root` itself is cgroup2; otherwise each v1 controller's
+    /// mount point (from `/proc/self/mountinfo`) joined with the path.
+    pub fn discover(root: &Path, id: &str) -> Self {
+        let rel = cgroup_path(id);
+        let rel = rel.strip_prefix("/").unwrap_or(&rel);
+        if root.join("cgroup.controllers").exists() {
+            return CgroupPaths::V2(root.join(rel));
+        }
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let find = |ctl: &str| v1_mount_point(&mountinfo, ctl).map(|m| m.join(rel));
+        CgroupPaths::V1 {
+            memory: find("memory"),
+            cpuacct: find("cpuacct"),
+            pids: find("pids"),
+        }
+    }
+
+    fn memory_dir(&self) -> Option<&Path> {
+        match self {
+            CgroupPaths::V1 { memory, .. } => memory.as_deref(),
+            CgroupPaths::V2(p) => Some(p),
+        }
+    }
+
+    /// How many times the kernel OOM-killed a task in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let (file, dir) = match self {
+            CgroupPaths::V1 { memory, .. } => ("memory.oom_control", memory.as_deref()),
+            CgroupPaths::V2(p) => ("memory.events", Some(p.as_path())),
+        };
+        dir.and_then(|d| fs::read_to_string(d.join(file)).ok())
+            .and_then(|t| keyed(&t, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    /// One reading of the counters `stats` shows.
+    pub fn sample(&self) -> CgroupSample {
+        let read = |dir: Option<&Path>, file: &str| -> Option<String> {
+            fs::read_to_string(dir?.join(file)).ok()
+        };
+        let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
+        let mem = self.memory_dir();
+        match self {
+            CgroupPaths::V1 { cpuacct, pids, .. } => {
+                let usage = num(read(mem, "memory.usage_in_bytes")).unwrap_or(0);
+                let inactive = read(mem, "memory.stat")
+                    .and_then(|t| keyed(&t, "total_inactive_file"))
+                    .unwrap_or(0);
+                // v1 reports "no limit" as a huge page-rounded number.
+                let limit = num(read(mem, "memory.limit_in_bytes")).filter(|&l| l < 1 << 62);
+                CgroupSample {
+                    cpu_usage_ns: num(read(cpuacct.as_deref(), "cpuacct.usage")).unwrap_or(0),
+                    memory_usage: usage.saturating_sub(inactive),
+                    memory_limit: limit,
+                    pids: num(read(pids.as_deref(), "pids.current")).unwrap_or(0),
+                }
+            }
+            CgroupPaths::V2(dir) => {
+                let dir = Some(dir.as_path());
+                let usage = num(read(dir, "memory.current")).unwrap_or(0);
+                let inactive = read(dir, "memory.stat")
+                    .and_then(|t| keyed(&t, "inactive_file"))
+                    .unwrap_or(0);
+                CgroupSample {
+                    cpu_usage_ns: read(dir, "cpu.stat")
+                        .and_then(|t| keyed(&t, "usage_usec"))
+                        .unwrap_or(0)
+                        * 1000,
+                    memory_usage: usage.saturating_sub(inactive),
+                    memory_limit: num(read(dir, "memory.max")),
+                    pids: num(read(dir, "pids.current")).unwrap_or(0),
+                }
+            }
+        }
+    }
+}
+
+/// The mount point of the v1 hierarchy that has `controller`.
+fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let mut post = post.split_whitespace();
+        if post.next()? != "cgroup" {
+            return None;
+        }
+        let opts = post.nth(1)?;
+        if !opts.split(',').any(|o| o == controller) {
+            return None;
+        }
+        pre.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// `key value` lines (memory.stat, memory.events, cpu.stat, oom_control).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Counters read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CgroupSample {
+    /// Total CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Bytes, without inactive page cache (what `docker stats` shows).
+    pub memory_usage: u64,
+    /// Bytes; `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+}
+
+/// CPU % between two samples `wall_ns` apart: 100 means one full CPU, as
+/// `docker stats` reports it.
+pub fn cpu_percent(prev_ns: u64, cur_ns: u64, wall_ns: u64) -> f64 {
+    if wall_ns == 0 || cur_ns < prev_ns {
+        return 0.0;
+    }
+    (cur_ns - prev_ns) as f64 / wall_ns as f64 * 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_usage_over_wall_time() {
+        assert_eq!(cpu_percent(0, 500_000_000, 1_000_000_000), 50.0);
+        assert_eq!(cpu_percent(1_000, 2_001_000, 1_000_000_000), 0.2);
+        assert_eq!(cpu_percent(0, 2_000_000_000, 1_000_000_000), 200.0);
+        assert_eq!(cpu_percent(5, 4, 10), 0.0);
+        assert_eq!(cpu_percent(0, 4, 0), 0.0);
+    }
+
+    #[test]
+    fn v2_sample_and_oom_from_files() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |f: &str, t: &str| fs::write(d.path().join(f), t).unwrap();
+        w("cpu.stat", "usage_usec 1500\nuser_usec 1000\n");
+        w("memory.current", "1000000\n");
+        w("memory.stat", "anon 5\ninactive_file 1000\n");
+        w("memory.max", "max\n");
+        w("pids.current", "3\n");
+        w("memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n");
+        let p = CgroupPaths::V2(d.path().to_owned());
+        assert_eq!(
+            p.sample(),
+            CgroupSample {
+                cpu_usage_ns: 1_500_000,
+                memory_usage: 999_000,
+                memory_limit: None,
+                pids: 3
+            }
+        );
+        assert_eq!(p.oom_kills(), 1);
+    }
+
+    #[test]
+    fn v1_sample_and_oom_from_files() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |f: &str, t: &str| fs::write(d.path().join(f), t).unwrap();
+        w("cpuacct.usage", "42\n");
+        w("memory.usage_in_bytes", "4096\n");
+        w("memory.stat", "cache 0\ntotal_inactive_file 96\n");
+        w("memory.limit_in_bytes", "33554432\n");
+        w("pids.current", "2\n");
+        w(
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        let dir = Some(d.path().to_owned());
+        let p = CgroupPaths::V1 {
+            memory: dir.clone(),
+            cpuacct: dir.clone(),
+            pids: dir,
+        };
+        let s = p.sample();
+        assert_eq!(
+            (s.cpu_usage_ns, s.memory_usage, s.memory_limit, s.pids),
+            (42, 4000, Some(33554432), 2)
+        );
+        assert_eq!(p.oom_kills(), 2);
+    }
+
+    #[test]
+    fn v1_mount_points_come_from_mountinfo() {
+        let mi = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                  33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            v1_mount_point(mi, "cpuacct"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpuacct"))
+        );
+        assert_eq!(
+            v1_mount_point(mi, "cpu"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu"))
+        );
+        assert_eq!(v1_mount_point(mi, "memory"), None);
+    }
+
+    #[test]
+    fn resources_render_like_docker() {
+        let mut r = Resources {
+            memory: Some(64 << 20),
+            pids_limit: Some(20),
+            ..Default::default()
+        };
+        r.set_cpus(0.5);
+        let l = to_linux_resources(&r).unwrap();
+        let m = l.memory().as_ref().unwrap();
+        assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
+        let c = l.cpu().as_ref().unwrap();
+        assert_eq!((c.quota(), c.period()), (Some(50_000), Some(100_000)));
+        assert_eq!(l.pids().as_ref().unwrap().limit(), 20);
+        assert_eq!(r.nano_cpus(), 500_000_000);
+        assert!(
+            to_linux_resources(&Resources::default())
+                .unwrap()
+                .memory()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! `create` (and `run`'s create-and-start): state dir, name, shim.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+use crate::names::valid_name;
+use crate::runtime::{Runtime, try_lock};
+use crate::shim::{LOCK_FD, STATUS_FD, ShimArgs, cloexec_pipe};
+use crate::state::{State, write_json_atomic};
+
+/// How `create` hands the container to its shim.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOptions {
+    /// Start right away (`run`), without a separate [`Runtime::start`].
+    pub start: bool,
+    /// The shim copies output to this process's stdout/stderr until the
+    /// returned [`ShimHandle`] is dropped (foreground `run`).
+    pub attach: bool,
+}
+
+/// What the shim reports on the status pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShimEvent {
+    /// Set up, waiting for `start`; pid 1's host pid.
+    Created(i32),
+    Started(i32),
+    /// Pid 1 exited with this code (128 + signal when killed).
+    Exited(i32),
+}
+
+/// The CLI's end of a shim: its status pipe (and, when attached, the pipe
+/// whose closing tells the shim to stop copying output to us).
+pub struct ShimHandle {
+    pub id: String,
+    status: BufReader<File>,
+    _hangup: Option<OwnedFd>,
+}
+
+impl ShimHandle {
+    /// The next event; an error when the shim reports one, and `Ok(None)`
+    /// once the shim is gone.
+    pub fn next_event(&mut self) -> Result<Option<ShimEvent>> {
+        let mut line = String::new();
+        let n = self
+            .status
+            .read_line(&mut line)
+            .map_err(|e| Error::io("read the status pipe of", &self.id, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end();
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let num = |s: &str| s.trim().parse::<i32>().unwrap_or(-1);
+        match word {
+            "created" => Ok(Some(ShimEvent::Created(num(rest)))),
+            "started" => Ok(Some(ShimEvent::Started(num(rest)))),
+            "exited" => Ok(Some(ShimEvent::Exited(num(rest)))),
+            "error" => {
+                let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+                Err(Error::Start {
+                    id: self.id.clone(),
+                    code: code.parse().unwrap_or(125),
+                    message: message.to_owned(),
+                })
+            }
+            _ => Err(Error::Shim {
+                id: self.id.clone(),
+                reason: format!("unexpected status line {line:?}"),
+            }),
+        }
+    }
+}
+
+impl Runtime {
+    /// Creates the container: writes `config.json` and `state.json`,
+    /// claims the name, and spawns the detached shim, which sets the
+    /// container up (and starts it with `opts.start`). Returns once the
+    /// shim reports `created`/`started` or an error.
+    pub fn create(&self, config: &ContainerConfig, opts: CreateOptions) -> Result<ShimHandle> {
+        validate(config)?;
+        let dir = self.root.container(&config.id);
+        fs::create_dir_all(self.root.containers_dir())
+            .map_err(|e| Error::io("create", self.root.containers_dir(), e))?;
+        fs::create_dir_all(self.names_dir())
+            .map_err(|e| Error::io("create", self.names_dir(), e))?;
+        // The name is claimed atomically: O_EXCL on names/<name>.
+        let name_path = self.names_dir().join(&config.name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name_path)
+        {
+            Ok(mut f) => f
+                .write_all(config.id.as_bytes())
+                .map_err(|e| Error::io("write", &name_path, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::NameInUse(config.name.clone()));
+            }
+            Err(e) => return Err(Error::io("create", &name_path, e)),
+        }
+        let result = self.spawn_shim(config, opts);
+        if result.is_err() && !dir.state().exists() {
+            let _ = fs::remove_file(&name_path);
+        }
+        result
+    }
+
+    fn spawn_shim(&self, config: &ContainerConfig, opts: CreateOptions) -> Result<ShimHandle> {
+        let dir = self.root.container(&config.id);
+        fs::create_dir(dir.path()).map_err(|e| Error::io("create", dir.path(), e))?;
+        write_json_atomic(&dir.config(), config)?;
+        self.launch(config, opts, State::new(&config.id, &config.name))
+    }
+
+    /// Starts a new shim for an existing container (`start` of an exited
+    /// one, `restart`): fresh state, same config, same upper dir.
+    pub(crate) fn relaunch(&self, config: &ContainerConfig) -> Result<ShimHandle> {
+        let dir = self.root.container(&config.id);
+        let old = State::load(&dir.state())?;
+        let mut fresh = State::new(&config.id, &config.name);
+        fresh.created_at = old.created_at;
+        self.launch(
+            config,
+            CreateOptions {
+                start: true,
+                attach: false,
+            },
+            fresh,
+        )
+    }
+
+    fn launch(
+        &self,
+        config: &ContainerConfig,
+        opts: CreateOptions,
+        state: State,
+    ) -> Result<ShimHandle> {
+        let dir = self.root.container(&config.id);
+        // Locked here and inherited: from this instant until the shim exits
+        // the lock is held, so `ps` never sees a shim-less gap. Taking it
+        // without waiting also proves no other shim runs this container.
+        let lockf = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.lock())
+            .map_err(|e| Error::io("create", dir.lock(), e))?;
+        if !try_lock(&lockf, libc::LOCK_EX) {
+            return Err(Error::InvalidState {
+                id: config.id.clone(),
+                status: "running".to_owned(),
+                action: "start a second shim",
+            });
+        }
+        state.save(&dir.state())?;
+        let (status_r, status_w) = cloexec_pipe()?;
+        let (hangup_r, hangup_w) = if opts.attach {
+            let (r, w) = cloexec_pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let args = ShimArgs {
+            root: self.root.path().to_owned(),
+            cgroup_root: self.cgroup_root.clone(),
+            id: config.id.clone(),
+            start: opts.start,
+            attach: opts.attach,
+        };
+        let mut cmd = Command::new(&self.shim_exe);
+        cmd.args(args.to_argv());
+        match hangup_r {
+            Some(r) => {
+                cmd.stdin(Stdio::from(r));
+            }
+            None => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+        }
+        let (status_fd, lock_fd) = (status_w.as_raw_fd(), lockf.as_raw_fd());
+        // SAFETY: the closure runs between fork and exec and only calls
+        // fcntl and dup2, which are async-signal-safe. Both fds are first
+        // moved above 10, so that placing one on 3 or 4 cannot clobber the
+        // other; dup2 clears FD_CLOEXEC on the new descriptors so fds 3 and
+        // 4 survive exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let s = libc::fcntl(status_fd, libc::F_DUPFD_CLOEXEC, 10);
+                let l = libc::fcntl(lock_fd, libc::F_DUPFD_CLOEXEC, 10);
+                if s < 0 || l < 0 || libc::dup2(s, STATUS_FD) < 0 || libc::dup2(l, LOCK_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        tracing::debug!(container.id = %config.id, exe = %self.shim_exe.display(), "spawn shim");
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io("spawn the shim", &self.shim_exe, e))?;
+        // The first shim process forks the real one and exits at once.
+        let _ = child.wait();
+        drop(status_w);
+        drop(lockf);
+        let mut handle = ShimHandle {
+            id: config.id.clone(),
+            status: BufReader::new(File::from(status_r)),
+            _hangup: hangup_w,
+        };
+        match handle.next_event()? {
+            Some(ShimEvent::Created(_) | ShimEvent::Started(_)) => Ok(handle),
+            Some(ShimEvent::Exited(code)) => Err(Error::Start {
+                id: config.id.clone(),
+                code,
+                message: "the container exited during setup".to_owned(),
+            }),
+            None => Err(Error::Shim {
+                id: config.id.clone(),
+                reason: format!(
+                    "it exited without reporting; see {}",
+                    dir.shim_log().display()
+                ),
+            }),
+        }
+    }
+}
+
+fn validate(c: &ContainerConfig) -> Result<()> {
+    if c.id.len() < 12 || !c.id.chars().all(|ch| ch.is_ascii_hexdigit()) {
+        return Err(Error::invalid(
+            "container id",
+            format!("{:?} is not hex of 12+ digits", c.id),
+        ));
+    }
+    if !valid_name(&c.name) {
+        return Err(Error::invalid(
+            "container name",
+            format!("{:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", c.name),
+        ));
+    }
+    if c.process.args.is_empty() {
+        return Err(Error::invalid("process", "no command specified"));
+    }
+    if c.process.tty {
+        return Err(Error::invalid("process", "tty is not supported yet"));
+    }
+    Ok(())
+}

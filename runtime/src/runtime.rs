@@ -1,0 +1,250 @@
+//! [`Runtime`]: the handle every operation hangs off (one file per
+//! operation beside this one), and the lookups they share.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+use crate::state::{ContainerDir, State, StateRoot, Status, read_json, same_process_alive};
+
+/// Where containers live and how to start their shims.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub(crate) root: StateRoot,
+    pub(crate) cgroup_root: PathBuf,
+    pub(crate) shim_exe: PathBuf,
+}
+
+/// What a container is now: the recorded state checked against the
+/// processes that are (or are not) there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    /// `creating`, `created`, `running`, `exited`, or `unknown` (the shim
+    /// died, the container still runs) or `dead` (both died before the
+    /// exit was recorded).
+    pub status: String,
+    /// Why the status is `unknown` or `dead`.
+    pub reason: Option<String>,
+    pub shim_alive: bool,
+    pub container_alive: bool,
+}
+
+/// One container as `ps` and `inspect` see it.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub config: ContainerConfig,
+    pub state: State,
+    pub observed: Observed,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.observed.container_alive
+    }
+}
+
+impl Runtime {
+    /// `root`: the state root (`/var/lib/berth`); `cgroup_root`: normally
+    /// `/sys/fs/cgroup`; `shim_exe`: the binary that has the `shim`
+    /// subcommand (`/proc/self/exe` for `berth`).
+    pub fn new(
+        root: impl Into<PathBuf>,
+        cgroup_root: impl Into<PathBuf>,
+        shim_exe: impl Into<PathBuf>,
+    ) -> Self {
+        Runtime {
+            root: StateRoot::new(root),
+            cgroup_root: cgroup_root.into(),
+            shim_exe: shim_exe.into(),
+        }
+    }
+
+    pub fn state_root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    pub fn cgroup_root(&self) -> &Path {
+        &self.cgroup_root
+    }
+
+    pub(crate) fn names_dir(&self) -> PathBuf {
+        self.root.path().join("names")
+    }
+
+    /// The id of the container called `key`: a full id, a name, or a
+    /// unique id prefix.
+    pub fn resolve(&self, key: &str) -> Result<String> {
+        if key.is_empty() {
+            return Err(Error::NotFound(key.to_owned()));
+        }
+        if self.root.container(key).config().exists() {
+            return Ok(key.to_owned());
+        }
+        if let Ok(id) = fs::read_to_string(self.names_dir().join(key)) {
+            let id = id.trim().to_owned();
+            if self.root.container(&id).config().exists() {
+                return Ok(id);
+            }
+        }
+        let matches: Vec<String> = self
+            .ids()
+            .into_iter()
+            .filter(|id| id.starts_with(key))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::NotFound(key.to_owned())),
+            _ => Err(Error::invalid(
+                "container reference",
+                format!("{key:?} matches several ids"),
+            )),
+        }
+    }
+
+    /// Every container id under the root.
+    pub fn ids(&self) -> Vec<String> {
+        let Ok(rd) = fs::read_dir(self.root.containers_dir()) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| e.ok())
+            .filter(|e| e.path().join("config.json").exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
+    /// Config, state and what is really running, for one container.
+    pub fn inspect(&self, key: &str) -> Result<ContainerInfo> {
+        let id = self.resolve(key)?;
+        let dir = self.root.container(&id);
+        let config: ContainerConfig = read_json(&dir.config())?;
+        let state = State::load(&dir.state())?;
+        let observed = observe(&dir, &state);
+        Ok(ContainerInfo {
+            config,
+            state,
+            observed,
+        })
+    }
+
+    /// Every container (`all`) or the live ones, newest first.
+    pub fn list(&self, all: bool) -> Vec<ContainerInfo> {
+        let mut out: Vec<ContainerInfo> = self
+            .ids()
+            .iter()
+            .filter_map(|id| self.inspect(id).ok())
+            .filter(|i| all || i.observed.container_alive || i.observed.status == "running")
+            .collect();
+        out.sort_by(|a, b| b.state.created_at.cmp(&a.state.created_at));
+        out
+    }
+
+    /// True while the container's shim runs.
+    pub fn shim_alive(&self, id: &str) -> bool {
+        lock_held(&self.root.container(id))
+    }
+}
+
+/// Checks the recorded state against the kernel: is the shim there (it
+/// holds `shim.lock`), is pid 1 there (same pid *and* start time)?
+pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
+    let shim_alive = lock_held(dir);
+    let container_alive = state.pid > 0 && same_process_alive(state.pid, state.pid_start_time);
+    let (status, reason) = match (state.status, shim_alive, container_alive) {
+        (Status::Exited, _, _) => ("exited", None),
+        (s, true, _) => (s.as_str(), None),
+        (_, false, true) => (
+            "unknown",
+            Some(
+                "the shim died; the container still runs, unsupervised (its exit will not be recorded)",
+            ),
+        ),
+        (_, false, false) => (
+            "dead",
+            Some("the shim died before recording the container's exit"),
+        ),
+    };
+    Observed {
+        status: status.to_owned(),
+        reason: reason.map(str::to_owned),
+        shim_alive,
+        container_alive,
+    }
+}
+
+/// Probes `shim.lock`: held means the shim is alive. Unlike a pid, a lock
+/// cannot be confused with a later process.
+pub(crate) fn lock_held(dir: &ContainerDir) -> bool {
+    let Ok(f) = OpenOptions::new().read(true).open(dir.lock()) else {
+        return false;
+    };
+    !try_lock(&f, libc::LOCK_SH)
+}
+
+/// `flock(op | LOCK_NB)`; true when taken (released when `f` closes).
+pub(crate) fn try_lock(f: &File, op: libc::c_int) -> bool {
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) == 0 }
+}
+
+/// Blocking `flock(op)`.
+pub(crate) fn lock(f: &File, op: libc::c_int) -> Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = nix::Error::last();
+        if e != nix::Error::EINTR {
+            return Err(Error::sys("flock shim.lock", e));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::state::proc_start_time;
+
+    /// The re-adoption matrix: what `ps` says for each combination of
+    /// recorded status, shim lock and pid 1.
+    #[test]
+    fn observe_reports_dead_shims_and_reused_pids_honestly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateRoot::new(tmp.path()).container("abc");
+        fs::create_dir_all(dir.path()).unwrap();
+        let me = std::process::id() as i32;
+        let mut st = State::new("abc", "n");
+        st.status = Status::Running;
+        st.pid = me;
+        st.pid_start_time = proc_start_time(me).unwrap();
+
+        // No lock file, pid alive: the shim died, the container runs.
+        let o = observe(&dir, &st);
+        assert_eq!(
+            (o.status.as_str(), o.shim_alive, o.container_alive),
+            ("unknown", false, true)
+        );
+        assert!(o.reason.is_some());
+
+        // The shim holds its lock: running.
+        let lockf = File::create(dir.lock()).unwrap();
+        assert!(try_lock(&lockf, libc::LOCK_EX));
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.shim_alive), ("running", true));
+        drop(lockf);
+
+        // Same pid, another start time: a reused pid is not our container.
+        st.pid_start_time += 1;
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.container_alive), ("dead", false));
+
+        // A recorded exit stays an exit whatever is running.
+        st.status = Status::Exited;
+        assert_eq!(observe(&dir, &st).status, "exited");
+    }
+}
