@@ -15,6 +15,9 @@ python3 bench/gen_dockerfile.py 2000 > "$work/Dockerfile"
 
 cargo build --release --locked --bin berth
 berth="$root/target/release/berth"
+# Figures taken while other work runs are not comparable: say how busy the
+# machine was.
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # In-process: parse + interpolate + merge + validate + decode + normalize.
 inproc=$(BENCH_COMPOSE="$work/compose.yaml" BENCH_DOCKERFILE="$work/Dockerfile" \
@@ -35,7 +38,7 @@ for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
 (cd "$work" && hyperfine -N --warmup 3 --runs 20 --export-markdown "$work/cli.md" "${args[@]}" >/dev/null)
 
 {
-  echo "# Parsing benchmark ($(date -u +%Y-%m-%d), $(nproc) cores)"
+  echo "# Parsing benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, load average before the run: $load)"
   echo
   echo "Generated inputs: a 1,000-service compose file ($(wc -l < "$work/compose.yaml") lines) and a $(wc -l < "$work/Dockerfile")-line Dockerfile."
   echo
