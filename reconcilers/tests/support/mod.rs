@@ -134,3 +134,51 @@ pub fn running(host: &FakeHost) -> Vec<String> {
 pub fn tmp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(name)
 }
+
+/// db (healthcheck, volume, restart always) and two web replicas
+/// waiting for it to be healthy.
+pub const SHOP: &str = r#"
+services:
+  db:
+    image: postgres:16
+    volumes: [data:/var/lib/postgresql/data]
+    healthcheck:
+      test: pg_isready
+    environment:
+      POSTGRES_PASSWORD: secret
+    restart: always
+  web:
+    image: nginx:1.25
+    depends_on:
+      db:
+        condition: service_healthy
+    ports: ["8080-8081:80"]
+    environment:
+      MODE: prod
+      LOG: info
+    deploy:
+      replicas: 2
+    restart: unless-stopped
+volumes:
+  data: {}
+"#;
+
+/// db <- api (restart: true) <- front (restart: true); db <- worker.
+pub const CHAIN: &str = r#"
+services:
+  db:
+    image: postgres:16
+    environment: {V: "1"}
+  api:
+    image: nginx:1.25
+    depends_on:
+      db: {condition: service_started, restart: true}
+  worker:
+    image: busybox
+    command: [sleep, infinity]
+    depends_on: [db]
+  front:
+    image: nginx:1.25
+    depends_on:
+      api: {condition: service_started, restart: true}
+"#;
