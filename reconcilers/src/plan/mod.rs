@@ -185,8 +185,9 @@ pub fn plan(desired: &Project, observed: &Observed, options: &PlanOptions) -> Re
         }
     }
     let plan = builder.finish(&desired.name, options);
+    // Debug: a periodic resync plans often; the executor logs what it does.
     for action in &plan.actions {
-        tracing::info!(
+        tracing::debug!(
             service = action.service.as_deref().unwrap_or(""),
             wave = action.wave,
             action = action.action.kind(),
