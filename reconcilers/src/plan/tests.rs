@@ -1,0 +1,186 @@
+//! Planner rules on hand-built observed states (the scenarios in
+//! `tests/scenarios.rs` run the same rules through the fakes).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::container::labels;
+use crate::desired;
+use crate::observed::{ContainerState, Health, ObservedContainer};
+
+fn project(services: serde_json::Value) -> Project {
+    serde_json::from_value(json!({"name": "p", "services": services})).unwrap()
+}
+
+const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+/// A container exactly as the planner would create replica `n`, in `state`.
+fn container(p: &Project, service: &str, n: u32, state: ContainerState) -> ObservedContainer {
+    let spec = desired::container_spec(
+        p,
+        service,
+        &p.services[service],
+        n,
+        Some(DIGEST),
+        &BTreeMap::new(),
+    );
+    ObservedContainer {
+        id: format!("id-{service}-{n}"),
+        name: spec.name,
+        labels: spec.labels,
+        image: spec.image,
+        state,
+        health: Health::None,
+        restart_count: 0,
+        started_at: Some(SystemTime::UNIX_EPOCH),
+        finished_at: None,
+        manually_stopped: false,
+        error: None,
+    }
+}
+
+fn observed(p: &Project, containers: Vec<ObservedContainer>) -> Observed {
+    Observed {
+        containers,
+        images: p
+            .services
+            .values()
+            .filter_map(|s| s.image.clone())
+            .map(|i| (i, DIGEST.to_string()))
+            .collect(),
+        ..Observed::default()
+    }
+}
+
+fn lines(p: &Project, o: &Observed, options: &PlanOptions) -> Vec<String> {
+    plan(p, o, options).unwrap().lines()
+}
+
+#[test]
+fn a_converged_project_plans_nothing() {
+    let p = project(json!({"a": {"image": "x"}, "b": {"image": "y", "depends_on": ["a"]}}));
+    let o = observed(
+        &p,
+        vec![
+            container(&p, "a", 1, ContainerState::Running),
+            container(&p, "b", 1, ContainerState::Running),
+        ],
+    );
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+}
+
+#[test]
+fn adopted_containers_without_berth_labels_are_recreated_in_place() {
+    let p = project(json!({"web": {"image": "x"}}));
+    let mut c = container(&p, "web", 1, ContainerState::Running);
+    // As `docker compose` made it: Compose labels only, its own name.
+    c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+    c.name = "p-web-1".into();
+    let o = observed(&p, vec![c]);
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        [
+            "0 Recreate p-web-1 [ConfigChanged: config hash differs (created without berth's key digests); ImageDigestChanged: x is now sha256:000000000000, the container runs an unknown digest]"
+        ]
+    );
+}
+
+#[test]
+fn duplicates_of_a_replica_number_keep_the_running_one() {
+    let p = project(json!({"web": {"image": "x"}}));
+    let mut stray = container(&p, "web", 1, ContainerState::Exited(0));
+    stray.id = "stray".into();
+    stray.name = "old_web_1".into();
+    let o = observed(
+        &p,
+        vec![stray, container(&p, "web", 1, ContainerState::Running)],
+    );
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        ["0 RemoveContainer old_web_1 [Duplicate: another container holds this replica number]"]
+    );
+}
+
+#[test]
+fn oneoff_and_foreign_containers_are_left_alone() {
+    let p = project(json!({"web": {"image": "x"}}));
+    let mut run = container(&p, "web", 1, ContainerState::Running);
+    run.labels.insert(labels::SERVICE.into(), "gone".into());
+    run.labels.insert(labels::ONEOFF.into(), "True".into());
+    run.name = "p-gone-run-1".into();
+    let mut other = container(&p, "web", 1, ContainerState::Running);
+    other.labels.insert(labels::PROJECT.into(), "q".into());
+    other.name = "q-web-1".into();
+    let o = observed(
+        &p,
+        vec![container(&p, "web", 1, ContainerState::Running), run, other],
+    );
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+}
+
+#[test]
+fn given_up_and_dead_containers() {
+    let p = project(json!({"job": {"image": "x", "restart": "on-failure:2"}}));
+    let mut c = container(&p, "job", 1, ContainerState::Exited(1));
+    c.restart_count = 2;
+    c.finished_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+    let o = observed(&p, vec![c]);
+    assert!(
+        lines(&p, &o, &PlanOptions::default()).is_empty(),
+        "attempts used up"
+    );
+    let o = observed(&p, vec![container(&p, "job", 1, ContainerState::Dead)]);
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        ["0 Recreate p-job-1 [Dead: the runtime reports it dead]"]
+    );
+}
+
+#[test]
+fn waves_group_independent_actions() {
+    let p = project(json!({
+        "db": {"image": "x"}, "cache": {"image": "x"},
+        "api": {"image": "x", "depends_on": {"db": {"condition": "service_healthy"}, "cache": {"condition": "service_started"}}},
+    }));
+    let o = observed(&p, vec![]);
+    let plan = plan(&p, &o, &PlanOptions::default()).unwrap();
+    let waves: Vec<Vec<&str>> = plan
+        .waves()
+        .iter()
+        .map(|w| w.iter().map(|a| a.action.target()).collect())
+        .collect();
+    assert_eq!(waves, [vec!["p-db-1", "p-cache-1"], vec!["p-api-1"]]);
+    let api = &plan.actions[2];
+    assert_eq!(api.after, [0, 1]);
+    let conditions: Vec<(&str, &str)> = api
+        .wait
+        .iter()
+        .map(|w| (w.service.as_str(), w.condition.as_str()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [("db", "service_healthy"), ("cache", "service_started")]
+    );
+}
+
+#[test]
+fn a_cycle_is_an_error_not_a_hang() {
+    let p = project(
+        json!({"a": {"image": "x", "depends_on": ["b"]}, "b": {"image": "x", "depends_on": ["a"]}}),
+    );
+    let err = plan(&p, &Observed::default(), &PlanOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn plans_serialize_for_dry_run() {
+    let p = project(json!({"a": {"image": "x"}}));
+    let plan = plan(&p, &observed(&p, vec![]), &PlanOptions::default()).unwrap();
+    let v = serde_json::to_value(&plan).unwrap();
+    assert_eq!(v["actions"][0]["action"]["type"], "CreateContainer");
+    assert_eq!(v["actions"][0]["reasons"][0]["kind"], "ContainerMissing");
+    assert_eq!(v["actions"][0]["action"]["spec"]["name"], "p-a-1");
+}

@@ -1,0 +1,225 @@
+//! What a service needs before its containers: networks and volumes that
+//! do not exist yet, and its image (pulled or built when missing, with
+//! `--build`, or refreshed for `pull_policy: always`). One action per
+//! resource, shared by every service that needs it.
+
+use std::collections::BTreeMap;
+
+use super::super::types::{Action, ActionId, Reason, ReasonKind};
+use super::super::{Builder, PullMode};
+use super::{Context, ServicePlanner};
+use crate::container::{BuildRequest, NetworkSpec, Subnet, VolumeSpec, labels};
+use crate::desired;
+
+impl ServicePlanner<'_> {
+    /// A pull or build for new containers when the image is missing (or
+    /// `--build`); shared by every service naming the same image.
+    pub(super) fn image_action(
+        &self,
+        reference: &str,
+        local_digest: Option<&str>,
+        refresh: Option<ActionId>,
+        b: &mut Builder,
+        ctx: &mut Context,
+    ) -> Option<ActionId> {
+        if refresh.is_some() {
+            return refresh;
+        }
+        if let Some(id) = ctx.images.get(reference) {
+            return Some(*id);
+        }
+        if local_digest.is_some() {
+            return None;
+        }
+        let reason = Reason::new(
+            ReasonKind::ImageMissing,
+            format!("{reference} is not present"),
+        );
+        let action = if let Some(build) = &self.service.build {
+            Action::BuildImage {
+                request: Box::new(BuildRequest {
+                    service: self.name.to_string(),
+                    reference: reference.to_string(),
+                    build: build.clone(),
+                }),
+            }
+        } else if self.options.pull == PullMode::Never
+            || self.service.pull_policy.as_deref() == Some("never")
+        {
+            return None;
+        } else {
+            Action::PullImage {
+                reference: reference.to_string(),
+            }
+        };
+        let id = b.push(Some(self.name), action, vec![reason], Vec::new());
+        ctx.images.insert(reference.to_string(), id);
+        Some(id)
+    }
+
+    /// A pull or build this plan makes whatever the containers need:
+    /// `--build`, or a refresh of a `pull_policy: always` image.
+    pub(super) fn plan_refresh(
+        &self,
+        reference: &str,
+        b: &mut Builder,
+        ctx: &mut Context,
+    ) -> Option<ActionId> {
+        if let Some(id) = ctx.images.get(reference) {
+            return Some(*id);
+        }
+        let action = match &self.service.build {
+            Some(build) if self.options.build => (
+                Action::BuildImage {
+                    request: Box::new(BuildRequest {
+                        service: self.name.to_string(),
+                        reference: reference.to_string(),
+                        build: build.clone(),
+                    }),
+                },
+                Reason::new(ReasonKind::Forced, "--build"),
+            ),
+            None if self.options.refresh_images
+                && self.options.pull != PullMode::Never
+                && self.service.pull_policy.as_deref().is_some_and(refreshes) =>
+            {
+                (
+                    Action::PullImage {
+                        reference: reference.to_string(),
+                    },
+                    Reason::new(
+                        ReasonKind::ImageRefresh,
+                        format!(
+                            "pull_policy {}",
+                            self.service.pull_policy.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                )
+            }
+            _ => return None,
+        };
+        let id = b.push(Some(self.name), action.0, vec![action.1], Vec::new());
+        ctx.images.insert(reference.to_string(), id);
+        Some(id)
+    }
+
+    /// Networks and volumes the service uses that do not exist yet.
+    pub(super) fn plan_resources(&self, b: &mut Builder, ctx: &mut Context) -> Vec<ActionId> {
+        let project = self.desired;
+        let mut ids = Vec::new();
+        if self.service.network_mode.is_none() {
+            for key in self.service.networks.keys() {
+                let Some(def) = project.networks.get(key) else {
+                    continue;
+                };
+                let name = desired::network_name(project, key);
+                if def.external {
+                    continue;
+                }
+                if let Some(id) = ctx.resources.get(&name) {
+                    ids.push(*id);
+                    continue;
+                }
+                if self.observed.has_network(&name) {
+                    continue;
+                }
+                let mut labels: BTreeMap<String, String> = def
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                labels.insert(labels::PROJECT.into(), project.name.clone());
+                labels.insert(labels::NETWORK.into(), key.clone());
+                let spec = NetworkSpec {
+                    name: name.clone(),
+                    driver: def.driver.clone(),
+                    driver_opts: def
+                        .driver_opts
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    internal: def.internal,
+                    enable_ipv6: def.enable_ipv6.unwrap_or(false),
+                    subnets: def
+                        .ipam
+                        .config
+                        .iter()
+                        .map(|p| Subnet {
+                            subnet: p.subnet.clone(),
+                            gateway: p.gateway.clone(),
+                            ip_range: p.ip_range.clone(),
+                        })
+                        .collect(),
+                    labels,
+                };
+                let id = b.push(
+                    None,
+                    Action::CreateNetwork { spec },
+                    vec![Reason::new(
+                        ReasonKind::ResourceMissing,
+                        format!("network {name} does not exist"),
+                    )],
+                    Vec::new(),
+                );
+                ctx.resources.insert(name, id);
+                ids.push(id);
+            }
+        }
+        for key in self
+            .service
+            .volumes
+            .iter()
+            .filter(|v| v.kind == "volume")
+            .filter_map(|v| v.source.as_ref())
+        {
+            let Some(def) = project.volumes.get(key) else {
+                continue;
+            };
+            let name = desired::volume_name(project, key);
+            if def.external {
+                continue;
+            }
+            if let Some(id) = ctx.resources.get(&name) {
+                ids.push(*id);
+                continue;
+            }
+            if self.observed.has_volume(&name) {
+                continue;
+            }
+            let mut labels: BTreeMap<String, String> = def
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.insert(labels::PROJECT.into(), project.name.clone());
+            labels.insert(labels::VOLUME.into(), key.clone());
+            let spec = VolumeSpec {
+                name: name.clone(),
+                driver: def.driver.clone(),
+                driver_opts: def
+                    .driver_opts
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                labels,
+            };
+            let id = b.push(
+                None,
+                Action::CreateVolume { spec },
+                vec![Reason::new(
+                    ReasonKind::ResourceMissing,
+                    format!("volume {name} does not exist"),
+                )],
+                Vec::new(),
+            );
+            ctx.resources.insert(name, id);
+            ids.push(id);
+        }
+        ids
+    }
+}
+
+/// `pull_policy` values that mean "pull again from time to time".
+fn refreshes(policy: &str) -> bool {
+    policy == "always" || policy == "daily" || policy == "weekly" || policy.starts_with("every_")
+}
