@@ -120,8 +120,17 @@ impl Runtime {
     pub fn inspect(&self, key: &str) -> Result<ContainerInfo> {
         let id = self.resolve(key)?;
         let dir = self.root.container(&id);
-        let config: ContainerConfig = read_json(&dir.config())?;
-        let state = State::load(&dir.state())?;
+        // The container may be removed between `resolve` and the reads (a
+        // `--rm` container exiting): that is "no such container", not a
+        // system error.
+        let gone = |e: Error| match &e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::NotFound(id.clone())
+            }
+            _ => e,
+        };
+        let config: ContainerConfig = read_json(&dir.config()).map_err(gone)?;
+        let state = State::load(&dir.state()).map_err(gone)?;
         let observed = observe(&dir, &state);
         Ok(ContainerInfo {
             config,

@@ -144,13 +144,40 @@ pub fn create(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     create_and_follow(&rt, &config, &args, opts)
 }
 
+/// Creates the container; a generated name that another container took
+/// meanwhile is drawn again (as Docker does), a name the user gave is not.
+fn create_named(
+    rt: &Runtime,
+    config: &ContainerConfig,
+    generated: bool,
+    opts: CreateOptions,
+) -> berth_runtime::Result<berth_runtime::ShimHandle> {
+    let mut attempt = rt.create(config, opts);
+    let mut config = config.clone();
+    for retry in 0..10 {
+        match &attempt {
+            Err(e) if generated && e.kind() == berth_runtime::ErrorKind::AlreadyExists => {
+                // After a few draws, a digit widens the space, like Docker.
+                config.name = if retry < 3 {
+                    random_name()
+                } else {
+                    format!("{}{}", random_name(), retry)
+                };
+                attempt = rt.create(&config, opts);
+            }
+            _ => break,
+        }
+    }
+    attempt
+}
+
 fn create_and_follow(
     rt: &Runtime,
     config: &ContainerConfig,
     args: &RunArgs,
     opts: CreateOptions,
 ) -> anyhow::Result<ExitCode> {
-    let mut handle = match rt.create(config, opts) {
+    let mut handle = match create_named(rt, config, args.name.is_none(), opts) {
         Ok(h) => h,
         Err(berth_runtime::Error::Start { code, message, .. }) => {
             eprintln!("berth: {message}");
@@ -168,8 +195,14 @@ fn create_and_follow(
     if args.sig_proxy {
         // Ctrl-C and friends go to the container (as with Docker, a pid 1
         // without a handler ignores them: use --init).
-        let info = rt.inspect(&config.id)?;
-        berth_runtime::proxy_signals(info.state.pid, info.state.pid_start_time)?;
+        // A short-lived container may already have exited, and with --rm
+        // been removed: then there is nothing to forward signals to, and its
+        // exit status is still waiting in the shim's event pipe.
+        match rt.inspect(&config.id) {
+            Ok(info) => berth_runtime::proxy_signals(info.state.pid, info.state.pid_start_time)?,
+            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     loop {
         match handle.next_event() {
