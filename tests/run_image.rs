@@ -358,6 +358,8 @@ fn rmi_refuses_an_image_a_container_uses_until_it_is_removed() {
     assert_eq!((blob_count(&root), snapshots(&root).len()), (3, 1));
     // ps now shows the image ID, as Docker does for an untagged image.
     assert_eq!(ps_row(&root, "d")[1], short);
+    let table = ok(root.run(&["ps", "-a", "--no-trunc"]));
+    assert!(table.contains(&format!("   {id}   ")), "{table}");
     ok(root.run(&["start", "d"]));
     assert_eq!(ok(root.run(&["wait", "d"])), "7\n");
     let out = root.run(&["rmi", "-f", short]);

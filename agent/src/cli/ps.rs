@@ -119,9 +119,10 @@ impl ImageNames {
         });
         if now.as_deref() == Some(id) {
             name.to_owned()
+        } else if full {
+            id.to_owned()
         } else {
-            let hex = id.strip_prefix("sha256:").unwrap_or(id);
-            short(hex, full)
+            short(id.strip_prefix("sha256:").unwrap_or(id), false)
         }
     }
 }
