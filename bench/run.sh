@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Times create+start+wait of `true` on a busybox rootfs:
 #   berth run --rm --network none --rootfs DIR true
+#   berth run --rm --network none busybox true   (the same rootfs imported as
+#                                                an image: overlayfs on its snapshot)
 # beside podman and docker when they are installed and working, and the
 # bare floor `unshare -mpnuif --mount-proc chroot DIR /bin/true`; measures the
 # idle RSS of one shim. Writes bench/results/run.md.
@@ -48,8 +50,15 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 cargo build --release --locked --bin berth
 berth="$root/target/release/berth"
 
-names=("berth run --rm --network none" "floor: unshare -mpnuif --mount-proc chroot")
+# The same rootfs as an image, unpacked once into its snapshot up front.
+tar -C "$rootfs" -cf "$work/busybox.tar" .
+"$berth" --root "$state" image import "$work/busybox.tar" busybox:latest >/dev/null
+"$berth" --root "$state" run --rm --network none busybox true
+
+names=("berth run --rm --network none --rootfs" "berth run --rm --network none IMAGE"
+       "floor: unshare -mpnuif --mount-proc chroot")
 cmds=("$berth --root $state run --rm --network none --rootfs $rootfs true"
+      "$berth --root $state run --rm --network none busybox true"
       "unshare -mpnuif --mount-proc chroot $rootfs /bin/true")
 notes=()
 if command -v podman >/dev/null && podman image exists local/busybox:1 2>/dev/null; then
@@ -85,13 +94,22 @@ shim_pss=$(awk '/^Pss:/ {s+=$2} END {print s}' /proc/"$shim_pid"/smaps_rollup 2>
 shim_anon=$(awk '/^Anonymous:/ {s+=$2} END {print s}' /proc/"$shim_pid"/smaps_rollup 2>/dev/null || echo "?")
 "$berth" --root "$state" rm -f "$id" >/dev/null
 size=$(du -k "$berth" | cut -f1)
-median=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print('%.1f' % (r['median']*1000))" "$work/run.json")
+median() {
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]; print('%.1f' % (r['median']*1000))" "$work/run.json" "$1"
+}
+median_rootfs=$(median 0)
+median_image=$(median 1)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
   echo "# Container start benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r))"
   echo
-  echo "create + start + wait + remove of \`true\` on a busybox rootfs, no network."
+  echo "create + start + wait + remove of \`true\` on a busybox rootfs, no network:"
+  echo "from the directory (\`--rootfs\`, bind-mounted) and from the same files imported"
+  echo "as the image \`busybox\` (resolve it in the store, overlayfs on its snapshot,"
+  echo "a fresh upper dir per container)."
   echo "hyperfine -N, 5 warmups, 50 runs. berth: release build, cgroups v1 (hybrid) via libcgroups."
+  echo "Load average when the run ended: ${load}."
   echo
   cat "$work/run.md"
   echo
@@ -102,7 +120,7 @@ median=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][
   echo "| of which private anonymous (heap, stack, relocated data) | ${shim_anon} KiB |"
   echo "| berth binary size | ${size} KiB |"
   echo
-  echo "Targets: median <= 15 ms (berth measured: ${median} ms); shim < 2 MiB RSS (measured: ${shim_rss} KiB)."
+  echo "Targets: median <= 15 ms (berth measured: ${median_rootfs} ms with --rootfs, ${median_image} ms from the image); shim < 2 MiB RSS (measured: ${shim_rss} KiB)."
   echo
   echo "The shim is the whole berth binary re-executed: its RSS is mostly clean, shared"
   echo "text pages of that binary (the same pages for every shim); what each extra"

@@ -9,6 +9,7 @@
 
 mod api;
 mod cli;
+mod containers;
 mod listen;
 mod logging;
 mod metrics;

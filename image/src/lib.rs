@@ -40,4 +40,4 @@ pub use import::ImportOptions;
 pub use load::LoadedImage;
 pub use reference::Reference;
 pub use snapshot::{UnpackOptions, overlay_lowerdir};
-pub use store::{DEFAULT_ROOT, Image, ImageSummary, Store};
+pub use store::{DEFAULT_ROOT, Image, ImageSummary, Lease, Store};

@@ -17,6 +17,12 @@ pub struct ContainerConfig {
     pub name: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Facts the caller records about the container for itself, opaque to
+    /// the runtime (the OCI runtime spec's `annotations`): the agent keeps
+    /// the image reference and ID here (`berth.image`, `berth.image-id`),
+    /// apart from the user's labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     pub rootfs: Rootfs,
     pub process: ProcessConfig,
     /// Defaults to the first 12 characters of the id.

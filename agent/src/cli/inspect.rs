@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::GlobalOpts;
+use crate::containers;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -54,9 +55,12 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
             }
         })
         .collect();
+    // Docker: `Image` is the image ID, `Config.Image` the name as given.
+    let (image_name, image_id) = containers::image_of(c).unwrap_or_default();
     json!({
         "Id": c.id,
         "Created": s.created_at,
+        "Image": image_id,
         "Path": c.process.args.first(),
         "Args": c.process.args.get(1..).unwrap_or(&[]),
         "State": {
@@ -98,6 +102,7 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
         },
         "Config": {
             "Hostname": c.effective_hostname(),
+            "Image": image_name,
             "User": c.process.user.clone().unwrap_or_default(),
             "Env": c.process.env,
             "Cmd": c.process.args,

@@ -100,9 +100,16 @@ pub enum Command {
     Load(image_load::LoadArgs),
     /// Give an image another name (like `docker tag`).
     Tag(image_rm::TagArgs),
-    /// Run a command in a new container (from a rootfs directory for now).
+    /// Run a command in a new container, from an image or a rootfs
+    /// directory.
+    #[command(
+        override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n       berth run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
+    )]
     Run(Box<run::RunArgs>),
     /// Create a container that waits for `start`.
+    #[command(
+        override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]\n       berth create [OPTIONS] --rootfs DIR COMMAND [ARG...]"
+    )]
     Create(Box<run::RunArgs>),
     /// Start created containers.
     Start(start::StartArgs),

@@ -1,13 +1,16 @@
 //! `berth ps [-a] [-q]`: containers found in the state dir, checked against
 //! the live processes.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use berth_runtime::ContainerInfo;
+use berth_image::Store;
+use berth_runtime::{ContainerInfo, Rootfs};
 use clap::Args;
 
 use super::GlobalOpts;
+use crate::containers;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -31,7 +34,8 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 5]> = list
+    let mut images = ImageNames::new(global);
+    let rows: Vec<[String; 6]> = list
         .iter()
         .map(|c| {
             let mut cmd = format!("\"{}\"", c.config.process.args.join(" "));
@@ -40,6 +44,7 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
             }
             [
                 short(&c.config.id, args.no_trunc),
+                images.column(c, args.no_trunc),
                 cmd,
                 ago(&c.state.created_at),
                 status_text(c),
@@ -47,7 +52,14 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    let header = ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES"];
+    let header = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -70,6 +82,49 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         line(r.iter().map(String::as_str).collect());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The IMAGE column, as Docker fills it: the reference the container was
+/// created with while it still names the same image, else the image ID
+/// (the tag moved, or the image was untagged with `rmi -f`).
+struct ImageNames {
+    store: Option<Store>,
+    resolved: HashMap<String, Option<String>>,
+}
+
+impl ImageNames {
+    fn new(global: &GlobalOpts) -> Self {
+        // Opened only when a container names an image, and an unreadable
+        // store just means IDs are shown.
+        let has_images = global.root.join("content").is_dir();
+        ImageNames {
+            store: has_images.then(|| Store::open(&global.root).ok()).flatten(),
+            resolved: HashMap::new(),
+        }
+    }
+
+    fn column(&mut self, c: &ContainerInfo, full: bool) -> String {
+        let Some((name, id)) = containers::image_of(&c.config) else {
+            return match &c.config.rootfs {
+                Rootfs::Dir(dir) => dir.display().to_string(),
+                Rootfs::Layers(_) => "-".to_owned(),
+            };
+        };
+        let store = &self.store;
+        let now = self.resolved.entry(name.to_owned()).or_insert_with(|| {
+            store
+                .as_ref()
+                .and_then(|s| s.image(name).ok())
+                .map(|i| i.id.to_string())
+        });
+        if now.as_deref() == Some(id) {
+            name.to_owned()
+        } else if full {
+            id.to_owned()
+        } else {
+            short(id.strip_prefix("sha256:").unwrap_or(id), false)
+        }
+    }
 }
 
 fn short(id: &str, full: bool) -> String {

@@ -1,4 +1,5 @@
-//! `berth rm [-f] NAME...`.
+//! `berth rm [-f] NAME...`: running containers need `-f`; created and
+//! exited ones do not.
 
 use std::process::ExitCode;
 
@@ -19,7 +20,11 @@ pub fn run(args: RmArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
     for c in &args.containers {
-        match rt.remove(c, args.force) {
+        // Like Docker, a created container goes without -f: its pid 1 only
+        // waits for `start` and has run none of the user's code, though
+        // the runtime sees a live shim and process.
+        let force = args.force || rt.inspect(c).is_ok_and(|i| i.observed.status == "created");
+        match rt.remove(c, force) {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");

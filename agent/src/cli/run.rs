@@ -1,18 +1,28 @@
-//! `berth run`: create and start a container from a rootfs directory;
-//! foreground (streams output, exits with the container's code) or `-d`.
-//! Also the helpers the other container verbs share.
+//! `berth run`: create and start a container from an image (or, like
+//! podman's `--rootfs`, from a directory); foreground (streams output,
+//! exits with the container's code) or `-d`. Also the helpers the other
+//! container verbs share.
+//!
+//! How image defaults and flags combine lives in [`crate::containers`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use berth_image::{ImageConfig, Lease};
 use berth_runtime::{
     ContainerConfig, CreateOptions, LogConfig, Mount, Network, ProcessConfig, Resources, Rootfs,
-    Runtime, ShimEvent, combine_command, new_id, random_name,
+    Runtime, ShimEvent, new_id, random_name,
 };
 use clap::Args;
 
 use super::GlobalOpts;
+use super::image::open_store;
+use crate::containers::{self, Overrides};
+
+/// Docker's exit status when `run`/`create` itself fails (bad flags, a
+/// missing image), as opposed to the container's own.
+pub const RUN_FAILED: u8 = 125;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -87,16 +97,23 @@ pub struct RunArgs {
     pub log_max_size: Option<i64>,
     #[arg(long, default_value_t = 1)]
     pub log_max_file: u32,
-    /// The root filesystem: a directory used in place (until images are
-    /// wired in, this is the only source).
-    #[arg(long, required_unless_present = "layer", conflicts_with = "layer")]
+    /// Use a directory as the root filesystem, in place and writable,
+    /// instead of an image (podman's `--rootfs`); the first argument is
+    /// then the command.
+    #[arg(long, value_name = "DIR", conflicts_with = "layer")]
     pub rootfs: Option<PathBuf>,
     /// A read-only lower dir for an overlayfs rootfs, lowest first
-    /// (repeatable). For testing the overlay path until images are wired.
+    /// (repeatable), instead of an image; for testing the overlay path.
     #[arg(long, hide = true, value_name = "DIR")]
     pub layer: Vec<PathBuf>,
-    /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// `IMAGE [COMMAND [ARG...]]`: an image (name, ID or ID prefix) and
+    /// the command that replaces its CMD; with `--rootfs`, `COMMAND
+    /// [ARG...]`.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 }
 
@@ -122,26 +139,41 @@ pub fn exit_code(code: i32) -> ExitCode {
 }
 
 pub fn run(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    let rt = runtime(global);
-    let config = build_config(args_to_parts(&args)?, &args)?;
     let opts = CreateOptions {
         start: true,
         attach: !args.detach,
     };
-    create_and_follow(&rt, &config, &args, opts)
+    Ok(or_run_failed(run_or_create(&args, global, opts)))
 }
 
 /// `berth create`: like `run -d`, but the container waits for `start`.
 pub fn create(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    let rt = runtime(global);
-    let config = build_config(args_to_parts(&args)?, &args)?;
     let opts = CreateOptions {
         start: false,
         attach: false,
     };
     let mut args = args;
     args.detach = true;
-    create_and_follow(&rt, &config, &args, opts)
+    Ok(or_run_failed(run_or_create(&args, global, opts)))
+}
+
+/// Reports a failure of `run`/`create` itself with Docker's 125, so a
+/// script can tell it from the container's own exit status.
+fn or_run_failed(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|err| {
+        eprintln!("berth: {err:#}");
+        ExitCode::from(RUN_FAILED)
+    })
+}
+
+fn run_or_create(
+    args: &RunArgs,
+    global: &GlobalOpts,
+    opts: CreateOptions,
+) -> anyhow::Result<ExitCode> {
+    let rt = runtime(global);
+    let (config, lease) = build_config(args_to_parts(args)?, args, global)?;
+    create_and_follow(&rt, &config, args, opts, lease)
 }
 
 /// Creates the container; a generated name that another container took
@@ -176,8 +208,13 @@ fn create_and_follow(
     config: &ContainerConfig,
     args: &RunArgs,
     opts: CreateOptions,
+    lease: Option<Lease>,
 ) -> anyhow::Result<ExitCode> {
-    let mut handle = match create_named(rt, config, args.name.is_none(), opts) {
+    let created = create_named(rt, config, args.name.is_none(), opts);
+    // config.json (which names the image) is on disk now, or the create
+    // failed: either way `rmi` may look.
+    drop(lease);
+    let mut handle = match created {
         Ok(h) => h,
         Err(berth_runtime::Error::Start { code, message, .. }) => {
             eprintln!("berth: {message}");
@@ -313,38 +350,63 @@ fn push_env(env: &mut Vec<String>, kv: &str) {
     }
 }
 
-fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig> {
-    let rootfs = match &args.rootfs {
-        Some(dir) => {
+/// The config `run`/`create` asks for, and, for an image, the lease that
+/// keeps its snapshots until the container's config records it.
+fn build_config(
+    parts: Parts,
+    args: &RunArgs,
+    global: &GlobalOpts,
+) -> anyhow::Result<(ContainerConfig, Option<Lease>)> {
+    let no_image = ImageConfig::default();
+    let (rootfs, cmd, image) = match (&args.rootfs, args.layer.is_empty()) {
+        (Some(dir), _) => {
             let dir = absolute(dir)?;
             if !dir.is_dir() {
                 bail!("--rootfs {} is not a directory", dir.display());
             }
-            Rootfs::Dir(dir)
+            (Rootfs::Dir(dir), args.command.clone(), None)
         }
-        None => Rootfs::Layers(
-            args.layer
-                .iter()
-                .map(|l| absolute(l))
-                .collect::<anyhow::Result<_>>()?,
+        (None, false) => (
+            Rootfs::Layers(
+                args.layer
+                    .iter()
+                    .map(|l| absolute(l))
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            args.command.clone(),
+            None,
         ),
-    };
-    let entrypoint = args.entrypoint.as_ref().map(|e| {
-        if e.is_empty() {
-            Vec::new()
-        } else {
-            vec![e.clone()]
+        (None, true) => {
+            let Some((name, cmd)) = args.command.split_first() else {
+                bail!(
+                    "requires at least 1 argument: IMAGE [COMMAND] [ARG...] (or --rootfs DIR COMMAND [ARG...])"
+                );
+            };
+            let store = open_store(global)?;
+            let prepared = containers::prepare_image(&store, name)?;
+            let layers = prepared.layers.clone();
+            (Rootfs::Layers(layers), cmd.to_vec(), Some((name, prepared)))
         }
-    });
-    let cmd = if args.command.is_empty() {
-        None
-    } else {
-        Some(args.command.clone())
     };
-    let argv = combine_command(&[], &[], entrypoint, cmd);
-    if argv.is_empty() {
-        bail!("no command specified (there is no image to take a default from yet)");
-    }
+    let merged = containers::merge(
+        image.as_ref().map_or(&no_image, |(_, p)| p.image.config()),
+        Overrides {
+            entrypoint: args.entrypoint.clone(),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            env: parts.env,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            stop_signal: args.stop_signal.clone(),
+            labels: args
+                .label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect(),
+        },
+    )?;
     let mut resources = Resources {
         memory: args.memory,
         memory_reservation: args.memory_reservation,
@@ -361,32 +423,25 @@ fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig>
         }
         resources.set_cpus(c);
     }
-    let labels = args
-        .label
-        .iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
     let name = args.name.clone().unwrap_or_else(random_name);
-    Ok(ContainerConfig {
+    let mut config = ContainerConfig {
         id: new_id(),
         name,
-        labels,
+        labels: merged.labels,
+        annotations: Default::default(),
         rootfs,
         process: ProcessConfig {
-            args: argv,
-            env: parts.env,
-            cwd: args.workdir.clone(),
-            user: args.user.clone(),
+            args: merged.args,
+            env: merged.env,
+            cwd: merged.cwd,
+            user: merged.user,
             tty: false,
         },
         hostname: args.hostname.clone(),
         mounts: parts.mounts,
         resources,
         init: args.init,
-        stop_signal: args.stop_signal.clone(),
+        stop_signal: merged.stop_signal,
         stop_timeout: args.stop_timeout,
         log: LogConfig {
             max_size: args.log_max_size.map(|s| s as u64),
@@ -394,7 +449,12 @@ fn build_config(parts: Parts, args: &RunArgs) -> anyhow::Result<ContainerConfig>
         },
         network: parts.network,
         auto_remove: args.rm,
-    })
+    };
+    let lease = image.map(|(name, prepared)| {
+        containers::annotate(&mut config, name, &prepared.image.id);
+        prepared.lease
+    });
+    Ok((config, lease))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

@@ -70,6 +70,18 @@ pub(crate) struct LockGuard {
     _lock: Flock<File>,
 }
 
+/// Keeps garbage collection out while it lives (see [`Store::lease`]).
+#[must_use = "the lease ends when dropped"]
+pub struct Lease {
+    _lock: LockGuard,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lease")
+    }
+}
+
 impl Store {
     /// Opens the store under `root`, creating its folders when missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
@@ -131,6 +143,18 @@ impl Store {
 
     fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
+    }
+
+    /// Holds the content lock shared until the [`Lease`] is dropped:
+    /// nothing is collected (no `remove`, no `gc`) meanwhile. A caller that
+    /// resolves an image, prepares its rootfs and then records somewhere
+    /// of its own that it uses the image (a container's config, which the
+    /// `in_use` of [`Store::remove`] reads) holds one across all three, so
+    /// a concurrent `rmi` cannot delete the snapshots in between.
+    pub fn lease(&self) -> Result<Lease> {
+        Ok(Lease {
+            _lock: self.lock_content_shared()?,
+        })
     }
 
     /// Shared: content may be added but not collected.
@@ -216,6 +240,28 @@ mod tests {
         assert!(store.snapshots_dir().is_dir());
         // Opening again is harmless.
         Store::open(store.root()).unwrap();
+    }
+
+    #[test]
+    fn a_lease_holds_off_gc_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let lease = store.lease().unwrap();
+        // Content may still be added under a lease (shared with writers).
+        drop(store.lock_content_shared().unwrap());
+        let s2 = store.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            s2.gc().unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err()
+        );
+        drop(lease);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
     }
 
     #[test]
