@@ -427,3 +427,16 @@ fn json_logs_are_one_object_per_line_with_fields() {
         .unwrap_or_else(|| panic!("no event with a project field\n{log}"));
     assert_eq!(load["generation"], 1);
 }
+
+/// Regression: SIGTERM right after "listening on" used to kill the agent
+/// with the default action, because the handler was installed only when
+/// the server first polled its shutdown future.
+#[test]
+fn sigterm_right_after_listening_is_a_clean_shutdown() {
+    let dir = TempDir::new("early-term");
+    for attempt in 0..10 {
+        let agent = Agent::start_with(dir.path(), &[]);
+        let status = agent.terminate();
+        assert!(status.success(), "attempt {attempt}: {status:?}");
+    }
+}

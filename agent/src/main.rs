@@ -23,11 +23,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Loading a large project allocates a node, a string and a span per YAML
-/// scalar, several times over; mimalloc cuts the instructions of a
-/// 1,000-service load by a quarter against glibc's allocator (bench/parse.sh).
+/// mimalloc for the CLI and the agent, the system allocator in shims: see
+/// `berth_runtime::alloc` for why and how the choice is made.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: berth_runtime::alloc::BerthAllocator = berth_runtime::alloc::BerthAllocator;
 
 fn main() -> ExitCode {
     let mut cli = cli::Cli::parse();

@@ -65,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store: SharedStore = Arc::new(tokio::sync::RwLock::new(Store::default()));
     let metrics = Arc::new(Metrics::new());
     let bound = Bound::bind(&config.listen).await?;
+    let shutdown = shutdown_signal();
     let addr = bound.local_addr();
     // On stdout, for scripts and tests that pass port 0 and need the port.
     println!("listening on {addr}");
@@ -95,7 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval));
 
     let app = api::router(AppState { store, metrics });
-    let served = bound.serve(app, shutdown_signal()).await;
+    let served = bound.serve(app, shutdown).await;
     sync.abort();
     drop(watcher);
     tracing::info!("agent stopped");
@@ -226,30 +227,35 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) {
     .await
 }
 
-/// Resolves on SIGINT or SIGTERM. If the handlers cannot be installed the
-/// agent keeps running (it can still be killed), and says so once.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// SIGINT and SIGTERM handlers, installed when this is called: before the
+/// agent says it is listening, so a signal sent as soon as it answers is
+/// always a clean shutdown (axum polls the shutdown future only later, from
+/// a task of its own). If a handler cannot be installed the agent keeps
+/// running (it can still be killed), and says so once.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(err) => {
+            tracing::warn!(error = %err, signal = name, "cannot listen for the signal");
+            None
         }
     };
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let interrupt = install(SignalKind::interrupt(), "SIGINT");
+    let terminate = install(SignalKind::terminate(), "SIGTERM");
+    async move {
+        let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+            match stream {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            () = wait(interrupt) => tracing::info!(signal = "SIGINT", "shutting down"),
+            () = wait(terminate) => tracing::info!(signal = "SIGTERM", "shutting down"),
         }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
 }
 

@@ -174,6 +174,9 @@ impl Runtime {
         };
         let mut cmd = Command::new(&self.shim_exe);
         cmd.args(args.to_argv());
+        // A shim is long-lived and mostly idle: the system allocator keeps
+        // its memory small (see `alloc`).
+        cmd.env(crate::alloc::SYSTEM_ALLOCATOR_ENV, "1");
         match hangup_r {
             Some(r) => {
                 cmd.stdin(Stdio::from(r));

@@ -41,6 +41,8 @@ mod stats;
 mod user;
 mod wait;
 
+pub mod alloc;
+
 pub use cgroup::{CgroupPaths, CgroupSample, cpu_percent};
 pub use command::combine_command;
 pub use config::{ContainerConfig, LogConfig, Mount, Network, ProcessConfig, Resources, Rootfs};

@@ -234,6 +234,10 @@ impl Agent {
         let deadline = Instant::now() + STEP;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if !status.success() {
+                    // Shown with the failing test's output.
+                    eprintln!("agent exited with {status:?}\n{}", self.log());
+                }
                 return status;
             }
             assert!(
