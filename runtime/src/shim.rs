@@ -82,6 +82,38 @@ impl ShimArgs {
     }
 }
 
+impl ShimArgs {
+    /// Reads the argv [`Self::to_argv`] writes (after the binary name);
+    /// `None` for anything else. Lets the binary enter the shim before it
+    /// parses a command line or sets up logging, so a shim, which lives as
+    /// long as its container, never touches (and keeps resident) that code.
+    pub fn from_argv(argv: &[std::ffi::OsString]) -> Option<ShimArgs> {
+        let mut rest = argv.iter();
+        if rest.next()?.as_os_str() != "shim" {
+            return None;
+        }
+        let (mut root, mut cgroup_root, mut id) = (None, None, None);
+        let (mut start, mut attach) = (false, false);
+        while let Some(flag) = rest.next() {
+            match flag.to_str()? {
+                "--root" => root = Some(PathBuf::from(rest.next()?)),
+                "--cgroup-root" => cgroup_root = Some(PathBuf::from(rest.next()?)),
+                "--id" => id = Some(rest.next()?.to_str()?.to_owned()),
+                "--start" => start = true,
+                "--attach" => attach = true,
+                _ => return None,
+            }
+        }
+        Some(ShimArgs {
+            root: root?,
+            cgroup_root: cgroup_root?,
+            id: id?,
+            start,
+            attach,
+        })
+    }
+}
+
 /// The shim's entry point; returns the process exit code.
 pub fn main(args: &ShimArgs) -> i32 {
     // The CLI spawned us as a group leader-free child: a new session
@@ -619,6 +651,30 @@ fn setup_namespaces(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
     }
     nix::unistd::sethostname(cfg.effective_hostname()).map_err(|e| Error::sys("sethostname", e))?;
     crate::rootfs::setup(cfg, dir)
+}
+
+#[cfg(test)]
+mod argv_tests {
+    use super::*;
+
+    #[test]
+    fn argv_round_trips_and_rejects_anything_else() {
+        let args = ShimArgs {
+            root: PathBuf::from("/var/lib/berth"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            id: "abc".into(),
+            start: true,
+            attach: false,
+        };
+        let back = ShimArgs::from_argv(&args.to_argv()).unwrap();
+        assert_eq!(back.root, args.root);
+        assert_eq!(back.cgroup_root, args.cgroup_root);
+        assert_eq!(back.id, "abc");
+        assert!(back.start && !back.attach);
+        assert!(ShimArgs::from_argv(&["shim".into(), "--id".into()]).is_none());
+        assert!(ShimArgs::from_argv(&["run".into()]).is_none());
+        assert!(ShimArgs::from_argv(&["shim".into(), "--bogus".into()]).is_none());
+    }
 }
 
 #[cfg(test)]

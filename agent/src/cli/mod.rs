@@ -19,7 +19,7 @@ mod project_opts;
 mod ps;
 mod restart;
 mod rm;
-mod run;
+pub(crate) mod run;
 mod shim;
 mod start;
 mod stats;
