@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use libcgroups::common::{
-    AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager_with_root,
+    AnyCgroupManager, CgroupConfig, CgroupManager, CgroupSetup, ControllerOpt,
+    create_cgroup_manager_with_root, get_cgroup_setup_with_root,
 };
 use nix::unistd::Pid;
 use oci_spec::runtime::{
@@ -36,9 +37,16 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// The container's cgroup under `root` (normally `/sys/fs/cgroup`).
-    /// Nothing is created until [`Cgroup::add_task`].
+    /// Nothing is created until [`Cgroup::add_task`]. v1, hybrid or v2 is
+    /// told by libcgroups from the file system type of `root` (`cgroup2`
+    /// is v2, through [`Cgroup::open_unified`]; a tmpfs is v1, hybrid when
+    /// `root/unified` is cgroup2).
     pub fn open(root: &Path, id: &str) -> Result<Self> {
         let path = cgroup_path(id);
+        let setup = get_cgroup_setup_with_root(root).map_err(|e| cg_err("open", &path, e))?;
+        if matches!(setup, CgroupSetup::Unified) {
+            return Self::open_unified(root, id);
+        }
         let manager = create_cgroup_manager_with_root(
             Some(root),
             CgroupConfig {
@@ -48,6 +56,23 @@ impl Cgroup {
             },
         )
         .map_err(|e| cg_err("open", &path, e))?;
+        Ok(Cgroup {
+            id: id.to_owned(),
+            root: root.to_owned(),
+            manager,
+        })
+    }
+
+    /// The container's cgroup under `root` taken as a cgroup v2 hierarchy
+    /// without looking at its file system type: what [`Cgroup::open`]
+    /// uses on a `cgroup2` mount (the same v2 manager libcgroups' own
+    /// detection builds), and the way to run the v2 path against a
+    /// directory that imitates one.
+    pub fn open_unified(root: &Path, id: &str) -> Result<Self> {
+        let path = cgroup_path(id);
+        let manager = libcgroups::v2::manager::Manager::new(root.to_owned(), path.clone())
+            .map_err(|e| cg_err("open", &path, e))?
+            .any();
         Ok(Cgroup {
             id: id.to_owned(),
             root: root.to_owned(),
@@ -74,7 +99,36 @@ impl Cgroup {
                 oom_score_adj: None,
                 freezer_state: None,
             })
-            .map_err(|e| cg_err("apply limits to", &cgroup_path(&self.id), e))
+            .map_err(|e| cg_err("apply limits to", &cgroup_path(&self.id), e))?;
+        if let AnyCgroupManager::V2(_) = self.manager {
+            self.apply_v2_no_swap(&linux)?;
+        }
+        Ok(())
+    }
+
+    /// `--memory-swap` equal to `--memory` means no swap at all; v1
+    /// expresses that in memsw, v2 as `memory.swap.max` 0. libcgroups
+    /// skips writing a 0 there (it treats 0 as "unset"), which would leave
+    /// the kernel default, unlimited swap: write it here.
+    fn apply_v2_no_swap(&self, linux: &LinuxResources) -> Result<()> {
+        let Some(m) = linux.memory() else {
+            return Ok(());
+        };
+        if matches!((m.limit(), m.swap()), (Some(l), Some(s)) if l > 0 && s == l) {
+            let rel = cgroup_path(&self.id);
+            let file = self
+                .root
+                .join(rel.strip_prefix("/").unwrap_or(&rel))
+                .join("memory.swap.max");
+            // Not truncated, like libcgroups: a cgroupfs file takes the
+            // whole write as the new value.
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
+                .map_err(|e| cg_err("apply limits to", &file, e))?;
+        }
+        Ok(())
     }
 
     /// Kills what is left inside and removes the cgroup everywhere.
@@ -101,21 +155,42 @@ fn cg_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Error
 
 /// [`Resources`] in the OCI form libcgroups takes. Only what is set is
 /// written. Like Docker, a memory limit without `memory_swap` allows as
-/// much swap again (memsw = 2 × memory).
+/// much swap again (memsw = 2 × memory), `memory_swap` -1 is unlimited
+/// swap, a positive `memory_swap` needs a memory limit no larger than it,
+/// and a pids limit of 0 or less is no limit (libcgroups' v2 would make 0
+/// a limit of 1 task, its v1 no limit).
 pub fn to_linux_resources(r: &Resources) -> Result<LinuxResources> {
     let bad = |e: oci_spec::OciSpecError| Error::invalid("resources", e.to_string());
     let mut b = LinuxResourcesBuilder::default();
-    if r.memory.is_some() || r.memory_reservation.is_some() || r.memory_swap.is_some() {
+    // -1 without a memory limit is the default already; libcgroups' v2
+    // refuses any swap value without a limit.
+    let memory_swap = r.memory_swap.filter(|&s| r.memory.is_some() || s != -1);
+    if let Some(swap) = memory_swap.filter(|&s| s != -1) {
+        match r.memory {
+            None => {
+                return Err(Error::invalid(
+                    "resources",
+                    "a memory-swap limit needs a memory limit too",
+                ));
+            }
+            Some(limit) if swap < limit => {
+                return Err(Error::invalid(
+                    "resources",
+                    format!("memory-swap ({swap}) is less than memory ({limit})"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if r.memory.is_some() || r.memory_reservation.is_some() || memory_swap.is_some() {
         let mut m = LinuxMemoryBuilder::default();
         if let Some(limit) = r.memory {
             m = m.limit(limit);
-            let swap = match r.memory_swap {
+            let swap = match memory_swap {
                 Some(s) => s,
                 None => limit.saturating_mul(2),
             };
             m = m.swap(swap);
-        } else if let Some(s) = r.memory_swap {
-            m = m.swap(s);
         }
         if let Some(res) = r.memory_reservation {
             m = m.reservation(res);
@@ -145,7 +220,7 @@ pub fn to_linux_resources(r: &Resources) -> Result<LinuxResources> {
     if let Some(limit) = r.pids_limit {
         b = b.pids(
             LinuxPidsBuilder::default()
-                .limit(limit)
+                .limit(if limit > 0 { limit } else { -1 })
                 .build()
                 .map_err(bad)?,
         );
@@ -292,6 +367,10 @@ pub fn cpu_percent(prev_ns: u64, cur_ns: u64, wall_ns: u64) -> f64 {
     }
     (cur_ns - prev_ns) as f64 / wall_ns as f64 * 100.0
 }
+
+#[cfg(test)]
+#[path = "cgroup_tests.rs"]
+mod v2_tests;
 
 #[cfg(test)]
 mod tests {
