@@ -27,8 +27,9 @@ pub const IMAGE_ID_ANNOTATION: &str = "berth.image-id";
 /// What `run`/`create` were told that an image has a default for.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// `--entrypoint` (`""` clears the image's).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint X` as `[X]`, or Compose's `entrypoint:` list (`[""]`
+    /// or `[]` clears the image's).
+    pub entrypoint: Option<Vec<String>>,
     /// The positional command; `None` when none was given.
     pub cmd: Option<Vec<String>>,
     /// `--env-file` lines, then `-e`, each `KEY=VALUE`.
@@ -57,7 +58,7 @@ pub struct Merged {
 /// root, SIGTERM); the image's labels under the caller's. A `--rootfs`
 /// container passes an empty [`ImageConfig`].
 pub fn merge(image: &ImageConfig, o: Overrides) -> anyhow::Result<Merged> {
-    let entrypoint = o.entrypoint.map(|e| vec![e]);
+    let entrypoint = o.entrypoint;
     let args = combine_command(
         image.entrypoint.as_deref().unwrap_or_default(),
         image.cmd.as_deref().unwrap_or_default(),
@@ -232,7 +233,7 @@ mod tests {
     #[test]
     fn flags_override_the_image() {
         let o = Overrides {
-            entrypoint: Some("echo".into()),
+            entrypoint: Some(v(&["echo"])),
             cmd: Some(v(&["x"])),
             env: v(&["GREETING=yo", "NEW=1", "GREETING=last"]),
             workdir: Some("/tmp".into()),
@@ -256,7 +257,7 @@ mod tests {
             merge(
                 &image(),
                 Overrides {
-                    entrypoint: ep.map(str::to_owned),
+                    entrypoint: ep.map(|e| v(&[e])),
                     cmd: cmd.map(v),
                     ..Default::default()
                 },

@@ -9,7 +9,6 @@
 
 mod api;
 mod cli;
-mod containers;
 mod listen;
 mod logging;
 mod metrics;
@@ -21,6 +20,7 @@ mod watch;
 
 use std::process::ExitCode;
 
+use berth_agent::{containers, engine};
 use clap::Parser;
 
 /// mimalloc for the CLI and the agent, the system allocator in shims: see

@@ -329,12 +329,20 @@ impl Shim {
             let (code, msg) = parse_error_line(&line);
             return self.fail_setup(&dir, &mut state, &cgroup, code, &msg);
         }
+        // The fifo exists before anyone can see `created` (in state.json or
+        // on the status pipe): a `start` right after `create` returns must
+        // find it.
+        let start_fifo = if args.start {
+            None
+        } else {
+            Some(open_start_fifo(&dir)?)
+        };
         state.status = Status::Created;
         state.save(&dir.state())?;
 
-        if !args.start {
+        if let Some(fifo) = start_fifo {
             self.report(&format!("created {}", child.as_raw()));
-            if !wait_for_start(&dir, &pidfd)? {
+            if !wait_for_start(&dir, fifo, &pidfd)? {
                 // The container was killed before it started.
                 return self.finish(&cfg, &dir, &mut state, &cgroup, child, None);
             }
@@ -547,19 +555,24 @@ fn emit(writer: &mut LogWriter, attach: &mut Option<Attach>, stream: Stream, lin
     }
 }
 
-/// Waits until `start` writes to the fifo (true) or pid 1 dies (false).
-fn wait_for_start(dir: &ContainerDir, pidfd: &OwnedFd) -> Result<bool> {
+/// Makes `start.fifo` and opens it read-write, so that a writer closing
+/// never leaves a permanent HUP.
+fn open_start_fifo(dir: &ContainerDir) -> Result<File> {
     let fifo = dir.start_fifo();
     let _ = fs::remove_file(&fifo);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::sys("mkfifo start.fifo", e))?;
-    // Read-write, so that a writer closing never leaves a permanent HUP.
-    let mut f = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(&fifo)
-        .map_err(|e| Error::io("open", &fifo, e))?;
+        .map_err(|e| Error::io("open", &fifo, e))
+}
+
+/// Waits until `start` writes to the fifo (true) or pid 1 dies (false).
+fn wait_for_start(dir: &ContainerDir, mut f: File, pidfd: &OwnedFd) -> Result<bool> {
+    let fifo = dir.start_fifo();
     loop {
         let mut fds = [
             PollFd::new(f.as_fd(), PollFlags::POLLIN),

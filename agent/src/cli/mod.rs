@@ -5,6 +5,7 @@
 
 mod agent;
 mod config;
+mod down;
 mod exec;
 mod image;
 mod image_import;
@@ -24,6 +25,7 @@ mod shim;
 mod start;
 mod stats;
 mod stop;
+mod up;
 mod version;
 mod wait;
 
@@ -133,6 +135,10 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Show containers' configuration and state as JSON.
     Inspect(inspect::InspectArgs),
+    /// Create and start a project's containers (`-d`), or print the plan (`--dry-run`).
+    Up(up::UpArgs),
+    /// Stop and remove a project's containers and networks.
+    Down(down::DownArgs),
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
@@ -162,6 +168,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(args, global),
         Command::Stats(args) => stats::run(args, global),
         Command::Inspect(args) => inspect::run(args, global),
+        Command::Up(args) => up::run(args, global),
+        Command::Down(args) => down::run(args, global),
         Command::Shim(args) => shim::run(args, global),
     }
 }

@@ -391,7 +391,7 @@ fn build_config(
     let merged = containers::merge(
         image.as_ref().map_or(&no_image, |(_, p)| p.image.config()),
         Overrides {
-            entrypoint: args.entrypoint.clone(),
+            entrypoint: args.entrypoint.clone().map(|e| vec![e]),
             cmd: (!cmd.is_empty()).then_some(cmd),
             env: parts.env,
             workdir: args.workdir.clone(),

@@ -1,0 +1,216 @@
+//! [`ContainerRuntime`] over [`berth_runtime::Runtime`].
+//!
+//! A container's project, service and number are its labels, so `list`
+//! is a filter over every container under the root. The runtime keeps no
+//! restart count and no "stopped by the user" flag; the adapter records
+//! both beside the container (`sidecar`).
+
+use std::time::{Duration, SystemTime};
+
+use berth_image::Store;
+use berth_reconcilers::observed::{ContainerId, ContainerState, Health, ObservedContainer};
+use berth_reconcilers::{BackendError, ContainerRuntime, ContainerSpec};
+use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, Runtime};
+
+use super::error::from_runtime;
+use super::sidecar::{self, Sidecar};
+use super::translate;
+use super::volumes::Volumes;
+use crate::containers;
+
+pub struct Containers {
+    runtime: Runtime,
+    store: Store,
+    volumes: Volumes,
+}
+
+/// Every container's config, read directly: a container being created has
+/// its config before its state, and users of a volume or network must
+/// count from that moment.
+pub fn container_configs(rt: &Runtime) -> Vec<ContainerConfig> {
+    rt.ids()
+        .into_iter()
+        .filter_map(|id| std::fs::read(rt.state_root().container(&id).config()).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect()
+}
+
+fn time(t: Option<&str>) -> Option<SystemTime> {
+    t.and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+}
+
+/// The runtime's view in the reconciler's terms.
+fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
+    let state = match info.observed.status.as_str() {
+        "creating" | "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "exited" => ContainerState::Exited(i64::from(info.state.exit_code.unwrap_or(-1))),
+        "dead" => ContainerState::Dead,
+        _ => ContainerState::Unknown,
+    };
+    let error = info
+        .state
+        .error
+        .clone()
+        .or_else(|| info.state.oom_killed.then(|| "OOMKilled".to_owned()))
+        .or(info.observed.reason.clone());
+    ObservedContainer {
+        id: info.config.id.clone(),
+        name: info.config.name.clone(),
+        image: containers::image_of(&info.config)
+            .map(|(name, _)| name.to_owned())
+            .unwrap_or_default(),
+        labels: info.config.labels,
+        state,
+        // The runtime runs no health probes yet.
+        health: Health::None,
+        restart_count: record.restart_count,
+        started_at: time(info.state.started_at.as_deref()),
+        finished_at: time(info.state.finished_at.as_deref()),
+        manually_stopped: record.manually_stopped,
+        error,
+    }
+}
+
+impl Containers {
+    pub fn new(runtime: Runtime, store: Store, volumes: Volumes) -> Self {
+        Containers {
+            runtime,
+            store,
+            volumes,
+        }
+    }
+
+    fn info(&self, id: &str) -> Result<ContainerInfo, BackendError> {
+        self.runtime.inspect(id).map_err(from_runtime)
+    }
+}
+
+impl ContainerRuntime for Containers {
+    fn list(&self, project: &str) -> Result<Vec<ObservedContainer>, BackendError> {
+        let mut out: Vec<ObservedContainer> = self
+            .runtime
+            .list(true)
+            .into_iter()
+            .filter(|i| {
+                i.config
+                    .labels
+                    .get(berth_reconcilers::labels::PROJECT)
+                    .map(String::as_str)
+                    == Some(project)
+            })
+            .map(|i| {
+                let record = sidecar::load(&self.runtime, &i.config.id);
+                observed(i, record)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn inspect(&self, id: &str) -> Result<ObservedContainer, BackendError> {
+        let info = self.info(id)?;
+        let record = sidecar::load(&self.runtime, &info.config.id);
+        Ok(observed(info, record))
+    }
+
+    /// The image is resolved and unpacked as `berth run` does it
+    /// ([`containers::prepare_image`]); a missing one is `NotFound` here,
+    /// before anything is created.
+    fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, BackendError> {
+        match self.store.image(&spec.image) {
+            Ok(_) => {}
+            Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {
+                return Err(BackendError::not_found(format!(
+                    "no such image: {}: import or load it first",
+                    spec.image
+                ))
+                .with_source(e));
+            }
+            Err(e) => return Err(super::error::from_image(e)),
+        }
+        let prepared = containers::prepare_image(&self.store, &spec.image).map_err(|e| {
+            BackendError::new(berth_reconcilers::ErrorKind::Internal, format!("{e:#}"))
+        })?;
+        let mut config = translate::config(
+            spec,
+            prepared.image.config(),
+            prepared.layers.clone(),
+            &self.volumes,
+        )?;
+        containers::annotate(&mut config, &spec.image, &prepared.image.id);
+        let created = self.runtime.create(
+            &config,
+            CreateOptions {
+                start: false,
+                attach: false,
+            },
+        );
+        // config.json (which names the image) is on disk now, or the
+        // create failed: either way `rmi` and GC may look.
+        drop(prepared.lease);
+        created.map_err(from_runtime)?;
+        Ok(config.id)
+    }
+
+    /// Idempotent on a running container. A start of a container that ran
+    /// before counts one restart, and clears "manually stopped".
+    fn start(&self, id: &str) -> Result<(), BackendError> {
+        let info = self.info(id)?;
+        if info.observed.container_alive && info.observed.status != "created" {
+            return Ok(());
+        }
+        let ran_before = info.state.started_at.is_some() || info.observed.status == "exited";
+        let mut record = sidecar::load(&self.runtime, &info.config.id);
+        self.runtime.start(&info.config.id).map_err(from_runtime)?;
+        if ran_before {
+            record.restart_count += 1;
+        }
+        record.manually_stopped = false;
+        sidecar::save(&self.runtime, &info.config.id, record)
+    }
+
+    /// Records "manually stopped" first, so an observer never sees this
+    /// exit without the flag (and restarts it by policy). `signal`
+    /// overrides the container's stop signal: it is sent first, then the
+    /// runtime's stop waits out the grace period (sending the configured
+    /// signal too, which is the same one unless a caller overrides it).
+    fn stop(&self, id: &str, grace: Duration, signal: Option<&str>) -> Result<(), BackendError> {
+        let info = self.info(id)?;
+        let mut record = sidecar::load(&self.runtime, &info.config.id);
+        record.manually_stopped = true;
+        sidecar::save(&self.runtime, &info.config.id, record)?;
+        if !info.observed.container_alive {
+            return Ok(());
+        }
+        if let Some(s) = signal
+            && info.config.stop_signal.as_deref() != Some(s)
+        {
+            let sig = berth_runtime::parse_signal(s).map_err(from_runtime)?;
+            match self.runtime.kill(&info.config.id, sig) {
+                Ok(()) => {}
+                Err(e) if e.kind() == berth_runtime::ErrorKind::InvalidState => {}
+                Err(e) => return Err(from_runtime(e)),
+            }
+        }
+        self.runtime
+            .stop(&info.config.id, Some(grace))
+            .map_err(from_runtime)
+    }
+
+    /// A running container is refused; a created one (its pid 1 waits for
+    /// `start`) or an exited one is removed, as `docker rm` does without
+    /// `-f`.
+    fn remove(&self, id: &str) -> Result<(), BackendError> {
+        let info = self.info(id)?;
+        if matches!(info.observed.status.as_str(), "running" | "unknown") {
+            return Err(BackendError::failed_precondition(format!(
+                "container {} is {}: stop it first",
+                info.config.name, info.observed.status
+            )));
+        }
+        self.runtime
+            .remove(&info.config.id, true)
+            .map_err(from_runtime)
+    }
+}

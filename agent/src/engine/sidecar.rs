@@ -1,0 +1,51 @@
+//! What the reconciler needs to know about a container that the runtime
+//! does not record: whether the last stop came through `stop` (Docker's
+//! `HasBeenManuallyStopped`) and how many times it was started again.
+//!
+//! Kept in `engine.json` inside the runtime's container folder, not in the
+//! config's annotations: `config.json` is written once by `create` and
+//! read by the shim, while these change with every start and stop. Living
+//! in that folder, the file goes when the runtime removes the container.
+
+use std::path::{Path, PathBuf};
+
+use berth_reconcilers::BackendError;
+use berth_runtime::Runtime;
+use serde::{Deserialize, Serialize};
+
+use super::error::io;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sidecar {
+    pub manually_stopped: bool,
+    pub restart_count: u32,
+}
+
+fn path(rt: &Runtime, id: &str) -> PathBuf {
+    rt.state_root().container(id).path().join("engine.json")
+}
+
+/// The record, or the defaults when there is none (a container created by
+/// `berth create` or an older berth).
+pub fn load(rt: &Runtime, id: &str) -> Sidecar {
+    std::fs::read(path(rt, id))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Writes atomically (temp + rename), so a concurrent `load` sees the old
+/// record or the new one.
+pub fn save(rt: &Runtime, id: &str, record: Sidecar) -> Result<(), BackendError> {
+    let target = path(rt, id);
+    let tmp = target.with_extension(format!("tmp.{}", std::process::id()));
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| BackendError::new(berth_reconcilers::ErrorKind::Internal, e.to_string()))?;
+    write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &target).map_err(|e| io("rename into place", &target, e))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
+    std::fs::write(path, bytes).map_err(|e| io("write", path, e))
+}
