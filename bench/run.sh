@@ -87,7 +87,8 @@ hyperfine -N --warmup 5 --runs 50 --export-markdown "$work/run.md" --export-json
 # would show up as private memory of every process that maps them.
 sync
 id=$("$berth" --root "$state" run -d --network none --rootfs "$rootfs" sleep 1000)
-sleep 1
+# Idle: the shim drops its setup pages after a quiet second.
+sleep 2
 shim_pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['shim_pid'])" "$state/containers/$id/state.json")
 shim_rss=$(ps -o rss= -p "$shim_pid" | tr -d ' ')
 shim_pss=$(awk '/^Pss:/ {s+=$2} END {print s}' /proc/"$shim_pid"/smaps_rollup 2>/dev/null || echo "?")

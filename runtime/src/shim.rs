@@ -414,8 +414,9 @@ impl Shim {
         let mut status = None;
         let mut deadline: Option<Instant> = None;
         let mut buf = vec![0u8; 64 * 1024];
-        // Setup is over: what stays resident from here on is the copy loop.
-        release_setup_text();
+        // Once the container has run quietly for a second, setup is long
+        // over: drop its pages then. Short-lived containers never pay for it.
+        let mut released = false;
         loop {
             if streams.iter().all(|s| s.0.is_none()) && status.is_some() {
                 break;
@@ -445,8 +446,16 @@ impl Shim {
                 }
                 None => None,
             };
-            let timeout = if status.is_some() { 100u16 } else { 10_000 };
+            let timeout = match (status.is_some(), released) {
+                (true, _) => 100u16,
+                (false, false) => 1_000,
+                (false, true) => 10_000,
+            };
             match poll(&mut fds, PollTimeout::from(timeout)) {
+                Ok(0) if !released => {
+                    release_setup_text();
+                    released = true;
+                }
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => break,
