@@ -123,13 +123,7 @@ impl ServicePlanner<'_> {
                 if self.observed.has_network(&name) {
                     continue;
                 }
-                let mut labels: BTreeMap<String, String> = def
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                labels.insert(labels::PROJECT.into(), project.name.clone());
-                labels.insert(labels::NETWORK.into(), key.clone());
+                let labels = resource_labels(&def.labels, &project.name, labels::NETWORK, key);
                 let spec = NetworkSpec {
                     name: name.clone(),
                     driver: def.driver.clone(),
@@ -152,17 +146,13 @@ impl ServicePlanner<'_> {
                         .collect(),
                     labels,
                 };
-                let id = b.push(
-                    None,
+                ids.push(push_missing(
+                    b,
+                    ctx,
+                    name,
+                    "network",
                     Action::CreateNetwork { spec },
-                    vec![Reason::new(
-                        ReasonKind::ResourceMissing,
-                        format!("network {name} does not exist"),
-                    )],
-                    Vec::new(),
-                );
-                ctx.resources.insert(name, id);
-                ids.push(id);
+                ));
             }
         }
         for key in self
@@ -186,13 +176,7 @@ impl ServicePlanner<'_> {
             if self.observed.has_volume(&name) {
                 continue;
             }
-            let mut labels: BTreeMap<String, String> = def
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            labels.insert(labels::PROJECT.into(), project.name.clone());
-            labels.insert(labels::VOLUME.into(), key.clone());
+            let labels = resource_labels(&def.labels, &project.name, labels::VOLUME, key);
             let spec = VolumeSpec {
                 name: name.clone(),
                 driver: def.driver.clone(),
@@ -203,20 +187,53 @@ impl ServicePlanner<'_> {
                     .collect(),
                 labels,
             };
-            let id = b.push(
-                None,
+            ids.push(push_missing(
+                b,
+                ctx,
+                name,
+                "volume",
                 Action::CreateVolume { spec },
-                vec![Reason::new(
-                    ReasonKind::ResourceMissing,
-                    format!("volume {name} does not exist"),
-                )],
-                Vec::new(),
-            );
-            ctx.resources.insert(name, id);
-            ids.push(id);
+            ));
         }
         ids
     }
+}
+
+/// A network's or volume's own labels plus the two that tie it to its
+/// project and key (`kind_label` is the network or volume label name).
+fn resource_labels(
+    own: &indexmap::IndexMap<String, String>,
+    project: &str,
+    kind_label: &str,
+    key: &str,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> =
+        own.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    labels.insert(labels::PROJECT.into(), project.to_string());
+    labels.insert(kind_label.into(), key.to_string());
+    labels
+}
+
+/// Plans the creation of a missing network or volume, once per plan: later
+/// services that use it wait on the same action.
+fn push_missing(
+    b: &mut Builder,
+    ctx: &mut Context,
+    name: String,
+    kind: &str,
+    action: Action,
+) -> ActionId {
+    let id = b.push(
+        None,
+        action,
+        vec![Reason::new(
+            ReasonKind::ResourceMissing,
+            format!("{kind} {name} does not exist"),
+        )],
+        Vec::new(),
+    );
+    ctx.resources.insert(name, id);
+    id
 }
 
 /// `pull_policy` values that mean "pull again from time to time".
