@@ -39,6 +39,8 @@ use crate::config::{ContainerConfig, Network};
 use crate::error::{Error, Result};
 use crate::logs::{LineSplitter, LogWriter, Stream};
 use crate::process::{self, Prepared};
+use crate::resident::release_setup_text;
+pub use crate::shim_args::ShimArgs;
 use crate::state::{
     ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time, read_json,
 };
@@ -47,128 +49,6 @@ use crate::state::{
 pub const STATUS_FD: RawFd = 3;
 /// The locked `shim.lock`'s fd in the shim.
 pub const LOCK_FD: RawFd = 4;
-
-/// The shim's command line (after `berth shim`).
-#[derive(Debug, Clone)]
-pub struct ShimArgs {
-    pub root: PathBuf,
-    pub cgroup_root: PathBuf,
-    pub id: String,
-    /// Start right after create (no wait on `start.fifo`).
-    pub start: bool,
-    /// Copy output to the shim's inherited stdout/stderr until stdin hangs up.
-    pub attach: bool,
-}
-
-impl ShimArgs {
-    /// The argv after the binary name; kept stable across versions.
-    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
-        let mut v: Vec<std::ffi::OsString> = vec![
-            "shim".into(),
-            "--root".into(),
-            self.root.clone().into(),
-            "--cgroup-root".into(),
-            self.cgroup_root.clone().into(),
-            "--id".into(),
-            self.id.clone().into(),
-        ];
-        if self.start {
-            v.push("--start".into());
-        }
-        if self.attach {
-            v.push("--attach".into());
-        }
-        v
-    }
-}
-
-impl ShimArgs {
-    /// Reads the argv [`Self::to_argv`] writes (after the binary name);
-    /// `None` for anything else. Lets the binary enter the shim before it
-    /// parses a command line or sets up logging, so a shim, which lives as
-    /// long as its container, never touches (and keeps resident) that code.
-    pub fn from_argv(argv: &[std::ffi::OsString]) -> Option<ShimArgs> {
-        let mut rest = argv.iter();
-        if rest.next()?.as_os_str() != "shim" {
-            return None;
-        }
-        let (mut root, mut cgroup_root, mut id) = (None, None, None);
-        let (mut start, mut attach) = (false, false);
-        while let Some(flag) = rest.next() {
-            match flag.to_str()? {
-                "--root" => root = Some(PathBuf::from(rest.next()?)),
-                "--cgroup-root" => cgroup_root = Some(PathBuf::from(rest.next()?)),
-                "--id" => id = Some(rest.next()?.to_str()?.to_owned()),
-                "--start" => start = true,
-                "--attach" => attach = true,
-                _ => return None,
-            }
-        }
-        Some(ShimArgs {
-            root: root?,
-            cgroup_root: cgroup_root?,
-            id: id?,
-            start,
-            attach,
-        })
-    }
-}
-
-/// Drops the clean file pages of the shim's read-only mappings from its
-/// resident set. Setting a container up touches code all over the binary,
-/// and the kernel maps file pages 64 KiB at a time around each fault, so a
-/// shim would keep ~2.5 MiB of text and constants resident for the life of
-/// its container while its copy loop needs a few pages. A read-only
-/// mapping none of whose pages was ever copied on write (`Anonymous: 0 kB`
-/// in smaps: no relocation or RELRO fix-up landed in it) holds nothing but
-/// the file's bytes, so `MADV_DONTNEED` only drops page table entries and
-/// the next use faults the same bytes back in from the page cache.
-fn release_setup_text() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    let mut candidate: Option<(usize, usize)> = None;
-    let mut release = Vec::new();
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let Some(first) = fields.next() else {
-            continue;
-        };
-        if let Some((start, end)) = first.split_once('-') {
-            // A mapping header: "start-end perms offset dev inode path".
-            let perms = fields.next().unwrap_or_default();
-            let is_file = fields.nth(3).is_some_and(|path| path.starts_with('/'));
-            let read_only = perms == "r-xp" || perms == "r--p";
-            candidate = match (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) {
-                (Ok(start), Ok(end)) if read_only && is_file => Some((start, end)),
-                _ => None,
-            };
-        } else if first == "Anonymous:" {
-            if let Some(range) = candidate.take() {
-                if fields.next() == Some("0") {
-                    release.push(range);
-                }
-            }
-        }
-    }
-    for (start, end) in release {
-        // SAFETY: the range is a whole, page-aligned, read-only file mapping
-        // from /proc/self/smaps with no privately modified page, so
-        // MADV_DONTNEED discards nothing that cannot be read back from the
-        // file: no code or data changes.
-        let rc =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            eprintln!(
-                "berth shim: madvise of a read-only mapping failed: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
 
 /// The shim's entry point; returns the process exit code.
 pub fn main(args: &ShimArgs) -> i32 {
@@ -731,30 +611,6 @@ fn setup_namespaces(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
     }
     nix::unistd::sethostname(cfg.effective_hostname()).map_err(|e| Error::sys("sethostname", e))?;
     crate::rootfs::setup(cfg, dir)
-}
-
-#[cfg(test)]
-mod argv_tests {
-    use super::*;
-
-    #[test]
-    fn argv_round_trips_and_rejects_anything_else() {
-        let args = ShimArgs {
-            root: PathBuf::from("/var/lib/berth"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            id: "abc".into(),
-            start: true,
-            attach: false,
-        };
-        let back = ShimArgs::from_argv(&args.to_argv()).unwrap();
-        assert_eq!(back.root, args.root);
-        assert_eq!(back.cgroup_root, args.cgroup_root);
-        assert_eq!(back.id, "abc");
-        assert!(back.start && !back.attach);
-        assert!(ShimArgs::from_argv(&["shim".into(), "--id".into()]).is_none());
-        assert!(ShimArgs::from_argv(&["run".into()]).is_none());
-        assert!(ShimArgs::from_argv(&["shim".into(), "--bogus".into()]).is_none());
-    }
 }
 
 #[cfg(test)]

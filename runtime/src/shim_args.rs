@@ -1,0 +1,94 @@
+//! The shim's command line: a stable interface between the process that
+//! spawns a shim and the shim, possibly of different berth versions.
+
+use std::path::PathBuf;
+
+/// The shim's command line (after `berth shim`).
+#[derive(Debug, Clone)]
+pub struct ShimArgs {
+    pub root: PathBuf,
+    pub cgroup_root: PathBuf,
+    pub id: String,
+    /// Start right after create (no wait on `start.fifo`).
+    pub start: bool,
+    /// Copy output to the shim's inherited stdout/stderr until stdin hangs up.
+    pub attach: bool,
+}
+
+impl ShimArgs {
+    /// The argv after the binary name; kept stable across versions.
+    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec![
+            "shim".into(),
+            "--root".into(),
+            self.root.clone().into(),
+            "--cgroup-root".into(),
+            self.cgroup_root.clone().into(),
+            "--id".into(),
+            self.id.clone().into(),
+        ];
+        if self.start {
+            v.push("--start".into());
+        }
+        if self.attach {
+            v.push("--attach".into());
+        }
+        v
+    }
+}
+
+impl ShimArgs {
+    /// Reads the argv [`Self::to_argv`] writes (after the binary name);
+    /// `None` for anything else. Lets the binary enter the shim before it
+    /// parses a command line or sets up logging, so a shim, which lives as
+    /// long as its container, never touches (and keeps resident) that code.
+    pub fn from_argv(argv: &[std::ffi::OsString]) -> Option<ShimArgs> {
+        let mut rest = argv.iter();
+        if rest.next()?.as_os_str() != "shim" {
+            return None;
+        }
+        let (mut root, mut cgroup_root, mut id) = (None, None, None);
+        let (mut start, mut attach) = (false, false);
+        while let Some(flag) = rest.next() {
+            match flag.to_str()? {
+                "--root" => root = Some(PathBuf::from(rest.next()?)),
+                "--cgroup-root" => cgroup_root = Some(PathBuf::from(rest.next()?)),
+                "--id" => id = Some(rest.next()?.to_str()?.to_owned()),
+                "--start" => start = true,
+                "--attach" => attach = true,
+                _ => return None,
+            }
+        }
+        Some(ShimArgs {
+            root: root?,
+            cgroup_root: cgroup_root?,
+            id: id?,
+            start,
+            attach,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_round_trips_and_rejects_anything_else() {
+        let args = ShimArgs {
+            root: PathBuf::from("/var/lib/berth"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            id: "abc".into(),
+            start: true,
+            attach: false,
+        };
+        let back = ShimArgs::from_argv(&args.to_argv()).unwrap();
+        assert_eq!(back.root, args.root);
+        assert_eq!(back.cgroup_root, args.cgroup_root);
+        assert_eq!(back.id, "abc");
+        assert!(back.start && !back.attach);
+        assert!(ShimArgs::from_argv(&["shim".into(), "--id".into()]).is_none());
+        assert!(ShimArgs::from_argv(&["run".into()]).is_none());
+        assert!(ShimArgs::from_argv(&["shim".into(), "--bogus".into()]).is_none());
+    }
+}
