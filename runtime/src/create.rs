@@ -253,5 +253,70 @@ fn validate(c: &ContainerConfig) -> Result<()> {
     if c.process.tty {
         return Err(Error::invalid("process", "tty is not supported yet"));
     }
-    Ok(())
+    validate_memory(&c.resources)
+}
+
+/// Docker's checks on memory settings, made before anything is created, so
+/// a bad combination is an error of `create` rather than of the shim.
+fn validate_memory(r: &crate::Resources) -> Result<()> {
+    let limit = r.memory.filter(|m| *m > 0);
+    if let (Some(limit), Some(reservation)) = (limit, r.memory_reservation.filter(|m| *m > 0)) {
+        if reservation > limit {
+            return Err(Error::invalid(
+                "memory",
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ));
+        }
+    }
+    match (limit, r.memory_swap) {
+        (Some(limit), Some(swap)) if swap > 0 && swap < limit => Err(Error::invalid(
+            "memory-swap",
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        )),
+        (None, Some(swap)) if swap > 0 => Err(Error::invalid(
+            "memory-swap",
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use crate::Resources;
+
+    fn check(memory: Option<i64>, reservation: Option<i64>, swap: Option<i64>) -> Result<()> {
+        validate_memory(&Resources {
+            memory,
+            memory_reservation: reservation,
+            memory_swap: swap,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn memory_settings_are_checked_like_docker() {
+        const M: i64 = 1 << 20;
+        assert!(check(Some(32 * M), Some(16 * M), Some(64 * M)).is_ok());
+        assert!(
+            check(Some(32 * M), None, Some(-1)).is_ok(),
+            "unlimited swap"
+        );
+        assert!(check(None, None, Some(-1)).is_ok());
+        assert!(
+            check(None, Some(16 * M), None).is_ok(),
+            "a reservation alone"
+        );
+        let err = check(Some(16 * M), Some(32 * M), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory reservation"), "{err}");
+        let err = check(Some(32 * M), None, Some(16 * M))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than memory limit"), "{err}");
+        let err = check(None, None, Some(64 * M)).unwrap_err().to_string();
+        assert!(err.contains("set the Memory limit"), "{err}");
+    }
 }
