@@ -15,6 +15,7 @@ pub mod merge;
 pub mod model;
 mod normalize;
 pub mod paths;
+pub mod problem;
 pub mod project_name;
 pub mod schema;
 mod semantic;

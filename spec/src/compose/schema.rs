@@ -14,8 +14,7 @@ use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
 use crate::compose::model::de::describe;
-use crate::diag::Diagnostic;
-use crate::yaml::{Node, PathSeg, display_path};
+use crate::yaml::PathSeg;
 
 pub use crate::compose::decode::coerce::coerce;
 
@@ -23,52 +22,7 @@ pub use crate::compose::decode::coerce::coerce;
 pub const SCHEMA_JSON: &str = include_str!("../../schema/compose-spec.json");
 
 /// One schema problem at a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaViolation {
-    pub path: Vec<PathSeg>,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl SchemaViolation {
-    fn new(path: Vec<PathSeg>, message: impl Into<String>) -> Self {
-        Self {
-            path,
-            message: message.into(),
-            hint: None,
-        }
-    }
-
-    fn hint(mut self, hint: Option<String>) -> Self {
-        self.hint = hint;
-        self
-    }
-
-    /// A diagnostic placed with the node tree the value came from.
-    pub fn to_diagnostic(&self, root: &Node) -> Diagnostic {
-        let d = Diagnostic::error(&self.message)
-            .at(root.locate(&self.path))
-            .key(display_path(&self.path));
-        match &self.hint {
-            Some(h) => d.hint(h),
-            None => d,
-        }
-    }
-}
-
-impl std::fmt::Display for SchemaViolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let p = display_path(&self.path);
-        if !p.is_empty() {
-            write!(f, "{p}: ")?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, " (hint: {h})")?;
-        }
-        Ok(())
-    }
-}
+pub type SchemaViolation = crate::compose::problem::PathProblem;
 
 struct Compiled {
     schema: Value,
@@ -186,12 +140,12 @@ fn translate(
                         describe(instance)
                     ),
                 )
-                .hint(hint),
+                .with_hint(hint),
             );
         }
         ValidationErrorKind::Pattern { pattern } => {
             let (message, hint) = pattern_message(&path, instance, pattern);
-            out.push(SchemaViolation::new(path, message).hint(Some(hint)));
+            out.push(SchemaViolation::new(path, message).with_hint(Some(hint)));
         }
         ValidationErrorKind::Required { property } => out.push(SchemaViolation::new(
             path,
@@ -215,7 +169,7 @@ fn translate(
                 .unwrap_or((path, "an item".into()));
             out.push(
                 SchemaViolation::new(p, format!("duplicate item {dup}"))
-                    .hint(Some("items of this list must be unique".into())),
+                    .with_hint(Some("items of this list must be unique".into())),
             );
         }
         _ => out.push(SchemaViolation::new(path, err.to_string())),
@@ -303,9 +257,9 @@ fn unknown_key(
             Some(PathSeg::Key(k)) if k == "depends_on" => "service",
             _ => "name",
         };
-        return SchemaViolation::new(path, format!("invalid {what} name \"{key}\"")).hint(Some(
-            "names may contain only letters, digits, '.', '_' and '-'".into(),
-        ));
+        return SchemaViolation::new(path, format!("invalid {what} name \"{key}\"")).with_hint(
+            Some("names may contain only letters, digits, '.', '_' and '-'".into()),
+        );
     }
     let mut hint = suggest(key, &props).map(|s| format!("did you mean \"{s}\"?"));
     if hint.is_none() && patterns.contains(&"^x-") {
@@ -324,7 +278,7 @@ fn unknown_key(
         path,
         format!("additional property \"{key}\" is not allowed"),
     )
-    .hint(hint)
+    .with_hint(hint)
 }
 
 const NAME_PATTERN: &str = "^[a-zA-Z0-9._-]+$";

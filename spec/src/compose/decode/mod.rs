@@ -18,70 +18,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::compose::model::{Hinted, Project};
-use crate::diag::Diagnostic;
-use crate::yaml::{Node, PathSeg, display_path};
+use crate::yaml::PathSeg;
 
 pub use coerce::coerce;
 
 /// A problem found while decoding, at a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
-    pub path: Vec<PathSeg>,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl DecodeError {
-    fn new(path: Vec<PathSeg>, h: Hinted) -> Self {
-        Self {
-            path,
-            message: h.message,
-            hint: h.hint,
-        }
-    }
-
-    /// A diagnostic placed with the node tree the value came from.
-    pub fn to_diagnostic(&self, root: &Node) -> Diagnostic {
-        to_diag(
-            Diagnostic::error(&self.message),
-            &self.path,
-            self.hint.as_deref(),
-            root,
-        )
-    }
-
-    /// Same, as a warning.
-    pub fn to_warning(&self, root: &Node) -> Diagnostic {
-        to_diag(
-            Diagnostic::warning(&self.message),
-            &self.path,
-            self.hint.as_deref(),
-            root,
-        )
-    }
-}
-
-fn to_diag(d: Diagnostic, path: &[PathSeg], hint: Option<&str>, root: &Node) -> Diagnostic {
-    let d = d.at(root.locate(path)).key(display_path(path));
-    match hint {
-        Some(h) => d.hint(h),
-        None => d,
-    }
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let p = display_path(&self.path);
-        if !p.is_empty() {
-            write!(f, "{p}: ")?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, " (hint: {h})")?;
-        }
-        Ok(())
-    }
-}
+pub type DecodeError = crate::compose::problem::PathProblem;
 
 /// A decoded project with the warnings found on the way (obsolete
 /// `version`, deprecated `external.name`...).
@@ -104,7 +46,7 @@ pub fn decode_with_warnings(value: Value) -> Result<Decoded, Vec<DecodeError>> {
         Value::Object(m) => m,
         Value::Null => Map::new(),
         other => {
-            return Err(vec![DecodeError::new(
+            return Err(vec![DecodeError::from_hinted(
                 Vec::new(),
                 Hinted::new(format!(
                     "a compose file must be a mapping, got {}",
@@ -115,7 +57,7 @@ pub fn decode_with_warnings(value: Value) -> Result<Decoded, Vec<DecodeError>> {
         }
     };
     if top.remove("version").is_some() {
-        warnings.push(DecodeError::new(
+        warnings.push(DecodeError::from_hinted(
             vec![key("version")],
             Hinted::new("the attribute `version` is obsolete, it will be ignored")
                 .hint("remove it to avoid confusion"),
@@ -128,7 +70,7 @@ pub fn decode_with_warnings(value: Value) -> Result<Decoded, Vec<DecodeError>> {
             "name" => match v {
                 Value::String(s) => project.name = s,
                 Value::Null => {}
-                other => errors.push(DecodeError::new(
+                other => errors.push(DecodeError::from_hinted(
                     path,
                     Hinted::new(format!(
                         "the project name must be a string, got {}",
@@ -167,7 +109,7 @@ pub fn decode_with_warnings(value: Value) -> Result<Decoded, Vec<DecodeError>> {
             x if x.starts_with("x-") => {
                 project.extensions.insert(k, v);
             }
-            _ => errors.push(DecodeError::new(
+            _ => errors.push(DecodeError::from_hinted(
                 path,
                 Hinted::new(format!("additional property \"{k}\" is not allowed")).hint(
                     crate::compose::schema::suggest(&k, TOP_LEVEL_KEYS)
@@ -213,7 +155,7 @@ fn decode_section<T: DeserializeOwned + Default>(
         Value::Null => return out,
         Value::Object(m) => m,
         other => {
-            errors.push(DecodeError::new(
+            errors.push(DecodeError::from_hinted(
                 path.to_vec(),
                 Hinted::new(format!(
                     "must be a mapping of names to definitions, got {}",
@@ -263,7 +205,7 @@ fn legacy_external_name(ctx: &mut EntityCtx, warnings: &mut Vec<DecodeError>) {
     path.extend([key("external"), key("name")]);
     if let Some(Value::String(ext_name)) = ext_name {
         match m.get("name") {
-            Some(Value::String(n)) if n != &ext_name => ctx.errors.push(DecodeError::new(
+            Some(Value::String(n)) if n != &ext_name => ctx.errors.push(DecodeError::from_hinted(
                 path,
                 Hinted::new(format!(
                     "conflicting names: name \"{n}\" and external.name \"{ext_name}\""
@@ -271,7 +213,7 @@ fn legacy_external_name(ctx: &mut EntityCtx, warnings: &mut Vec<DecodeError>) {
                 .hint("keep only `name`"),
             )),
             _ => {
-                warnings.push(DecodeError::new(
+                warnings.push(DecodeError::from_hinted(
                     path,
                     Hinted::new("external.name is deprecated")
                         .hint(format!("use `name: {ext_name}` with `external: true`")),
@@ -304,7 +246,10 @@ fn decode_entity<T: DeserializeOwned>(
                 let rel = convert_path(e.path());
                 let mut path = base.to_vec();
                 path.extend(rel.iter().cloned());
-                errors.push(DecodeError::new(path, humanize(&e.inner().to_string())));
+                errors.push(DecodeError::from_hinted(
+                    path,
+                    humanize(&e.inner().to_string()),
+                ));
                 match (rel.first(), &mut value) {
                     (Some(PathSeg::Key(k)), Value::Object(m)) if m.contains_key(k) => {
                         m.shift_remove(k);
