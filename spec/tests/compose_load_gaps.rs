@@ -283,3 +283,28 @@ fn published_port_ranges() {
         "{clash}"
     );
 }
+
+/// Regression: `volumes_from: [container:NAME]` names a container, not a
+/// service, and must not be reported as an undefined service; a service
+/// name with `:ro` is still checked.
+#[test]
+fn volumes_from_a_container_is_not_an_undefined_service() {
+    let p = TempProject::new(&[(
+        "compose.yaml",
+        "name: vf\nservices:\n  app:\n    image: a\n    volumes_from:\n      - container:legacy-data\n      - store:ro\n  store:\n    image: s\n",
+    )]);
+    let loaded = load_ok(&p.options(&["compose.yaml"], &[]));
+    assert_eq!(
+        loaded.project.services["app"].volumes_from,
+        ["container:legacy-data", "store:ro"]
+    );
+    let p = TempProject::new(&[(
+        "compose.yaml",
+        "name: vf\nservices:\n  app:\n    image: a\n    volumes_from: [\"nope:ro\"]\n",
+    )]);
+    let errors = show(&load_err(&p.options(&["compose.yaml"], &[])));
+    assert!(
+        errors.contains("service \"app\" depends on undefined service \"nope\""),
+        "{errors}"
+    );
+}

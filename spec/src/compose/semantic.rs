@@ -135,42 +135,29 @@ fn check_service_refs(
             hint,
         )
     };
-    for dep in service.depends_on.keys() {
-        if !known(dep) {
-            out.push(undefined_service(
-                dep,
-                &[
-                    Seg::Key("services"),
-                    Seg::Key(name),
-                    Seg::Key("depends_on"),
-                    Seg::Named(dep),
-                ],
-            ));
-        }
-    }
-    for link in &service.links {
-        let target = link.split(':').next().unwrap_or_default();
+    // Every list that names other services: `links` and `volumes_from`
+    // entries may carry `:alias` or `:ro`, and `volumes_from` may name a
+    // container (`container:NAME`) instead of a service.
+    let references = service
+        .depends_on
+        .keys()
+        .map(|dep| ("depends_on", dep.as_str()))
+        .chain(service.links.iter().map(|l| ("links", first_field(l))))
+        .chain(
+            service
+                .volumes_from
+                .iter()
+                .filter(|v| !v.starts_with("container:"))
+                .map(|v| ("volumes_from", first_field(v))),
+        );
+    for (key, target) in references {
         if !known(target) {
             out.push(undefined_service(
                 target,
                 &[
                     Seg::Key("services"),
                     Seg::Key(name),
-                    Seg::Key("links"),
-                    Seg::Named(target),
-                ],
-            ));
-        }
-    }
-    for from in &service.volumes_from {
-        let target = from.split(':').next().unwrap_or_default();
-        if !target.starts_with("container:") && !known(target) {
-            out.push(undefined_service(
-                target,
-                &[
-                    Seg::Key("services"),
-                    Seg::Key(name),
-                    Seg::Key("volumes_from"),
+                    Seg::Key(key),
                     Seg::Named(target),
                 ],
             ));
@@ -450,6 +437,11 @@ fn port_item(doc: &Node, service: &str, index: usize) -> usize {
         }
     }
     index
+}
+
+/// `name[:rest]` → `name`.
+fn first_field(entry: &str) -> &str {
+    entry.split(':').next().unwrap_or_default()
 }
 
 fn parse_range(published: &str) -> Option<(u32, u32)> {
