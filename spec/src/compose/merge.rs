@@ -424,36 +424,24 @@ fn build_to_map(node: Node) -> Node {
 }
 
 fn depends_on_to_map(node: Node) -> Node {
-    let Value::Seq(items) = node.value else {
-        return node;
-    };
-    let entries = items
-        .into_iter()
-        .filter_map(|item| {
-            let name = scalar_text(&item)?;
-            let span = item.span.clone();
-            let text = |s: &str| Node::new(Value::String(s.into()), span.clone());
-            let condition = Entry {
-                key: "condition".into(),
-                key_span: span.clone(),
-                value: text("service_started"),
-            };
-            let required = Entry {
-                key: "required".into(),
-                key_span: span.clone(),
-                value: Node::new(Value::Bool(true), span.clone()),
-            };
-            Some(Entry {
-                key: name,
-                key_span: span.clone(),
-                value: Node::new(Value::Map(vec![condition, required]), span),
-            })
-        })
-        .collect();
-    Node::new(Value::Map(entries), node.span)
+    list_to_map(node, |span| {
+        let entry = |key: &str, value: Value| Entry {
+            key: key.into(),
+            key_span: span.clone(),
+            value: Node::new(value, span.clone()),
+        };
+        let condition = entry("condition", Value::String("service_started".into()));
+        let required = entry("required", Value::Bool(true));
+        Node::new(Value::Map(vec![condition, required]), span.clone())
+    })
 }
 
 fn list_to_null_map(node: Node) -> Node {
+    list_to_map(node, |span| Node::new(Value::Null, span.clone()))
+}
+
+/// `[a, b]` → `{a: value(span of a), b: ...}`; maps stay as they are.
+fn list_to_map(node: Node, value: impl Fn(&crate::yaml::Span) -> Node) -> Node {
     let Value::Seq(items) = node.value else {
         return node;
     };
@@ -463,8 +451,8 @@ fn list_to_null_map(node: Node) -> Node {
             let name = scalar_text(&item)?;
             Some(Entry {
                 key: name,
-                key_span: item.span.clone(),
-                value: Node::new(Value::Null, item.span),
+                value: value(&item.span),
+                key_span: item.span,
             })
         })
         .collect();
