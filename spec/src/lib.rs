@@ -17,5 +17,6 @@ pub mod dockerfile;
 pub mod dockerignore;
 pub mod dotenv;
 pub mod interpolate;
+pub mod suggest;
 pub mod units;
 pub mod yaml;

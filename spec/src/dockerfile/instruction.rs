@@ -379,7 +379,7 @@ pub fn unknown_instruction(keyword: &str) -> InstructionError {
     let upper = keyword.to_uppercase();
     let nearest = INSTRUCTIONS
         .iter()
-        .map(|k| (edit_distance(&upper, k), *k))
+        .map(|k| (crate::suggest::edit_distance(&upper, k), *k))
         .min()
         .filter(|(d, _)| *d <= 2);
     let mut hint = format!("valid instructions are {}", INSTRUCTIONS.join(", "));
@@ -387,26 +387,6 @@ pub fn unknown_instruction(keyword: &str) -> InstructionError {
         hint = format!("did you mean {k}? {hint}");
     }
     InstructionError::new(format!("unknown instruction: {keyword}"), hint).at(keyword.to_string())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX - 1);
-            let best = (at(&prev, j) + cost)
-                .min(at(&prev, j + 1) + 1)
-                .min(at(&cur, j) + 1);
-            if let Some(slot) = cur.get_mut(j + 1) {
-                *slot = best;
-            }
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 fn command_line(node: &Node) -> CommandLine {
