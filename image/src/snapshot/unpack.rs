@@ -179,17 +179,7 @@ pub fn unpack(reader: &mut dyn Read, root: &Path, options: &UnpackOptions) -> Re
                 finish(&dest, &meta, &name, options, true)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(read_err)?
-                    .ok_or_else(|| {
-                        unpack_err(
-                            &name,
-                            "read symlink target",
-                            io::ErrorKind::InvalidData.into(),
-                        )
-                    })?
-                    .into_owned();
+                let target = link_target(&entry, &name, "read symlink target")?;
                 remove_existing(&dest, false, &name)?;
                 // The target is only data: it is never followed while
                 // unpacking except through resolve_dir's checks.
@@ -198,17 +188,7 @@ pub fn unpack(reader: &mut dyn Read, root: &Path, options: &UnpackOptions) -> Re
                 finish(&dest, &meta, &name, options, false)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(read_err)?
-                    .ok_or_else(|| {
-                        unpack_err(
-                            &name,
-                            "read hard link target",
-                            io::ErrorKind::InvalidData.into(),
-                        )
-                    })?
-                    .into_owned();
+                let target = link_target(&entry, &name, "read hard link target")?;
                 let source = hard_link_source(root, &target, &name)?;
                 if source == dest {
                     continue;
@@ -420,6 +400,19 @@ fn require_root(options: &UnpackOptions, name: &str, action: &'static str) -> Re
             "needs root (mknod / trusted xattrs)",
         ),
     })
+}
+
+/// The target of a symlink or hard link entry; `what` names it in errors.
+fn link_target<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    name: &str,
+    what: &'static str,
+) -> Result<PathBuf> {
+    entry
+        .link_name()
+        .map_err(Error::ReadArchive)?
+        .map(|target| target.into_owned())
+        .ok_or_else(|| unpack_err(name, what, io::ErrorKind::InvalidData.into()))
 }
 
 fn unpack_err(name: &str, action: &'static str, source: io::Error) -> Error {

@@ -113,6 +113,20 @@ struct ServicePlanner<'a> {
 }
 
 impl ServicePlanner<'_> {
+    /// The actions already planned for this service's dependencies: what
+    /// its own actions must come after.
+    fn dependency_actions(&self, ctx: &Context) -> Vec<ActionId> {
+        self.deps
+            .iter()
+            .flat_map(|d| {
+                ctx.service_actions
+                    .get(&d.service)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     fn plan(&self, b: &mut Builder, ctx: &mut Context) {
         let project = &self.desired.name;
         let reference = desired::image_reference(project, self.name, self.service);
@@ -192,16 +206,7 @@ impl ServicePlanner<'_> {
         } else {
             local_digest
         };
-        let after_deps: Vec<ActionId> = self
-            .deps
-            .iter()
-            .flat_map(|d| {
-                ctx.service_actions
-                    .get(&d.service)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
+        let after_deps = self.dependency_actions(ctx);
         let mut restarted: Option<&'static str> = None;
         let start = !self.options.no_start;
 
@@ -463,16 +468,7 @@ impl ServicePlanner<'_> {
             return Vec::new();
         };
         let mut ids = Vec::new();
-        let after: Vec<ActionId> = self
-            .deps
-            .iter()
-            .flat_map(|d| {
-                ctx.service_actions
-                    .get(&d.service)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
+        let after = self.dependency_actions(ctx);
         for c in kept.iter().filter(|c| c.is_running()) {
             let planned = own
                 .iter()
