@@ -173,23 +173,14 @@ impl FileReader {
             );
             return None;
         }
-        let lookup = |name: &str| env.get(name).cloned();
-        let problems = crate::interpolate::interpolate_node(&mut doc, &lookup);
-        let failed = problems.iter().any(Diagnostic::is_error);
-        self.report(problems);
-        if failed {
+        if !self.interpolate(&mut doc, env) {
             return None;
         }
         if !super::validate::check_file_shape(&mut doc, &mut self.errors) {
             return None;
         }
         self.drop_version(&mut doc);
-        let home = env.get("HOME").map(PathBuf::from);
-        let base = PathBase {
-            dir: base_dir,
-            home: home.as_deref(),
-        };
-        paths::resolve_document(&mut doc, &base);
+        resolve_paths(&mut doc, base_dir, env);
         let doc = self.apply_includes(path, base_dir, doc, env)?;
         self.apply_extends(path, doc, env)
     }
@@ -505,29 +496,42 @@ impl FileReader {
         env: &Environment,
     ) -> Option<Node> {
         let mut doc = self.parse(path)?;
-        let lookup = |name: &str| env.get(name).cloned();
-        let problems = crate::interpolate::interpolate_node(&mut doc, &lookup);
-        let failed = problems.iter().any(Diagnostic::is_error);
-        self.report(problems);
+        let interpolated = self.interpolate(&mut doc, env);
         // Not schema-checked as a whole: only the extended service is used,
         // and it is checked in the merged document (compose-go skips
         // validation of extended files too, so `nil:` beside it is fine).
         let coerced = crate::compose::schema::coerce(&mut doc);
-        let failed = failed || coerced.iter().any(Diagnostic::is_error);
+        let failed = !interpolated || coerced.iter().any(Diagnostic::is_error);
         self.report(coerced);
         if failed {
             return None;
         }
-        let home = env.get("HOME").map(PathBuf::from);
-        paths::resolve_document(
-            &mut doc,
-            &PathBase {
-                dir: base_dir,
-                home: home.as_deref(),
-            },
-        );
+        resolve_paths(&mut doc, base_dir, env);
         Some(doc)
     }
+
+    /// Interpolates a whole document, reporting what it finds; false when
+    /// an error (not only a warning) was found.
+    fn interpolate(&mut self, doc: &mut Node, env: &Environment) -> bool {
+        let lookup = |name: &str| env.get(name).cloned();
+        let problems = crate::interpolate::interpolate_node(doc, &lookup);
+        let failed = problems.iter().any(Diagnostic::is_error);
+        self.report(problems);
+        !failed
+    }
+}
+
+/// Makes a document's relative paths absolute against `base_dir`, with `~`
+/// from the environment's `HOME`.
+fn resolve_paths(doc: &mut Node, base_dir: &Path, env: &Environment) {
+    let home = env.get("HOME").map(PathBuf::from);
+    paths::resolve_document(
+        doc,
+        &PathBase {
+            dir: base_dir,
+            home: home.as_deref(),
+        },
+    );
 }
 
 /// One `include:` entry in long form.
