@@ -1,4 +1,619 @@
-//! berth-net: bridges, veths, IPAM, service DNS and published ports.
+//! berth-net: bridge networks, container interfaces, addresses, published
+//! ports and the names a network's DNS answers.
 //!
-//! Not built yet: this crate lands with the networking issue. It exists now so
-//! that the dependency rules in ARCHITECTURE.md hold from the first commit.
+//! berth has no daemon, so everything here is kernel state plus files:
+//! a Linux bridge per network (`br-<id12>`), a network namespace per
+//! container bound under the state root (joined by the runtime with
+//! `Network::Join`), a veth per container per network, one nftables table
+//! for published ports, masquerade and isolation. All of it keeps working
+//! with no berth process, and [`Net::ensure`] / [`Net::restore`] rebuild
+//! what a reboot took away from the files (`state`).
+//!
+//! **Invariant:** no Compose types. Callers hand in names, addresses and
+//! port requests.
+
+mod error;
+pub mod etc;
+pub mod ipam;
+pub mod ipv4;
+pub mod links;
+pub mod names;
+pub mod netns;
+pub mod nft;
+pub mod ports;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, ErrorKind, Result};
+pub use ipv4::Ipv4Net;
+pub use ports::{PortRequest, Proto, PublishedPort};
+pub use state::{Attachment, Endpoint, NetworkState};
+
+use state::{Lock, Paths};
+
+/// A network to create.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub internal: bool,
+    pub enable_ipv6: bool,
+    pub ipam: Vec<ipam::IpamRequest>,
+}
+
+/// One network a container joins.
+#[derive(Debug, Clone, Default)]
+pub struct JoinRequest {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+    pub priority: Option<i64>,
+}
+
+/// A container's networking, asked for before the runtime creates it.
+#[derive(Debug, Clone, Default)]
+pub struct AttachRequest {
+    pub container_id: String,
+    pub container_name: String,
+    pub hostname: Option<String>,
+    pub networks: Vec<JoinRequest>,
+    pub ports: Vec<PortRequest>,
+}
+
+const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+const MTU: &str = "com.docker.network.driver.mtu";
+const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+
+/// Networking under one state root.
+#[derive(Debug, Clone)]
+pub struct Net {
+    paths: Paths,
+}
+
+impl Net {
+    pub fn open(root: &Path) -> Net {
+        Net {
+            paths: Paths {
+                root: root.to_owned(),
+            },
+        }
+    }
+
+    /// Where a container's network namespace is bound.
+    pub fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.paths.netns(container_id)
+    }
+
+    pub fn networks(&self) -> Result<Vec<NetworkState>> {
+        state::networks(&self.paths)
+    }
+
+    pub fn network(&self, name: &str) -> Result<NetworkState> {
+        check_name(name)?;
+        state::read_json(&self.paths.network_file(name))?
+            .ok_or_else(|| Error::NoSuchNetwork(name.to_owned()))
+    }
+
+    pub fn endpoint(&self, container_id: &str) -> Result<Option<Endpoint>> {
+        state::read_json(&self.paths.endpoint_file(container_id))
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        state::endpoints(&self.paths)
+    }
+
+    /// Creates a bridge network: addressing, bridge, rules.
+    pub fn create_network(&self, req: &NetworkRequest) -> Result<NetworkState> {
+        check_name(&req.name)?;
+        let _lock = Lock::acquire(&self.paths)?;
+        if self.paths.network_file(&req.name).exists() {
+            return Err(Error::NetworkExists(req.name.clone()));
+        }
+        let network = self.plan_network(req)?;
+        let n = network.clone();
+        let created = links::in_host(move |h| async move {
+            links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await
+        })
+        .and_then(|_| bridge_sysctls(&network))
+        .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
+        .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
+        if let Err(e) = created {
+            let bridge = network.bridge.clone();
+            let _ = links::in_host(move |h| async move { links::delete(&h, &bridge).await });
+            let _ = std::fs::remove_dir_all(self.paths.network_dir(&network.name));
+            let _ = self.sync_locked(&[]);
+            return Err(e);
+        }
+        tracing::info!(network = %network.name, bridge = %network.bridge, subnet = %network.subnet, "network created");
+        Ok(network)
+    }
+
+    fn plan_network(&self, req: &NetworkRequest) -> Result<NetworkState> {
+        match req.driver.as_deref() {
+            None | Some("bridge") => {}
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "network {}: driver {other} is not supported: berth makes bridge networks",
+                    req.name
+                )));
+            }
+        }
+        if req.enable_ipv6 {
+            return Err(Error::Invalid(format!(
+                "network {}: enable_ipv6 is not supported yet: berth networks are IPv4",
+                req.name
+            )));
+        }
+        let v4: Vec<&ipam::IpamRequest> = req
+            .ipam
+            .iter()
+            .filter(|r| !r.subnet.as_deref().is_some_and(|s| s.contains(':')))
+            .collect();
+        if v4.len() < req.ipam.len() {
+            return Err(Error::Invalid(format!(
+                "network {}: IPv6 subnets are not supported yet",
+                req.name
+            )));
+        }
+        if v4.len() > 1 {
+            return Err(Error::Invalid(format!(
+                "network {}: one IPv4 ipam config is supported, {} were given",
+                req.name,
+                v4.len()
+            )));
+        }
+        let existing = self.networks()?;
+        let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
+        let routes = links::in_host(move |h| async move { links::routes(&h).await })?;
+        let addressing = ipam::plan(
+            &v4.first().cloned().cloned().unwrap_or_default(),
+            &taken,
+            &routes,
+        )
+        .map_err(|e| prefix_error(&req.name, e))?;
+        let id = state::new_id()?;
+        let mut bridge = format!("br-{}", &id[..12]);
+        let mut mtu = None;
+        let mut masquerade = true;
+        let mut host_binding = None;
+        for (k, v) in &req.driver_opts {
+            match k.as_str() {
+                BRIDGE_NAME => {
+                    if v.is_empty() || v.len() > 15 || v.contains(['/', ' ']) {
+                        return Err(Error::Invalid(format!(
+                            "network {}: invalid bridge name {v:?} (at most 15 characters, no '/' or spaces)",
+                            req.name
+                        )));
+                    }
+                    bridge = v.clone();
+                }
+                MTU => {
+                    let m: u32 = v
+                        .parse()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("network {}: invalid {MTU} {v:?}", req.name))
+                        })?;
+                    mtu = Some(m);
+                }
+                MASQUERADE => {
+                    masquerade = v.parse::<bool>().map_err(|_| {
+                        Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
+                    })?;
+                }
+                HOST_BINDING => {
+                    host_binding = Some(v.parse::<Ipv4Addr>().map_err(|_| {
+                        Error::Invalid(format!(
+                            "network {}: invalid {HOST_BINDING} {v:?}",
+                            req.name
+                        ))
+                    })?);
+                }
+                other => {
+                    tracing::warn!(network = %req.name, option = other, "driver option not supported by berth, ignored");
+                }
+            }
+        }
+        if let Some(other) = existing.iter().find(|n| n.bridge == bridge) {
+            return Err(Error::Conflict(format!(
+                "network {}: bridge {bridge} is already used by network {}",
+                req.name, other.name
+            )));
+        }
+        Ok(NetworkState {
+            name: req.name.clone(),
+            id,
+            labels: req.labels.clone(),
+            driver: "bridge".to_owned(),
+            driver_opts: req.driver_opts.clone(),
+            bridge,
+            subnet: addressing.subnet,
+            gateway: addressing.gateway,
+            ip_range: addressing.ip_range,
+            internal: req.internal,
+            mtu,
+            masquerade,
+            host_binding,
+            created: state::now_rfc3339(),
+        })
+    }
+
+    /// Removes a network. Refused while a container for which `running`
+    /// says true is attached; other attached containers (created or
+    /// exited) lose their interface on it, as Docker's do.
+    pub fn remove_network(&self, name: &str, running: &dyn Fn(&str) -> bool) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let network = self.network(name)?;
+        let endpoints = self.endpoints()?;
+        let attached: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|e| e.attachments.iter().any(|a| a.network == name))
+            .collect();
+        if let Some(ep) = attached.iter().find(|e| running(&e.container_id)) {
+            return Err(Error::Conflict(format!(
+                "network {name} has a running container: {} ({})",
+                ep.container_name, ep.container_id
+            )));
+        }
+        for ep in attached {
+            let mut ep = ep.clone();
+            let gone: Vec<String> = ep
+                .attachments
+                .iter()
+                .filter(|a| a.network == name)
+                .map(|a| a.host_veth.clone())
+                .collect();
+            links::in_host(move |h| async move {
+                for v in &gone {
+                    links::delete(&h, v).await?;
+                }
+                Ok(())
+            })?;
+            ep.attachments.retain(|a| a.network != name);
+            state::write_json(&self.paths.endpoint_file(&ep.container_id), &ep)?;
+        }
+        let bridge = network.bridge.clone();
+        links::in_host(move |h| async move { links::delete(&h, &bridge).await })?;
+        let dir = self.paths.network_dir(name);
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+        self.sync_locked(&[])?;
+        tracing::info!(network = %name, "network removed");
+        Ok(())
+    }
+
+    /// Gives a container its namespace, interfaces, addresses and ports.
+    /// The runtime then joins [`Net::netns_path`]. Idempotent: an existing
+    /// endpoint is re-ensured and returned.
+    pub fn attach(&self, req: &AttachRequest) -> Result<Endpoint> {
+        let _lock = Lock::acquire(&self.paths)?;
+        if let Some(ep) = self.endpoint(&req.container_id)? {
+            self.ensure_locked(&ep)?;
+            return Ok(ep);
+        }
+        let ep = self.plan_endpoint(req)?;
+        // The record first: whatever fails below, `detach` finds what to
+        // clean up.
+        state::write_json(&self.paths.endpoint_file(&ep.container_id), &ep)?;
+        let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        let made = self
+            .ensure_locked(&ep)
+            .and_then(|()| self.sync_locked(&networks));
+        if let Err(e) = made {
+            let _ = self.detach_locked(&req.container_id);
+            return Err(e);
+        }
+        tracing::debug!(container = %ep.container_name, "attached");
+        Ok(ep)
+    }
+
+    fn plan_endpoint(&self, req: &AttachRequest) -> Result<Endpoint> {
+        let mut joins = req.networks.clone();
+        // Higher priority first (Compose's order for eth0, eth1... and the
+        // default route); the given order otherwise.
+        joins.sort_by_key(|j| std::cmp::Reverse(j.priority.unwrap_or(0)));
+        let endpoints = self.endpoints()?;
+        let mut attachments = Vec::new();
+        let mut default_taken = false;
+        for (i, j) in joins.iter().enumerate() {
+            let network = self.network(&j.network)?;
+            let used: BTreeSet<Ipv4Addr> = endpoints
+                .iter()
+                .flat_map(|e| e.attachments.iter())
+                .filter(|a| a.network == network.name)
+                .map(|a| a.ip)
+                .collect();
+            let addressing = ipam::Addressing {
+                subnet: network.subnet,
+                gateway: network.gateway,
+                ip_range: network.ip_range,
+            };
+            let ip =
+                ipam::allocate(&addressing, &used, j.ipv4_address.as_deref()).map_err(|e| {
+                    prefix_error(
+                        &format!("{} on network {}", req.container_name, network.name),
+                        e,
+                    )
+                })?;
+            let default_route = !network.internal && !default_taken;
+            default_taken |= default_route;
+            let mac = ipam::mac_for(ip);
+            attachments.push(Attachment {
+                network: network.name.clone(),
+                ifname: format!("eth{i}"),
+                host_veth: veth_name("veth", &req.container_id, i),
+                ip,
+                mac: mac
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+                aliases: j.aliases.clone(),
+                default_route,
+            });
+        }
+        let target = attachments
+            .iter()
+            .find(|a| self.network(&a.network).is_ok_and(|n| !n.internal))
+            .map(|a| (a.ip, a.network.clone()));
+        let (ports, port_target) = match (&target, req.ports.is_empty()) {
+            (_, true) => (Vec::new(), None),
+            (None, false) => {
+                tracing::warn!(container = %req.container_name, "ports are not published: the container is on no network that is not internal");
+                (Vec::new(), None)
+            }
+            (Some((ip, net_name)), false) => {
+                let binding = self.network(net_name).ok().and_then(|n| n.host_binding);
+                let requests: Vec<PortRequest> = req
+                    .ports
+                    .iter()
+                    .map(|p| PortRequest {
+                        host_ip: p.host_ip.clone().or_else(|| binding.map(|b| b.to_string())),
+                        ..p.clone()
+                    })
+                    .collect();
+                let taken: Vec<ports::Taken> = endpoints
+                    .iter()
+                    .flat_map(|e| {
+                        e.ports.iter().map(|p| ports::Taken {
+                            port: *p,
+                            owner: e.container_name.clone(),
+                        })
+                    })
+                    .collect();
+                let published =
+                    ports::resolve(&req.container_name, &requests, &taken, &ports::BindCheck)?;
+                (published, Some(*ip))
+            }
+        };
+        Ok(Endpoint {
+            container_id: req.container_id.clone(),
+            container_name: req.container_name.clone(),
+            hostname: req.hostname.clone(),
+            netns: self.paths.netns(&req.container_id),
+            attachments,
+            ports,
+            port_target,
+        })
+    }
+
+    /// Makes a container's networking whole again (after a reboot took the
+    /// namespace, bridges and rules): called before a container starts.
+    pub fn ensure(&self, container_id: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let Some(ep) = self.endpoint(container_id)? else {
+            return Ok(());
+        };
+        let fresh = !netns::is_bound(&ep.netns);
+        self.ensure_locked(&ep)?;
+        if fresh {
+            let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+            self.sync_locked(&networks)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_locked(&self, ep: &Endpoint) -> Result<()> {
+        let fresh = !netns::is_bound(&ep.netns);
+        netns::create(&ep.netns)?;
+        let netns_path = ep.netns.clone();
+        links::in_netns(
+            &netns_path,
+            move |h| async move { links::loopback_up(&h).await },
+        )?;
+        for (i, a) in ep.attachments.iter().enumerate() {
+            let network = self.network(&a.network)?;
+            let veth_up = links::in_host({
+                let network = network.clone();
+                let host = a.host_veth.clone();
+                move |h| async move {
+                    links::ensure_bridge(
+                        &h,
+                        &network.bridge,
+                        network.gateway,
+                        network.subnet,
+                        network.mtu,
+                    )
+                    .await?;
+                    Ok(links::index(&h, &host).await?.is_some())
+                }
+            })?;
+            bridge_sysctls(&network)?;
+            if veth_up && !fresh {
+                continue;
+            }
+            let peer = veth_name("bp", &ep.container_id, i);
+            let (host, bridge, mtu) = (a.host_veth.clone(), network.bridge.clone(), network.mtu);
+            let ns = netns_path.clone();
+            links::in_host(move |h| async move {
+                links::veth_into(&h, &host, &peer, &bridge, &ns, mtu).await
+            })?;
+            let inside = links::InsideConfig {
+                from: veth_name("bp", &ep.container_id, i),
+                ifname: a.ifname.clone(),
+                mac: parse_mac(&a.mac),
+                ip: a.ip,
+                prefix: network.subnet.prefix(),
+                mtu: network.mtu,
+                default_via: a.default_route.then_some(network.gateway),
+            };
+            links::in_netns(&netns_path, move |h| async move {
+                links::configure_inside(&h, &inside).await
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes a container's networking away: veths, namespace, ports,
+    /// names. Idempotent.
+    pub fn detach(&self, container_id: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        self.detach_locked(container_id)
+    }
+
+    fn detach_locked(&self, container_id: &str) -> Result<()> {
+        let ep = self.endpoint(container_id)?;
+        let mut networks = Vec::new();
+        if let Some(ep) = &ep {
+            let veths: Vec<String> = ep.attachments.iter().map(|a| a.host_veth.clone()).collect();
+            links::in_host(move |h| async move {
+                for v in &veths {
+                    links::delete(&h, v).await?;
+                }
+                Ok(())
+            })?;
+            networks = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        }
+        netns::remove(&self.paths.netns(container_id))?;
+        let file = self.paths.endpoint_file(container_id);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &file, e)),
+        }
+        if ep.is_some() {
+            self.sync_locked(&networks)?;
+        }
+        Ok(())
+    }
+
+    /// Brings back every network's bridge and the nftables table from the
+    /// files (after a reboot or a flush), and drops endpoints whose
+    /// container is gone (`exists` says which are not).
+    pub fn restore(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        for ep in self.endpoints()? {
+            if !exists(&ep.container_id) {
+                tracing::info!(container = %ep.container_name, "removing the networking of a container that is gone");
+                self.detach_locked(&ep.container_id)?;
+            }
+        }
+        let networks = self.networks()?;
+        for n in &networks {
+            let n2 = n.clone();
+            links::in_host(move |h| async move {
+                links::ensure_bridge(&h, &n2.bridge, n2.gateway, n2.subnet, n2.mtu).await
+            })?;
+            bridge_sysctls(n)?;
+        }
+        let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
+        self.sync_locked(&names)
+    }
+
+    /// Rewrites the nftables table and the DNS records of `changed`.
+    fn sync_locked(&self, changed: &[String]) -> Result<()> {
+        let networks = self.networks()?;
+        let endpoints = self.endpoints()?;
+        if networks.iter().any(|n| !n.internal) {
+            enable_forwarding()?;
+        }
+        nft::apply(&nft::render(&networks, &endpoints))?;
+        for n in networks.iter().filter(|n| changed.contains(&n.name)) {
+            state::write_json(
+                &self.paths.dns_file(&n.name),
+                &names::records(n, &endpoints),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Docker's rule for network names, which also keeps a name from being a
+/// path.
+fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+fn prefix_error(what: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid(m) => Error::Invalid(format!("{what}: {m}")),
+        Error::Conflict(m) => Error::Conflict(format!("{what}: {m}")),
+        Error::Exhausted(m) => Error::Exhausted(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// Interface names derived from the container id (15 characters at most).
+fn veth_name(prefix: &str, container_id: &str, index: usize) -> String {
+    let id: String = container_id.chars().take(15 - prefix.len() - 2).collect();
+    format!("{prefix}{id}{:02x}", index.min(255))
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, part) in out.iter_mut().zip(s.split(':')) {
+        *o = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    out
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    match std::fs::read_to_string(path) {
+        Ok(v) if v.trim() == value => Ok(()),
+        _ => std::fs::write(path, value).map_err(|e| Error::io("write", path, e)),
+    }
+}
+
+/// Forwarding on, as Docker turns it on: containers reach the outside and
+/// each other's published ports through the host.
+fn enable_forwarding() -> Result<()> {
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// `route_localnet` lets DNAT'd packets from 127.0.0.1 leave through the
+/// bridge, so ports published on localhost answer from the host.
+fn bridge_sysctls(n: &NetworkState) -> Result<()> {
+    write_sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+        "1",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_in_ifnamsiz() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(veth_name("veth", &id, 0), "veth01234567800");
+        assert!(veth_name("veth", &id, 3).len() <= 15);
+        assert_eq!(veth_name("bp", &id, 1).len(), 15);
+        assert_eq!(veth_name("veth", &id, 1).len(), 15);
+        assert_eq!(parse_mac("02:42:ac:12:00:02"), [2, 0x42, 0xac, 0x12, 0, 2]);
+    }
+}

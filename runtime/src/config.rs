@@ -49,6 +49,13 @@ pub struct ContainerConfig {
     /// Remove the container (state, cgroup, log) once it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The container's `/etc/hosts` and `/etc/resolv.conf`, written by
+    /// the network side (its address, `extra_hosts`, the network's DNS);
+    /// the runtime's defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etc_hosts: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
 }
 
 /// Where the container's root filesystem comes from.

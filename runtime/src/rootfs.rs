@@ -92,7 +92,13 @@ pub fn write_etc_files(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> 
         fs::write(&p, text).map_err(|e| Error::io("write", &p, e))
     };
     write("hostname", &format!("{hostname}\n"))?;
-    write("hosts", &hosts_file(&hostname))?;
+    match &cfg.etc_hosts {
+        Some(hosts) => write("hosts", hosts)?,
+        None => write("hosts", &hosts_file(&hostname))?,
+    }
+    if let Some(resolv) = &cfg.resolv_conf {
+        return write("resolv.conf", resolv);
+    }
     let resolv = match cfg.network {
         Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         // No network: nothing to reach. A minimal, valid file, so that

@@ -449,6 +449,8 @@ fn build_config(
         },
         network: parts.network,
         auto_remove: args.rm,
+        etc_hosts: None,
+        resolv_conf: None,
     };
     let lease = image.map(|(name, prepared)| {
         containers::annotate(&mut config, name, &prepared.image.id);

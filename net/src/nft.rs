@@ -1,0 +1,223 @@
+//! Published ports, masquerade and isolation as one nftables table,
+//! `ip berth`, rendered from the networks and endpoints on disk and
+//! replaced atomically (one `nft -f -` transaction) after every change.
+//!
+//! Kernel rules keep working with no berth process alive, cost nothing per
+//! packet beyond conntrack, and are rebuilt from the state files whenever
+//! berth runs again (a reboot clears them; `Net::restore` puts them back).
+//! No netlink crate for nftables is both well kept and complete enough,
+//! so the `nft` binary (package nftables) applies the text.
+//!
+//! ```text
+//! prerouting/output (nat): to a local address -> jump published
+//! published:   [ip daddr HOST_IP] tcp|udp dport P dnat to CONTAINER:PORT
+//! postrouting: to a bridge from 127/8 (route_localnet) -> masquerade
+//!              to a bridge, DNAT'd, from that bridge's subnet (hairpin) -> masquerade
+//!              from a subnet out of another interface (egress) -> masquerade
+//! forward:     internal networks talk to nothing else; networks do not
+//!              talk to each other except through published ports
+//! ```
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::state::{Endpoint, NetworkState};
+
+pub const TABLE: &str = "berth";
+
+fn quoted(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{ {} }}", list.join(", "))
+}
+
+/// The whole script: create-if-missing, delete, define. With no network
+/// left, the table is only deleted.
+pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
+    let mut s = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
+    if networks.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "table ip {TABLE} {{");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str("  chain published {\n");
+    for ep in endpoints {
+        let Some(target) = ep.port_target else {
+            continue;
+        };
+        for p in &ep.ports {
+            let daddr = if p.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("ip daddr {} ", p.host_ip)
+            };
+            let _ = writeln!(
+                s,
+                "    {daddr}{} dport {} dnat to {target}:{} comment \"{}\"",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port,
+                ep.container_name
+            );
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in networks {
+        let br = &n.bridge;
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip saddr 127.0.0.0/8 ct status dnat masquerade"
+        );
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip saddr {} ct status dnat masquerade",
+            n.subnet
+        );
+        if !n.internal && n.masquerade {
+            let _ = writeln!(
+                s,
+                "    ip saddr {} oifname != \"{br}\" masquerade",
+                n.subnet
+            );
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in networks.iter().filter(|n| n.internal) {
+        let br = &n.bridge;
+        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    s.push_str("    ct status dnat accept\n");
+    for n in networks {
+        let others: Vec<&str> = networks
+            .iter()
+            .filter(|o| o.bridge != n.bridge)
+            .map(|o| o.bridge.as_str())
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "    iifname \"{}\" oifname {} drop",
+                n.bridge,
+                quoted(&others)
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// Applies a script in one transaction.
+pub fn apply(script: &str) -> Result<()> {
+    tracing::debug!(script, "nft -f -");
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Nft(format!(
+                "cannot run nft ({e}): berth publishes ports and masquerades with nftables; install the nftables package"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::Nft(format!("cannot write to nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Nft(format!("nft did not finish: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Nft(format!(
+            "nft refused berth's table: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::ports::{Proto, PublishedPort};
+
+    fn network(name: &str, bridge: &str, subnet: &str, internal: bool) -> NetworkState {
+        NetworkState {
+            name: name.into(),
+            id: "0".repeat(64),
+            labels: BTreeMap::new(),
+            driver: "bridge".into(),
+            driver_opts: BTreeMap::new(),
+            bridge: bridge.into(),
+            subnet: subnet.parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+            ip_range: None,
+            internal,
+            mtu: None,
+            masquerade: true,
+            host_binding: None,
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn renders_ports_masquerade_and_isolation() {
+        let nets = [
+            network("a", "br-a", "172.18.0.0/16", false),
+            network("b", "br-b", "172.19.0.0/16", true),
+        ];
+        let ep = Endpoint {
+            container_id: "c".repeat(64),
+            container_name: "p-web-1".into(),
+            hostname: None,
+            netns: "/x".into(),
+            attachments: Vec::new(),
+            ports: vec![
+                PublishedPort {
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Proto::Tcp,
+                },
+                PublishedPort {
+                    host_ip: Ipv4Addr::LOCALHOST,
+                    host_port: 5353,
+                    container_port: 53,
+                    protocol: Proto::Udp,
+                },
+            ],
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+        };
+        let s = render(&nets, &[ep]);
+        for line in [
+            "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
+            "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",
+            "ip saddr 172.18.0.0/16 oifname != \"br-a\" masquerade",
+            "iifname \"br-b\" oifname != \"br-b\" drop",
+            "iifname \"br-a\" oifname { \"br-b\" } drop",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        // Internal networks are not masqueraded out.
+        assert!(
+            !s.contains("ip saddr 172.19.0.0/16 oifname != \"br-b\" masquerade"),
+            "{s}"
+        );
+        assert_eq!(render(&[], &[]), "table ip berth\ndelete table ip berth\n");
+    }
+}
