@@ -17,7 +17,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// Whether `path` is a namespace file bound in place (not the empty file
 /// left behind after a reboot or an unmount).
 pub fn is_bound(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
 }
 
 /// Creates a new network namespace bound at `path` (idempotent: a bound

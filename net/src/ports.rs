@@ -311,7 +311,7 @@ mod tests {
         let e = resolve(
             "p-web-1",
             &[req(None, Some("8080"), 80, "tcp")],
-            &[other.clone()],
+            std::slice::from_ref(&other),
             &host(&[]),
         )
         .unwrap_err();
@@ -324,7 +324,7 @@ mod tests {
         resolve(
             "w",
             &[req(Some("127.0.0.2"), Some("8080"), 80, "tcp")],
-            &[other.clone()],
+            std::slice::from_ref(&other),
             &host(&[]),
         )
         .unwrap();
@@ -367,7 +367,7 @@ mod tests {
             req(None, Some("90-80"), 80, "tcp"),
             req(None, Some("80"), 0, "tcp"),
         ] {
-            let e = resolve("w", &[r.clone()], &[], &host(&[])).unwrap_err();
+            let e = resolve("w", std::slice::from_ref(&r), &[], &host(&[])).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{r:?}: {e}");
         }
     }

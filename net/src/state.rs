@@ -284,7 +284,7 @@ mod tests {
             created: now_rfc3339(),
         };
         write_json(&paths.network_file("p_default"), &n).unwrap();
-        assert_eq!(networks(&paths).unwrap(), [n.clone()]);
+        assert_eq!(networks(&paths).unwrap(), std::slice::from_ref(&n));
         assert_eq!(n.id.len(), 64);
         let text = std::fs::read_to_string(paths.network_file("p_default")).unwrap();
         assert!(text.contains("\"subnet\": \"172.18.0.0/16\""), "{text}");
