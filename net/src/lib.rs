@@ -70,10 +70,31 @@ const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 
+/// Starts and stops a network's DNS server (a `berth dns` process per
+/// network, see `net/src/dns/`), whose records this crate writes. The
+/// agent plugs the real one in with [`Net::with_dns`]; without one,
+/// records are written and nothing serves them.
+pub trait DnsControl: Send + Sync {
+    /// Starts the server of the network whose state dir is `dir` unless
+    /// it runs.
+    fn ensure_running(&self, dir: &Path) -> std::result::Result<(), String>;
+    /// Stops it (before the dir goes).
+    fn stop(&self, dir: &Path) -> std::result::Result<(), String>;
+}
+
 /// Networking under one state root.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Net {
     paths: Paths,
+    dns: Option<std::sync::Arc<dyn DnsControl>>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("root", &self.paths.root)
+            .finish()
+    }
 }
 
 impl Net {
@@ -82,7 +103,14 @@ impl Net {
             paths: Paths {
                 root: root.to_owned(),
             },
+            dns: None,
         }
+    }
+
+    /// Runs a DNS server per network through `dns`.
+    pub fn with_dns(mut self, dns: std::sync::Arc<dyn DnsControl>) -> Net {
+        self.dns = Some(dns);
+        self
     }
 
     /// Where a container's network namespace is bound.
@@ -282,6 +310,11 @@ impl Net {
         let bridge = network.bridge.clone();
         links::in_host(move |h| async move { links::delete(&h, &bridge).await })?;
         let dir = self.paths.network_dir(name);
+        if let Some(dns) = &self.dns {
+            dns.stop(&dir).map_err(|e| {
+                Error::Conflict(format!("network {name}: cannot stop its DNS server: {e}"))
+            })?;
+        }
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
         self.sync_locked(&[])?;
         tracing::info!(network = %name, "network removed");
@@ -534,11 +567,20 @@ impl Net {
             enable_forwarding()?;
         }
         nft::apply(&nft::render(&networks, &endpoints))?;
+        let upstreams =
+            names::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         for n in networks.iter().filter(|n| changed.contains(&n.name)) {
             state::write_json(
                 &self.paths.dns_file(&n.name),
-                &names::records(n, &endpoints),
+                &names::records(n, &endpoints, upstreams.clone()),
             )?;
+            if let Some(dns) = &self.dns {
+                // A server that cannot start leaves names unresolved, not
+                // the network unusable: said loudly, not fatal.
+                if let Err(e) = dns.ensure_running(&self.paths.network_dir(&n.name)) {
+                    tracing::warn!(network = %n.name, error = %e, "the network's DNS server is not running");
+                }
+            }
         }
         Ok(())
     }

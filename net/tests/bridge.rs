@@ -191,9 +191,13 @@ fn containers_reach_each_other_and_published_ports_answer() {
     // The DNS records name both containers.
     let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
     let dns: serde_json::Value = serde_json::from_str(&dns).unwrap();
-    assert_eq!(dns["names"]["web"], serde_json::json!(["172.17.0.2"]));
-    assert_eq!(dns["names"]["p-db-1"], serde_json::json!(["172.17.0.3"]));
+    assert_eq!(dns["version"], 1);
     assert_eq!(dns["listen"], serde_json::json!(["172.17.0.1:53"]));
+    assert_eq!(
+        dns["containers"][id(1)],
+        serde_json::json!({"names": ["p-web-1", "web", "010101010101"], "ipv4": "172.17.0.2"})
+    );
+    assert_eq!(dns["containers"][id(2)]["ipv4"], "172.17.0.3");
 
     // A second container asking for the same host port is told who has it.
     let e = net
@@ -254,7 +258,7 @@ fn containers_reach_each_other_and_published_ports_answer() {
     assert!(!netns(&c, 1).exists());
     assert!(fetch(([127, 0, 0, 1], 8080).into()).is_err());
     let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
-    assert!(!dns.contains("\"web\""), "{dns}");
+    assert!(!dns.contains(&id(1)), "{dns}");
 }
 
 #[test]

@@ -1,97 +1,86 @@
-//! [`NetworkStore`]: what berth can honestly offer before it has bridges.
-//!
-//! Every container gets its own network namespace with only `lo`
-//! (`Network::None`). A project's implicit `default` network (Compose adds
-//! it to every service that names none) is recorded here as a plain
-//! record, `<root>/networks/<name>/network.json`, so plans converge; it
-//! connects nothing: services of a project cannot reach each other yet.
-//! Any other network (declared in `networks:`, a driver, subnets,
-//! `internal`) fails with `Unavailable` rather than be faked.
+//! [`NetworkStore`] over [`berth_net::Net`]: a Linux bridge per network,
+//! addressing from Docker's pools or `ipam.config`, `internal`, and the
+//! bridge driver options Docker honours (see `berth_net`). Containers join
+//! in `Containers::create` (`attach`).
 
-use std::path::{Path, PathBuf};
-
-use berth_reconcilers::container::{NetworkSpec, labels};
+use berth_net::{Net, NetworkRequest, ipam::IpamRequest};
+use berth_reconcilers::container::NetworkSpec;
 use berth_reconcilers::observed::ObservedNetwork;
-use berth_reconcilers::{BackendError, NetworkStore};
+use berth_reconcilers::{BackendError, ErrorKind, NetworkStore};
 use berth_runtime::Runtime;
 
-use super::NETWORKS_ANNOTATION;
-use super::records::{self, Record};
-use super::runtime::container_configs;
-
-const FILE: &str = "network.json";
-
 pub struct Networks {
-    dir: PathBuf,
+    net: Net,
     runtime: Runtime,
 }
 
 impl Networks {
-    pub fn new(root: &Path, runtime: Runtime) -> Self {
-        Networks {
-            dir: root.join("networks"),
-            runtime,
-        }
+    pub fn new(net: Net, runtime: Runtime) -> Self {
+        Networks { net, runtime }
     }
 }
 
-/// A project's implicit `default` network with nothing asked of it.
-fn is_plain_default(spec: &NetworkSpec) -> bool {
-    spec.labels.get(labels::NETWORK).map(String::as_str) == Some("default")
-        && spec.driver.as_deref().is_none_or(|d| d == "bridge")
-        && spec.driver_opts.is_empty()
-        && spec.subnets.is_empty()
-        && !spec.internal
-        && !spec.enable_ipv6
+/// The network crate's errors in the reconciler's terms.
+pub fn from_net(e: berth_net::Error) -> BackendError {
+    use berth_net::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::InvalidInput => ErrorKind::InvalidArgument,
+        // A host port, address or subnet someone else holds, or a network
+        // still in use: the plan can go on once that changes.
+        K::Conflict | K::Exhausted => ErrorKind::FailedPrecondition,
+        K::System => ErrorKind::Internal,
+    };
+    BackendError::new(kind, e.to_string()).with_source(e)
 }
 
 impl NetworkStore for Networks {
     fn list(&self) -> Result<Vec<ObservedNetwork>, BackendError> {
-        Ok(records::list(&self.dir, FILE)?
+        Ok(self
+            .net
+            .networks()
+            .map_err(from_net)?
             .into_iter()
-            .map(|r| ObservedNetwork {
-                name: r.name,
-                labels: r.labels,
+            .map(|n| ObservedNetwork {
+                name: n.name,
+                labels: n.labels,
             })
             .collect())
     }
 
     fn create(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
-        records::check_name("network", &spec.name)?;
-        if !is_plain_default(spec) {
-            return Err(BackendError::unavailable(format!(
-                "cannot create network {}: networks are not implemented yet \
-                 (only a project's implicit default network is, and it isolates each container)",
-                spec.name
-            )));
-        }
-        let record = Record {
+        let request = NetworkRequest {
             name: spec.name.clone(),
             labels: spec.labels.clone(),
+            driver: spec.driver.clone(),
+            driver_opts: spec.driver_opts.clone(),
+            internal: spec.internal,
+            enable_ipv6: spec.enable_ipv6,
+            ipam: spec
+                .subnets
+                .iter()
+                .map(|s| IpamRequest {
+                    subnet: s.subnet.clone(),
+                    gateway: s.gateway.clone(),
+                    ip_range: s.ip_range.clone(),
+                })
+                .collect(),
         };
-        records::create(&self.dir, FILE, &record, |_| Ok(()))
+        self.net
+            .create_network(&request)
+            .map(drop)
+            .map_err(from_net)
     }
 
-    /// Refuses while a running container's spec named the network.
+    /// Refused while a running container is attached; created or exited
+    /// ones lose their interface on it.
     fn remove(&self, name: &str) -> Result<(), BackendError> {
-        let folder = records::existing(&self.dir, FILE, "network", name)?;
-        for c in container_configs(&self.runtime) {
-            let attached = c
-                .annotations
-                .get(NETWORKS_ANNOTATION)
-                .is_some_and(|list| list.split(',').any(|n| n == name));
-            if attached
-                && self
-                    .runtime
-                    .inspect(&c.id)
-                    .is_ok_and(|i| i.observed.container_alive)
-            {
-                return Err(BackendError::failed_precondition(format!(
-                    "network {name} has a running container: {} ({})",
-                    c.name, c.id
-                )));
-            }
-        }
-        records::remove(&folder)
+        let running = |id: &str| {
+            self.runtime
+                .inspect(id)
+                .is_ok_and(|i| i.observed.container_alive && i.observed.status != "created")
+        };
+        self.net.remove_network(name, &running).map_err(from_net)
     }
 }
