@@ -16,7 +16,7 @@ use berth_reconcilers::conformance::{self, Fixture};
 use berth_reconcilers::container::{BuildRequest, NetworkSpec, labels};
 use berth_reconcilers::{ErrorKind, ImageSource, NetworkStore};
 use berth_runtime::Runtime;
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, private_netns, text};
 
 /// A state root with busybox imported as `busybox:latest`; returns the
 /// image ID `image import` printed.
@@ -125,38 +125,94 @@ fn network(name: &str, key: &str) -> NetworkSpec {
     }
 }
 
-/// Only a project's implicit default network is recorded; anything else
-/// is refused as not implemented rather than faked.
+/// Real bridge networks pass the shared network suite (a running
+/// container keeps its network), in a private network namespace.
 #[test]
-fn only_the_default_network_is_recorded() {
-    if !need_root("only_the_default_network_is_recorded") {
+fn real_networks_conform() {
+    if !need_root("real_networks_conform") {
         return;
     }
+    private_netns();
     let (root, _) = root_with_busybox("conf-net");
     let engine = engine(&root);
+    conformance::network_store(&fixture(&engine, "confnet")).unwrap();
+}
+
+/// Options a network can take, and the ones berth refuses by name.
+#[test]
+fn network_options_are_honoured_or_refused() {
+    if !need_root("network_options_are_honoured_or_refused") {
+        return;
+    }
+    private_netns();
+    let (root, _) = root_with_busybox("conf-netopts");
+    let engine = engine(&root);
     let nets = &engine.networks;
-    let err = nets.create(&network("proj_back", "back")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert!(
-        err.message.contains("networks are not implemented yet"),
-        "{err}"
-    );
-    let default = network("proj_default", "default");
-    nets.create(&default).unwrap();
+    let mut spec = network("proj_back", "back");
+    spec.internal = true;
+    spec.subnets.push(berth_reconcilers::container::Subnet {
+        subnet: Some("10.123.0.0/24".into()),
+        gateway: Some("10.123.0.254".into()),
+        ip_range: None,
+    });
+    spec.driver_opts
+        .insert("com.docker.network.bridge.name".into(), "br-back".into());
+    spec.driver_opts
+        .insert("com.docker.network.driver.mtu".into(), "1400".into());
+    nets.create(&spec).unwrap();
     assert_eq!(
-        nets.create(&default).unwrap_err().kind(),
+        nets.create(&spec).unwrap_err().kind(),
         ErrorKind::AlreadyExists
     );
-    let listed = nets.list().unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(
-        (listed[0].name.as_str(), &listed[0].labels),
-        ("proj_default", &default.labels)
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.dir.join("networks/proj_back/network.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["bridge"], "br-back");
+    assert_eq!(state["subnet"], "10.123.0.0/24");
+    assert_eq!(state["gateway"], "10.123.0.254");
+    assert_eq!(state["internal"], true);
+    assert_eq!(state["mtu"], 1400);
+    let link = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "br-back"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&link.stdout).contains("mtu 1400"),
+        "{}",
+        text(&link.stdout)
     );
-    nets.remove("proj_default").unwrap();
+    // An overlapping subnet is refused, naming the other network.
+    let mut clash = network("proj_other", "other");
+    clash.subnets = spec.subnets.clone();
+    let err = nets.create(&clash).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    assert!(err.message.contains("overlaps 10.123.0.0/24"), "{err}");
+    let mut v6 = network("proj_v6", "v6");
+    v6.enable_ipv6 = true;
     assert_eq!(
-        nets.remove("proj_default").unwrap_err().kind(),
+        nets.create(&v6).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    let mut overlay = network("proj_ov", "ov");
+    overlay.driver = Some("overlay".into());
+    let err = nets.create(&overlay).unwrap_err();
+    assert!(
+        err.message.contains("driver overlay is not supported"),
+        "{err}"
+    );
+    nets.remove("proj_back").unwrap();
+    assert_eq!(
+        nets.remove("proj_back").unwrap_err().kind(),
         ErrorKind::NotFound
     );
     assert!(nets.list().unwrap().is_empty());
+    let gone = std::process::Command::new("ip")
+        .args(["link", "show", "br-back"])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the bridge is removed with the network"
+    );
 }

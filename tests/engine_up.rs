@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, private_netns, text};
 
 const COMPOSE: &str = r#"
 name: proj
@@ -29,6 +29,7 @@ services:
 /// A state root with busybox imported, and a project folder holding
 /// `compose.yaml`.
 fn setup(label: &str) -> (Root, PathBuf) {
+    private_netns();
     let root = Root::new(label);
     let mut tar = Vec::new();
     busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
@@ -153,10 +154,10 @@ fn up_detached_converges_and_down_removes() {
         "{out}"
     );
     assert!(root.ids().is_empty(), "left: {:?}", root.ids());
-    assert_eq!(
-        std::fs::read_dir(root.dir.join("networks"))
-            .unwrap()
-            .count(),
-        0
-    );
+    let left: Vec<_> = std::fs::read_dir(root.dir.join("networks"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -36,6 +36,19 @@ pub fn need_root(test: &str) -> bool {
     true
 }
 
+/// Moves the calling test thread into a new network namespace with `lo`
+/// up: every `berth` it spawns (and their shims) makes its bridges, veths
+/// and nftables rules there, never on the host, and all of it goes when
+/// the test's thread ends.
+pub fn private_netns() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare a network namespace");
+    let st = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run ip");
+    assert!(st.success(), "ip link set lo up failed");
+}
+
 /// A busybox rootfs: `bin/busybox` plus its applet links, `etc/passwd`
 /// (root, nobody), `etc/group`, and the empty mount points.
 pub fn rootfs() -> &'static Path {

@@ -22,7 +22,11 @@ pub fn run(args: InspectArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     for c in &args.containers {
         match rt.inspect(c) {
-            Ok(info) => out.push(to_json(&info, &rt)),
+            Ok(info) => {
+                let mut v = to_json(&info, &rt);
+                network_settings(&mut v, &info, global);
+                out.push(v);
+            }
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;
@@ -117,4 +121,46 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
             Rootfs::Layers(l) => json!({"Name": "overlay", "Data": {"LowerDirs": l, "UpperDir": dir.upper(), "WorkDir": dir.work()}}),
         },
     })
+}
+
+/// Docker's `NetworkSettings`: the container's address on each network,
+/// its published ports, and its namespace (`SandboxKey`).
+fn network_settings(v: &mut Value, i: &ContainerInfo, global: &GlobalOpts) {
+    let net = berth_net::Net::open(&global.root);
+    let Ok(Some(ep)) = net.endpoint(&i.config.id) else {
+        v["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
+        return;
+    };
+    let mut ports = serde_json::Map::new();
+    for p in &ep.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+        let binding = json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()});
+        match ports.get_mut(&key).and_then(Value::as_array_mut) {
+            Some(list) => list.push(binding),
+            None => {
+                ports.insert(key, json!([binding]));
+            }
+        }
+    }
+    let mut networks = serde_json::Map::new();
+    for a in &ep.attachments {
+        let n = net.network(&a.network).ok();
+        networks.insert(
+            a.network.clone(),
+            json!({
+                "NetworkID": n.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
+                "IPAddress": a.ip.to_string(),
+                "IPPrefixLen": n.as_ref().map(|n| n.subnet.prefix()).unwrap_or(0),
+                "Gateway": n.as_ref().map(|n| n.gateway.to_string()).unwrap_or_default(),
+                "MacAddress": a.mac,
+                "Aliases": a.aliases,
+                "DNSNames": [&ep.container_name],
+            }),
+        );
+    }
+    v["NetworkSettings"] = json!({
+        "SandboxKey": ep.netns,
+        "Ports": ports,
+        "Networks": networks,
+    });
 }

@@ -35,7 +35,8 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut images = ImageNames::new(global);
-    let rows: Vec<[String; 6]> = list
+    let net = berth_net::Net::open(&global.root);
+    let rows: Vec<[String; 7]> = list
         .iter()
         .map(|c| {
             let mut cmd = format!("\"{}\"", c.config.process.args.join(" "));
@@ -48,6 +49,7 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                 cmd,
                 ago(&c.state.created_at),
                 status_text(c),
+                ports_text(&net, c),
                 c.config.name.clone(),
             ]
         })
@@ -58,6 +60,7 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NAMES",
     ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -82,6 +85,25 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         line(r.iter().map(String::as_str).collect());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PORTS column: a running container's published ports, Docker's
+/// way (`0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp`).
+fn ports_text(net: &berth_net::Net, c: &ContainerInfo) -> String {
+    if c.observed.status != "running" {
+        return String::new();
+    }
+    net.endpoint(&c.config.id)
+        .ok()
+        .flatten()
+        .map(|ep| {
+            ep.ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// The IMAGE column, as Docker fills it: the reference the container was

@@ -24,8 +24,18 @@ pub fn run(args: RmArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         // waits for `start` and has run none of the user's code, though
         // the runtime sees a live shim and process.
         let force = args.force || rt.inspect(c).is_ok_and(|i| i.observed.status == "created");
+        let id = rt.resolve(c).ok();
         match rt.remove(c, force) {
-            Ok(()) => println!("{c}"),
+            Ok(()) => {
+                // The container's namespace, interfaces and ports go with it.
+                if let Some(id) = id
+                    && let Err(e) = berth_net::Net::open(&global.root).detach(&id)
+                {
+                    eprintln!("berth: {c}: removing its networking: {e}");
+                    code = ExitCode::FAILURE;
+                }
+                println!("{c}");
+            }
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;

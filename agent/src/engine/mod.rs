@@ -13,6 +13,7 @@
 //! features the runtime lacks (ports, capabilities, devices...: `create`
 //! fails with `InvalidArgument` naming them, see `translate`).
 
+mod attach;
 mod error;
 mod images;
 mod networks;
@@ -51,11 +52,17 @@ impl Engine {
     pub fn open(root: &Path, runtime: Runtime) -> Result<Self, BackendError> {
         let store = Store::open(root).map_err(error::from_image)?;
         let volumes = Volumes::new(root, runtime.clone());
+        let net = berth_net::Net::open(root);
         Ok(Engine {
-            containers: Containers::new(runtime.clone(), store.clone(), volumes.clone()),
+            containers: Containers::new(
+                runtime.clone(),
+                store.clone(),
+                volumes.clone(),
+                net.clone(),
+            ),
             images: Images::new(store),
             volumes,
-            networks: Networks::new(root, runtime),
+            networks: Networks::new(net, runtime),
         })
     }
 

@@ -12,7 +12,11 @@ use berth_reconcilers::observed::{ContainerId, ContainerState, Health, ObservedC
 use berth_reconcilers::{BackendError, ContainerRuntime, ContainerSpec};
 use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, Runtime};
 
+use berth_net::Net;
+
+use super::attach;
 use super::error::from_runtime;
+use super::networks::from_net;
 use super::sidecar::{self, Sidecar};
 use super::translate;
 use super::volumes::Volumes;
@@ -22,6 +26,7 @@ pub struct Containers {
     runtime: Runtime,
     store: Store,
     volumes: Volumes,
+    net: Net,
 }
 
 /// Every container's config, read directly: a container being created has
@@ -73,11 +78,12 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
 }
 
 impl Containers {
-    pub fn new(runtime: Runtime, store: Store, volumes: Volumes) -> Self {
+    pub fn new(runtime: Runtime, store: Store, volumes: Volumes, net: Net) -> Self {
         Containers {
             runtime,
             store,
             volumes,
+            net,
         }
     }
 
@@ -139,6 +145,7 @@ impl ContainerRuntime for Containers {
             &self.volumes,
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
+        let undo = attach::prepare(&self.net, &self.runtime, spec, &mut config)?;
         let created = self.runtime.create(
             &config,
             CreateOptions {
@@ -149,7 +156,12 @@ impl ContainerRuntime for Containers {
         // config.json (which names the image) is on disk now, or the
         // create failed: either way `rmi` and GC may look.
         drop(prepared.lease);
-        created.map_err(from_runtime)?;
+        if let Err(e) = created {
+            if matches!(undo, attach::Undo::Detach) {
+                let _ = self.net.detach(&config.id);
+            }
+            return Err(from_runtime(e));
+        }
         Ok(config.id)
     }
 
@@ -162,6 +174,9 @@ impl ContainerRuntime for Containers {
         }
         let ran_before = info.state.started_at.is_some() || info.observed.status == "exited";
         let mut record = sidecar::load(&self.runtime, &info.config.id);
+        // After a reboot the namespace, bridge and rules are gone while
+        // the files remain: rebuilt before the container joins them.
+        self.net.ensure(&info.config.id).map_err(from_net)?;
         self.runtime.start(&info.config.id).map_err(from_runtime)?;
         if ran_before {
             record.restart_count += 1;
@@ -211,6 +226,7 @@ impl ContainerRuntime for Containers {
         }
         self.runtime
             .remove(&info.config.id, true)
-            .map_err(from_runtime)
+            .map_err(from_runtime)?;
+        self.net.detach(&info.config.id).map_err(from_net)
     }
 }

@@ -25,8 +25,7 @@ fn invalid(message: String) -> BackendError {
 /// The spec's settings the runtime has no support for yet.
 pub fn unsupported(spec: &ContainerSpec) -> Vec<&'static str> {
     let r = &spec.resources;
-    let checks: [(bool, &'static str); 22] = [
-        (!spec.ports.is_empty(), "ports"),
+    let checks: [(bool, &'static str); 18] = [
         (!spec.ulimits.is_empty(), "ulimits"),
         (spec.domainname.is_some(), "domainname"),
         (spec.read_only, "read_only"),
@@ -36,11 +35,6 @@ pub fn unsupported(spec: &ContainerSpec) -> Vec<&'static str> {
         (!spec.cap_add.is_empty(), "cap_add"),
         (!spec.cap_drop.is_empty(), "cap_drop"),
         (!spec.sysctls.is_empty(), "sysctls"),
-        (!spec.extra_hosts.is_empty(), "extra_hosts"),
-        (
-            !(spec.dns.is_empty() && spec.dns_search.is_empty() && spec.dns_opt.is_empty()),
-            "dns",
-        ),
         (!spec.devices.is_empty(), "devices"),
         (!spec.security_opt.is_empty(), "security_opt"),
         (!spec.group_add.is_empty(), "group_add"),
@@ -48,12 +42,6 @@ pub fn unsupported(spec: &ContainerSpec) -> Vec<&'static str> {
         (r.shm_size.is_some(), "shm_size"),
         (r.oom_kill_disable, "oom_kill_disable"),
         (r.oom_score_adj.is_some(), "oom_score_adj"),
-        (
-            spec.network_mode
-                .as_deref()
-                .is_some_and(|m| m != "none" && m != "host"),
-            "network_mode (other than none and host)",
-        ),
         (
             spec.mounts.iter().any(|m| match m {
                 SpecMount::Volume { source, .. } => source.is_none(),
@@ -126,12 +114,9 @@ pub fn config(
         cpuset_mems: None,
         pids_limit: r.pids_limit,
     };
-    let network = match spec.network_mode.as_deref() {
-        Some("host") => Network::Host,
-        // No bridges yet: every container (on any network) gets its own
-        // namespace with only `lo`; see `networks`.
-        _ => Network::None,
-    };
+    // Filled in by `attach::prepare` (a namespace on the container's
+    // networks, or `network_mode`).
+    let network = Network::None;
     let mut config = ContainerConfig {
         id: berth_runtime::new_id(),
         name: spec.name.clone(),
@@ -155,6 +140,8 @@ pub fn config(
         log: LogConfig::default(),
         network,
         auto_remove: false,
+        etc_hosts: None,
+        resolv_conf: None,
     };
     if spec.network_mode.is_none() && !spec.networks.is_empty() {
         let names: Vec<&str> = spec.networks.iter().map(|n| n.name.as_str()).collect();
@@ -366,18 +353,12 @@ mod tests {
     fn unsupported_settings_are_refused_by_name() {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = base();
-        s.ports.push(berth_reconcilers::container::PortBinding {
-            container_port: 80,
-            protocol: "tcp".into(),
-            host_ip: None,
-            host_port: Some("8080".into()),
-        });
         s.cap_add.push("NET_ADMIN".into());
         let err = config(&s, &image(), Vec::new(), &volumes(tmp.path())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
             err.message,
-            "container p-web-1: not supported by berth's runtime yet: ports, cap_add"
+            "container p-web-1: not supported by berth's runtime yet: cap_add"
         );
         // A volume that was never created is NotFound, for the executor.
         let mut s = base();
