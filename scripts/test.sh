@@ -27,6 +27,19 @@ if [ ! -x /bin/busybox ]; then
   fi
 fi
 
+# The network tests make bridges and published ports (nftables, applied by
+# the `nft` binary) inside private network namespaces; `ip` sets lo up.
+for tool in nft:nftables ip:iproute2; do
+  if ! need "${tool%%:*}"; then
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+      apt-get update
+      DEBIAN_FRONTEND=noninteractive apt-get install -y "${tool#*:}"
+    else
+      echo "warning: ${tool%%:*} is missing (package ${tool#*:}): the network tests will fail" >&2
+    fi
+  fi
+done
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

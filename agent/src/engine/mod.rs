@@ -1,17 +1,18 @@
 //! The reconciler's traits ([`berth_reconcilers::traits`]) over the real
 //! backends: containers on [`berth_runtime::Runtime`], images from the
 //! [`berth_image::Store`], named volumes as folders under the state root,
-//! and the one kind of network berth can honestly provide today.
+//! bridge networks from [`berth_net::Net`] (containers join them in
+//! `create`, see `attach`).
 //!
 //! Everything lives under one state root (`--root`, `/var/lib/berth`):
 //! the image store's and the runtime's folders, plus `volumes/<name>/`
-//! ([`Volumes`]) and `networks/<name>/` ([`Networks`]).
+//! ([`Volumes`]) and the network crate's `networks/`, `endpoints/`,
+//! `netns/` ([`Networks`]).
 //!
 //! What is not there yet, and fails instead of being faked: registry pulls
-//! and builds ([`Images`] returns `Unavailable`), networks other than a
-//! project's implicit `default` one (`Unavailable`), and the container
-//! features the runtime lacks (ports, capabilities, devices...: `create`
-//! fails with `InvalidArgument` naming them, see `translate`).
+//! and builds ([`Images`] returns `Unavailable`), and the container
+//! features the runtime lacks (capabilities, devices...: `create` fails
+//! with `InvalidArgument` naming them, see `translate`).
 
 mod attach;
 mod error;
