@@ -113,6 +113,28 @@ fn visits_proxy_round_robins_over_two_counting_web_servers() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The frontend's DNS records name both web servers (service name,
+    // hostname, short id) and the proxy, each at its address there.
+    let records: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.dir.join("networks/visits_frontend/dns.json")).unwrap(),
+    )
+    .unwrap();
+    let web1_front = nets["visits_frontend"]["IPAddress"].as_str().unwrap();
+    let web1_id = web1["Id"].as_str().unwrap();
+    assert_eq!(
+        records["containers"][web1_id]["ipv4"], web1_front,
+        "{records:#}"
+    );
+    assert_eq!(
+        records["containers"][web1_id]["names"],
+        serde_json::json!(["visits-web1-1", "web1", &web1_id[..12]]),
+        "{records:#}"
+    );
+    assert_eq!(
+        records["containers"].as_object().unwrap().len(),
+        3,
+        "{records:#}"
+    );
     // web1 reaches the store by address over the internal network; the
     // proxy, on the frontend only, does not.
     assert_eq!(

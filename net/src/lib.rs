@@ -433,7 +433,24 @@ impl Net {
             attachments,
             ports,
             port_target,
+            running: false,
         })
+    }
+
+    /// Records whether the container runs: its names are in its networks'
+    /// DNS records only while it does.
+    pub fn set_running(&self, container_id: &str, running: bool) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let Some(mut ep) = self.endpoint(container_id)? else {
+            return Ok(());
+        };
+        if ep.running == running {
+            return Ok(());
+        }
+        ep.running = running;
+        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
+        let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        self.sync_locked(&networks)
     }
 
     /// Makes a container's networking whole again (after a reboot took the

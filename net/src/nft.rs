@@ -202,6 +202,7 @@ mod tests {
                 },
             ],
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+            running: true,
         };
         let s = render(&nets, &[ep]);
         for line in [

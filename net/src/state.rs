@@ -96,6 +96,12 @@ pub struct Endpoint {
     /// not internal); `None` when nothing is published.
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
+    /// Set when the container was started, cleared when it was stopped
+    /// (by berth): only running containers are in the DNS records, as
+    /// with Docker. A container that exits on its own while no berth runs
+    /// stays listed until berth next stops or starts it.
+    #[serde(default)]
+    pub running: bool,
 }
 
 /// Paths under the state root.

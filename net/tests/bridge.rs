@@ -188,7 +188,9 @@ fn containers_reach_each_other_and_published_ports_answer() {
     let got = in_ns(&netns(&c, 1), || fetch((n.gateway, 8080).into())).unwrap();
     assert_eq!(got, "web from 172.17.0.1");
 
-    // The DNS records name both containers.
+    // The DNS records name both containers once they run.
+    net.set_running(&id(1), true).unwrap();
+    net.set_running(&id(2), true).unwrap();
     let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
     let dns: serde_json::Value = serde_json::from_str(&dns).unwrap();
     assert_eq!(dns["version"], 1);
@@ -253,6 +255,10 @@ fn containers_reach_each_other_and_published_ports_answer() {
     let e = net.remove_network("p_default", &|_| true).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict);
 
+    // A stopped container leaves the records.
+    net.set_running(&id(2), false).unwrap();
+    let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
+    assert!(!dns.contains(&id(2)), "{dns}");
     // Detach takes the ports away.
     net.detach(&id(1)).unwrap();
     assert!(!netns(&c, 1).exists());

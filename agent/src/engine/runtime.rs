@@ -178,6 +178,9 @@ impl ContainerRuntime for Containers {
         // the files remain: rebuilt before the container joins them.
         self.net.ensure(&info.config.id).map_err(from_net)?;
         self.runtime.start(&info.config.id).map_err(from_runtime)?;
+        self.net
+            .set_running(&info.config.id, true)
+            .map_err(from_net)?;
         if ran_before {
             record.restart_count += 1;
         }
@@ -196,7 +199,10 @@ impl ContainerRuntime for Containers {
         record.manually_stopped = true;
         sidecar::save(&self.runtime, &info.config.id, record)?;
         if !info.observed.container_alive {
-            return Ok(());
+            return self
+                .net
+                .set_running(&info.config.id, false)
+                .map_err(from_net);
         }
         if let Some(s) = signal
             && info.config.stop_signal.as_deref() != Some(s)
@@ -210,7 +216,10 @@ impl ContainerRuntime for Containers {
         }
         self.runtime
             .stop(&info.config.id, Some(grace))
-            .map_err(from_runtime)
+            .map_err(from_runtime)?;
+        self.net
+            .set_running(&info.config.id, false)
+            .map_err(from_net)
     }
 
     /// A running container is refused; a created one (its pid 1 waits for
