@@ -5,6 +5,9 @@
 //! host port: whether a port is free is decided here, against the other
 //! containers' published ports and by binding the port once (a process
 //! listening on it makes the bind fail, and that is reported by name).
+//! Nothing holds the port afterwards: a process that binds it later gets
+//! its socket, but the DNAT rule takes the traffic (as with Docker's
+//! `userland-proxy: false`).
 
 use std::fmt;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
