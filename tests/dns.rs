@@ -164,6 +164,28 @@ fn every_replica_is_answered_in_rotating_order_and_updates_apply_without_restart
     });
     assert!(dns::is_running(net.dir()));
     let pid = dns::pid(net.dir()).unwrap();
+    // Detached: not our child, in `/`, with the small allocator.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(ppid, std::process::id());
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"BERTH_SYSTEM_ALLOCATOR=1")
+    );
     assert_eq!(
         dns::spawn(net.dir(), &berth_bin()).unwrap(),
         Spawned::AlreadyRunning

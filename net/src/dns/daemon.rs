@@ -56,8 +56,10 @@ pub enum Spawned {
 
 /// Starts the DNS server of the network whose state dir is `dir` (which
 /// must hold `dns.json`), as a detached process of `exe` (the `berth`
-/// binary), and returns once it listens. A no-op when one runs already.
+/// binary), and returns once it listens (milliseconds; it blocks, so async
+/// callers run it on a blocking thread). A no-op when one runs already.
 pub fn spawn(dir: &Path, exe: &Path) -> Result<Spawned> {
+    let dir = &absolute(dir)?;
     let records = dir.join(RECORDS_FILE);
     if !records.exists() {
         return Err(Error::server(
@@ -93,6 +95,9 @@ pub fn spawn(dir: &Path, exe: &Path) -> Result<Spawned> {
     let mut cmd = Command::new(exe);
     cmd.args(args.to_argv())
         .env(SYSTEM_ALLOCATOR_ENV, "1")
+        // A long-lived process must not pin the spawner's working dir (and
+        // the mount it is on).
+        .current_dir("/")
         .stdin(Stdio::from(
             lock.try_clone().map_err(|e| Error::io("dup", dir, e))?,
         ))
@@ -197,6 +202,7 @@ fn read_pid(dir: &Path) -> Option<u32> {
 /// Stops the network's server (SIGTERM, then SIGKILL after 5 s) and waits
 /// until it is gone. False when none was running.
 pub fn stop(dir: &Path) -> Result<bool> {
+    let dir = &absolute(dir)?;
     if !is_running(dir) {
         let _ = std::fs::remove_file(dir.join(PID_FILE));
         return Ok(false);
@@ -252,6 +258,12 @@ fn is_our_server(pid: u32, dir: &Path) -> bool {
     args.windows(2)
         .any(|w| w[0] == b"--state-dir" && w[1] == dir)
         && args.contains(&&b"dns"[..])
+}
+
+/// `dir` from the root: the server runs in `/`, and `stop` recognizes it
+/// by the dir on its command line.
+fn absolute(dir: &Path) -> Result<std::path::PathBuf> {
+    std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))
 }
 
 pub(crate) fn open_lock(dir: &Path) -> Result<File> {
