@@ -88,7 +88,11 @@ fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
 }
 
 fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ask_udp_from("127.0.0.1", server, name, qtype)
+}
+
+fn ask_udp_from(source: &str, server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let socket = UdpSocket::bind((source, 0)).unwrap();
     socket.set_read_timeout(Some(REPLY_WAIT)).unwrap();
     socket.connect(server).unwrap();
     socket.send(&query(0x5eed, name, qtype)).unwrap();
@@ -254,6 +258,45 @@ fn every_replica_is_answered_in_rotating_order_and_updates_apply_without_restart
         Spawned::Started { .. }
     ));
     assert_eq!(addresses(&ask_udp(net.addr, "db", RecordType::A)), [ip(20)]);
+}
+
+/// A container on two networks asks the server of one; it resolves the
+/// names of the other too, and only it does (by its address).
+#[test]
+fn a_container_on_two_networks_resolves_the_names_of_both() {
+    let back = Network::start(vec![], |r| {
+        r.set_container("db1", ["shop-db-1", "db"], Ipv4Addr::new(10, 90, 0, 5))
+            .unwrap();
+    });
+    let back_dir = back.dir().to_owned();
+    // The client's address on the front network is 127.0.0.1: where the
+    // test's queries come from.
+    let front = Network::start(vec![], |r| {
+        replicas(r, 1);
+        r.set_container("app1", ["shop-app-1", "app"], Ipv4Addr::LOCALHOST)
+            .unwrap();
+        assert!(r.set_other_networks("app1", vec![back_dir.clone()]));
+    });
+    let db = ask_udp(front.addr, "db", RecordType::A);
+    assert_eq!(addresses(&db), [Ipv4Addr::new(10, 90, 0, 5)]);
+    assert_eq!(
+        addresses(&ask_udp(front.addr, "web", RecordType::A)),
+        [ip(2)]
+    );
+    // Another client of the front network does not share the back one.
+    let stranger = ask_udp_from("127.0.0.2", front.addr, "db", RecordType::A);
+    assert_eq!(stranger.metadata.response_code, ResponseCode::ServFail);
+    assert!(stranger.answers.is_empty());
+    // The back network's changes show through the front server at once.
+    back.update(|r| {
+        r.set_container("db2", ["shop-db-2", "db"], Ipv4Addr::new(10, 90, 0, 6))
+            .unwrap();
+    });
+    let db = ask_tcp(front.addr, "db", RecordType::A);
+    assert_eq!(
+        sorted(addresses(&db)),
+        [Ipv4Addr::new(10, 90, 0, 5), Ipv4Addr::new(10, 90, 0, 6)]
+    );
 }
 
 #[test]

@@ -15,6 +15,9 @@
 //!                        .save(dir)?;
 //!                    spawn(dir, &berth_exe)?;            // no-op if it runs
 //! container joins:   DnsRecords::update(dir, |r| r.set_container(id, names, ip))?;
+//!   on several networks: its resolv.conf names the first network's server,
+//!   whose record of it lists the others:
+//!                    DnsRecords::update(first_dir, |r| Ok(r.set_other_networks(id, other_dirs)))?;
 //! container leaves:  DnsRecords::update(dir, |r| Ok(r.remove_container(id)))?;
 //! network removed:   stop(dir)?;
 //! ```

@@ -9,7 +9,8 @@
 //! delete and recreate. Writers replace the file by rename, so a new
 //! version always has a new inode and is never seen half-written.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,6 +120,14 @@ struct Shared {
 struct Loaded {
     zone: Zone,
     identity: Option<FileIdentity>,
+    /// The zones of other networks that containers here are also on, by
+    /// state dir, each re-read like our own when its file changes.
+    others: HashMap<PathBuf, OtherNetwork>,
+}
+
+struct OtherNetwork {
+    zone: Zone,
+    identity: Option<FileIdentity>,
 }
 
 /// What changes when the records file is replaced or edited.
@@ -153,6 +162,7 @@ impl Shared {
             loaded: Mutex::new(Loaded {
                 zone: Zone::new(records),
                 identity,
+                others: HashMap::new(),
             }),
         }
     }
@@ -172,6 +182,9 @@ impl Shared {
                 match DnsRecords::load(&self.dir) {
                     Ok(records) => {
                         loaded.zone = Zone::new(&records);
+                        let wanted: Vec<PathBuf> =
+                            loaded.zone.all_other_networks().cloned().collect();
+                        loaded.others.retain(|dir, _| wanted.contains(dir));
                         tracing::debug!(
                             containers = records.containers().len(),
                             "records reloaded"
@@ -189,13 +202,55 @@ impl Shared {
         loaded
     }
 
-    fn answer(&self, packet: &[u8], transport: Transport) -> Outcome {
-        answer(&mut self.current().zone, packet, transport)
+    fn answer(&self, packet: &[u8], transport: Transport, client: IpAddr) -> Outcome {
+        let mut guard = self.current();
+        let loaded = &mut *guard;
+        let dirs = match client {
+            IpAddr::V4(client) => loaded.zone.other_networks(client),
+            IpAddr::V6(_) => &[],
+        };
+        if dirs.is_empty() {
+            return answer(&mut loaded.zone, &mut [], packet, transport);
+        }
+        for dir in dirs {
+            refresh_other(&mut loaded.others, dir);
+        }
+        let mut others: Vec<(usize, &mut Zone)> = loaded
+            .others
+            .iter_mut()
+            .filter_map(|(dir, other)| Some((dirs.iter().position(|d| d == dir)?, &mut other.zone)))
+            .collect();
+        // In the order the records list them.
+        others.sort_by_key(|(i, _)| *i);
+        let mut others: Vec<&mut Zone> = others.into_iter().map(|(_, z)| z).collect();
+        answer(&mut loaded.zone, &mut others, packet, transport)
     }
 
     fn upstreams(&self) -> Vec<SocketAddr> {
         self.current().zone.upstreams().to_vec()
     }
+}
+
+/// Loads (or re-reads, when its file changed) another network's zone. A
+/// network without records (no DNS, or gone) has an empty zone.
+fn refresh_other(others: &mut HashMap<PathBuf, OtherNetwork>, dir: &Path) {
+    let identity = std::fs::metadata(dir.join(RECORDS_FILE))
+        .ok()
+        .map(|m| FileIdentity::of(&m));
+    if let Some(other) = others.get(dir)
+        && other.identity == identity
+    {
+        return;
+    }
+    let zone = match identity.map(|_| DnsRecords::load(dir)) {
+        Some(Ok(records)) => Zone::new(&records),
+        Some(Err(e)) => {
+            tracing::warn!(error = %error_chain(&e), "cannot read another network's records");
+            Zone::default()
+        }
+        None => Zone::default(),
+    };
+    others.insert(dir.to_owned(), OtherNetwork { zone, identity });
 }
 
 async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Semaphore>) {
@@ -210,7 +265,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Sem
             }
         };
         let packet = &buf[..n];
-        match shared.answer(packet, Transport::Udp) {
+        match shared.answer(packet, Transport::Udp, peer.ip()) {
             Outcome::Reply(reply) => {
                 let _ = socket.send_to(&reply, peer).await;
             }
@@ -266,6 +321,7 @@ async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, connections: Arc<S
 /// Length-prefixed queries, answered in order, until the client closes or
 /// idles past [`TCP_IDLE`].
 async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let client = stream.peer_addr()?.ip();
     loop {
         let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
             Ok(len) => len?,
@@ -275,7 +331,7 @@ async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Resu
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut packet))
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        let reply = match shared.answer(&packet, Transport::Tcp) {
+        let reply = match shared.answer(&packet, Transport::Tcp, client) {
             Outcome::Reply(reply) => reply,
             Outcome::Ignore => continue,
             Outcome::Forward => {
