@@ -436,6 +436,56 @@ fn an_upstream_that_never_answers_gives_servfail() {
     assert!(reply.answers.is_empty());
 }
 
+/// `berth dns` run by hand in the foreground, on a relative dir: `stop`
+/// with the absolute one finds and stops it, and a spawn meanwhile is a
+/// no-op.
+#[test]
+fn a_foreground_server_is_found_and_stopped_by_its_lock() {
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut records = DnsRecords::new(vec![addr], vec![]);
+    replicas(&mut records, 1);
+    records.save(dir.path()).unwrap();
+    let mut server = Reap(
+        Command::new(berth_bin())
+            .args(["dns", "--state-dir"])
+            .arg(dir.path().file_name().unwrap())
+            .current_dir(dir.path().parent().unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Started by hand, nobody says when it listens: ask until it answers.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let answered = (0..100).any(|_| {
+        socket
+            .send_to(&query(9, "web", RecordType::A), addr)
+            .unwrap();
+        socket.recv(&mut buf).is_ok()
+    });
+    assert!(answered, "the foreground server never answered");
+    assert!(dns::is_running(dir.path()));
+    assert_eq!(
+        dns::spawn(dir.path(), &berth_bin()).unwrap(),
+        Spawned::AlreadyRunning
+    );
+    assert!(dns::stop(dir.path()).unwrap());
+    let status = server.0.wait().unwrap();
+    assert!(!status.success(), "ended by SIGTERM: {status}");
+    assert!(!dns::is_running(dir.path()));
+}
+
 #[test]
 fn a_server_that_cannot_listen_reports_why() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -202,7 +202,6 @@ fn read_pid(dir: &Path) -> Option<u32> {
 /// Stops the network's server (SIGTERM, then SIGKILL after 5 s) and waits
 /// until it is gone. False when none was running.
 pub fn stop(dir: &Path) -> Result<bool> {
-    let dir = &absolute(dir)?;
     if !is_running(dir) {
         let _ = std::fs::remove_file(dir.join(PID_FILE));
         return Ok(false);
@@ -247,21 +246,28 @@ pub fn stop(dir: &Path) -> Result<bool> {
     Err(Error::server(dir, format!("(pid {pid}) does not exit")))
 }
 
-/// Does `pid` run `dns --state-dir <dir>`? Guards against signalling a
-/// stranger through a pid file that lies.
+/// Is `pid` this network's server: a `berth dns` holding its `dns.lock`
+/// open? Guards against signalling a stranger through a pid file that
+/// lies, whatever form of the dir the server was started with.
 fn is_our_server(pid: u32, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let dir = dir.as_os_str().as_encoded_bytes();
-    args.windows(2)
-        .any(|w| w[0] == b"--state-dir" && w[1] == dir)
-        && args.contains(&&b"dns"[..])
+    if !args.contains(&&b"dns"[..]) || !args.contains(&&b"--state-dir"[..]) {
+        return false;
+    }
+    let Ok(lock) = std::fs::canonicalize(dir.join(SERVER_LOCK_FILE)) else {
+        return false;
+    };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| target == lock)
 }
 
-/// `dir` from the root: the server runs in `/`, and `stop` recognizes it
-/// by the dir on its command line.
+/// `dir` from the root: the server runs in `/`.
 fn absolute(dir: &Path) -> Result<std::path::PathBuf> {
     std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))
 }

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::RECORDS_FILE;
 use super::answer::{Outcome, Transport, answer, server_failure};
+use super::clients::Clients;
 use super::error::{Error, Result};
 use super::forward::forward;
 use super::records::DnsRecords;
@@ -89,17 +90,28 @@ impl Sockets {
 /// tokio runtime with IO and time enabled.
 pub(crate) async fn serve(dir: &Path, records: &DnsRecords, sockets: Sockets) -> Result<()> {
     let shared = Arc::new(Shared::new(dir, records));
+    let clients = Arc::new(Clients::for_listen(&sockets.local_addrs()));
     let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     for socket in sockets.udp {
         let socket = UdpSocket::from_std(socket)
             .map_err(|e| Error::io("register the UDP socket of", dir, e))?;
-        tokio::spawn(udp_loop(Arc::new(socket), shared.clone(), forwards.clone()));
+        tokio::spawn(udp_loop(
+            Arc::new(socket),
+            shared.clone(),
+            clients.clone(),
+            forwards.clone(),
+        ));
     }
     for listener in sockets.tcp {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| Error::io("register the TCP socket of", dir, e))?;
-        tokio::spawn(tcp_loop(listener, shared.clone(), connections.clone()));
+        tokio::spawn(tcp_loop(
+            listener,
+            shared.clone(),
+            clients.clone(),
+            connections.clone(),
+        ));
     }
     loop {
         tokio::time::sleep(WATCHDOG).await;
@@ -253,7 +265,12 @@ fn refresh_other(others: &mut HashMap<PathBuf, OtherNetwork>, dir: &Path) {
     others.insert(dir.to_owned(), OtherNetwork { zone, identity });
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Semaphore>) {
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    clients: Arc<Clients>,
+    forwards: Arc<Semaphore>,
+) {
     // Queries are small; a bigger one is cut and then refused as FORMERR.
     let mut buf = vec![0u8; 4096];
     loop {
@@ -264,6 +281,10 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Sem
                 continue;
             }
         };
+        if !clients.permits(peer.ip()) {
+            tracing::trace!(%peer, "query from outside the network ignored");
+            continue;
+        }
         let packet = &buf[..n];
         match shared.answer(packet, Transport::Udp, peer.ip()) {
             Outcome::Reply(reply) => {
@@ -294,10 +315,19 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Sem
     }
 }
 
-async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, connections: Arc<Semaphore>) {
+async fn tcp_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    clients: Arc<Clients>,
+    connections: Arc<Semaphore>,
+) {
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, peer)) if clients.permits(peer.ip()) => stream,
+            Ok((_, peer)) => {
+                tracing::trace!(%peer, "connection from outside the network closed");
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::debug!(error = %e, "TCP accept failed");
