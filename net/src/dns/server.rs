@@ -167,13 +167,14 @@ impl FileIdentity {
 impl Shared {
     fn new(dir: &Path, records: &DnsRecords) -> Shared {
         let path = dir.join(RECORDS_FILE);
-        let identity = std::fs::metadata(&path).ok().map(|m| FileIdentity::of(&m));
         Shared {
             path,
             dir: dir.to_owned(),
             loaded: Mutex::new(Loaded {
                 zone: Zone::new(records),
-                identity,
+                // Unknown: the file may have been replaced since `records`
+                // was read, so the first query reads it again.
+                identity: None,
                 others: HashMap::new(),
             }),
         }
