@@ -9,9 +9,13 @@
 //! with no berth process, and [`Net::ensure`] / [`Net::restore`] rebuild
 //! what a reboot took away from the files (`state`).
 //!
+//! [`dns`]: the per-network DNS server for service discovery (a `berth
+//! dns` process per network), started and stopped through [`DnsControl`].
+//!
 //! **Invariant:** no Compose types. Callers hand in names, addresses and
 //! port requests.
 
+pub mod dns;
 mod error;
 pub mod etc;
 pub mod ipam;

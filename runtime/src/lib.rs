@@ -56,6 +56,7 @@ pub use names::{new_id, random_name, valid_name};
 pub use nix::sys::signal::Signal;
 pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};
 pub use remove::mounts_under;
+pub use resident::release_setup_text;
 pub use rootfs::{MASKED_PATHS, READONLY_PATHS, overlay_options, tmpfs_options};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};
 pub use state::{ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time};

@@ -63,6 +63,11 @@ impl Runtime {
         }
     }
 
+    /// The binary that has the `shim` subcommand (berth itself).
+    pub fn shim_exe(&self) -> &Path {
+        &self.shim_exe
+    }
+
     pub fn state_root(&self) -> &StateRoot {
         &self.root
     }

@@ -5,6 +5,7 @@
 
 mod agent;
 mod config;
+mod dns;
 mod down;
 mod exec;
 mod image;
@@ -142,6 +143,9 @@ pub enum Command {
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
+    /// A network's DNS server (internal).
+    #[command(hide = true)]
+    Dns(dns::DnsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -171,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args, global),
         Command::Down(args) => down::run(args, global),
         Command::Shim(args) => shim::run(args, global),
+        Command::Dns(args) => dns::run(args),
     }
 }
 

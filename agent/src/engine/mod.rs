@@ -53,7 +53,9 @@ impl Engine {
     pub fn open(root: &Path, runtime: Runtime) -> Result<Self, BackendError> {
         let store = Store::open(root).map_err(error::from_image)?;
         let volumes = Volumes::new(root, runtime.clone());
-        let net = berth_net::Net::open(root);
+        let net = berth_net::Net::open(root).with_dns(std::sync::Arc::new(BerthDns {
+            exe: runtime.shim_exe().to_owned(),
+        }));
         Ok(Engine {
             containers: Containers::new(
                 runtime.clone(),
@@ -74,5 +76,25 @@ impl Engine {
             volumes: &self.volumes,
             networks: &self.networks,
         }
+    }
+}
+
+/// Each network's DNS server: a detached `berth dns` process of the same
+/// binary that runs the shims (`berth_net::dns`).
+struct BerthDns {
+    exe: std::path::PathBuf,
+}
+
+impl berth_net::DnsControl for BerthDns {
+    fn ensure_running(&self, dir: &Path) -> Result<(), String> {
+        berth_net::dns::spawn(dir, &self.exe)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn stop(&self, dir: &Path) -> Result<(), String> {
+        berth_net::dns::stop(dir)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
