@@ -72,7 +72,9 @@ fn get(port: u16, path: &str) -> (u16, String) {
                     .nth(1)
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
-                let body = s.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+                // CGI scripts end their headers with a bare "\n\n".
+                let s = s.replace("\r\n", "\n");
+                let body = s.split_once("\n\n").map(|(_, b)| b).unwrap_or("");
                 return (status, body.trim().to_owned());
             }
             Err(e) if Instant::now() > deadline => panic!("127.0.0.1:{port}: {e}"),

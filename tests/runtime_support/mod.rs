@@ -226,6 +226,17 @@ impl Drop for Root {
                 let _ = std::fs::remove_dir(ctl);
             }
         }
+        // Networks' DNS servers (detached `berth dns`) a failed test left.
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("networks")) {
+            for e in rd.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(e.path().join("dns.pid")) {
+                    let _ = Command::new("kill")
+                        .args(["-9", pid.trim()])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -7,7 +7,8 @@ echo $(( (i + 1) % $# )) > /tmp/rr
 rmdir /tmp/rr.lock
 shift "$i"
 backend=$1
-if body=$(wget -q -T 5 -O - "http://$backend/"); then
+# (busybox 1.35's wget -T crashes: timeout(1) bounds it instead.)
+if body=$(timeout 5 wget -q -O - "http://$backend/"); then
   echo "Content-Type: text/plain"
   echo
   echo "$body"
