@@ -20,7 +20,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use berth_agent::{containers, engine};
+use berth_agent::{containers, engine, healthcheck};
 use clap::Parser;
 
 /// mimalloc for the CLI and the agent, the system allocator in shims: see

@@ -49,6 +49,15 @@ pub struct ContainerConfig {
     /// Remove the container (state, cgroup, log) once it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The health probe the shim runs (`None`, or a `NONE` test: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// What the shim does when the process exits.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::restart_policy::RestartPolicy::is_none"
+    )]
+    pub restart_policy: crate::restart_policy::RestartPolicy,
 }
 
 /// Where the container's root filesystem comes from.

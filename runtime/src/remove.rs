@@ -28,6 +28,8 @@ impl Runtime {
                     action: "remove (stop it first, or force)",
                 });
             }
+            // No restart after this kill, nor of one waiting to happen.
+            crate::shim::tell_shim(&self.root.container(&id), crate::shim::control::STOP);
             if info.observed.container_alive {
                 let _ = kill(Pid::from_raw(info.state.pid), Signal::SIGKILL);
             }

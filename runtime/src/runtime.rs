@@ -23,9 +23,11 @@ pub struct Runtime {
 /// processes that are (or are not) there.
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
-    /// `creating`, `created`, `running`, `exited`, or `unknown` (the shim
-    /// died, the container still runs) or `dead` (both died before the
-    /// exit was recorded).
+    /// `creating`, `created`, `running`, `restarting` (exited; the shim
+    /// starts it again after the restart delay), `exited`, or `unknown`
+    /// (the shim died, the container still runs) or `dead` (both died
+    /// before the exit was recorded). A container that ran when the host
+    /// went down reads `exited`.
     pub status: String,
     /// Why the status is `unknown` or `dead`.
     pub reason: Option<String>,
@@ -145,7 +147,10 @@ impl Runtime {
             .ids()
             .iter()
             .filter_map(|id| self.inspect(id).ok())
-            .filter(|i| all || i.observed.container_alive || i.observed.status == "running")
+            .filter(|i| {
+                all || i.observed.container_alive
+                    || matches!(i.observed.status.as_str(), "running" | "restarting")
+            })
             .collect();
         out.sort_by(|a, b| b.state.created_at.cmp(&a.state.created_at));
         out
@@ -161,10 +166,22 @@ impl Runtime {
 /// holds `shim.lock`), is pid 1 there (same pid *and* start time)?
 pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
     let shim_alive = lock_held(dir);
-    let container_alive = state.pid > 0 && same_process_alive(state.pid, state.pid_start_time);
+    let earlier_boot = state
+        .boot_id
+        .as_deref()
+        .is_some_and(|b| this_boot_id().is_some_and(|now| now != b));
+    // Pids and start times of an earlier boot mean nothing now.
+    let container_alive =
+        !earlier_boot && state.pid > 0 && same_process_alive(state.pid, state.pid_start_time);
     let (status, reason) = match (state.status, shim_alive, container_alive) {
         (Status::Exited, _, _) => ("exited", None),
         (s, true, _) => (s.as_str(), None),
+        // Not a crash of the shim: the host went down under it. That is an
+        // exit (nothing runs any more), which a restart policy may answer.
+        (_, false, _) if earlier_boot => (
+            "exited",
+            Some("the host restarted while the container ran; its exit was not recorded"),
+        ),
         (_, false, true) => (
             "unknown",
             Some(
@@ -182,6 +199,12 @@ pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
         shim_alive,
         container_alive,
     }
+}
+
+/// This boot's id, read once per process.
+fn this_boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(crate::state::boot_id).as_deref()
 }
 
 /// Probes `shim.lock`: held means the shim is alive. Unlike a pid, a lock

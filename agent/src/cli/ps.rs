@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use berth_image::Store;
-use berth_runtime::{ContainerInfo, Rootfs};
+use berth_runtime::{ContainerInfo, HealthStatus, Rootfs};
 use clap::Args;
 
 use super::GlobalOpts;
@@ -135,10 +135,27 @@ fn short(id: &str, full: bool) -> String {
     }
 }
 
-/// `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`, ...
+/// `Up 5 seconds (healthy)`, `Restarting (1) 2 seconds ago`, `Exited (0)
+/// 3 minutes ago`, `Created`, ...
 pub fn status_text(c: &ContainerInfo) -> String {
     match c.observed.status.as_str() {
-        "running" => format!("Up {}", since(c.state.started_at.as_deref())),
+        "running" => {
+            let up = format!("Up {}", since(c.state.started_at.as_deref()));
+            match &c.state.health {
+                Some(h) if h.status == HealthStatus::Starting => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({})", h.status.as_str()),
+                None => up,
+            }
+        }
+        "restarting" => format!(
+            "Restarting ({}) {}",
+            c.state.exit_code.unwrap_or(0),
+            ago(c
+                .state
+                .finished_at
+                .as_deref()
+                .unwrap_or(&c.state.created_at))
+        ),
         "exited" => format!(
             "Exited ({}) {}",
             c.state.exit_code.map_or("?".to_owned(), |x| x.to_string()),

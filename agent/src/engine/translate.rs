@@ -155,6 +155,9 @@ pub fn config(
         log: LogConfig::default(),
         network,
         auto_remove: false,
+        healthcheck: healthcheck(spec, image)?,
+        restart_policy: crate::healthcheck::restart_policy(&spec.restart)
+            .map_err(|e| invalid(format!("container {}: {e:#}", spec.name)))?,
     };
     if spec.network_mode.is_none() && !spec.networks.is_empty() {
         let names: Vec<&str> = spec.networks.iter().map(|n| n.name.as_str()).collect();
@@ -163,6 +166,25 @@ pub fn config(
             .insert(NETWORKS_ANNOTATION.to_owned(), names.join(","));
     }
     Ok(config)
+}
+
+/// The image's healthcheck under the service's `healthcheck:`, merged as
+/// Docker merges them.
+fn healthcheck(
+    spec: &ContainerSpec,
+    image: &ImageConfig,
+) -> Result<Option<berth_runtime::Healthcheck>, BackendError> {
+    let user = spec
+        .healthcheck
+        .as_ref()
+        .map(crate::healthcheck::HealthOverride::from_spec)
+        .transpose()
+        .map_err(|e| invalid(format!("container {}: {e:#}", spec.name)))?;
+    Ok(crate::healthcheck::merge(
+        image.healthcheck.as_ref(),
+        image.shell.as_deref(),
+        user.as_ref(),
+    ))
 }
 
 fn mounts(spec: &ContainerSpec, volumes: &Volumes) -> Result<Vec<Mount>, BackendError> {
