@@ -38,6 +38,7 @@ fn container(p: &Project, service: &str, n: u32, state: ContainerState) -> Obser
         started_at: Some(SystemTime::UNIX_EPOCH),
         finished_at: None,
         manually_stopped: false,
+        restart_policy_applied: false,
         error: None,
     }
 }
@@ -183,4 +184,33 @@ fn plans_serialize_for_dry_run() {
     assert_eq!(v["actions"][0]["action"]["type"], "CreateContainer");
     assert_eq!(v["actions"][0]["reasons"][0]["kind"], "ContainerMissing");
     assert_eq!(v["actions"][0]["action"]["spec"]["name"], "p-a-1");
+}
+
+/// The runtime's supervisor applies restart policies itself: a container
+/// it is about to restart, or whose exit it chose not to answer, is left
+/// alone; an exit nothing supervised (the host went down) is answered by
+/// the planner with the policy.
+#[test]
+fn the_planner_does_not_fight_the_supervisors_restart_policy() {
+    let p = project(json!({"web": {"image": "x", "restart": "always"}}));
+    let now = PlanOptions::default().now;
+    let o = observed(&p, vec![container(&p, "web", 1, ContainerState::Restarting)]);
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+
+    let mut gave_up = container(&p, "web", 1, ContainerState::Exited(1));
+    gave_up.restart_policy_applied = true;
+    gave_up.finished_at = Some(now);
+    let o = observed(&p, vec![gave_up.clone()]);
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+
+    let mut rebooted = gave_up;
+    rebooted.restart_policy_applied = false;
+    rebooted.finished_at = Some(now - Duration::from_secs(60));
+    let o = observed(&p, vec![rebooted]);
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        [
+            "0 StartContainer p-web-1 [Exited: exited with code 1; restart policy always; 0 restart(s) so far]"
+        ]
+    );
 }

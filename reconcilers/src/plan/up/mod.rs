@@ -408,7 +408,9 @@ impl ServicePlanner<'_> {
                 Reason::new(ReasonKind::Stopped, "was stopped; the project is up"),
                 None,
             )),
-            ContainerState::Exited(code) if !self.options.no_start => {
+            // The runtime's supervisor decided already; deciding again
+            // would fight it (restart what it gave up on).
+            ContainerState::Exited(code) if !self.options.no_start && !c.restart_policy_applied => {
                 let exit = ExitInfo {
                     code,
                     finished_at: c.finished_at,
