@@ -31,6 +31,7 @@
 //! wave are independent and may run in parallel.
 
 mod down;
+mod start;
 mod types;
 mod up;
 
@@ -58,6 +59,12 @@ pub enum Operation {
     /// Remove the project's containers and networks, and with `volumes`
     /// its volumes (`down`, `down -v`).
     Down { volumes: bool },
+    /// Start the containers a project already has, in dependency order,
+    /// creating nothing (`compose start`).
+    Start,
+    /// Stop and start the containers a project already has, in dependency
+    /// order (`compose restart`).
+    Restart,
 }
 
 /// When to pull images.
@@ -70,6 +77,8 @@ pub enum PullMode {
     Missing,
     /// Never pull; a missing image fails its container's creation.
     Never,
+    /// Pull every image that is not built, present or not (`--pull always`).
+    Always,
 }
 
 /// Flags of the operation, and inputs the planner cannot read itself.
@@ -95,6 +104,10 @@ pub struct PlanOptions {
     pub inactive_services: Vec<String>,
     /// `--build`: build every selected service that has `build:`.
     pub build: bool,
+    /// `--no-build`: never build, even a missing image; creating its
+    /// containers then fails naming the image.
+    #[serde(default)]
+    pub no_build: bool,
     pub pull: PullMode,
     /// Pull again images whose service says `pull_policy: always` (or
     /// `daily`/`weekly`/`every_*`: the agent decides when they are due).
@@ -124,6 +137,7 @@ impl Default for PlanOptions {
             remove_orphans: true,
             inactive_services: Vec::new(),
             build: false,
+            no_build: false,
             pull: PullMode::Missing,
             refresh_images: false,
             scale: BTreeMap::new(),
@@ -183,6 +197,8 @@ pub fn plan(desired: &Project, observed: &Observed, options: &PlanOptions) -> Re
         Operation::Down { volumes } => {
             down::plan_down(desired, observed, options, volumes, &mut builder)?
         }
+        Operation::Start => start::plan_start(desired, observed, options, &mut builder)?,
+        Operation::Restart => start::plan_restart(desired, observed, options, &mut builder)?,
     }
     let plan = builder.finish(&desired.name, options);
     // Debug: a periodic resync plans often; the executor logs what it does.
