@@ -194,7 +194,10 @@ fn plans_serialize_for_dry_run() {
 fn the_planner_does_not_fight_the_supervisors_restart_policy() {
     let p = project(json!({"web": {"image": "x", "restart": "always"}}));
     let now = PlanOptions::default().now;
-    let o = observed(&p, vec![container(&p, "web", 1, ContainerState::Restarting)]);
+    let o = observed(
+        &p,
+        vec![container(&p, "web", 1, ContainerState::Restarting)],
+    );
     assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
 
     let mut gave_up = container(&p, "web", 1, ContainerState::Exited(1));
