@@ -7,6 +7,8 @@
 //! child in the container's cgroup, and the child joins ipc, uts, net and
 //! last mnt, then takes the same user, capability and environment path as
 //! pid 1 did. The caller's stdio is inherited; the exit code comes back.
+//! The joining and exec'ing ([`ContainerNamespaces`], [`enter_and_exec`])
+//! are shared with the shim's health probes (`probe`).
 
 use std::fs::File;
 use std::io::{Read, Write};

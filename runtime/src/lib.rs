@@ -6,7 +6,9 @@
 //! [`Runtime::start`], [`Runtime::wait`], [`Runtime::stop`],
 //! [`Runtime::kill`], [`Runtime::remove`], [`Runtime::list`],
 //! [`Runtime::inspect`], [`Runtime::exec`], [`Runtime::stats`]), the
-//! per-container supervisor in [`shim`], and the json log in [`logs`].
+//! per-container supervisor in [`shim`], the json log in [`logs`], and
+//! what the shim applies for the container's whole life: its
+//! [`health`]check and [`restart_policy`].
 //!
 //! Lifecycle: `create` writes `config.json` and spawns the shim, which
 //! outlives the caller; the shim builds the container (namespaces,

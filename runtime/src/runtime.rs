@@ -33,6 +33,9 @@ pub struct Observed {
     pub reason: Option<String>,
     pub shim_alive: bool,
     pub container_alive: bool,
+    /// The state was recorded before the host last booted: whatever its
+    /// shim decided (to restart or not) was cut short by the shutdown.
+    pub from_earlier_boot: bool,
 }
 
 /// One container as `ps` and `inspect` see it.
@@ -198,6 +201,7 @@ pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
         reason: reason.map(str::to_owned),
         shim_alive,
         container_alive,
+        from_earlier_boot: earlier_boot,
     }
 }
 
@@ -278,5 +282,31 @@ mod tests {
         // A recorded exit stays an exit whatever is running.
         st.status = Status::Exited;
         assert_eq!(observe(&dir, &st).status, "exited");
+    }
+
+    /// A state written in an earlier boot is not a dead shim: the host
+    /// went down under a running (or restarting) container, which reads
+    /// exited, its pid meaningless now.
+    #[test]
+    fn a_state_from_an_earlier_boot_reads_exited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateRoot::new(tmp.path()).container("abc");
+        fs::create_dir_all(dir.path()).unwrap();
+        let me = std::process::id() as i32;
+        let mut st = State::new("abc", "n");
+        st.status = Status::Restarting;
+        st.pid = me;
+        st.pid_start_time = proc_start_time(me).unwrap();
+        st.boot_id = Some("an-earlier-boot".to_owned());
+        let o = observe(&dir, &st);
+        assert_eq!(
+            (o.status.as_str(), o.container_alive, o.from_earlier_boot),
+            ("exited", false, true)
+        );
+        assert!(o.reason.unwrap().contains("host restarted"));
+        // This boot's id: the usual rules (here a live pid, no shim).
+        st.boot_id = crate::state::boot_id();
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.from_earlier_boot), ("unknown", false));
     }
 }

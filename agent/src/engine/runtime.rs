@@ -76,9 +76,12 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
         started_at: time(info.state.started_at.as_deref()),
         finished_at: time(info.state.finished_at.as_deref()),
         manually_stopped: info.state.manually_stopped,
-        // The shim recorded this exit, after asking the restart policy.
+        // The shim recorded this exit, after asking the restart policy,
+        // in this boot (a host restart is Docker's daemon restart: the
+        // policy is asked again).
         restart_policy_applied: info.observed.status == "exited"
-            && info.state.status == Status::Exited,
+            && info.state.status == Status::Exited
+            && !info.observed.from_earlier_boot,
         error,
     }
 }

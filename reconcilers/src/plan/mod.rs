@@ -123,6 +123,13 @@ pub struct PlanOptions {
     pub file_digests: BTreeMap<String, String>,
     /// The planner's "now", for restart backoff.
     pub now: SystemTime,
+    /// Leave containers the user stopped as they are, except what their
+    /// restart policy brings back once the host has restarted (Docker's
+    /// rules at a daemon restart: `always` comes back, `unless-stopped`
+    /// does not). Off, `up` starts every stopped container of the
+    /// project, as `docker compose up` does; the agent's reconcile turns
+    /// it on, so a stop by the user holds.
+    pub keep_user_stops: bool,
 }
 
 impl Default for PlanOptions {
@@ -144,6 +151,7 @@ impl Default for PlanOptions {
             stop_timeout: None,
             file_digests: BTreeMap::new(),
             now: SystemTime::UNIX_EPOCH,
+            keep_user_stops: false,
         }
     }
 }
