@@ -30,6 +30,7 @@ mod init;
 mod kill;
 pub mod logs;
 mod names;
+mod pause;
 mod process;
 mod remove;
 mod resident;
