@@ -160,10 +160,18 @@ pub enum Command {
 }
 
 impl Command {
-    /// Commands that print Compose's progress lines as they act, which
-    /// the executor's info events would only repeat.
-    pub fn reports_progress(&self) -> bool {
-        !matches!(self, Command::Agent(_))
+    /// The log filter when neither `--log-level` nor `RUST_LOG` says.
+    /// libcgroups reports every controller this machine lacks at WARN:
+    /// noise for container commands. Compose verbs report their steps as
+    /// Compose's progress lines, which the executor's and the image
+    /// store's info events would only repeat; so do the container verbs
+    /// when given services. The agent has no such lines: it keeps them.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Agent(_) => "info,libcgroups=error",
+            Command::Up(_) | Command::Down(_) | Command::Compose(_) => "warn,libcgroups=error",
+            _ => "info,libcgroups=error,berth_reconcilers=warn",
+        }
     }
 }
 
