@@ -106,7 +106,7 @@ fn ctrl_c_stops_the_project_gracefully_and_it_stays_stopped() {
         return;
     }
     let p = Project::new("up-ctrl-c", &web_db());
-    let mut child = p
+    let child = p
         .cmd(&["compose", "up"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
