@@ -110,7 +110,7 @@ fn shims(root: &Path) -> usize {
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect::<Vec<_>>()
         })
-        .filter(|args| args.iter().any(|a| a == "shim") && args.iter().any(|a| *a == root))
+        .filter(|args| args.iter().any(|a| a == "shim") && args.contains(&root))
         .count()
 }
 
