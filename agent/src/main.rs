@@ -30,10 +30,8 @@ static GLOBAL: berth_runtime::alloc::BerthAllocator = berth_runtime::alloc::Bert
 
 fn main() -> ExitCode {
     let mut cli = cli::Cli::parse();
-    // libcgroups reports every controller this machine lacks at WARN; that
-    // is noise for container commands unless asked for.
     if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
-        cli.global.log_level = Some("info,libcgroups=error".to_owned());
+        cli.global.log_level = Some(cli.command.default_log_filter().to_owned());
     }
     if let Err(err) = logging::init(&cli.global) {
         eprintln!("berth: {err:#}");

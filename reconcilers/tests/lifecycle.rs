@@ -453,3 +453,29 @@ fn without(
     p.services.shift_remove(service);
     p
 }
+
+#[test]
+fn the_clis_up_runs_completed_one_shots_again_the_agent_does_not() {
+    let host = host();
+    let p = project(
+        r#"
+services:
+  migrate:
+    image: busybox
+    command: ["true"]
+  web:
+    image: nginx:1.25
+"#,
+    );
+    up(&host, &p);
+    host.exit("shop-migrate-1", 0);
+    assert_converged(&host, &p, &opts(&host));
+    let cli = PlanOptions {
+        start_exited: true,
+        ..opts(&host)
+    };
+    assert_eq!(
+        plan_with(&host, &p, &cli).lines(),
+        ["0 StartContainer shop-migrate-1 [Exited: exited with code 0; up starts it again]"]
+    );
+}

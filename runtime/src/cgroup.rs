@@ -320,7 +320,7 @@ impl CgroupPaths {
 }
 
 /// The mount point of the v1 hierarchy that has `controller`.
-fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+pub(crate) fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (pre, post) = line.split_once(" - ")?;
         let mut post = post.split_whitespace();

@@ -60,7 +60,10 @@ impl Runtime {
         tracing::debug!(container.id = %info.config.id, ?signal, "kill");
         // Before the signal: the shim must know by the time it sees the exit.
         tell_shim(&dir, byte);
-        kill(Pid::from_raw(info.state.pid), signal).map_err(|e| Error::sys("kill", e))
+        kill(Pid::from_raw(info.state.pid), signal).map_err(|e| Error::sys("kill", e))?;
+        // A paused container gets its signal once thawed, as with Docker.
+        self.thaw_if_paused(&info.config.id);
+        Ok(())
     }
 
     /// The stop signal, then `SIGKILL` once `timeout` (default: the
@@ -95,6 +98,7 @@ impl Runtime {
             .unwrap_or(Duration::from_secs(10));
         let pid = Pid::from_raw(info.state.pid);
         let _ = kill(pid, signal);
+        self.thaw_if_paused(&info.config.id);
         if self.wait_gone(&info, timeout) {
             return Ok(());
         }

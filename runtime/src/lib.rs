@@ -33,6 +33,7 @@ mod init;
 mod kill;
 pub mod logs;
 mod names;
+mod pause;
 mod probe;
 mod process;
 mod remove;

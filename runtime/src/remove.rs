@@ -32,6 +32,7 @@ impl Runtime {
             crate::shim::tell_shim(&self.root.container(&id), crate::shim::control::STOP);
             if info.observed.container_alive {
                 let _ = kill(Pid::from_raw(info.state.pid), Signal::SIGKILL);
+                self.thaw_if_paused(&id);
             }
             if !self.wait_gone(&info, Duration::from_secs(10)) {
                 return Err(Error::InvalidState {

@@ -1,5 +1,6 @@
 //! `berth ps [-a] [-q]`: containers found in the state dir, checked against
-//! the live processes.
+//! the live processes. With `-p NAME`, `--file` or `--project-directory`
+//! it is `compose ps` of that project (see `compose::toplevel`).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -10,10 +11,14 @@ use berth_runtime::{ContainerInfo, HealthStatus, Rootfs};
 use clap::Args;
 
 use super::GlobalOpts;
+use super::compose::TopLevelProject;
+use super::compose::ps::PsFlags;
 use crate::containers;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    #[command(flatten)]
+    pub project: TopLevelProject,
     /// Show all containers (by default only running ones).
     #[arg(short = 'a', long)]
     pub all: bool,
@@ -26,6 +31,18 @@ pub struct PsArgs {
 }
 
 pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    if args.project.given() {
+        let cp = args.project.project(global)?;
+        let flags = PsFlags {
+            all: args.all,
+            quiet: args.quiet,
+            no_trunc: args.no_trunc,
+            format: "table".to_owned(),
+            orphans: true,
+            ..PsFlags::default()
+        };
+        return super::compose::ps::print(&cp, &flags);
+    }
     let rt = super::run::runtime(global);
     let list = rt.list(args.all);
     if args.quiet {
@@ -47,7 +64,11 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                 images.column(c, args.no_trunc),
                 cmd,
                 ago(&c.state.created_at),
-                status_text(c),
+                if c.is_running() && rt.is_paused(&c.config.id) {
+                    format!("{} (Paused)", status_text(c))
+                } else {
+                    status_text(c)
+                },
                 c.config.name.clone(),
             ]
         })

@@ -19,7 +19,8 @@
 //!   `restart: true` and the dependency was recreated or restarted in the
 //!   same plan;
 //! - a one-shot that exited 0 is complete and stays so until its config
-//!   changes; a crash-looping container is restarted after its backoff
+//!   changes (unless `start_exited`: the CLI's `up` runs it again, as
+//!   Compose does); a crash-looping container is restarted after its backoff
 //!   (a not-before time), without holding up the rest of the plan;
 //! - a project the user stopped is planned with [`Operation::Stop`]: its
 //!   containers are stopped and stay so;
@@ -96,6 +97,13 @@ pub struct PlanOptions {
     pub no_recreate: bool,
     /// `--no-start`: create but do not start.
     pub no_start: bool,
+    /// Start every exited container of the selected services now, as
+    /// `docker compose up` does: a completed one-shot runs again, a
+    /// crashed container skips its restart backoff. The agent's resyncs
+    /// leave this off: completed stays completed, restarts follow the
+    /// policy.
+    #[serde(default)]
+    pub start_exited: bool,
     /// Remove containers of services no longer declared. The agent sets
     /// it; `docker compose` defaults to false.
     pub remove_orphans: bool,
@@ -141,6 +149,7 @@ impl Default for PlanOptions {
             force_recreate: false,
             no_recreate: false,
             no_start: false,
+            start_exited: false,
             remove_orphans: true,
             inactive_services: Vec::new(),
             build: false,

@@ -427,6 +427,14 @@ impl ServicePlanner<'_> {
                     finished_at: c.finished_at,
                 };
                 match decide(policy, exit, c.restart_count, c.started_at, now) {
+                    _ if self.options.start_exited => Some((
+                        start,
+                        Reason::new(
+                            ReasonKind::Exited,
+                            format!("exited with code {code}; up starts it again"),
+                        ),
+                        None,
+                    )),
                     Decision::Restart { after } => Some((
                         start,
                         Reason::new(
