@@ -17,6 +17,8 @@ fn app(store: Store) -> (Router, AppState) {
     let state = AppState {
         store: Arc::new(tokio::sync::RwLock::new(store)),
         metrics: Arc::new(Metrics::new()),
+        control: None,
+        auth: Arc::new(Auth::Disabled),
     };
     (router(state.clone()), state)
 }
@@ -105,7 +107,12 @@ async fn list_shows_every_project_with_services_errors_and_warnings() {
     assert_eq!(shop["files"], json!(["compose.yaml"]));
     assert_eq!(shop["revision"], "sha256:r1");
     assert_eq!(shop["generation"], 1);
-    assert_eq!(shop["phase"], "Ready");
+    // Loaded, never reconciled (this store has no workers).
+    assert_eq!(shop["phase"], "Pending");
+    assert_eq!(shop["sync"], "Unknown");
+    assert_eq!(shop["health"], "Unknown");
+    assert_eq!(shop["suspended"], false);
+    assert_eq!(shop["lastError"], Value::Null);
     assert_eq!(shop["services"], json!(["web", "worker"]));
     assert_eq!(shop["serviceCount"], 2);
     assert_eq!(shop["errors"], json!([]));
@@ -167,20 +174,53 @@ async fn detail_of_a_ready_project() {
         })
     );
     let status = &body["status"];
-    assert_eq!(status["observedGeneration"], 1);
-    assert_eq!(status["phase"], "Ready");
+    // No reconcile has looked at it yet.
+    assert_eq!(status["observedGeneration"], 0);
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(
+        status["sync"],
+        json!({"status": "Unknown", "revision": null, "message": "not observed yet"})
+    );
+    assert_eq!(
+        status["health"],
+        json!({"status": "Unknown", "message": "not observed yet"})
+    );
+    assert_eq!(status["operation"], Value::Null);
+    assert_eq!(status["pending"], json!([]));
     assert_eq!(status["revision"], "sha256:r1");
     assert_eq!(status["lastValidRevision"], "sha256:r1");
     assert_eq!(status["lastValidGeneration"], 1);
     assert_eq!(status["lastError"], Value::Null);
     assert_eq!(status["errors"], json!([]));
     assert_eq!(
-        status["conditions"],
-        json!([{
+        status["conditions"][0],
+        json!({
             "type": "SpecValid", "status": "True", "reason": "Loaded",
             "message": "loaded 2 services",
             "lastTransitionTime": "2023-11-14T22:13:20.000Z", "observedGeneration": 1
-        }])
+        })
+    );
+    let kinds: Vec<(&str, &str, &str)> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("SpecValid", "True", "Loaded"),
+            ("Ready", "Unknown", "Pending"),
+            ("Reconciling", "False", "Idle"),
+            ("Stalled", "False", "Idle"),
+            ("Healthy", "Unknown", "NotObserved"),
+        ]
     );
     assert_eq!(
         status["services"],
@@ -205,8 +245,13 @@ async fn detail_of_a_broken_project_keeps_the_last_good_model() {
     assert_eq!(status, StatusCode::OK);
     let st = &body["status"];
     assert_eq!(body["metadata"]["generation"], 2);
-    assert_eq!(st["observedGeneration"], 2);
     assert_eq!(st["phase"], "Failed");
+    assert_eq!(st["sync"]["status"], "Unknown");
+    assert_eq!(st["conditions"][1]["type"], "Ready");
+    assert_eq!(st["conditions"][1]["status"], "False");
+    assert_eq!(st["conditions"][1]["reason"], "ValidationFailed");
+    assert_eq!(st["conditions"][3]["type"], "Stalled");
+    assert_eq!(st["conditions"][3]["status"], "True");
     assert_eq!(st["revision"], "sha256:b2");
     assert_eq!(st["lastValidRevision"], "sha256:b1");
     assert_eq!(st["lastValidGeneration"], 1);
@@ -298,7 +343,7 @@ async fn metrics_are_prometheus_text() {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
-        text.contains("berth_projects{phase=\"Ready\"} 1\n"),
+        text.contains("berth_projects{phase=\"Pending\"} 1\n"),
         "{text}"
     );
     assert!(

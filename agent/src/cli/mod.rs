@@ -148,7 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
         Command::Config(args) => config::run(args),
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),

@@ -37,6 +37,32 @@ pub use volumes::Volumes;
 /// (comma separated), so a network's removal can tell it is in use.
 pub const NETWORKS_ANNOTATION: &str = "berth.networks";
 
+/// Records that the container `key` (name or id) is being stopped on
+/// purpose, as `docker stop` sets Docker's `HasBeenManuallyStopped`: a
+/// restart policy leaves it stopped, while `up` (and the agent, which owns
+/// its projects) starts it again. Returns the previous flag, for
+/// [`restore_manually_stopped`] when the stop fails.
+pub fn mark_manually_stopped(runtime: &Runtime, key: &str) -> Result<bool, BackendError> {
+    let id = runtime.inspect(key).map_err(error::from_runtime)?.config.id;
+    let mut record = sidecar::load(runtime, &id);
+    let before = record.manually_stopped;
+    record.manually_stopped = true;
+    sidecar::save(runtime, &id, record)?;
+    Ok(before)
+}
+
+/// Puts the flag [`mark_manually_stopped`] set back to `before`.
+pub fn restore_manually_stopped(
+    runtime: &Runtime,
+    key: &str,
+    before: bool,
+) -> Result<(), BackendError> {
+    let id = runtime.inspect(key).map_err(error::from_runtime)?.config.id;
+    let mut record = sidecar::load(runtime, &id);
+    record.manually_stopped = before;
+    sidecar::save(runtime, &id, record)
+}
+
 /// The four adapters over one state root.
 pub struct Engine {
     pub containers: Containers,
