@@ -35,6 +35,8 @@ mod queue;
 mod run;
 pub mod status;
 mod sweep;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod trigger;
 mod worker;
 
@@ -285,3 +287,6 @@ fn save_suspended(path: &std::path::Path, dirs: &BTreeSet<PathBuf>) -> std::io::
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests;

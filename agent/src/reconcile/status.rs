@@ -298,41 +298,46 @@ pub fn service_health(s: &ServiceStatus) -> (HealthStatus, Option<String>) {
             Some(format!("{name}: unhealthy ({counts})")),
         );
     }
-    match s.phase {
-        ServicePhase::Running if s.ready_replicas >= s.desired_replicas => {
-            (HealthStatus::Healthy, None)
-        }
-        ServicePhase::Completed => (HealthStatus::Healthy, None),
-        ServicePhase::Pending => (
-            HealthStatus::Missing,
-            Some(format!("{name}: no container ({counts})")),
-        ),
-        ServicePhase::Starting | ServicePhase::Running => (
-            HealthStatus::Progressing,
-            Some(format!("{name}: starting ({counts})")),
-        ),
+    if s.phase == ServicePhase::Completed
+        || (s.phase == ServicePhase::Running && s.ready_replicas >= s.desired_replicas)
+    {
+        return (HealthStatus::Healthy, None);
+    }
+    let (status, what) = match s.phase {
+        ServicePhase::Pending => (HealthStatus::Missing, "no container".to_owned()),
+        ServicePhase::Starting => (HealthStatus::Progressing, "starting".to_owned()),
         ServicePhase::Restarting => (
             HealthStatus::Degraded,
-            Some(format!(
-                "{name}: restarting after an exit ({counts}){}",
-                exit_note(s)
-            )),
+            format!("restarting after it exited{}", exit_note(s)),
         ),
-        ServicePhase::Failed | ServicePhase::Exited => (
-            HealthStatus::Degraded,
-            Some(format!("{name}: exited ({counts}){}", exit_note(s))),
-        ),
-        ServicePhase::Stopped => (
-            HealthStatus::Degraded,
-            Some(format!("{name}: stopped ({counts})")),
-        ),
-    }
+        ServicePhase::Stopped => (HealthStatus::Degraded, "stopped".to_owned()),
+        ServicePhase::Failed => (HealthStatus::Degraded, format!("exited{}", exit_note(s))),
+        // Partly there: say which part is missing.
+        _ => {
+            let exited = s
+                .replicas
+                .iter()
+                .any(|r| r.state == "exited" || r.state == "dead");
+            let missing = s.desired_replicas.saturating_sub(s.replicas.len() as u32);
+            if exited {
+                (HealthStatus::Degraded, format!("exited{}", exit_note(s)))
+            } else if missing > 0 {
+                (
+                    HealthStatus::Progressing,
+                    format!("{missing} replica(s) missing"),
+                )
+            } else {
+                (HealthStatus::Progressing, "starting".to_owned())
+            }
+        }
+    };
+    (status, Some(format!("{name}: {what} ({counts})")))
 }
 
 fn exit_note(s: &ServiceStatus) -> String {
     s.last_exit
         .as_ref()
-        .map(|e| format!(", last exit code {}", e.code))
+        .map(|e| format!(" with code {}", e.code))
         .unwrap_or_default()
 }
 
@@ -528,3 +533,7 @@ pub fn refresh_conditions(p: &mut ProjectState, now: SystemTime) {
         c.set(status, why, message, generation, now);
     }
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
