@@ -222,6 +222,9 @@ pub struct Status {
     pub conditions: Vec<ConditionView>,
     /// The current operation, or the last one.
     pub operation: Option<OperationView>,
+    /// The last operations that changed something or failed, newest
+    /// first (at most 10).
+    pub history: Vec<OperationView>,
     /// What a plan made against the last observation would still do:
     /// empty when in sync.
     pub pending: Vec<StepView>,
@@ -459,6 +462,7 @@ impl ProjectDetail {
                 .map(ConditionView::from)
                 .collect(),
                 operation: r.operation.as_ref().map(OperationView::from),
+                history: r.history.iter().map(OperationView::from).collect(),
                 pending: r.residual.iter().flatten().map(StepView::from).collect(),
                 skipped: r.skipped.clone(),
                 services: p

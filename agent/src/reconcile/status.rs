@@ -141,10 +141,16 @@ impl HealthStatus {
     }
 }
 
+/// How many operations [`ReconcileState::history`] keeps.
+pub const HISTORY: usize = 10;
+
 /// A project's reconcile record.
 #[derive(Debug, Clone)]
 pub struct ReconcileState {
     pub operation: Option<OperationState>,
+    /// The last operations that changed something or failed, newest
+    /// first (a quiet resync does not push out why the app last changed).
+    pub history: std::collections::VecDeque<OperationState>,
     /// From the last observation (empty before it).
     pub services: Vec<ServiceStatus>,
     pub observed_at: Option<SystemTime>,
@@ -187,6 +193,7 @@ impl ReconcileState {
     pub fn new(now: SystemTime) -> Self {
         Self {
             operation: None,
+            history: std::collections::VecDeque::new(),
             services: Vec::new(),
             observed_at: None,
             residual: None,
@@ -261,6 +268,10 @@ impl ReconcileState {
                 self.last_applied_revision = Some(op.revision.clone());
                 self.last_applied_generation = Some(op.generation);
             }
+        }
+        if op.phase == OperationPhase::Failed || !op.plan.is_empty() {
+            self.history.push_front(op.clone());
+            self.history.truncate(HISTORY);
         }
     }
 

@@ -303,3 +303,52 @@ fn transition_times_move_only_on_flips() {
         Some(t(10))
     );
 }
+
+#[test]
+fn history_keeps_operations_that_did_something_newest_first() {
+    let mut store = project_with(Vec::new());
+    let p = store.get_mut("app").unwrap();
+    assert!(p.reconcile.history.is_empty(), "a quiet first reconcile");
+    let step = |target: &str| StepState {
+        service: None,
+        action: "CreateContainer",
+        target: target.into(),
+        reasons: Vec::new(),
+        outcome: Some("done".into()),
+    };
+    for n in 0..(HISTORY as u64 + 2) {
+        p.reconcile.begin(OperationState {
+            kind: OperationKind::Apply,
+            phase: OperationPhase::Running,
+            trigger: Trigger::FsWatch,
+            started_at: t(10 + n),
+            finished_at: None,
+            revision: format!("r{n}"),
+            generation: 1,
+            plan: Vec::new(),
+            message: String::new(),
+        });
+        let steps = if n % 2 == 0 {
+            vec![step("x")]
+        } else {
+            Vec::new()
+        };
+        let error = (n == 3).then(|| (berth_reconcilers::ErrorKind::Internal, "boom".into()));
+        p.reconcile.finish(
+            RunResult {
+                steps,
+                error,
+                observation: None,
+            },
+            t(11 + n),
+        );
+    }
+    let revisions: Vec<&str> = p
+        .reconcile
+        .history
+        .iter()
+        .map(|o| o.revision.as_str())
+        .collect();
+    // Even ones planned actions; r3 failed; the other odd ones were quiet.
+    assert_eq!(revisions, ["r10", "r8", "r6", "r4", "r3", "r2", "r0"]);
+}
