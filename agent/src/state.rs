@@ -460,9 +460,14 @@ impl Store {
 
     /// Recomputes the cross-project facts (name conflicts) and every
     /// condition, after a batch of changes.
+    ///
+    /// A project whose folder is gone claims no name: a present folder
+    /// that uses the same name owns it, and the gone one is then forgotten
+    /// without a teardown (it would remove the other's containers).
     pub fn settle(&mut self, now: SystemTime) {
         let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in self.projects.values().filter(|p| p.last_good.is_some()) {
+        let claims = |p: &ProjectState| p.last_good.is_some() && p.deleting_since.is_none();
+        for p in self.projects.values().filter(|p| claims(p)) {
             by_name
                 .entry(p.name.clone())
                 .or_default()

@@ -486,6 +486,25 @@ fn decisions_follow_the_store() {
         decide(store.get("a"), t(110), grace, true, Trigger::Deletion),
         Decision::Run(job, _, _) if job.kind == OperationKind::Delete
     ));
+    // Two folders, one name: neither is reconciled, and when one of them
+    // goes, it is forgotten, not torn down (the containers are the
+    // other's), while the other one owns the name again.
+    {
+        let mut s = crate::state::Store::default();
+        s.apply_load(ok("x", "r1", project("same", &[])), t(0));
+        s.apply_load(ok("y", "r1", project("same", &[])), t(0));
+        s.settle(t(0));
+        s.mark_absent(&["y".to_owned()], t(1));
+        s.settle(t(1));
+        assert!(matches!(
+            decide(s.get("x"), t(100), grace, true, Trigger::Deletion),
+            Decision::Forget(why) if why.contains("same project")
+        ));
+        assert!(matches!(
+            decide(s.get("y"), t(100), grace, true, Trigger::Resync),
+            Decision::Run(job, _, _) if job.kind == OperationKind::Apply
+        ));
+    }
     // Two folders, one name: neither is reconciled.
     store.apply_load(ok("b", "r1", project("same", &[])), t(0));
     store.apply_load(ok("c", "r1", project("same", &[])), t(0));
@@ -521,4 +540,55 @@ async fn an_exited_container_is_reported_with_its_exit() {
         message,
         "0/1 services healthy: web: exited with code 3 (0/1 replicas ready)"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_config_file_recreates_only_the_services_that_mount_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.conf"), "level=info\n").unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    image: busybox\n    configs: [app]\n  db:\n    image: busybox\nconfigs:\n  app:\n    file: ./app.conf\n",
+    )
+    .unwrap();
+    let load = || {
+        berth_spec::compose::load(&berth_spec::compose::LoadOptions {
+            project_directory: Some(dir.clone()),
+            files: vec![file.clone()],
+            working_dir: dir.clone(),
+            ..Default::default()
+        })
+        .unwrap()
+        .project
+    };
+    let t = setup(options());
+    t.load("shop", "r1", load()).await;
+    t.mgr.request("shop", Trigger::Initial).await.unwrap();
+    let (web, db) = (
+        t.host.id_of("shop", "shop-web-1"),
+        t.host.id_of("shop", "shop-db-1"),
+    );
+
+    // The model is the same (it names the file); the content moved.
+    std::fs::write(dir.join("app.conf"), "level=debug\n").unwrap();
+    t.load("shop", "r2", load()).await;
+    let op = t
+        .mgr
+        .request("shop", Trigger::FsWatch)
+        .await
+        .unwrap()
+        .operation
+        .unwrap();
+    let steps: Vec<(&str, &str)> = op
+        .plan
+        .iter()
+        .map(|s| (s.action, s.target.as_str()))
+        .collect();
+    assert_eq!(steps, [("Recreate", "shop-web-1")]);
+    assert_eq!(op.plan[0].reasons[0].message, "configs changed");
+    assert_ne!(t.host.id_of("shop", "shop-web-1"), web);
+    assert_eq!(t.host.id_of("shop", "shop-db-1"), db);
 }

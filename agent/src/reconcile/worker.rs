@@ -35,6 +35,9 @@ pub(super) enum Next {
 #[derive(Debug)]
 pub(super) enum Decision {
     Gone,
+    /// Remove the entry without touching the machine (a gone folder whose
+    /// project name another folder now uses).
+    Forget(String),
     /// Deletion grace not over yet.
     Wait(Duration),
     Skip(String),
@@ -70,6 +73,12 @@ pub(super) fn decide(
         })
     };
     if let Some(since) = p.deleting_since {
+        if let Some(conflict) = &p.conflict {
+            return Decision::Forget(format!(
+                "its folder is gone and another folder declares the same project: {}",
+                conflict.message
+            ));
+        }
         let due = since + shared_grace;
         return match due.duration_since(now) {
             Ok(left) if !left.is_zero() => Decision::Wait(left),
@@ -151,6 +160,15 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
     let (job, revision, generation) = match decision {
         Decision::Gone => {
             return (Finished::skipped("the project is gone"), Next::Exit);
+        }
+        Decision::Forget(why) => {
+            tracing::warn!(project = %name, key, reason = %why, "forgetting the project without a teardown");
+            let mut store = shared.store.write().await;
+            if store.get(key).is_some_and(|p| p.deleting_since.is_some()) {
+                store.remove(key);
+            }
+            shared.metrics.observe(&store);
+            return (Finished::skipped(&why), Next::Exit);
         }
         Decision::Wait(left) => {
             return (
