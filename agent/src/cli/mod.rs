@@ -87,8 +87,8 @@ pub enum Command {
     /// Parse, resolve and render the Compose project in canonical form (like
     /// `docker compose config`).
     Config(config::ConfigArgs),
-    /// Watch a directory of Compose projects and serve their status over
-    /// HTTP.
+    /// Watch a directory of Compose projects, keep their containers as
+    /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
