@@ -13,6 +13,7 @@ mod listen;
 mod logging;
 mod metrics;
 mod projects;
+mod reconcile;
 mod state;
 mod supervisor;
 mod timefmt;

@@ -91,8 +91,8 @@ pub enum Command {
     /// Parse, resolve and render the Compose project in canonical form (like
     /// `docker compose config`).
     Config(config::ConfigArgs),
-    /// Watch a directory of Compose projects and serve their status over
-    /// HTTP.
+    /// Watch a directory of Compose projects, keep their containers as
+    /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
@@ -179,7 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
         Command::Config(args) => config::run(args),
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),
