@@ -160,9 +160,10 @@ impl Shim {
 
         let cfg: ContainerConfig = read_json(&dir.config())?;
         let mut state = State::load(&dir.state())?;
+        // Saved with pid 1's below: liveness goes by the lock, not by this
+        // pid, and every save is a rename in the container's folder.
         state.shim_pid = std::process::id() as i32;
         state.shim_start_time = proc_start_time(state.shim_pid).unwrap_or(0);
-        state.save(&dir.state())?;
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
@@ -217,10 +218,11 @@ impl Shim {
         } else {
             Some(open_start_fifo(&dir)?)
         };
-        state.status = Status::Created;
-        state.save(&dir.state())?;
-
         if let Some(fifo) = start_fifo {
+            // `start` waits for the state to leave `created`; `run` goes
+            // straight on to `running` and skips this save.
+            state.status = Status::Created;
+            state.save(&dir.state())?;
             self.report(&format!("created {}", child.as_raw()));
             if !wait_for_start(&dir, fifo, &pidfd)? {
                 // The container was killed before it started.
