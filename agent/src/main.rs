@@ -30,6 +30,14 @@ use clap::Parser;
 static GLOBAL: berth_runtime::alloc::BerthAllocator = berth_runtime::alloc::BerthAllocator;
 
 fn main() -> ExitCode {
+    // A shim (this binary, re-executed by the runtime for every container)
+    // goes straight in: its argv is a fixed interface (`ShimArgs`), and
+    // building this whole CLI with clap first is a measurable part of a
+    // container's start.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(args) = berth_runtime::shim::ShimArgs::from_argv(&argv) {
+        return cli::shim::run_direct(&args);
+    }
     let mut cli = cli::Cli::parse();
     if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
         cli.global.log_level = Some(cli.command.default_log_filter().to_owned());

@@ -23,6 +23,7 @@
 //! [`Runtime::exec`] refuses to run in a process with more than one thread.
 
 mod cgroup;
+mod cgroupfs;
 mod command;
 mod config;
 mod create;

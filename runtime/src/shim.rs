@@ -222,10 +222,11 @@ impl Shim {
 
         let cfg: ContainerConfig = read_json(&dir.config())?;
         let mut state = State::load(&dir.state())?;
+        // Saved with pid 1's below: liveness goes by the lock, not by this
+        // pid, and every save is a rename in the container's folder.
         state.shim_pid = std::process::id() as i32;
         state.shim_start_time = proc_start_time(state.shim_pid).unwrap_or(0);
         state.boot_id = boot_id();
-        state.save(&dir.state())?;
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;

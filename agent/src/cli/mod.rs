@@ -24,7 +24,7 @@ mod ps;
 mod restart;
 mod rm;
 pub(crate) mod run;
-mod shim;
+pub(crate) mod shim;
 mod start;
 mod stats;
 mod stop;
