@@ -6,6 +6,7 @@
 mod agent;
 mod compose;
 mod config;
+mod dns;
 mod down;
 mod exec;
 mod image;
@@ -157,6 +158,9 @@ pub enum Command {
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
+    /// A network's DNS server (internal).
+    #[command(hide = true)]
+    Dns(dns::DnsArgs),
 }
 
 impl Command {
@@ -206,6 +210,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pause(args) => pause::run(args, global, true),
         Command::Unpause(args) => pause::run(args, global, false),
         Command::Shim(args) => shim::run(args, global),
+        Command::Dns(args) => dns::run(args),
     }
 }
 
