@@ -41,6 +41,7 @@ fn container(service: &str, n: u32, state: ContainerState) -> ObservedContainer 
         started_at: Some(t(0)),
         finished_at: matches!(state, ContainerState::Exited(_)).then(|| t(5)),
         manually_stopped: false,
+        restart_policy_applied: false,
         error: None,
     }
 }

@@ -217,6 +217,7 @@ mod tests {
             reason: None,
             shim_alive: false,
             container_alive: false,
+            from_earlier_boot: false,
         };
         ProjectContainer {
             info: ContainerInfo {

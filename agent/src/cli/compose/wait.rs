@@ -40,7 +40,9 @@ pub fn readiness(c: &ObservedContainer) -> Readiness {
         (ContainerState::Exited(code), _) => {
             Readiness::Failed(format!("container {} exited ({code})", c.name))
         }
-        (ContainerState::Created, _) => Readiness::Pending,
+        // The shim brings it back (its restart policy said so); `--wait`
+        // gives it until the timeout, as it does a starting healthcheck.
+        (ContainerState::Created, _) | (ContainerState::Restarting, _) => Readiness::Pending,
         (ContainerState::Dead, _) | (ContainerState::Unknown, _) => Readiness::Failed(format!(
             "container {} is {}",
             c.name,
@@ -122,6 +124,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             manually_stopped: false,
+            restart_policy_applied: false,
             error: None,
         }
     }
