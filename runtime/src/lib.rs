@@ -62,7 +62,7 @@ pub use health::{Health, HealthStatus, Healthcheck, ProbeResult};
 pub use kill::{parse_signal, proxy_signals};
 pub use names::{new_id, random_name, valid_name};
 pub use nix::sys::signal::Signal;
-pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};
+pub use process::{DEFAULT_CAPS, DEFAULT_PATH, default_sigpipe, merge_env};
 pub use remove::mounts_under;
 pub use restart_policy::{RestartCondition, RestartPolicy};
 pub use rootfs::{MASKED_PATHS, READONLY_PATHS, overlay_options, tmpfs_options};
