@@ -64,6 +64,7 @@ pub use names::{new_id, random_name, valid_name};
 pub use nix::sys::signal::Signal;
 pub use process::{DEFAULT_CAPS, DEFAULT_PATH, default_sigpipe, merge_env};
 pub use remove::mounts_under;
+pub use resident::release_setup_text;
 pub use restart_policy::{RestartCondition, RestartPolicy};
 pub use rootfs::{MASKED_PATHS, READONLY_PATHS, overlay_options, tmpfs_options};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};
