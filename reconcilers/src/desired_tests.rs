@@ -181,12 +181,14 @@ fn mounts_files_ports_and_networks_are_resolved() {
             Mount::Tmpfs {
                 target: "/run".into(),
                 size: Some(64 << 20),
-                mode: None
+                mode: None,
+                options: vec![],
             },
             Mount::Tmpfs {
                 target: "/tmp".into(),
                 size: Some(1 << 20),
-                mode: Some(0o1777)
+                mode: Some(0o1777),
+                options: vec![],
             },
         ]
     );

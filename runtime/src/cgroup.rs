@@ -17,7 +17,7 @@ use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
 };
 
-use crate::config::Resources;
+use crate::config::{ContainerConfig, Resources};
 use crate::error::{Error, Result};
 
 /// The parent of every container's cgroup.
@@ -89,19 +89,44 @@ impl Cgroup {
     }
 
     /// Writes the limits. Call after the first [`Cgroup::add_task`].
+    /// (Containers go through [`Cgroup::apply_config`]; this is the limits
+    /// alone, as the cgroup tests exercise them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn apply(&self, resources: &Resources) -> Result<()> {
         let linux = to_linux_resources(resources)?;
         tracing::debug!(container.id = %self.id, ?resources, "cgroup apply");
+        self.apply_linux(&linux, false)
+    }
+
+    /// Writes a container's limits, its OOM-killer and swappiness
+    /// settings, and its device rules (see [`crate::devices`]). cgroup v2
+    /// has no place for the first two and filters devices only through
+    /// eBPF: there they are left out (the engine warns about the former).
+    pub fn apply_config(&self, cfg: &ContainerConfig) -> Result<()> {
+        let r = &cfg.resources;
+        let mut linux = to_linux_resources(r)?;
+        if r.memory_swappiness.is_some() || r.oom_kill_disable {
+            // libcgroups writes these only beside a memory section.
+            let mut memory = linux.memory().unwrap_or_default();
+            memory.set_swappiness(r.memory_swappiness);
+            linux.set_memory(Some(memory));
+        }
+        linux.set_devices(Some(crate::devices::cgroup_rules(cfg)?));
+        tracing::debug!(container.id = %self.id, resources = ?r, "cgroup apply");
+        self.apply_linux(&linux, r.oom_kill_disable)
+    }
+
+    fn apply_linux(&self, linux: &LinuxResources, disable_oom_killer: bool) -> Result<()> {
         self.manager
             .apply(&ControllerOpt {
-                resources: &linux,
-                disable_oom_killer: false,
+                resources: linux,
+                disable_oom_killer,
                 oom_score_adj: None,
                 freezer_state: None,
             })
             .map_err(|e| cg_err("apply limits to", &cgroup_path(&self.id), e))?;
         if let AnyCgroupManager::V2(_) = self.manager {
-            self.apply_v2_no_swap(&linux)?;
+            self.apply_v2_no_swap(linux)?;
         }
         Ok(())
     }
@@ -143,6 +168,11 @@ impl Cgroup {
     pub fn paths(&self) -> CgroupPaths {
         CgroupPaths::discover(&self.root, &self.id)
     }
+}
+
+/// Whether `root` is a cgroup v2 (unified) hierarchy.
+pub fn is_unified(root: &Path) -> bool {
+    matches!(get_cgroup_setup_with_root(root), Ok(CgroupSetup::Unified))
 }
 
 fn cg_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Error {

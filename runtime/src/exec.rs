@@ -5,22 +5,25 @@
 //! checked). It joins the container's pid namespace for its children only
 //! (`setns(CLONE_NEWPID)` changes `pid_for_children`), forks, puts the
 //! child in the container's cgroup, and the child joins ipc, uts, net and
-//! last mnt, then takes the same user, capability and environment path as
-//! pid 1 did. The caller's stdio is inherited; the exit code comes back.
+//! last mnt, then takes the same user, group, capability, limit and
+//! environment path as pid 1 did. The caller's stdio is inherited; the
+//! exit code comes back.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
-use crate::process;
+use crate::process::{self, Privileges};
 use crate::runtime::Runtime;
-use crate::shim::cloexec_pipe;
+use crate::shim::{cloexec_pipe, pidfd_open};
 
 /// What to run and as whom; `None` falls back to the container's own.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +33,8 @@ pub struct ExecOptions {
     pub env: Vec<String>,
     pub cwd: Option<String>,
     pub user: Option<String>,
+    /// Every capability, whatever the container has (`exec --privileged`).
+    pub privileged: bool,
 }
 
 fn threads() -> usize {
@@ -47,6 +52,20 @@ impl Runtime {
     /// Runs `opts.args` in the container and returns its exit code (128 +
     /// signal when killed; 126/127 when it could not be run).
     pub fn exec(&self, key: &str, opts: &ExecOptions) -> Result<i32> {
+        let code = self.exec_bounded(key, opts, None)?;
+        // Without a timeout the process always ends on its own.
+        Ok(code.unwrap_or(128 + libc::SIGKILL))
+    }
+
+    /// [`Runtime::exec`] that kills the process once `timeout` has passed
+    /// (`Ok(None)`). A bounded process also dies with this one
+    /// (`PR_SET_PDEATHSIG`), so killing the caller never leaves it behind.
+    pub fn exec_bounded(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Option<i32>> {
         if threads() != 1 {
             return Err(Error::invalid(
                 "exec caller",
@@ -82,6 +101,8 @@ impl Runtime {
         let user = opts.user.clone().or(info.config.process.user.clone());
         let cwd = opts.cwd.clone().or(info.config.process.cwd.clone());
         let hostname = info.config.effective_hostname();
+        let groups = info.config.process.additional_groups.clone();
+        let privileges = Privileges::of(&info.config, opts.privileged)?;
 
         setns(pidns.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("join the pid namespace", e))?;
@@ -115,12 +136,20 @@ impl Runtime {
                     user.as_deref(),
                     cwd.as_deref(),
                     &hostname,
+                    &groups,
                 ) {
                     Ok(p) => p,
                     Err(e) => die(e.code, e.message),
                 };
-                if let Err(e) = process::finalize(&p) {
+                if let Err(e) = process::finalize(&p, &privileges) {
                     die(126, e.to_string());
+                }
+                if timeout.is_some() {
+                    // After finalize: a change of credentials clears it.
+                    // SAFETY: prctl with integer arguments only.
+                    unsafe {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                    }
                 }
                 let e = process::exec(&p);
                 let code = if e == nix::Error::ENOENT { 127 } else { 126 };
@@ -139,13 +168,46 @@ impl Runtime {
         }
         let _ = sync.write_all(b"g");
         drop(sync);
-        loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
-            }
+        if let Some(limit) = timeout
+            && !exits_within(child, limit)?
+        {
+            tracing::debug!(pid = child.as_raw(), ?limit, "exec timed out: kill");
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            reap(child)?;
+            return Ok(None);
+        }
+        reap(child).map(Some)
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`; true when it did (it is
+/// then still to be reaped).
+fn exits_within(child: Pid, limit: Duration) -> Result<bool> {
+    let pidfd = pidfd_open(child)?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms = u16::try_from(left.as_millis().min(10_000)).unwrap_or(10_000);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms.max(1))) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
+        }
+    }
+}
+
+/// The exit code of `child` (128 + signal when killed).
+fn reap(child: Pid) -> Result<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `berth down`: stop and remove a project's containers (those of services
 //! no longer declared too: the planner's `down` takes every container
 //! labelled with the project) and the networks `up` recorded, through the
-//! same adapters and executor as `up -d`. Volumes stay (there is no `-v`
-//! yet).
+//! same adapters and executor as `up -d`. Volumes stay unless `-v`, which
+//! removes the project's named volumes and its containers' anonymous ones.
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -17,6 +17,9 @@ use super::{GlobalOpts, ProjectOpts};
 pub struct DownArgs {
     #[command(flatten)]
     pub project: ProjectOpts,
+    /// Remove the project's volumes too (named and anonymous).
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
 }
 
 pub fn run(args: DownArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -26,7 +29,9 @@ pub fn run(args: DownArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let engine = open_engine(global)?;
     let observed = observe_project(&project, &engine)?;
     let options = PlanOptions {
-        operation: Operation::Down { volumes: false },
+        operation: Operation::Down {
+            volumes: args.volumes,
+        },
         now: SystemTime::now(),
         ..PlanOptions::default()
     };

@@ -44,6 +44,7 @@ pub fn run(args: ExecArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
             env,
             cwd: args.workdir,
             user: args.user,
+            ..Default::default()
         },
     )?;
     Ok(super::run::exit_code(code))

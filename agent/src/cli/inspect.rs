@@ -42,17 +42,24 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
     let mounts: Vec<Value> = c
         .mounts
         .iter()
-        .map(|m| match m {
+        .enumerate()
+        .map(|(index, m)| match m {
             Mount::Bind {
                 source,
                 target,
                 readonly,
+                ..
             } => json!({
                 "Type": "bind", "Source": source, "Destination": target, "RW": !readonly
             }),
             Mount::Tmpfs { target, .. } => {
                 json!({"Type": "tmpfs", "Destination": target, "RW": true})
             }
+            // A config or secret: the container sees the copy.
+            Mount::File { target, .. } => json!({
+                "Type": "bind", "Source": dir.path().join("files").join(index.to_string()),
+                "Destination": target, "RW": false
+            }),
         })
         .collect();
     // Docker: `Image` is the image ID, `Config.Image` the name as given.

@@ -40,7 +40,7 @@ pub fn run(args: UpArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     };
     let engine = open_engine(global)?;
     let observed = observe_project(&project, &engine)?;
-    let plan = plan(&project, &observed, &options())
+    let plan = plan(&project, &observed, &options(&project))
         .with_context(|| format!("cannot plan project {}", project.name))?;
     if args.dry_run {
         let mut out = std::io::stdout().lock();
@@ -91,17 +91,20 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
 }
 
 /// `up`'s plan options: `docker compose up`'s defaults (orphans are left
-/// alone, missing images pulled), planned at this instant.
-fn options() -> PlanOptions {
+/// alone, missing images pulled), planned at this instant, with the
+/// digests of the configs' and secrets' files.
+fn options(project: &Project) -> PlanOptions {
     PlanOptions {
         remove_orphans: false,
         now: SystemTime::now(),
+        file_digests: crate::engine::file_objects::file_digests(project),
         ..PlanOptions::default()
     }
 }
 
 /// The project, or `None` after printing its diagnostics (one per line,
-/// as `config` prints them).
+/// as `config` prints them). Configs and secrets sourced from the
+/// environment carry their value (see `engine::file_objects`).
 pub fn load(opts: &ProjectOpts) -> anyhow::Result<Option<Project>> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let options = opts.resolve(&cwd, &super::process_environment())?;
@@ -111,7 +114,12 @@ pub fn load(opts: &ProjectOpts) -> anyhow::Result<Option<Project>> {
             for w in &loaded.warnings {
                 writeln!(stderr, "{w}").context("cannot write to stderr")?;
             }
-            Ok(Some(loaded.project))
+            let mut project = loaded.project;
+            crate::engine::file_objects::resolve_environment_sources(
+                &mut project,
+                &loaded.environment,
+            );
+            Ok(Some(project))
         }
         Err(diagnostics) => {
             for d in &diagnostics.0 {

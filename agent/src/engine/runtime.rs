@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use berth_image::Store;
 use berth_reconcilers::observed::{ContainerId, ContainerState, Health, ObservedContainer};
 use berth_reconcilers::{BackendError, ContainerRuntime, ContainerSpec};
-use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, Runtime};
+use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, HookKind, Runtime};
 
 use super::error::from_runtime;
 use super::sidecar::{self, Sidecar};
@@ -132,11 +132,17 @@ impl ContainerRuntime for Containers {
         let prepared = containers::prepare_image(&self.store, &spec.image).map_err(|e| {
             BackendError::new(berth_reconcilers::ErrorKind::Internal, format!("{e:#}"))
         })?;
+        let targets = translate::anonymous_targets(spec, prepared.image.config());
+        let anonymous = self.volumes.anonymous_for(spec, &targets)?;
         let mut config = translate::config(
             spec,
             prepared.image.config(),
             prepared.layers.clone(),
-            &self.volumes,
+            &translate::Host {
+                volumes: &self.volumes,
+                anonymous: &anonymous,
+                cgroup_v2: self.runtime.cgroup_v2(),
+            },
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
         let created = self.runtime.create(
@@ -154,7 +160,9 @@ impl ContainerRuntime for Containers {
     }
 
     /// Idempotent on a running container. A start of a container that ran
-    /// before counts one restart, and clears "manually stopped".
+    /// before counts one restart, and clears "manually stopped". The
+    /// `post_start` hooks run once the container runs; a failing one fails
+    /// the start (the container keeps running, as with Compose).
     fn start(&self, id: &str) -> Result<(), BackendError> {
         let info = self.info(id)?;
         if info.observed.container_alive && info.observed.status != "created" {
@@ -167,7 +175,18 @@ impl ContainerRuntime for Containers {
             record.restart_count += 1;
         }
         record.manually_stopped = false;
-        sidecar::save(&self.runtime, &info.config.id, record)
+        sidecar::save(&self.runtime, &info.config.id, record)?;
+        if !info.config.hooks.post_start.is_empty() {
+            self.runtime
+                .run_hooks(&info.config.id, HookKind::PostStart, None)
+                .map_err(|e| {
+                    let name = info.config.name.clone();
+                    let mut b = from_runtime(e);
+                    b.message = format!("container {name}: {}", b.message);
+                    b
+                })?;
+        }
+        Ok(())
     }
 
     /// Records "manually stopped" first, so an observer never sees this
@@ -182,6 +201,16 @@ impl ContainerRuntime for Containers {
         sidecar::save(&self.runtime, &info.config.id, record)?;
         if !info.observed.container_alive {
             return Ok(());
+        }
+        // `pre_stop` hooks first, within the grace period; one that fails
+        // or overruns does not keep the container from stopping.
+        if !info.config.hooks.pre_stop.is_empty() {
+            if let Err(e) = self
+                .runtime
+                .run_hooks(&info.config.id, HookKind::PreStop, Some(grace))
+            {
+                tracing::warn!(container = %info.config.name, error = %e, "pre_stop hook failed; stopping anyway");
+            }
         }
         if let Some(s) = signal
             && info.config.stop_signal.as_deref() != Some(s)
