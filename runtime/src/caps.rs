@@ -51,13 +51,23 @@ pub fn validate(security: &Security) -> Result<()> {
     Ok(())
 }
 
-/// The capabilities this kernel knows (`/proc/sys/kernel/cap_last_cap`),
-/// falling back to the bounding set of this process.
+/// The capabilities a container can have here: those this kernel knows
+/// (`/proc/sys/kernel/cap_last_cap`) that are still in this process's
+/// bounding set (a host that withholds one, as some sandboxes withhold
+/// `CAP_SYS_RESOURCE`, cannot pass it on; Docker gives "all" the same
+/// meaning).
 pub fn supported() -> HashSet<Capability> {
-    caps::runtime::procfs_all_supported(None)
+    let kernel: HashSet<Capability> = caps::runtime::procfs_all_supported(None)
         .unwrap_or_else(|_| caps::runtime::thread_all_supported())
         .into_iter()
-        .collect()
+        .collect();
+    match caps::read(None, caps::CapSet::Bounding) {
+        Ok(bounding) => kernel
+            .into_iter()
+            .filter(|c| bounding.contains(c))
+            .collect(),
+        Err(_) => kernel,
+    }
 }
 
 /// The set a container with `security` gets, out of `all` (the kernel's):
