@@ -363,6 +363,13 @@ services:
         .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
         .unwrap();
     assert_eq!(cap_eff(&p, "caps-everything-1"), bounding);
+    let host_config = &p.root.inspect("caps-more-1")["HostConfig"];
+    assert_eq!(host_config["CapAdd"], json!(["CAP_SYS_TIME", "Net_Admin"]));
+    assert_eq!(host_config["CapDrop"], json!(["chown"]));
+    assert_eq!(
+        p.root.inspect("caps-everything-1")["HostConfig"]["Privileged"],
+        true
+    );
     // Privileged: /sys writable, nothing masked, the host's devices there.
     let sys = p.sh("caps-everything-1", "grep ' /sys ' /proc/mounts");
     assert!(sys.contains(" rw,"), "{sys}");

@@ -203,8 +203,9 @@ impl ContainerRuntime for Containers {
             return Ok(());
         }
         // `pre_stop` hooks first, within the grace period; one that fails
-        // or overruns does not keep the container from stopping.
-        if !info.config.hooks.pre_stop.is_empty() {
+        // or overruns does not keep the container from stopping. (A
+        // created container never ran: nothing to prepare for.)
+        if !info.config.hooks.pre_stop.is_empty() && info.observed.status == "running" {
             if let Err(e) = self
                 .runtime
                 .run_hooks(&info.config.id, HookKind::PreStop, Some(grace))

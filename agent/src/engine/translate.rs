@@ -33,7 +33,7 @@ const TMPFS_DEFAULTS: [&str; 3] = ["noexec", "nosuid", "nodev"];
 /// The spec's settings the runtime has no support for yet.
 pub fn unsupported(spec: &ContainerSpec) -> Vec<&'static str> {
     let bind_option = |pick: fn(&SpecMount) -> bool| spec.mounts.iter().any(pick);
-    let checks: [(bool, &'static str); 11] = [
+    let checks: [(bool, &'static str); 10] = [
         (!spec.ports.is_empty(), "ports"),
         (spec.tty, "tty"),
         (spec.stdin_open, "stdin_open"),
@@ -81,10 +81,6 @@ pub fn unsupported(spec: &ContainerSpec) -> Vec<&'static str> {
                 .iter()
                 .any(|f| matches!(f.source, FileSource::External)),
             "external configs and secrets",
-        ),
-        (
-            spec.resources.memory_swappiness.is_some_and(|s| s > 100),
-            "mem_swappiness above 100",
         ),
     ];
     checks
