@@ -225,6 +225,27 @@ secrets:
         "{out}"
     );
     ok(p.down(&[]));
+    assert!(p.root.ids().is_empty());
+
+    // A source that cannot be read fails the create, naming it, and
+    // leaves no container folder (with half-made copies) behind.
+    std::fs::create_dir_all(p.dir.join("a-folder")).unwrap();
+    p.write(
+        r#"
+name: files
+services:
+  app:
+    image: featimg
+    command: ["true"]
+    secrets: [bad]
+secrets:
+  bad:
+    file: ./a-folder
+"#,
+    );
+    let out = failed(p.up());
+    assert!(out.contains("a-folder"), "{out}");
+    assert!(p.root.ids().is_empty(), "{:?}", p.root.ids());
 }
 
 #[test]

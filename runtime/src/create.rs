@@ -113,7 +113,11 @@ impl Runtime {
     fn spawn_shim(&self, config: &ContainerConfig, opts: CreateOptions) -> Result<ShimHandle> {
         let dir = self.root.container(&config.id);
         fs::create_dir(dir.path()).map_err(|e| Error::io("create", dir.path(), e))?;
-        crate::files::materialize(&dir, &config.mounts)?;
+        if let Err(e) = crate::files::materialize(&dir, &config.mounts) {
+            // No half-made copies of secrets left behind.
+            let _ = fs::remove_dir_all(dir.path());
+            return Err(e);
+        }
         write_json_atomic(&dir.config(), config)?;
         self.launch(config, opts, State::new(&config.id, &config.name))
     }
