@@ -280,7 +280,7 @@ fn validate_features(c: &ContainerConfig) -> Result<()> {
             ..
         } = m
         {
-            crate::rootfs::tmpfs_mount_args(*size, *mode, options)?;
+            crate::tmpfs::mount_args(*size, *mode, options)?;
         }
     }
     if let Some(score) = c.oom_score_adj

@@ -47,6 +47,7 @@ mod start;
 mod state;
 mod stats;
 mod sysctl;
+mod tmpfs;
 mod user;
 mod wait;
 
@@ -69,13 +70,12 @@ pub use nix::sys::signal::Signal;
 pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};
 pub use remove::mounts_under;
 pub use rlimits::{Clamped, clamp_to_host as clamp_rlimits_to_host};
-pub use rootfs::{
-    DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS, overlay_options, secure_join, tmpfs_options,
-};
+pub use rootfs::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS, overlay_options, secure_join};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};
 pub use state::{ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time};
 pub use stats::host_memory;
 pub use sysctl::{Refusal as SysctlRefusal, Scope as SysctlScope, classify as classify_sysctl};
+pub use tmpfs::tmpfs_options;
 pub use user::{ExecUser, resolve_user};
 
 /// The default state root.
