@@ -160,7 +160,22 @@ fn cpus_half_gets_about_half_a_cpu() {
     std::thread::sleep(Duration::from_secs(2));
     let (u1, t1) = (cpu_usage_ns(&id), Instant::now());
     let pct = (u1 - u0) as f64 / t1.duration_since(t0).as_nanos() as f64 * 100.0;
-    assert!((35.0..=65.0).contains(&pct), "cpu {pct:.1}% of wall time");
+    // The quota caps usage whatever else runs, so the upper bound always
+    // holds. The lower bound only says something on a quiet machine: with
+    // other builds on both cores, the burner's fair share is below its quota.
+    assert!(pct <= 65.0, "cpu {pct:.1}% of wall time under --cpus 0.5");
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(f64::MAX);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if load < cores {
+        assert!(pct >= 35.0, "cpu {pct:.1}% of wall time (load {load})");
+    } else {
+        eprintln!(
+            "note: lower bound not checked: load {load} >= {cores} cores (measured {pct:.1}%)"
+        );
+    }
     // `stats --no-stream` shows the same kind of figure.
     let out = root.run(&["stats", "--no-stream", &id]);
     let s = text(&out.stdout);

@@ -77,6 +77,15 @@ pub struct ContainerConfig {
     /// stopped, when the caller asks for them ([`crate::Runtime::run_hooks`]).
     #[serde(default)]
     pub hooks: Hooks,
+    /// The health probe the shim runs (`None`, or a `NONE` test: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// What the shim does when the process exits.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::restart_policy::RestartPolicy::is_none"
+    )]
+    pub restart_policy: crate::restart_policy::RestartPolicy,
 }
 
 /// Privileges and confinement beyond Docker's defaults.

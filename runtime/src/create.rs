@@ -129,6 +129,8 @@ impl Runtime {
         let old = State::load(&dir.state())?;
         let mut fresh = State::new(&config.id, &config.name);
         fresh.created_at = old.created_at;
+        // Docker keeps the probe log across starts.
+        fresh.health = old.health;
         self.launch(
             config,
             CreateOptions {
@@ -259,6 +261,15 @@ fn validate(c: &ContainerConfig) -> Result<()> {
     }
     if c.process.tty {
         return Err(Error::invalid("process", "tty is not supported yet"));
+    }
+    if let Some(h) = &c.healthcheck {
+        h.validate().map_err(|e| Error::invalid("healthcheck", e))?;
+    }
+    if c.auto_remove && !c.restart_policy.is_none() {
+        return Err(Error::invalid(
+            "restart policy",
+            "Conflicting options: a restart policy and auto-remove (--rm) cannot be used together",
+        ));
     }
     validate_memory(&c.resources)?;
     validate_features(c)

@@ -209,7 +209,7 @@ pub fn create_node(root: &Path, node: &DeviceNode, replace: bool) -> Result<()> 
 fn rule(
     allow: bool,
     typ: LinuxDeviceType,
-    numbers: Option<(u64, u64)>,
+    numbers: Numbers,
     access: &str,
 ) -> Result<LinuxDeviceCgroup> {
     let mut b = LinuxDeviceCgroupBuilder::default()
@@ -218,27 +218,60 @@ fn rule(
         .access(access.to_owned());
     if let Some((maj, min)) = numbers {
         let num = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        b = b.major(num(maj)).minor(num(min));
+        b = b.major(num(maj));
+        if let Some(min) = min {
+            b = b.minor(num(min));
+        }
     }
     b.build()
         .map_err(|e| Error::invalid("device rule", e.to_string()))
 }
 
-/// The devices cgroup rules, written before libcgroups adds the standard
-/// nodes: deny everything, then allow each device entry (privileged:
-/// allow everything).
+/// A rule's major and minor; `None` is `*` (every major, or every minor
+/// of one major).
+type Numbers = Option<(u64, Option<u64>)>;
+
+/// The standard rules every unprivileged container gets (runc's and
+/// Docker's list): `mknod` of any node, then `null`, `zero`, `full`,
+/// `tty`, `urandom`, `random`, `console`, `ptmx`, the ptys and `tun`.
+const STANDARD_RULES: &[(LinuxDeviceType, Numbers, &str)] = &[
+    (LinuxDeviceType::C, None, "m"),
+    (LinuxDeviceType::B, None, "m"),
+    (LinuxDeviceType::C, Some((1, Some(3))), "rwm"),
+    (LinuxDeviceType::C, Some((1, Some(5))), "rwm"),
+    (LinuxDeviceType::C, Some((1, Some(7))), "rwm"),
+    (LinuxDeviceType::C, Some((5, Some(0))), "rwm"),
+    (LinuxDeviceType::C, Some((1, Some(9))), "rwm"),
+    (LinuxDeviceType::C, Some((1, Some(8))), "rwm"),
+    (LinuxDeviceType::C, Some((5, Some(1))), "rwm"),
+    (LinuxDeviceType::C, Some((5, Some(2))), "rwm"),
+    (LinuxDeviceType::C, Some((136, None)), "rwm"),
+    (LinuxDeviceType::C, Some((10, Some(200))), "rwm"),
+];
+
+/// The devices cgroup rules in the order they are written: deny
+/// everything, allow the standard nodes, then each device entry
+/// (privileged: allow everything).
 pub fn cgroup_rules(cfg: &ContainerConfig) -> Result<Vec<LinuxDeviceCgroup>> {
     if cfg.security.privileged {
         return Ok(vec![rule(true, LinuxDeviceType::A, None, "rwm")?]);
     }
     let mut rules = vec![rule(false, LinuxDeviceType::A, None, "rwm")?];
+    for (typ, numbers, access) in STANDARD_RULES {
+        rules.push(rule(true, *typ, *numbers, access)?);
+    }
     for n in resolve(&cfg.devices)? {
         let typ = if n.block {
             LinuxDeviceType::B
         } else {
             LinuxDeviceType::C
         };
-        rules.push(rule(true, typ, Some((n.major, n.minor)), &n.permissions)?);
+        rules.push(rule(
+            true,
+            typ,
+            Some((n.major, Some(n.minor))),
+            &n.permissions,
+        )?);
     }
     Ok(rules)
 }
@@ -305,7 +338,25 @@ mod tests {
             .iter()
             .map(|r| r.to_string())
             .collect();
-        assert_eq!(rules, ["a *:* rwm", "c 1:3 r"]);
+        assert_eq!(
+            rules,
+            [
+                "a *:* rwm",
+                "c *:* m",
+                "b *:* m",
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 5:0 rwm",
+                "c 1:9 rwm",
+                "c 1:8 rwm",
+                "c 5:1 rwm",
+                "c 5:2 rwm",
+                "c 136:* rwm",
+                "c 10:200 rwm",
+                "c 1:3 r",
+            ]
+        );
         assert!(!rules.is_empty() && !cgroup_rules(&cfg).unwrap()[0].allow());
         cfg.security.privileged = true;
         let rules = cgroup_rules(&cfg).unwrap();

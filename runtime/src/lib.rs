@@ -6,7 +6,9 @@
 //! [`Runtime::start`], [`Runtime::wait`], [`Runtime::stop`],
 //! [`Runtime::kill`], [`Runtime::remove`], [`Runtime::list`],
 //! [`Runtime::inspect`], [`Runtime::exec`], [`Runtime::stats`]), the
-//! per-container supervisor in [`shim`], and the json log in [`logs`].
+//! per-container supervisor in [`shim`], the json log in [`logs`], and
+//! what the shim applies for the container's whole life: its
+//! [`health`]check and [`restart_policy`].
 //!
 //! Lifecycle: `create` writes `config.json` and spawns the shim, which
 //! outlives the caller; the shim builds the container (namespaces,
@@ -22,6 +24,7 @@
 
 mod caps;
 mod cgroup;
+mod cgroupfs;
 mod command;
 mod config;
 mod copyup;
@@ -30,14 +33,18 @@ mod devices;
 mod error;
 mod exec;
 mod files;
+pub mod health;
 mod hooks;
 mod init;
 mod kill;
 pub mod logs;
 mod names;
+mod pause;
+mod probe;
 mod process;
 mod remove;
 mod resident;
+pub mod restart_policy;
 mod rlimits;
 mod rootfs;
 mod runtime;
@@ -63,12 +70,14 @@ pub use config::{
 pub use create::{CreateOptions, ShimEvent, ShimHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::ExecOptions;
+pub use health::{Health, HealthStatus, Healthcheck, ProbeResult};
 pub use hooks::HookKind;
 pub use kill::{parse_signal, proxy_signals};
 pub use names::{new_id, random_name, valid_name};
 pub use nix::sys::signal::Signal;
 pub use process::{DEFAULT_CAPS, DEFAULT_PATH, merge_env};
 pub use remove::mounts_under;
+pub use restart_policy::{RestartCondition, RestartPolicy};
 pub use rlimits::{Clamped, clamp_to_host as clamp_rlimits_to_host};
 pub use rootfs::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS, overlay_options, secure_join};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};

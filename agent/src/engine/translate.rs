@@ -222,6 +222,9 @@ pub fn config(
             .oom_score_adj
             .map(|s| i32::try_from(s).unwrap_or(if s < 0 { i32::MIN } else { i32::MAX })),
         hooks: options::hooks(spec)?,
+        healthcheck: healthcheck(spec, image)?,
+        restart_policy: crate::healthcheck::restart_policy(&spec.restart)
+            .map_err(|e| invalid(format!("container {}: {e:#}", spec.name)))?,
     };
     if spec.network_mode.is_none() && !spec.networks.is_empty() {
         let names: Vec<&str> = spec.networks.iter().map(|n| n.name.as_str()).collect();
@@ -266,6 +269,25 @@ fn resources(spec: &ContainerSpec, v2: bool) -> Resources {
         warn("mem_swappiness has no effect on cgroup v2: discarded");
     }
     out
+}
+
+/// The image's healthcheck under the service's `healthcheck:`, merged as
+/// Docker merges them.
+fn healthcheck(
+    spec: &ContainerSpec,
+    image: &ImageConfig,
+) -> Result<Option<berth_runtime::Healthcheck>, BackendError> {
+    let user = spec
+        .healthcheck
+        .as_ref()
+        .map(crate::healthcheck::HealthOverride::from_spec)
+        .transpose()
+        .map_err(|e| invalid(format!("container {}: {e:#}", spec.name)))?;
+    Ok(crate::healthcheck::merge(
+        image.healthcheck.as_ref(),
+        image.shell.as_deref(),
+        user.as_ref(),
+    ))
 }
 
 fn mounts(

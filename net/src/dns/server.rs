@@ -1,0 +1,310 @@
+//! The sockets and their loops: UDP and TCP on every listen address, one
+//! single-threaded tokio runtime, answers from the current records.
+//!
+//! Why the records file is checked with one `stat` per query instead of
+//! inotify: a stat of a cached inode costs about a microsecond (see
+//! bench/results/dns.md), a few percent of a query's time, and it is
+//! always right: an inotify watch needs a thread or a second event source,
+//! can overflow, and would watch a directory the networking code may
+//! delete and recreate. Writers replace the file by rename, so a new
+//! version always has a new inode and is never seen half-written.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+use super::RECORDS_FILE;
+use super::answer::{Outcome, Transport, answer, server_failure};
+use super::error::{Error, Result};
+use super::forward::forward;
+use super::records::DnsRecords;
+use super::zone::Zone;
+
+/// Queries being forwarded at once (each holds a socket and a buffer);
+/// beyond that, new ones get SERVFAIL at once rather than piling up.
+const MAX_FORWARDS: usize = 256;
+
+/// TCP connections open at once; more are closed on accept.
+const MAX_TCP_CONNECTIONS: usize = 64;
+
+/// How long a TCP connection may sit idle between queries (RFC 7766
+/// suggests seconds, not minutes).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// How often the server checks that its network still exists.
+const WATCHDOG: Duration = Duration::from_secs(5);
+
+/// The listening sockets, bound before the runtime runs them, so a bind
+/// error is reported to whoever started the server.
+pub(crate) struct Sockets {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
+
+impl Sockets {
+    pub(crate) fn bind(listen: &[SocketAddr]) -> Result<Sockets> {
+        let mut sockets = Sockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for addr in listen {
+            let udp = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind {
+                addr: *addr,
+                proto: "udp",
+                source,
+            })?;
+            // The same port over TCP as over UDP, even when port 0 let the
+            // kernel pick one.
+            let tcp_addr = udp.local_addr().unwrap_or(*addr);
+            let tcp = std::net::TcpListener::bind(tcp_addr).map_err(|source| Error::Bind {
+                addr: tcp_addr,
+                proto: "tcp",
+                source,
+            })?;
+            for result in [udp.set_nonblocking(true), tcp.set_nonblocking(true)] {
+                result.map_err(|e| Error::io("configure the socket on", addr.to_string(), e))?;
+            }
+            sockets.udp.push(udp);
+            sockets.tcp.push(tcp);
+        }
+        Ok(sockets)
+    }
+
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+/// Serves until the network's state dir disappears; must run inside a
+/// tokio runtime with IO and time enabled.
+pub(crate) async fn serve(dir: &Path, records: &DnsRecords, sockets: Sockets) -> Result<()> {
+    let shared = Arc::new(Shared::new(dir, records));
+    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
+    let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    for socket in sockets.udp {
+        let socket = UdpSocket::from_std(socket)
+            .map_err(|e| Error::io("register the UDP socket of", dir, e))?;
+        tokio::spawn(udp_loop(Arc::new(socket), shared.clone(), forwards.clone()));
+    }
+    for listener in sockets.tcp {
+        let listener = TcpListener::from_std(listener)
+            .map_err(|e| Error::io("register the TCP socket of", dir, e))?;
+        tokio::spawn(tcp_loop(listener, shared.clone(), connections.clone()));
+    }
+    loop {
+        tokio::time::sleep(WATCHDOG).await;
+        if !dir.exists() {
+            tracing::info!(dir = %dir.display(), "the network's state dir is gone; stopping");
+            return Ok(());
+        }
+    }
+}
+
+/// The zone and the identity of the records file it was built from.
+struct Shared {
+    path: PathBuf,
+    dir: PathBuf,
+    loaded: Mutex<Loaded>,
+}
+
+struct Loaded {
+    zone: Zone,
+    identity: Option<FileIdentity>,
+}
+
+/// What changes when the records file is replaced or edited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    len: u64,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+            len: meta.len(),
+        }
+    }
+}
+
+impl Shared {
+    fn new(dir: &Path, records: &DnsRecords) -> Shared {
+        let path = dir.join(RECORDS_FILE);
+        let identity = std::fs::metadata(&path).ok().map(|m| FileIdentity::of(&m));
+        Shared {
+            path,
+            dir: dir.to_owned(),
+            loaded: Mutex::new(Loaded {
+                zone: Zone::new(records),
+                identity,
+            }),
+        }
+    }
+
+    /// The zone, rebuilt first if the records file changed since.
+    fn current(&self) -> MutexGuard<'_, Loaded> {
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A missing file keeps the last records: a network being torn down
+        // answers until it is stopped.
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            let identity = FileIdentity::of(&meta);
+            if loaded.identity != Some(identity) {
+                loaded.identity = Some(identity);
+                match DnsRecords::load(&self.dir) {
+                    Ok(records) => {
+                        loaded.zone = Zone::new(&records);
+                        tracing::debug!(
+                            containers = records.containers().len(),
+                            "records reloaded"
+                        );
+                    }
+                    // Kept until the file changes again; a writer that
+                    // renames never leaves a broken file.
+                    Err(e) => tracing::warn!(
+                        error = %error_chain(&e),
+                        "cannot reload the records; answering from the previous ones"
+                    ),
+                }
+            }
+        }
+        loaded
+    }
+
+    fn answer(&self, packet: &[u8], transport: Transport) -> Outcome {
+        answer(&mut self.current().zone, packet, transport)
+    }
+
+    fn upstreams(&self) -> Vec<SocketAddr> {
+        self.current().zone.upstreams().to_vec()
+    }
+}
+
+async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Semaphore>) {
+    // Queries are small; a bigger one is cut and then refused as FORMERR.
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                continue;
+            }
+        };
+        let packet = &buf[..n];
+        match shared.answer(packet, Transport::Udp) {
+            Outcome::Reply(reply) => {
+                let _ = socket.send_to(&reply, peer).await;
+            }
+            Outcome::Ignore => {}
+            Outcome::Forward => {
+                let Ok(permit) = forwards.clone().try_acquire_owned() else {
+                    if let Some(reply) = server_failure(packet, Transport::Udp) {
+                        let _ = socket.send_to(&reply, peer).await;
+                    }
+                    continue;
+                };
+                let (socket, upstreams, packet) =
+                    (socket.clone(), shared.upstreams(), packet.to_vec());
+                tokio::spawn(async move {
+                    let reply = match forward(&upstreams, &packet, Transport::Udp).await {
+                        Some(reply) => Some(reply),
+                        None => server_failure(&packet, Transport::Udp),
+                    };
+                    if let Some(reply) = reply {
+                        let _ = socket.send_to(&reply, peer).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, connections: Arc<Semaphore>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::debug!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tcp_connection(stream, &shared).await {
+                tracing::trace!(error = %e, "TCP connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Length-prefixed queries, answered in order, until the client closes or
+/// idles past [`TCP_IDLE`].
+async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    loop {
+        let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
+            Ok(len) => len?,
+            Err(_) => return Ok(()),
+        };
+        let mut packet = vec![0u8; usize::from(len)];
+        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut packet))
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
+        let reply = match shared.answer(&packet, Transport::Tcp) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Ignore => continue,
+            Outcome::Forward => {
+                let upstreams = shared.upstreams();
+                match forward(&upstreams, &packet, Transport::Tcp).await {
+                    Some(reply) => reply,
+                    None => match server_failure(&packet, Transport::Tcp) {
+                        Some(reply) => reply,
+                        None => continue,
+                    },
+                }
+            }
+        };
+        let len = u16::try_from(reply.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        stream.write_all(&framed).await?;
+    }
+}
+
+/// An error and its causes on one line, for log fields.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
