@@ -290,11 +290,12 @@ fn a_project_runs_is_edited_survives_a_broken_edit_and_is_torn_down() {
     );
 }
 
-/// A container stopped by hand and one removed by hand come back at the
-/// next resync, logged as drift with the reason.
+/// A container stopped by hand and one removed by hand come back (at
+/// once, through container events; the resync would too), logged as drift
+/// with the reason.
 #[test]
-fn the_resync_repairs_containers_stopped_or_removed_by_hand() {
-    if !need_root("the_resync_repairs_containers_stopped_or_removed_by_hand") {
+fn containers_stopped_or_removed_by_hand_are_repaired() {
+    if !need_root("containers_stopped_or_removed_by_hand_are_repaired") {
         return;
     }
     let root = root_with_busybox("agent-drift");
@@ -345,7 +346,7 @@ fn the_resync_repairs_containers_stopped_or_removed_by_hand() {
         );
     }
     for prefix in [
-        "berth_reconcile_total{project=\"shop\",result=\"success\",trigger=\"resync\"} ",
+        "berth_reconcile_total{project=\"shop\",result=\"success\",trigger=\"event\"} ",
         "berth_reconcile_duration_seconds_count{project=\"shop\"} ",
         "berth_service_replicas{project=\"shop\",service=\"web\",state=\"running\"} 1",
         "berth_project_condition{project=\"shop\",type=\"Ready\",status=\"True\"} 1",
@@ -636,4 +637,48 @@ fn a_folder_deleted_while_the_agent_was_down_is_torn_down_at_the_next_start() {
     assert!(volume_dir(&root, "shop_data").join("_data").is_dir());
     let log = agent.log();
     assert!(log.contains("sweep"), "{log}");
+}
+
+/// A container that exits on its own is seen at once (container events:
+/// the resync here is an hour away) and restarted as `restart: always`
+/// says, with backoff; the project beside it is not disturbed.
+#[test]
+fn a_crash_looping_service_is_restarted_with_backoff_beside_a_quiet_project() {
+    if !need_root("a_crash_looping_service_is_restarted_with_backoff_beside_a_quiet_project") {
+        return;
+    }
+    let root = root_with_busybox("agent-crash");
+    let dir = TempDir::new("agent-crash");
+    dir.write(
+        "crash/compose.yaml",
+        "services:\n  c:\n    image: busybox\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    restart: always\n",
+    );
+    dir.write(
+        "calm/compose.yaml",
+        "services:\n  w:\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n    init: true\n",
+    );
+    let (agent, _token) = start_agent(dir.path(), &root, "1h");
+    let calm = until(&agent, "calm running", || running_id(&root, "calm-w-1"));
+    let crash = until(&agent, "three restarts", || {
+        let d = detail(&agent, "crash")?;
+        let c = d["status"]["services"][0].clone();
+        (c["restartCount"].as_u64()? >= 3 && c["lastExit"]["code"] == 3).then_some(c)
+    });
+    assert_eq!(crash["restartPolicy"], "always");
+    let (status, body) = agent.get("/api/v1/projects/crash/health");
+    assert_eq!(status, 503, "{body}");
+    // Every restart was an event, none a resync; logged as drift.
+    let (_, metrics) = agent.get("/metrics");
+    assert!(
+        !metrics.contains("trigger=\"resync\""),
+        "no resync ran, yet:\n{metrics}"
+    );
+    assert!(
+        agent.log().contains("restart policy always"),
+        "{}",
+        agent.log()
+    );
+    // The calm project: same container, still Ready.
+    assert_eq!(running_id(&root, "calm-w-1"), Some(calm));
+    assert_eq!(detail(&agent, "calm").unwrap()["status"]["phase"], "Ready");
 }

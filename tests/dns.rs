@@ -88,7 +88,11 @@ fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
 }
 
 fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ask_udp_from("127.0.0.1", server, name, qtype)
+}
+
+fn ask_udp_from(source: &str, server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let socket = UdpSocket::bind((source, 0)).unwrap();
     socket.set_read_timeout(Some(REPLY_WAIT)).unwrap();
     socket.connect(server).unwrap();
     socket.send(&query(0x5eed, name, qtype)).unwrap();
@@ -164,6 +168,28 @@ fn every_replica_is_answered_in_rotating_order_and_updates_apply_without_restart
     });
     assert!(dns::is_running(net.dir()));
     let pid = dns::pid(net.dir()).unwrap();
+    // Detached: not our child, in `/`, with the small allocator.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(ppid, std::process::id());
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"BERTH_SYSTEM_ALLOCATOR=1")
+    );
     assert_eq!(
         dns::spawn(net.dir(), &berth_bin()).unwrap(),
         Spawned::AlreadyRunning
@@ -232,6 +258,45 @@ fn every_replica_is_answered_in_rotating_order_and_updates_apply_without_restart
         Spawned::Started { .. }
     ));
     assert_eq!(addresses(&ask_udp(net.addr, "db", RecordType::A)), [ip(20)]);
+}
+
+/// A container on two networks asks the server of one; it resolves the
+/// names of the other too, and only it does (by its address).
+#[test]
+fn a_container_on_two_networks_resolves_the_names_of_both() {
+    let back = Network::start(vec![], |r| {
+        r.set_container("db1", ["shop-db-1", "db"], Ipv4Addr::new(10, 90, 0, 5))
+            .unwrap();
+    });
+    let back_dir = back.dir().to_owned();
+    // The client's address on the front network is 127.0.0.1: where the
+    // test's queries come from.
+    let front = Network::start(vec![], |r| {
+        replicas(r, 1);
+        r.set_container("app1", ["shop-app-1", "app"], Ipv4Addr::LOCALHOST)
+            .unwrap();
+        assert!(r.set_other_networks("app1", vec![back_dir.clone()]));
+    });
+    let db = ask_udp(front.addr, "db", RecordType::A);
+    assert_eq!(addresses(&db), [Ipv4Addr::new(10, 90, 0, 5)]);
+    assert_eq!(
+        addresses(&ask_udp(front.addr, "web", RecordType::A)),
+        [ip(2)]
+    );
+    // Another client of the front network does not share the back one.
+    let stranger = ask_udp_from("127.0.0.2", front.addr, "db", RecordType::A);
+    assert_eq!(stranger.metadata.response_code, ResponseCode::ServFail);
+    assert!(stranger.answers.is_empty());
+    // The back network's changes show through the front server at once.
+    back.update(|r| {
+        r.set_container("db2", ["shop-db-2", "db"], Ipv4Addr::new(10, 90, 0, 6))
+            .unwrap();
+    });
+    let db = ask_tcp(front.addr, "db", RecordType::A);
+    assert_eq!(
+        sorted(addresses(&db)),
+        [Ipv4Addr::new(10, 90, 0, 5), Ipv4Addr::new(10, 90, 0, 6)]
+    );
 }
 
 #[test]
@@ -369,6 +434,56 @@ fn an_upstream_that_never_answers_gives_servfail() {
     let reply = ask_udp(net.addr, "example.com", RecordType::A);
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     assert!(reply.answers.is_empty());
+}
+
+/// `berth dns` run by hand in the foreground, on a relative dir: `stop`
+/// with the absolute one finds and stops it, and a spawn meanwhile is a
+/// no-op.
+#[test]
+fn a_foreground_server_is_found_and_stopped_by_its_lock() {
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut records = DnsRecords::new(vec![addr], vec![]);
+    replicas(&mut records, 1);
+    records.save(dir.path()).unwrap();
+    let mut server = Reap(
+        Command::new(berth_bin())
+            .args(["dns", "--state-dir"])
+            .arg(dir.path().file_name().unwrap())
+            .current_dir(dir.path().parent().unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Started by hand, nobody says when it listens: ask until it answers.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let answered = (0..100).any(|_| {
+        socket
+            .send_to(&query(9, "web", RecordType::A), addr)
+            .unwrap();
+        socket.recv(&mut buf).is_ok()
+    });
+    assert!(answered, "the foreground server never answered");
+    assert!(dns::is_running(dir.path()));
+    assert_eq!(
+        dns::spawn(dir.path(), &berth_bin()).unwrap(),
+        Spawned::AlreadyRunning
+    );
+    assert!(dns::stop(dir.path()).unwrap());
+    let status = server.0.wait().unwrap();
+    assert!(!status.success(), "ended by SIGTERM: {status}");
+    assert!(!dns::is_running(dir.path()));
 }
 
 #[test]

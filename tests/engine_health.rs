@@ -193,16 +193,20 @@ fn up_waits_for_a_healthy_dependency_before_starting_the_dependent() {
         "web was created before db was healthy"
     );
     ok(root.run(&["exec", "dep-db-1", "touch", "/tmp/ready"]));
-    let out = ok(running_up.0.take().unwrap().wait_with_output().unwrap());
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        [
-            "CreateNetwork dep_default: done",
-            "CreateContainer dep-db-1: done",
-            "CreateContainer dep-web-1: done",
-        ],
-        "{out}"
-    );
+    let out = running_up.0.take().unwrap().wait_with_output().unwrap();
+    let progress = text(&out.stderr);
+    ok(out);
+    // Compose's progress lines, in order: web is created only once db has
+    // started (and, above, turned healthy).
+    let at = |line: &str| {
+        progress
+            .lines()
+            .position(|l| l.trim() == line)
+            .unwrap_or_else(|| panic!("no {line:?} in:\n{progress}"))
+    };
+    assert!(at("Network dep_default Created") < at("Container dep-db-1 Started"));
+    assert!(at("Container dep-db-1 Started") < at("Container dep-web-1 Created"));
+    assert!(at("Container dep-web-1 Created") < at("Container dep-web-1 Started"));
     let db = root.inspect("dep-db-1");
     let web = root.inspect("dep-web-1");
     assert_eq!(db["State"]["Health"]["Status"], "healthy", "{db:#}");

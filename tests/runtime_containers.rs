@@ -100,6 +100,34 @@ fn exit_codes_signals_and_missing_commands() {
     assert_eq!(v["State"]["Signal"], 9, "{v:#}");
 }
 
+/// Docker's processes start with no signal ignored or blocked; berth's own
+/// (a Rust CLI and shim) ignore SIGPIPE, which `execve` would pass on.
+#[test]
+fn container_processes_start_with_default_signal_dispositions() {
+    if !need_root("container_processes_start_with_default_signal_dispositions") {
+        return;
+    }
+    let root = Root::new("sigs");
+    // The process itself reads its status (no shell in between: busybox sh
+    // ignores SIGQUIT and its own applets run inside it).
+    let masks = |out: &std::process::Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("SigBlk") || l.starts_with("SigIgn"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let clean = ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"];
+    for flags in [&["--rm"][..], &["--rm", "--init"][..]] {
+        let out = root.run_container(flags, &["cat", "/proc/self/status"]);
+        assert_eq!(masks(&out), clean, "{flags:?}: {}", text(&out.stderr));
+    }
+    root.detach(&["--name", "exe"], &["sleep", "60"]);
+    let out = root.run(&["exec", "exe", "cat", "/proc/self/status"]);
+    assert_eq!(masks(&out), clean, "{}", text(&out.stderr));
+    root.run(&["kill", "exe"]);
+}
+
 #[test]
 fn memory_limit_oom_kills_and_inspect_says_so() {
     if !need_root("memory_limit_oom_kills_and_inspect_says_so") {

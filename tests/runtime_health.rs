@@ -481,3 +481,23 @@ fn the_shim_restarts_a_crashed_process_with_no_cli_around() {
     let starts = line_times(&root, "svc", "started");
     assert_eq!(starts.len(), 2, "{starts:?}");
 }
+
+#[test]
+fn wait_returns_at_the_next_exit_of_a_container_that_restarts() {
+    if !need_root("wait_returns_at_the_next_exit_of_a_container_that_restarts") {
+        return;
+    }
+    let root = Root::new("rs-wait");
+    root.detach(
+        &["--name", "w", "--restart", "always"],
+        &["sh", "-c", "sleep 0.2; exit 4"],
+    );
+    let out = root.run(&["wait", "w"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "4");
+    // `always` never gives up: the shim is still there to restart it.
+    let v = root.inspect("w");
+    assert_eq!(v["State"]["ShimAlive"], true, "{v:#}");
+    let out = root.run(&["stop", "w"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

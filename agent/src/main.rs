@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         return cli::shim::run_direct(&args);
     }
     let mut cli = cli::Cli::parse();
+    if !cli.command.is_server() {
+        berth_runtime::default_sigpipe();
+    }
     if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
         cli.global.log_level = Some(cli.command.default_log_filter().to_owned());
     }

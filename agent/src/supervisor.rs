@@ -138,6 +138,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         reconcilers: Some(reconcilers.clone()),
     });
+    // Kept until the end, like the file watcher.
+    let container_events = config.host.containers_dir().and_then(|dir| {
+        reconcilers
+            .watch_containers(&dir)
+            .inspect_err(|err| {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %format!("{err:#}"),
+                    "cannot watch containers; exits and hand-made changes will be seen at each resync"
+                );
+            })
+            .ok()
+    });
     let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval));
 
     let app = api::router(AppState {
@@ -149,6 +162,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let served = bound.serve(app, shutdown).await;
     sync.abort();
     reconcilers.shutdown();
+    drop(container_events);
     drop(watcher);
     tracing::info!("agent stopped");
     served

@@ -236,11 +236,72 @@ pub fn finalize(p: &Prepared, privileges: &Privileges) -> Result<()> {
     Ok(())
 }
 
-/// `execve`; returns only on failure.
+/// `execve`; returns only on failure. The program starts with every signal
+/// at its default disposition and none blocked, as under Docker: `execve`
+/// keeps ignored signals and the mask, and berth's own processes ignore
+/// `SIGPIPE` (Rust's runtime does) and block others while they wait.
 pub fn exec(p: &Prepared) -> nix::Error {
+    reset_signals();
     match nix::unistd::execve(&p.path, &p.argv, &p.env) {
         Err(e) => e,
         Ok(never) => match never {},
+    }
+}
+
+/// Every signal back to `SIG_DFL` and unblocked (see [`exec`]).
+pub fn reset_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            default_disposition(sig);
+        }
+    }
+    // SAFETY: sigemptyset fills the set we own; sigprocmask only changes
+    // this thread's mask (the child is single-threaded before execve).
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// `SIGPIPE` back to its default for a command-line process, so that
+/// `berth ps | head` ends quietly as `docker ps | head` does, instead of
+/// failing on a write (Rust starts every program with it ignored).
+/// Long-running servers (the agent, the DNS server) keep it ignored.
+pub fn default_sigpipe() {
+    default_disposition(libc::SIGPIPE);
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// `SIG_DFL` for `sig` through the raw system call: glibc's wrapper
+/// refuses 32 and 33 (its own), yet they can arrive ignored from whoever
+/// started berth, and a container must not inherit that.
+fn default_disposition(sig: libc::c_int) {
+    let action = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: a valid, fully initialised kernel sigaction installing no
+    // handler; the old action is not asked for; the size is the kernel's
+    // sigset size (8 bytes). Errors leave the disposition as it was.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
     }
 }
 

@@ -54,6 +54,7 @@ use crate::error::{Error, Result};
 use crate::logs::{LogWriter, Stream};
 use crate::probe::Prober;
 use crate::process::{self, Prepared};
+use crate::resident::release_setup_text;
 use crate::restart_policy::{ExitFacts, Restarter};
 pub use crate::shim_args::ShimArgs;
 use crate::state::{
@@ -279,6 +280,9 @@ impl Shim {
             }
             self.status = None;
             self.attach = None;
+            // The backoff may last a minute: idle with the pages of the
+            // run and its setup dropped.
+            release_setup_text();
             let told = read_control(&control, Some(Instant::now() + delay));
             if told.stop {
                 state.manually_stopped = true;
@@ -460,6 +464,8 @@ impl Shim {
             );
         }
         self.report(&format!("error {code} {}", one_line(msg)));
+        // That was the last word for the CLI.
+        self.status = None;
         Ok(())
     }
 }

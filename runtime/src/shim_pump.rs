@@ -152,10 +152,11 @@ impl Shim {
                 if let Err(e) = run.state.save(&run.dir.state()) {
                     eprintln!("berth shim: {e}");
                 }
-                // Probing touched code the copy loop does not need: drop it
-                // again after the next quiet second.
-                release_at = Some(Instant::now());
-                busy = true;
+                // Probing touched code the copy loop does not need until
+                // the next probe: drop it now (a few hundred minor faults
+                // bring it back from the page cache then).
+                release_setup_text();
+                release_at = None;
             }
             // Activity postpones a pending release by a quiet second: a
             // chatty container keeps its pages, an idle one drops them.

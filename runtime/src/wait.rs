@@ -22,7 +22,7 @@ impl Runtime {
         if restarts {
             let before = State::load(&dir.state()).map_err(|_| Error::NotFound(id.clone()))?;
             loop {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(100));
                 let Ok(now) = State::load(&dir.state()) else {
                     return Err(Error::NotFound(id));
                 };

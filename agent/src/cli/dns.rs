@@ -24,7 +24,9 @@ pub fn run(args: DnsArgs) -> anyhow::Result<ExitCode> {
         state_dir: args.state_dir,
         detach: args.detach,
     };
-    match berth_net::dns::main(&server) {
+    // Mostly idle for the network's whole life: what setting up touched
+    // (clap, config parsing, the runtime's start) need not stay resident.
+    match berth_net::dns::main(&server, berth_runtime::release_setup_text) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // Detached, the server logged its error and told its spawner.
         Err(_) if server.detach => Ok(ExitCode::FAILURE),

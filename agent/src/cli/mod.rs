@@ -170,6 +170,12 @@ impl Command {
     /// Compose's progress lines, which the executor's and the image
     /// store's info events would only repeat; so do the container verbs
     /// when given services. The agent has no such lines: it keeps them.
+    /// Processes that serve sockets for long (they must see `EPIPE` from
+    /// a write to a gone peer, not die of `SIGPIPE`).
+    pub fn is_server(&self) -> bool {
+        matches!(self, Command::Agent(_) | Command::Dns(_) | Command::Shim(_))
+    }
+
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Agent(_) => "info,libcgroups=error",

@@ -25,6 +25,13 @@ pub trait Host: Send + Sync + 'static {
     /// Every `(project, folder)` pair named by the labels of a container
     /// an agent created ([`AGENT_DIR_LABEL`]).
     fn labelled_projects(&self) -> Result<BTreeSet<(String, PathBuf)>, BackendError>;
+
+    /// The Compose project of container `id`, if it has one.
+    fn container_project(&self, id: &str) -> Option<String>;
+
+    /// The folder whose changes are container events (`reconcile::events`),
+    /// when there is one to watch.
+    fn containers_dir(&self) -> Option<PathBuf>;
 }
 
 /// The real machine: the engine's adapters over one state root.
@@ -56,5 +63,21 @@ impl Host for EngineHost {
                 Some((project.clone(), PathBuf::from(dir)))
             })
             .collect())
+    }
+
+    /// Read from `config.json` directly: cheaper than an inspect, and it is
+    /// there from the moment a container is created.
+    fn container_project(&self, id: &str) -> Option<String> {
+        let config = self.runtime.state_root().container(id).config();
+        let bytes = std::fs::read(config).ok()?;
+        let config: berth_runtime::ContainerConfig = serde_json::from_slice(&bytes).ok()?;
+        config
+            .labels
+            .get(berth_reconcilers::labels::PROJECT)
+            .cloned()
+    }
+
+    fn containers_dir(&self) -> Option<PathBuf> {
+        Some(self.runtime.state_root().containers_dir())
     }
 }

@@ -30,6 +30,7 @@
 //! the grace period.
 
 pub mod digests;
+pub mod events;
 pub mod host;
 mod queue;
 mod run;

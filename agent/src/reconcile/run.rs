@@ -75,7 +75,7 @@ pub fn run(
             break;
         }
         label(&mut plan, &job.dir);
-        log_plan(&plan, job);
+        log_plan(&plan, job, options.now);
         let planned = steps_of(&plan, None);
         on_plan(&planned);
         let report = execute(&plan, backends, clock, exec);
@@ -131,9 +131,16 @@ fn label(plan: &mut Plan, dir: &Path) {
 /// Each action with its reasons: a warning when the machine drifted from
 /// a spec that did not change (someone stopped or removed a container, one
 /// exited), information when the spec changed.
-fn log_plan(plan: &Plan, job: &Job) {
+fn log_plan(plan: &Plan, job: &Job, now: std::time::SystemTime) {
     let drift = job.kind == OperationKind::Apply && job.trigger.finds_drift();
     for a in &plan.actions {
+        // A restart still in its backoff is not acted on yet: said once
+        // it is, not at every look in between.
+        if let Some(until) = a.not_before.filter(|t| *t > now) {
+            tracing::debug!(service = a.service.as_deref().unwrap_or(""), action = a.action.kind(),
+                target = a.action.target(), until = %crate::timefmt::rfc3339(until), "deferred (restart backoff)");
+            continue;
+        }
         let reasons: Vec<String> = a
             .reasons
             .iter()

@@ -132,6 +132,17 @@ impl Host for TestHost {
         }
         Ok(out)
     }
+
+    fn container_project(&self, id: &str) -> Option<String> {
+        self.fake
+            .inspect(id)
+            .ok()
+            .and_then(|c| c.project().map(str::to_owned))
+    }
+
+    fn containers_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// A model loaded by the real loader from `yaml` (in a temp folder named

@@ -471,6 +471,17 @@ fn decisions_follow_the_store() {
         decide(store.get("a"), t(0), grace, true, Trigger::Resync),
         Decision::Run(job, rev, 1) if job.kind == OperationKind::Apply && rev == "r1" && job.remove_orphans
     ));
+    // Not applied yet: a resync or an event that gets there first applies
+    // a change of the spec, and is named so.
+    assert!(matches!(
+        decide(store.get("a"), t(0), grace, true, Trigger::Event),
+        Decision::Run(job, _, _) if job.trigger == Trigger::FsWatch
+    ));
+    store.get_mut("a").unwrap().reconcile.last_applied_revision = Some("r1".into());
+    assert!(matches!(
+        decide(store.get("a"), t(0), grace, true, Trigger::Event),
+        Decision::Run(job, _, _) if job.trigger == Trigger::Event
+    ));
     store.set_suspended("a", true);
     assert!(matches!(
         decide(store.get("a"), t(0), grace, true, Trigger::Resync),

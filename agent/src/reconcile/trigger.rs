@@ -8,6 +8,9 @@
 pub enum Trigger {
     /// A deferred restart came due, or a failed reconcile is retried.
     Requeue,
+    /// A container of the project changed state (exited, was stopped or
+    /// removed): `reconcile::events`.
+    Event,
     /// The periodic `--resync-interval`: repairs drift.
     Resync,
     /// The agent started.
@@ -24,6 +27,7 @@ impl Trigger {
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Requeue => "requeue",
+            Trigger::Event => "event",
             Trigger::Resync => "resync",
             Trigger::Initial => "initial",
             Trigger::FsWatch => "fswatch",
@@ -35,6 +39,6 @@ impl Trigger {
     /// Whether what a reconcile under this trigger finds to do is drift
     /// (the machine moved) rather than a change of the spec.
     pub fn finds_drift(self) -> bool {
-        matches!(self, Trigger::Requeue | Trigger::Resync)
+        matches!(self, Trigger::Requeue | Trigger::Event | Trigger::Resync)
     }
 }

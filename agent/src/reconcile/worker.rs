@@ -63,6 +63,15 @@ pub(super) fn decide(
             "no valid model yet: fix the compose file (see status.errors)".to_owned(),
         );
     };
+    // A model not applied yet is a change of the spec, whatever woke the
+    // worker: a container event or a retry can get there before the file
+    // event that loaded it. Named so, its actions are not drift.
+    let fresh = p.reconcile.last_applied_revision.as_deref() != Some(good.revision.as_str());
+    let trigger = if fresh && trigger.finds_drift() {
+        Trigger::FsWatch
+    } else {
+        trigger
+    };
     let job = |kind| {
         Box::new(Job {
             kind,
@@ -191,6 +200,7 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
         }
         Decision::Run(job, revision, generation) => (job, revision, generation),
     };
+    let trigger = job.trigger;
 
     let span = tracing::info_span!(
         "reconcile",

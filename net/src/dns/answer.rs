@@ -47,8 +47,15 @@ pub(crate) enum Outcome {
     Ignore,
 }
 
-/// Decides what to do with `packet`.
-pub(crate) fn answer(zone: &mut Zone, packet: &[u8], transport: Transport) -> Outcome {
+/// Decides what to do with `packet`. `others` are the zones of the
+/// client's other networks (see `DnsRecords::set_other_networks`), asked
+/// after `zone` and before the upstreams.
+pub(crate) fn answer(
+    zone: &mut Zone,
+    others: &mut [&mut Zone],
+    packet: &[u8],
+    transport: Transport,
+) -> Outcome {
     let query = match Message::from_vec(packet) {
         Ok(query) => query,
         Err(_) => return format_error(packet).map_or(Outcome::Ignore, Outcome::Reply),
@@ -69,7 +76,10 @@ pub(crate) fn answer(zone: &mut Zone, packet: &[u8], transport: Transport) -> Ou
     let qtype = question.query_type();
     tracing::trace!(%name, %qtype, id = query.metadata.id, "query");
     if qtype == RecordType::PTR {
-        if let Some(target) = zone.reverse(&name) {
+        let target = std::iter::once(&*zone)
+            .chain(others.iter().map(|z| &**z))
+            .find_map(|z| z.reverse(&name));
+        if let Some(target) = target {
             let records = match Name::from_ascii(format!("{target}.")) {
                 Ok(target) => vec![Record::from_rdata(
                     question.name().clone(),
@@ -81,25 +91,36 @@ pub(crate) fn answer(zone: &mut Zone, packet: &[u8], transport: Transport) -> Ou
             return reply(&query, ResponseCode::NoError, records, transport);
         }
     }
-    match zone.classify(&name) {
-        Match::Name(key) => {
-            let records = if matches!(qtype, RecordType::A | RecordType::ANY) {
-                zone.rotated(&key)
-                    .into_iter()
-                    .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip))))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            reply(&query, ResponseCode::NoError, records, transport)
-        }
-        Match::Domain => reply(&query, ResponseCode::NoError, Vec::new(), transport),
-        Match::Unknown => reply(&query, ResponseCode::NXDomain, Vec::new(), transport),
-        Match::Foreign if zone.upstreams().is_empty() => {
-            reply(&query, ResponseCode::ServFail, Vec::new(), transport)
-        }
-        Match::Foreign => Outcome::Forward,
-    }
+    let own = zone.classify(&name);
+    let (zone, key) = match own {
+        Match::Name(key) => (zone, key),
+        // A name of one of the client's other networks.
+        own => match others.iter_mut().find_map(|z| match z.classify(&name) {
+            Match::Name(key) => Some((&mut **z, key)),
+            _ => None,
+        }) {
+            Some(found) => found,
+            None => {
+                return match own {
+                    Match::Domain => reply(&query, ResponseCode::NoError, Vec::new(), transport),
+                    Match::Unknown => reply(&query, ResponseCode::NXDomain, Vec::new(), transport),
+                    _ if zone.upstreams().is_empty() => {
+                        reply(&query, ResponseCode::ServFail, Vec::new(), transport)
+                    }
+                    _ => Outcome::Forward,
+                };
+            }
+        },
+    };
+    let records = if matches!(qtype, RecordType::A | RecordType::ANY) {
+        zone.rotated(&key)
+            .into_iter()
+            .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    reply(&query, ResponseCode::NoError, records, transport)
 }
 
 /// The SERVFAIL reply to a forwarded query none of the upstreams answered.
@@ -233,7 +254,7 @@ mod tests {
     }
 
     fn ask(zone: &mut Zone, name: &str, qtype: RecordType, t: Transport) -> Message {
-        match answer(zone, &query_bytes(7, name, qtype, false), t) {
+        match answer(zone, &mut [], &query_bytes(7, name, qtype, false), t) {
             Outcome::Reply(bytes) => Message::from_vec(&bytes).unwrap(),
             other => panic!("{name} {qtype}: {other:?}"),
         }
@@ -300,7 +321,10 @@ mod tests {
     fn foreign_names_are_forwarded_or_fail_without_upstreams() {
         let mut z = zone(&["192.0.2.53:53"], 1, None);
         let q = query_bytes(9, "example.com.", RecordType::A, false);
-        assert_eq!(answer(&mut z, &q, Transport::Udp), Outcome::Forward);
+        assert_eq!(
+            answer(&mut z, &mut [], &q, Transport::Udp),
+            Outcome::Forward
+        );
         let chaos = {
             let mut m = Message::from_vec(&q).unwrap();
             let mut question = m.queries[0].clone();
@@ -308,7 +332,10 @@ mod tests {
             m.queries = vec![question];
             m.to_vec().unwrap()
         };
-        assert_eq!(answer(&mut z, &chaos, Transport::Udp), Outcome::Forward);
+        assert_eq!(
+            answer(&mut z, &mut [], &chaos, Transport::Udp),
+            Outcome::Forward
+        );
         let mut internal = zone(&[], 1, None);
         let m = ask(&mut internal, "example.com.", RecordType::A, Transport::Udp);
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
@@ -334,7 +361,57 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let q = query_bytes(1, "99.0.89.10.in-addr.arpa.", RecordType::PTR, false);
-        assert_eq!(answer(&mut z, &q, Transport::Udp), Outcome::Forward);
+        assert_eq!(
+            answer(&mut z, &mut [], &q, Transport::Udp),
+            Outcome::Forward
+        );
+    }
+
+    #[test]
+    fn the_clients_other_networks_answer_after_this_one_and_before_upstream() {
+        let mut front = zone(&["192.0.2.53:53"], 1, Some("front.internal"));
+        let mut back = {
+            let mut r = DnsRecords::new(vec![], vec![]);
+            r.set_container("db", ["shop-db-1", "db"], Ipv4Addr::new(10, 90, 0, 5))
+                .unwrap();
+            r.set_container("w", ["shop-web-1", "web"], Ipv4Addr::new(10, 90, 0, 2))
+                .unwrap();
+            Zone::new(&r)
+        };
+        let ask2 = |front: &mut Zone, back: &mut Zone, name: &str, qtype| match answer(
+            front,
+            &mut [back],
+            &query_bytes(1, name, qtype, false),
+            Transport::Udp,
+        ) {
+            Outcome::Reply(b) => Some(Message::from_vec(&b).unwrap()),
+            Outcome::Forward => None,
+            Outcome::Ignore => panic!(),
+        };
+        let m = ask2(&mut front, &mut back, "db", RecordType::A).unwrap();
+        assert_eq!(addresses(&m), [Ipv4Addr::new(10, 90, 0, 5)]);
+        let m = ask2(&mut front, &mut back, "db", RecordType::AAAA).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        // A name on both: this network's address wins.
+        let m = ask2(&mut front, &mut back, "web", RecordType::A).unwrap();
+        assert_eq!(addresses(&m), [Ipv4Addr::new(10, 89, 0, 10)]);
+        let m = ask2(
+            &mut front,
+            &mut back,
+            "5.0.90.10.in-addr.arpa",
+            RecordType::PTR,
+        )
+        .unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert!(ask2(&mut front, &mut back, "example.com", RecordType::A).is_none());
+        let m = ask2(&mut front, &mut back, "cache.front.internal", RecordType::A).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        // Without the other network, db is not this client's to resolve.
+        let q = query_bytes(1, "db", RecordType::A, false);
+        assert_eq!(
+            answer(&mut front, &mut [], &q, Transport::Udp),
+            Outcome::Forward
+        );
     }
 
     #[test]
@@ -349,7 +426,7 @@ mod tests {
         assert_eq!(m.answers.len(), 100);
         // An EDNS client receives up to 1232 bytes, and an OPT back.
         let q = query_bytes(3, "web", RecordType::A, true);
-        let Outcome::Reply(bytes) = answer(&mut z, &q, Transport::Udp) else {
+        let Outcome::Reply(bytes) = answer(&mut z, &mut [], &q, Transport::Udp) else {
             panic!()
         };
         assert!(bytes.len() <= 1232 && bytes.len() > 512, "{}", bytes.len());
@@ -366,19 +443,25 @@ mod tests {
         let mut z = zone(&[], 1, None);
         let mut junk = query_bytes(0x1234, "web", RecordType::A, false);
         junk.truncate(14);
-        let Outcome::Reply(bytes) = answer(&mut z, &junk, Transport::Udp) else {
+        let Outcome::Reply(bytes) = answer(&mut z, &mut [], &junk, Transport::Udp) else {
             panic!()
         };
         assert_eq!(&bytes[..2], &[0x12, 0x34]);
         assert_eq!(bytes[2] & 0x80, 0x80);
         assert_eq!(bytes[3] & 0x0f, 1, "FORMERR");
-        assert_eq!(answer(&mut z, &[1, 2, 3], Transport::Udp), Outcome::Ignore);
+        assert_eq!(
+            answer(&mut z, &mut [], &[1, 2, 3], Transport::Udp),
+            Outcome::Ignore
+        );
         let mut response = query_bytes(1, "web", RecordType::A, false);
         response[2] |= 0x80;
-        assert_eq!(answer(&mut z, &response, Transport::Udp), Outcome::Ignore);
+        assert_eq!(
+            answer(&mut z, &mut [], &response, Transport::Udp),
+            Outcome::Ignore
+        );
         let mut notify = query_bytes(1, "web", RecordType::A, false);
         notify[2] |= 4 << 3;
-        let Outcome::Reply(bytes) = answer(&mut z, &notify, Transport::Udp) else {
+        let Outcome::Reply(bytes) = answer(&mut z, &mut [], &notify, Transport::Udp) else {
             panic!()
         };
         assert_eq!(bytes[3] & 0x0f, 4, "NOTIMP");

@@ -56,8 +56,10 @@ pub enum Spawned {
 
 /// Starts the DNS server of the network whose state dir is `dir` (which
 /// must hold `dns.json`), as a detached process of `exe` (the `berth`
-/// binary), and returns once it listens. A no-op when one runs already.
+/// binary), and returns once it listens (milliseconds; it blocks, so async
+/// callers run it on a blocking thread). A no-op when one runs already.
 pub fn spawn(dir: &Path, exe: &Path) -> Result<Spawned> {
+    let dir = &absolute(dir)?;
     let records = dir.join(RECORDS_FILE);
     if !records.exists() {
         return Err(Error::server(
@@ -93,6 +95,9 @@ pub fn spawn(dir: &Path, exe: &Path) -> Result<Spawned> {
     let mut cmd = Command::new(exe);
     cmd.args(args.to_argv())
         .env(SYSTEM_ALLOCATOR_ENV, "1")
+        // A long-lived process must not pin the spawner's working dir (and
+        // the mount it is on).
+        .current_dir("/")
         .stdin(Stdio::from(
             lock.try_clone().map_err(|e| Error::io("dup", dir, e))?,
         ))
@@ -241,17 +246,30 @@ pub fn stop(dir: &Path) -> Result<bool> {
     Err(Error::server(dir, format!("(pid {pid}) does not exit")))
 }
 
-/// Does `pid` run `dns --state-dir <dir>`? Guards against signalling a
-/// stranger through a pid file that lies.
+/// Is `pid` this network's server: a `berth dns` holding its `dns.lock`
+/// open? Guards against signalling a stranger through a pid file that
+/// lies, whatever form of the dir the server was started with.
 fn is_our_server(pid: u32, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let dir = dir.as_os_str().as_encoded_bytes();
-    args.windows(2)
-        .any(|w| w[0] == b"--state-dir" && w[1] == dir)
-        && args.contains(&&b"dns"[..])
+    if !args.contains(&&b"dns"[..]) || !args.contains(&&b"--state-dir"[..]) {
+        return false;
+    }
+    let Ok(lock) = std::fs::canonicalize(dir.join(SERVER_LOCK_FILE)) else {
+        return false;
+    };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| target == lock)
+}
+
+/// `dir` from the root: the server runs in `/`.
+fn absolute(dir: &Path) -> Result<std::path::PathBuf> {
+    std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))
 }
 
 pub(crate) fn open_lock(dir: &Path) -> Result<File> {

@@ -15,6 +15,9 @@
 //!                        .save(dir)?;
 //!                    spawn(dir, &berth_exe)?;            // no-op if it runs
 //! container joins:   DnsRecords::update(dir, |r| r.set_container(id, names, ip))?;
+//!   on several networks: its resolv.conf names the first network's server,
+//!   whose record of it lists the others:
+//!                    DnsRecords::update(first_dir, |r| Ok(r.set_other_networks(id, other_dirs)))?;
 //! container leaves:  DnsRecords::update(dir, |r| Ok(r.remove_container(id)))?;
 //! network removed:   stop(dir)?;
 //! ```
@@ -28,12 +31,16 @@
 //! - `dns.pid`: the running server's pid;
 //! - `dns.log` (`.1`): its log, rotated at spawn past 1 MiB.
 //!
+//! Only sources on the listen interfaces' subnets (and loopback) are
+//! answered: see `clients`.
+//!
 //! Answers: see `answer` (A with every replica, round-robin, TTL 0; AAAA
 //! and other types NOERROR-empty for known names; the search domain; PTR;
 //! forwarding with SERVFAIL on timeout). Why the host's loopback resolvers
 //! are fine upstreams: see [`host_upstreams`].
 
 mod answer;
+mod clients;
 mod daemon;
 mod error;
 mod forward;

@@ -51,12 +51,16 @@ impl ServerArgs {
 /// removed) or fails. With `detach`, the calling process returns at once
 /// and a forked child serves; the child logs its own failure (to stderr,
 /// `dns.log`) and, if it had not reported yet, tells the spawner.
-pub fn main(args: &ServerArgs) -> Result<()> {
+///
+/// `settled` runs once, when the server listens and before it serves: the
+/// place to drop what setting up made resident (the binary gives
+/// `berth_runtime::release_setup_text`, as for shims).
+pub fn main(args: &ServerArgs, settled: impl FnOnce()) -> Result<()> {
     let dir = &args.state_dir;
     if !args.detach {
         let lock = open_lock(dir)?;
         return match flock(lock.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
-            Ok(()) => run(dir, lock, &mut None),
+            Ok(()) => run(dir, lock, &mut None, settled),
             Err(Errno::EWOULDBLOCK) => Err(Error::server(
                 dir,
                 format!(
@@ -74,7 +78,7 @@ pub fn main(args: &ServerArgs) -> Result<()> {
         return Ok(());
     }
     let mut ready = None;
-    let result = detached(dir, &mut ready);
+    let result = detached(dir, &mut ready, settled);
     if let Err(e) = &result {
         let reason = error_chain(e);
         // Logged before the spawner hears of it, so the log already says
@@ -89,7 +93,7 @@ pub fn main(args: &ServerArgs) -> Result<()> {
 
 /// The detached child: takes over the lock (stdin) and the status pipe
 /// (stdout, into `ready`), points both at /dev/null, and serves.
-fn detached(dir: &Path, ready: &mut Option<File>) -> Result<()> {
+fn detached(dir: &Path, ready: &mut Option<File>, settled: impl FnOnce()) -> Result<()> {
     let lock = take_fd(std::io::stdin(), "the lock on stdin")?;
     if !is_lock_file(&lock, dir) {
         return Err(Error::server(
@@ -106,12 +110,12 @@ fn detached(dir: &Path, ready: &mut Option<File>) -> Result<()> {
     for fd in [0, 1] {
         nix::unistd::dup2(null.as_raw_fd(), fd).map_err(|e| Error::sys("redirect stdio", e))?;
     }
-    run(dir, lock, ready)
+    run(dir, lock, ready, settled)
 }
 
 /// Serves with `lock` held. Once the sockets are bound, says `ready <pid>`
 /// on `ready` and closes it; a failure before leaves it to the caller.
-fn run(dir: &Path, lock: File, ready: &mut Option<File>) -> Result<()> {
+fn run(dir: &Path, lock: File, ready: &mut Option<File>, settled: impl FnOnce()) -> Result<()> {
     let (runtime, records, sockets) = prepare(dir)?;
     if let Some(mut ready) = ready.take() {
         let _ = writeln!(ready, "ready {}", std::process::id());
@@ -123,6 +127,7 @@ fn run(dir: &Path, lock: File, ready: &mut Option<File>) -> Result<()> {
         containers = records.containers().len(),
         "DNS server listening"
     );
+    settled();
     let result = runtime.block_on(serve(dir, &records, sockets));
     drop(lock);
     result

@@ -69,10 +69,16 @@ pub struct DnsRecords {
 
 /// One container's names and address on the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerRecord {
     /// Lower-case, deduplicated, the container's own name first.
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    /// The state dirs of the container's other networks: its queries to
+    /// this network's server also resolve their names (see
+    /// [`DnsRecords::set_other_networks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_networks: Vec<PathBuf>,
 }
 
 impl DnsRecords {
@@ -130,14 +136,37 @@ impl DnsRecords {
                 normalized.push(name);
             }
         }
+        let other_networks = self
+            .containers
+            .remove(id)
+            .map(|c| c.other_networks)
+            .unwrap_or_default();
         self.containers.insert(
             id.to_owned(),
             ContainerRecord {
                 names: normalized,
                 ipv4,
+                other_networks,
             },
         );
         Ok(())
+    }
+
+    /// The state dirs of the other networks container `id` is attached
+    /// to; false when it has no entry here. A container resolves the names
+    /// of every network it shares with others (as in Docker), but its
+    /// resolv.conf can only usefully name one server: glibc asks the next
+    /// nameserver on a timeout, not on NXDOMAIN. So the server it asks (the
+    /// one of its first network) answers, for queries from its address,
+    /// the names of these networks too, read from their `dns.json`.
+    pub fn set_other_networks(&mut self, id: &str, dirs: Vec<PathBuf>) -> bool {
+        match self.containers.get_mut(id) {
+            Some(c) => {
+                c.other_networks = dirs;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a container's entry; false when it had none.
@@ -333,6 +362,23 @@ mod tests {
         assert!(r.remove_container("c2"));
         assert!(!r.remove_container("c2"));
         assert!(r.addresses("web").is_empty());
+    }
+
+    #[test]
+    fn other_networks_survive_a_names_update() {
+        let mut r = sample();
+        assert!(!r.set_other_networks("nope", vec![PathBuf::from("/n/b")]));
+        assert!(r.set_other_networks("c1", vec![PathBuf::from("/n/b")]));
+        r.set_container("c1", ["shop-web-1", "web", "www"], ip("10.89.0.3"))
+            .unwrap();
+        assert_eq!(r.containers()["c1"].other_networks, [PathBuf::from("/n/b")]);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""otherNetworks":["/n/b"]"#), "{text}");
+        assert_eq!(
+            text.matches("otherNetworks").count(),
+            1,
+            "empty lists are left out"
+        );
     }
 
     #[test]

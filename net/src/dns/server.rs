@@ -9,7 +9,8 @@
 //! delete and recreate. Writers replace the file by rename, so a new
 //! version always has a new inode and is never seen half-written.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::RECORDS_FILE;
 use super::answer::{Outcome, Transport, answer, server_failure};
+use super::clients::Clients;
 use super::error::{Error, Result};
 use super::forward::forward;
 use super::records::DnsRecords;
@@ -88,17 +90,28 @@ impl Sockets {
 /// tokio runtime with IO and time enabled.
 pub(crate) async fn serve(dir: &Path, records: &DnsRecords, sockets: Sockets) -> Result<()> {
     let shared = Arc::new(Shared::new(dir, records));
+    let clients = Arc::new(Clients::for_listen(&sockets.local_addrs()));
     let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     for socket in sockets.udp {
         let socket = UdpSocket::from_std(socket)
             .map_err(|e| Error::io("register the UDP socket of", dir, e))?;
-        tokio::spawn(udp_loop(Arc::new(socket), shared.clone(), forwards.clone()));
+        tokio::spawn(udp_loop(
+            Arc::new(socket),
+            shared.clone(),
+            clients.clone(),
+            forwards.clone(),
+        ));
     }
     for listener in sockets.tcp {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| Error::io("register the TCP socket of", dir, e))?;
-        tokio::spawn(tcp_loop(listener, shared.clone(), connections.clone()));
+        tokio::spawn(tcp_loop(
+            listener,
+            shared.clone(),
+            clients.clone(),
+            connections.clone(),
+        ));
     }
     loop {
         tokio::time::sleep(WATCHDOG).await;
@@ -117,6 +130,14 @@ struct Shared {
 }
 
 struct Loaded {
+    zone: Zone,
+    identity: Option<FileIdentity>,
+    /// The zones of other networks that containers here are also on, by
+    /// state dir, each re-read like our own when its file changes.
+    others: HashMap<PathBuf, OtherNetwork>,
+}
+
+struct OtherNetwork {
     zone: Zone,
     identity: Option<FileIdentity>,
 }
@@ -146,13 +167,15 @@ impl FileIdentity {
 impl Shared {
     fn new(dir: &Path, records: &DnsRecords) -> Shared {
         let path = dir.join(RECORDS_FILE);
-        let identity = std::fs::metadata(&path).ok().map(|m| FileIdentity::of(&m));
         Shared {
             path,
             dir: dir.to_owned(),
             loaded: Mutex::new(Loaded {
                 zone: Zone::new(records),
-                identity,
+                // Unknown: the file may have been replaced since `records`
+                // was read, so the first query reads it again.
+                identity: None,
+                others: HashMap::new(),
             }),
         }
     }
@@ -172,6 +195,9 @@ impl Shared {
                 match DnsRecords::load(&self.dir) {
                     Ok(records) => {
                         loaded.zone = Zone::new(&records);
+                        let wanted: Vec<PathBuf> =
+                            loaded.zone.all_other_networks().cloned().collect();
+                        loaded.others.retain(|dir, _| wanted.contains(dir));
                         tracing::debug!(
                             containers = records.containers().len(),
                             "records reloaded"
@@ -189,8 +215,28 @@ impl Shared {
         loaded
     }
 
-    fn answer(&self, packet: &[u8], transport: Transport) -> Outcome {
-        answer(&mut self.current().zone, packet, transport)
+    fn answer(&self, packet: &[u8], transport: Transport, client: IpAddr) -> Outcome {
+        let mut guard = self.current();
+        let loaded = &mut *guard;
+        let dirs = match client {
+            IpAddr::V4(client) => loaded.zone.other_networks(client),
+            IpAddr::V6(_) => &[],
+        };
+        if dirs.is_empty() {
+            return answer(&mut loaded.zone, &mut [], packet, transport);
+        }
+        for dir in dirs {
+            refresh_other(&mut loaded.others, dir);
+        }
+        let mut others: Vec<(usize, &mut Zone)> = loaded
+            .others
+            .iter_mut()
+            .filter_map(|(dir, other)| Some((dirs.iter().position(|d| d == dir)?, &mut other.zone)))
+            .collect();
+        // In the order the records list them.
+        others.sort_by_key(|(i, _)| *i);
+        let mut others: Vec<&mut Zone> = others.into_iter().map(|(_, z)| z).collect();
+        answer(&mut loaded.zone, &mut others, packet, transport)
     }
 
     fn upstreams(&self) -> Vec<SocketAddr> {
@@ -198,7 +244,34 @@ impl Shared {
     }
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Semaphore>) {
+/// Loads (or re-reads, when its file changed) another network's zone. A
+/// network without records (no DNS, or gone) has an empty zone.
+fn refresh_other(others: &mut HashMap<PathBuf, OtherNetwork>, dir: &Path) {
+    let identity = std::fs::metadata(dir.join(RECORDS_FILE))
+        .ok()
+        .map(|m| FileIdentity::of(&m));
+    if let Some(other) = others.get(dir)
+        && other.identity == identity
+    {
+        return;
+    }
+    let zone = match identity.map(|_| DnsRecords::load(dir)) {
+        Some(Ok(records)) => Zone::new(&records),
+        Some(Err(e)) => {
+            tracing::warn!(error = %error_chain(&e), "cannot read another network's records");
+            Zone::default()
+        }
+        None => Zone::default(),
+    };
+    others.insert(dir.to_owned(), OtherNetwork { zone, identity });
+}
+
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    clients: Arc<Clients>,
+    forwards: Arc<Semaphore>,
+) {
     // Queries are small; a bigger one is cut and then refused as FORMERR.
     let mut buf = vec![0u8; 4096];
     loop {
@@ -209,8 +282,12 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Sem
                 continue;
             }
         };
+        if !clients.permits(peer.ip()) {
+            tracing::trace!(%peer, "query from outside the network ignored");
+            continue;
+        }
         let packet = &buf[..n];
-        match shared.answer(packet, Transport::Udp) {
+        match shared.answer(packet, Transport::Udp, peer.ip()) {
             Outcome::Reply(reply) => {
                 let _ = socket.send_to(&reply, peer).await;
             }
@@ -239,10 +316,19 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>, forwards: Arc<Sem
     }
 }
 
-async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, connections: Arc<Semaphore>) {
+async fn tcp_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    clients: Arc<Clients>,
+    connections: Arc<Semaphore>,
+) {
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, peer)) if clients.permits(peer.ip()) => stream,
+            Ok((_, peer)) => {
+                tracing::trace!(%peer, "connection from outside the network closed");
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::debug!(error = %e, "TCP accept failed");
@@ -266,6 +352,7 @@ async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, connections: Arc<S
 /// Length-prefixed queries, answered in order, until the client closes or
 /// idles past [`TCP_IDLE`].
 async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let client = stream.peer_addr()?.ip();
     loop {
         let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
             Ok(len) => len?,
@@ -275,7 +362,7 @@ async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Resu
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut packet))
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        let reply = match shared.answer(&packet, Transport::Tcp) {
+        let reply = match shared.answer(&packet, Transport::Tcp, client) {
             Outcome::Reply(reply) => reply,
             Outcome::Ignore => continue,
             Outcome::Forward => {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use super::records::DnsRecords;
 
@@ -26,6 +27,8 @@ pub(crate) struct Zone {
     reverse: HashMap<Ipv4Addr, String>,
     domain: Option<String>,
     upstreams: Vec<SocketAddr>,
+    /// Per client address, the other networks whose names it resolves.
+    other_networks: HashMap<Ipv4Addr, Vec<PathBuf>>,
     /// Per name, how far the next answer's order is rotated.
     turn: HashMap<String, usize>,
 }
@@ -34,7 +37,14 @@ impl Zone {
     pub(crate) fn new(records: &DnsRecords) -> Zone {
         let mut names: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
         let mut reverse: HashMap<Ipv4Addr, String> = HashMap::new();
+        let mut other_networks: HashMap<Ipv4Addr, Vec<PathBuf>> = HashMap::new();
         for container in records.containers().values() {
+            if !container.other_networks.is_empty() {
+                other_networks
+                    .entry(container.ipv4)
+                    .or_default()
+                    .extend(container.other_networks.iter().cloned());
+            }
             for name in &container.names {
                 names.entry(name.clone()).or_default().push(container.ipv4);
             }
@@ -62,12 +72,24 @@ impl Zone {
             reverse,
             domain: records.domain().map(str::to_owned),
             upstreams,
+            other_networks,
             turn: HashMap::new(),
         }
     }
 
     pub(crate) fn upstreams(&self) -> &[SocketAddr] {
         &self.upstreams
+    }
+
+    /// The state dirs of the other networks whose names `client` (a
+    /// container's address on this network) resolves.
+    pub(crate) fn other_networks(&self, client: Ipv4Addr) -> &[PathBuf] {
+        self.other_networks.get(&client).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every other network named by any container here.
+    pub(crate) fn all_other_networks(&self) -> impl Iterator<Item = &PathBuf> {
+        self.other_networks.values().flatten()
     }
 
     /// Classifies a query name, given lower-case without the trailing dot.
@@ -216,6 +238,22 @@ mod tests {
         ] {
             assert_eq!(parse_reverse_v4(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn other_networks_are_per_client_address() {
+        let mut r = DnsRecords::new(vec![], vec![]);
+        r.set_container("a", ["a"], ip("10.89.0.2")).unwrap();
+        r.set_container("b", ["b"], ip("10.89.0.3")).unwrap();
+        r.set_other_networks("a", vec![PathBuf::from("/n/back"), PathBuf::from("/n/x")]);
+        let z = Zone::new(&r);
+        assert_eq!(
+            z.other_networks(ip("10.89.0.2")),
+            [PathBuf::from("/n/back"), PathBuf::from("/n/x")]
+        );
+        assert!(z.other_networks(ip("10.89.0.3")).is_empty());
+        assert!(z.other_networks(ip("127.0.0.1")).is_empty());
+        assert_eq!(z.all_other_networks().count(), 2);
     }
 
     #[test]

@@ -415,8 +415,12 @@ impl ServicePlanner<'_> {
                 ))
             }
             // The runtime's supervisor decided already; deciding again
-            // would fight it (restart what it gave up on).
-            ContainerState::Exited(code) if !self.options.no_start && !c.restart_policy_applied => {
+            // would fight it (restart what it gave up on). The CLI's `up`
+            // is a user's request to run it, as Compose's is.
+            ContainerState::Exited(code)
+                if !self.options.no_start
+                    && (self.options.start_exited || !c.restart_policy_applied) =>
+            {
                 // A stop by the user holds against every policy but
                 // `always` (the Docker daemon's rule when it restarts).
                 if c.manually_stopped && policy.condition != RestartCondition::Always {
