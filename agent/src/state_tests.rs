@@ -52,6 +52,7 @@ pub(crate) fn ok(key: &str, revision: &str, project: Project) -> LoadResult {
             project,
             inputs: src.files.clone(),
             warnings: vec![Diagnostic::warning("`version` is obsolete").key("version")],
+            environment: Default::default(),
         }),
         source: src,
         revision: revision.into(),

@@ -5,24 +5,27 @@
 //! checked). It joins the container's pid namespace for its children only
 //! (`setns(CLONE_NEWPID)` changes `pid_for_children`), forks, puts the
 //! child in the container's cgroup, and the child joins ipc, uts, net and
-//! last mnt, then takes the same user, capability and environment path as
-//! pid 1 did. The caller's stdio is inherited; the exit code comes back.
-//! The joining and exec'ing ([`ContainerNamespaces`], [`enter_and_exec`])
-//! are shared with the shim's health probes (`probe`).
+//! last mnt, then takes the same user, group, capability, limit and
+//! environment path as pid 1 did. The caller's stdio is inherited; the
+//! exit code comes back. The joining and exec'ing ([`ContainerNamespaces`],
+//! [`enter_and_exec`]) are shared with the shim's health probes (`probe`)
+//! and the lifecycle hooks (`hooks`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
-use crate::process;
+use crate::process::{self, Privileges};
 use crate::runtime::Runtime;
-use crate::shim::cloexec_pipe;
+use crate::shim::{cloexec_pipe, pidfd_open};
 
 /// What to run and as whom; `None` falls back to the container's own.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,8 @@ pub struct ExecOptions {
     pub env: Vec<String>,
     pub cwd: Option<String>,
     pub user: Option<String>,
+    /// Every capability, whatever the container has (`exec --privileged`).
+    pub privileged: bool,
 }
 
 fn threads() -> usize {
@@ -85,11 +90,18 @@ pub(crate) struct InContainer<'a> {
     pub user: Option<&'a str>,
     pub cwd: Option<&'a str>,
     pub hostname: &'a str,
+    /// Supplementary groups on top of the user's (`group_add`).
+    pub groups: &'a [String],
+    /// Capabilities, no_new_privs, rlimits and OOM score to take.
+    pub privileges: &'a Privileges,
+    /// Killed when its parent exits (`PR_SET_PDEATHSIG`): a process with a
+    /// deadline must not outlive whoever enforces it.
+    pub die_with_parent: bool,
 }
 
 /// In a forked child (already in the container's pid namespace and
 /// cgroup): joins ipc, uts, net and last mnt, then takes pid 1's user,
-/// capability and environment path, and execs. Returns only when that
+/// groups, capabilities, limits and environment path, and execs. Returns only when that
 /// fails, with Docker's exit code for the failure and a message.
 pub(crate) fn enter_and_exec(ns: &ContainerNamespaces, p: &InContainer<'_>) -> (i32, String) {
     for (f, flag, what) in [
@@ -102,12 +114,19 @@ pub(crate) fn enter_and_exec(ns: &ContainerNamespaces, p: &InContainer<'_>) -> (
             return (126, format!("join the {what} namespace: {e}"));
         }
     }
-    let prepared = match process::prepare(p.args, p.env, p.user, p.cwd, p.hostname) {
+    let prepared = match process::prepare(p.args, p.env, p.user, p.cwd, p.hostname, p.groups) {
         Ok(prepared) => prepared,
         Err(e) => return (e.code, e.message),
     };
-    if let Err(e) = process::finalize(&prepared) {
+    if let Err(e) = process::finalize(&prepared, p.privileges) {
         return (126, e.to_string());
+    }
+    if p.die_with_parent {
+        // After finalize: a change of credentials clears it.
+        // SAFETY: prctl with integer arguments only.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        }
     }
     let e = process::exec(&prepared);
     let code = if e == nix::Error::ENOENT { 127 } else { 126 };
@@ -118,6 +137,20 @@ impl Runtime {
     /// Runs `opts.args` in the container and returns its exit code (128 +
     /// signal when killed; 126/127 when it could not be run).
     pub fn exec(&self, key: &str, opts: &ExecOptions) -> Result<i32> {
+        let code = self.exec_bounded(key, opts, None)?;
+        // Without a timeout the process always ends on its own.
+        Ok(code.unwrap_or(128 + libc::SIGKILL))
+    }
+
+    /// [`Runtime::exec`] that kills the process once `timeout` has passed
+    /// (`Ok(None)`). A bounded process also dies with this one
+    /// (`PR_SET_PDEATHSIG`), so killing the caller never leaves it behind.
+    pub fn exec_bounded(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Option<i32>> {
         if threads() != 1 {
             return Err(Error::invalid(
                 "exec caller",
@@ -142,6 +175,8 @@ impl Runtime {
         let user = opts.user.clone().or(info.config.process.user.clone());
         let cwd = opts.cwd.clone().or(info.config.process.cwd.clone());
         let hostname = info.config.effective_hostname();
+        let groups = info.config.process.additional_groups.clone();
+        let privileges = Privileges::of(&info.config, opts.privileged)?;
 
         ns.enter_pid_for_children()?;
         let (sync_r, sync_w) = cloexec_pipe()?;
@@ -162,6 +197,9 @@ impl Runtime {
                         user: user.as_deref(),
                         cwd: cwd.as_deref(),
                         hostname: &hostname,
+                        groups: &groups,
+                        privileges: &privileges,
+                        die_with_parent: timeout.is_some(),
                     },
                 );
                 let _ = writeln!(std::io::stderr(), "berth exec: {msg}");
@@ -180,13 +218,46 @@ impl Runtime {
         }
         let _ = sync.write_all(b"g");
         drop(sync);
-        loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
-            }
+        if let Some(limit) = timeout
+            && !exits_within(child, limit)?
+        {
+            tracing::debug!(pid = child.as_raw(), ?limit, "exec timed out: kill");
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            reap(child)?;
+            return Ok(None);
+        }
+        reap(child).map(Some)
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`; true when it did (it is
+/// then still to be reaped).
+fn exits_within(child: Pid, limit: Duration) -> Result<bool> {
+    let pidfd = pidfd_open(child)?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms = u16::try_from(left.as_millis().min(10_000)).unwrap_or(10_000);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms.max(1))) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
+        }
+    }
+}
+
+/// The exit code of `child` (128 + signal when killed).
+fn reap(child: Pid) -> Result<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::sys("wait for the exec'd process", e)),
         }
     }
 }

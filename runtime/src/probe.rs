@@ -6,7 +6,8 @@
 //! (single-threaded, so fork and setns are safe) makes its next child a
 //! member of the container's pid namespace, forks, puts the child in the
 //! container's cgroup, and the child joins ipc, uts, net and mnt and takes
-//! pid 1's user, environment and working dir before it execs the probe.
+//! pid 1's user, groups, capabilities, rlimits, environment and working
+//! dir before it execs the probe.
 //! The child leads a process group of its own, so a timeout kills
 //! everything the probe started (`sh -c 'sleep 100'`). stdout and stderr
 //! share one pipe, read as they come so a chatty probe never blocks, kept
@@ -33,6 +34,7 @@ use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 use crate::exec::{ContainerNamespaces, InContainer, enter_and_exec};
 use crate::health::{Health, Healthcheck, OutputBuffer, ProbeResult, timeout_message};
+use crate::process::Privileges;
 use crate::shim::{LOCK_FD, STATUS_FD, cloexec_pipe, pidfd_open};
 use crate::state::now_rfc3339;
 
@@ -250,6 +252,7 @@ fn start(argv: &[String], pid1: i32, cfg: &ContainerConfig, cgroup: &Cgroup) -> 
     let (err_r, err_w) = cloexec_pipe()?;
     let (sync_r, sync_w) = cloexec_pipe()?;
     let hostname = cfg.effective_hostname();
+    let privileges = Privileges::of(cfg, false)?;
     ns.enter_pid_for_children()?;
     // SAFETY: the shim is single-threaded, so the child may run ordinary
     // code until it execs or exits.
@@ -276,6 +279,10 @@ fn start(argv: &[String], pid1: i32, cfg: &ContainerConfig, cgroup: &Cgroup) -> 
                     user: cfg.process.user.as_deref(),
                     cwd: cfg.process.cwd.as_deref(),
                     hostname: &hostname,
+                    groups: &cfg.process.additional_groups,
+                    privileges: &privileges,
+                    // The shim enforces the probe's timeout.
+                    die_with_parent: true,
                 },
             );
             let _ = File::from(err_w).write_all(format!("{code} {message}").as_bytes());

@@ -76,6 +76,13 @@ impl Runtime {
         &self.cgroup_root
     }
 
+    /// Whether containers' cgroups are on the unified (v2) hierarchy, where
+    /// `oom_kill_disable`, `memory_swappiness` and device filtering have no
+    /// effect.
+    pub fn cgroup_v2(&self) -> bool {
+        crate::cgroup::is_unified(&self.cgroup_root)
+    }
+
     pub(crate) fn names_dir(&self) -> PathBuf {
         self.root.path().join("names")
     }

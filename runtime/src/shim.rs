@@ -93,6 +93,9 @@ pub(crate) fn tell_shim(dir: &ContainerDir, byte: u8) {
 
 /// The shim's entry point; returns the process exit code.
 pub fn main(args: &ShimArgs) -> i32 {
+    if args.hook.is_some() {
+        return crate::hooks::run_hook_process(args);
+    }
     // The CLI spawned us as a group leader-free child: a new session
     // detaches us from its terminal and process group.
     let _ = setsid();
@@ -343,7 +346,7 @@ impl Shim {
         let mut c2p = BufReader::new(File::from(c2p_r));
         let joined = cgroup
             .add_task(child.as_raw())
-            .and_then(|()| cgroup.apply(&cfg.resources));
+            .and_then(|()| cgroup.apply_config(cfg));
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(child, None);
@@ -357,7 +360,7 @@ impl Shim {
         if line.trim() != "ready" {
             let _ = waitpid(child, None);
             let (code, msg) = parse_error_line(&line);
-            self.fail_setup(dir, state, code, &msg)?;
+            self.fail_setup(dir, state, &cfg.log, code, &msg)?;
             return Ok(None);
         }
         if wait_start {
@@ -441,6 +444,7 @@ impl Shim {
         &mut self,
         dir: &ContainerDir,
         state: &mut State,
+        log: &crate::config::LogConfig,
         code: i32,
         msg: &str,
     ) -> Result<()> {
@@ -452,7 +456,7 @@ impl Shim {
             h.stopped();
         }
         state.save(&dir.state())?;
-        if let Ok(mut w) = LogWriter::open(&dir.log(), Default::default()) {
+        if let Ok(mut w) = LogWriter::open(&dir.log(), log.clone()) {
             let _ = w.write(
                 Stream::Stderr,
                 format!("{msg}\n").as_bytes(),
@@ -685,11 +689,14 @@ fn container_child(
         cfg.process.user.as_deref(),
         cfg.process.cwd.as_deref(),
         &hostname,
+        &cfg.process.additional_groups,
     ) {
         Ok(p) => p,
         Err(e) => fail(&c2p, e.code, e.message),
     };
-    if let Err(e) = process::finalize(&prepared) {
+    let finalized = process::Privileges::of(cfg, false)
+        .and_then(|privileges| process::finalize(&prepared, &privileges));
+    if let Err(e) = finalized {
         fail(&c2p, 126, e.to_string());
     }
     let _ = nix::unistd::write(&c2p, b"ready\n");
@@ -720,7 +727,21 @@ fn setup_namespaces(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
         }
     }
     nix::unistd::sethostname(cfg.effective_hostname()).map_err(|e| Error::sys("sethostname", e))?;
+    if let Some(domain) = cfg.domainname.as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(domain)?;
+    }
     crate::rootfs::setup(cfg, dir)
+}
+
+/// `setdomainname(2)` in the container's UTS namespace.
+fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which
+    // outlive the call; the kernel copies them.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(Error::sys("setdomainname", nix::Error::last()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -751,6 +772,8 @@ mod tests {
             id: "abc".into(),
             start: true,
             attach: false,
+            hook: None,
+            timeout_ms: None,
         };
         let v: Vec<String> = a
             .to_argv()

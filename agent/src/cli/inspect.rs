@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use berth_runtime::{ContainerInfo, Health, Healthcheck, Mount, Network, Rootfs};
+use berth_runtime::{ContainerInfo, Health, Healthcheck, LogDriver, Mount, Network, Rootfs};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -42,17 +42,24 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
     let mounts: Vec<Value> = c
         .mounts
         .iter()
-        .map(|m| match m {
+        .enumerate()
+        .map(|(index, m)| match m {
             Mount::Bind {
                 source,
                 target,
                 readonly,
+                ..
             } => json!({
                 "Type": "bind", "Source": source, "Destination": target, "RW": !readonly
             }),
             Mount::Tmpfs { target, .. } => {
                 json!({"Type": "tmpfs", "Destination": target, "RW": true})
             }
+            // A config or secret: the container sees the copy.
+            Mount::File { target, .. } => json!({
+                "Type": "bind", "Source": dir.path().join("files").join(index.to_string()),
+                "Destination": target, "RW": false
+            }),
         })
         .collect();
     // Docker: `Image` is the image ID, `Config.Image` the name as given.
@@ -101,13 +108,29 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
                 "MaximumRetryCount": c.restart_policy.maximum_retry_count,
             },
             "NetworkMode": match &c.network { Network::None => "none".to_owned(), Network::Host => "host".to_owned(), Network::Join(p) => format!("ns:{}", p.display()) },
-            "LogConfig": {"Type": "json-file", "Config": {
+            "LogConfig": {"Type": match c.log.driver { LogDriver::JsonFile => "json-file", LogDriver::None => "none" }, "Config": {
                 "max-size": c.log.max_size.map(|s| s.to_string()),
                 "max-file": c.log.max_files.to_string(),
             }},
+            "Privileged": c.security.privileged,
+            "CapAdd": c.security.cap_add,
+            "CapDrop": c.security.cap_drop,
+            "ReadonlyRootfs": c.security.readonly_rootfs,
+            "SecurityOpt": c.security.no_new_privileges.then_some(["no-new-privileges"]),
+            "GroupAdd": c.process.additional_groups,
+            "Ulimits": c.rlimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Sysctls": c.sysctls,
+            "Devices": c.devices.iter().map(|d| json!({
+                "PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container, "CgroupPermissions": d.permissions,
+            })).collect::<Vec<_>>(),
+            "ShmSize": c.shm_size.unwrap_or(berth_runtime::DEFAULT_SHM_SIZE),
+            "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
+            "OomKillDisable": r.oom_kill_disable,
+            "MemorySwappiness": r.memory_swappiness,
         },
         "Config": {
             "Hostname": c.effective_hostname(),
+            "Domainname": c.domainname.clone().unwrap_or_default(),
             "Image": image_name,
             "User": c.process.user.clone().unwrap_or_default(),
             "Env": c.process.env,

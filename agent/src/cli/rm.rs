@@ -1,5 +1,6 @@
-//! `berth rm [-f] NAME...`: running containers need `-f`; created and
-//! exited ones do not.
+//! `berth rm [-f] [-v] NAME...`: running containers need `-f`; created and
+//! exited ones do not. `-v` also removes the container's anonymous
+//! volumes (named ones stay, as with Docker).
 //! Service names and `-p`/`--file` remove that service's containers,
 //! with docker's `-f` (see `compose::toplevel`).
 
@@ -17,6 +18,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes the container uses, too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     /// Containers (names or IDs), or services of the project.
     #[arg(required_unless_present_any = ["files", "project_name", "project_directory"])]
     pub containers: Vec<String>,
@@ -37,7 +41,7 @@ pub fn run(args: RmArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                     c.name()
                 );
             }
-            return super::compose::rm::remove(&cp, &containers, args.force, &events);
+            return super::compose::rm::remove(&cp, &containers, args.force, args.volumes, &events);
         }
         Targets::Containers(names) => names,
     };
@@ -47,9 +51,20 @@ pub fn run(args: RmArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         // Like Docker, a created container goes without -f: its pid 1 only
         // waits for `start` and has run none of the user's code, though
         // the runtime sees a live shim and process.
-        let force = args.force || rt.inspect(c).is_ok_and(|i| i.observed.status == "created");
+        let info = rt.inspect(c);
+        let force = args.force || info.as_ref().is_ok_and(|i| i.observed.status == "created");
         match rt.remove(c, force) {
-            Ok(()) => println!("{c}"),
+            Ok(()) => {
+                if args.volumes
+                    && let Ok(i) = &info
+                    && let Err(e) = crate::engine::Volumes::new(&global.root, rt.clone())
+                        .remove_anonymous_of(&i.config)
+                {
+                    eprintln!("berth: {c}: {e}");
+                    code = ExitCode::FAILURE;
+                }
+                println!("{c}");
+            }
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;

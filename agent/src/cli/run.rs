@@ -331,6 +331,7 @@ fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
             source: PathBuf::from(src),
             target: dst.to_owned(),
             readonly,
+            copy_up: false,
         });
     }
     for t in &args.tmpfs {
@@ -354,6 +355,7 @@ fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
             target: dst.to_owned(),
             size,
             mode,
+            options: Vec::new(),
         });
     }
     let network = match args.network.as_str() {
@@ -462,6 +464,7 @@ fn build_config(
             cwd: merged.cwd,
             user: merged.user,
             tty: false,
+            additional_groups: Vec::new(),
         },
         hostname: args.hostname.clone(),
         mounts: parts.mounts,
@@ -472,9 +475,18 @@ fn build_config(
         log: LogConfig {
             max_size: args.log_max_size.map(|s| s as u64),
             max_files: args.log_max_file.max(1),
+            ..Default::default()
         },
         network: parts.network,
         auto_remove: args.rm,
+        security: Default::default(),
+        rlimits: Vec::new(),
+        sysctls: Default::default(),
+        devices: Vec::new(),
+        domainname: None,
+        shm_size: None,
+        oom_score_adj: None,
+        hooks: Default::default(),
         healthcheck: healthcheck(
             image.as_ref().map_or(&no_image, |(_, p)| p.image.config()),
             args,

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime};
 use berth_image::Store;
 use berth_reconcilers::observed::{ContainerId, ContainerState, Health, ObservedContainer};
 use berth_reconcilers::{BackendError, ContainerRuntime, ContainerSpec};
-use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, HealthStatus, Runtime, Status};
+use berth_runtime::{
+    ContainerConfig, ContainerInfo, CreateOptions, HealthStatus, HookKind, Runtime, Status,
+};
 
 use super::error::from_runtime;
 use super::sidecar::{self, Sidecar};
@@ -146,11 +148,17 @@ impl ContainerRuntime for Containers {
         let prepared = containers::prepare_image(&self.store, &spec.image).map_err(|e| {
             BackendError::new(berth_reconcilers::ErrorKind::Internal, format!("{e:#}"))
         })?;
+        let targets = translate::anonymous_targets(spec, prepared.image.config());
+        let anonymous = self.volumes.anonymous_for(spec, &targets)?;
         let mut config = translate::config(
             spec,
             prepared.image.config(),
             prepared.layers.clone(),
-            &self.volumes,
+            &translate::Host {
+                volumes: &self.volumes,
+                anonymous: &anonymous,
+                cgroup_v2: self.runtime.cgroup_v2(),
+            },
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
         let created = self.runtime.create(
@@ -171,7 +179,9 @@ impl ContainerRuntime for Containers {
     /// to restart. A start of a container that ran before counts one
     /// restart; the runtime starts it afresh (its own restart count and
     /// "manually stopped" cleared, as `docker start` does), so its restarts
-    /// so far are folded into the engine's count first.
+    /// so far are folded into the engine's count first. The `post_start`
+    /// hooks run once the container runs; a failing one fails the start
+    /// (the container keeps running, as with Compose).
     fn start(&self, id: &str) -> Result<(), BackendError> {
         let info = self.info(id)?;
         if info.observed.status == "restarting"
@@ -185,7 +195,18 @@ impl ContainerRuntime for Containers {
         if ran_before {
             record.restart_count += 1 + info.state.restart_count;
         }
-        sidecar::save(&self.runtime, &info.config.id, record)
+        sidecar::save(&self.runtime, &info.config.id, record)?;
+        if !info.config.hooks.post_start.is_empty() {
+            self.runtime
+                .run_hooks(&info.config.id, HookKind::PostStart, None)
+                .map_err(|e| {
+                    let name = info.config.name.clone();
+                    let mut b = from_runtime(e);
+                    b.message = format!("container {name}: {}", b.message);
+                    b
+                })?;
+        }
+        Ok(())
     }
 
     /// The runtime's stop records "manually stopped" with the exit (its
@@ -205,6 +226,17 @@ impl ContainerRuntime for Containers {
         }
         if !info.observed.container_alive {
             return Ok(());
+        }
+        // `pre_stop` hooks first, within the grace period; one that fails
+        // or overruns does not keep the container from stopping. (A
+        // created container never ran: nothing to prepare for.)
+        if !info.config.hooks.pre_stop.is_empty() && info.observed.status == "running" {
+            if let Err(e) = self
+                .runtime
+                .run_hooks(&info.config.id, HookKind::PreStop, Some(grace))
+            {
+                tracing::warn!(container = %info.config.name, error = %e, "pre_stop hook failed; stopping anyway");
+            }
         }
         if let Some(s) = signal
             && info.config.stop_signal.as_deref() != Some(s)

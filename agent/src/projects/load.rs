@@ -49,7 +49,15 @@ pub fn load_project(
     loop {
         let before = revision(&watched);
         let started = Instant::now();
-        let outcome = compose::load(&options);
+        // Configs and secrets sourced from the environment carry their
+        // value, as with `berth up` (see `engine::file_objects`).
+        let outcome = compose::load(&options).map(|mut loaded| {
+            crate::engine::file_objects::resolve_environment_sources(
+                &mut loaded.project,
+                &loaded.environment,
+            );
+            loaded
+        });
         let duration = started.elapsed();
         let inputs: Vec<PathBuf> = outcome
             .as_ref()

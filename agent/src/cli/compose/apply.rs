@@ -19,11 +19,15 @@ impl ComposeProject {
             .with_context(|| format!("cannot observe project {}", self.name()))
     }
 
-    /// Plans `options` (its `now` set here) against what is there now.
+    /// Plans `options` (its `now` and the digests of the configs' and
+    /// secrets' files set here) against what is there now. The digests
+    /// are the agent's, so a project `up` deployed and the agent then
+    /// reconciles is not recreated for nothing.
     pub fn plan(&self, options: &PlanOptions) -> anyhow::Result<(Observed, Plan)> {
         let observed = self.observe()?;
         let options = PlanOptions {
             now: SystemTime::now(),
+            file_digests: crate::reconcile::digests::file_digests(&self.project),
             ..options.clone()
         };
         let plan = plan(&self.project, &observed, &options)

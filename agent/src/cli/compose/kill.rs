@@ -29,7 +29,7 @@ pub fn run(opts: &ProjectOpts, flags: &KillFlags, global: &GlobalOpts) -> anyhow
     let code = kill(&cp, &flags.services, &flags.signal)?;
     if flags.remove_orphans {
         let orphans = super::rm::orphans(&cp);
-        super::rm::remove(&cp, &orphans, true, &Events::default())?;
+        super::rm::remove(&cp, &orphans, true, false, &Events::default())?;
     }
     Ok(code)
 }

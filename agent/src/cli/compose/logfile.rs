@@ -136,6 +136,7 @@ mod tests {
             LogConfig {
                 max_size: Some(200),
                 max_files: 3,
+                ..Default::default()
             },
         )
         .unwrap();

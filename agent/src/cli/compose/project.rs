@@ -188,7 +188,14 @@ fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, boo
             for w in &loaded.warnings {
                 writeln!(stderr, "{w}").context("cannot write to stderr")?;
             }
-            Ok(Some((loaded.project, true)))
+            // Configs and secrets sourced from the environment carry
+            // their value (see `engine::file_objects`).
+            let mut project = loaded.project;
+            crate::engine::file_objects::resolve_environment_sources(
+                &mut project,
+                &loaded.environment,
+            );
+            Ok(Some((project, true)))
         }
         Err(diagnostics) => {
             for d in &diagnostics.0 {

@@ -1,7 +1,7 @@
 //! `rm`: remove the project's stopped containers, after asking (`-f`
 //! does not ask); `-s` stops running ones first, otherwise they are left
-//! alone. berth creates no anonymous volumes, so `-v` has nothing more to
-//! remove.
+//! alone. `-v` removes the anonymous volumes of the removed containers
+//! too (named ones stay, as in Compose).
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -58,7 +58,7 @@ pub fn run(opts: &ProjectOpts, flags: &RmFlags, global: &GlobalOpts) -> anyhow::
     if !flags.force && !confirm()? {
         return Ok(ExitCode::SUCCESS);
     }
-    remove(&cp, &stopped, false, &events)
+    remove(&cp, &stopped, false, flags.volumes, &events)
 }
 
 /// Compose's prompt; anything but `y`/`yes` (or end of input) is no.
@@ -81,12 +81,13 @@ pub fn orphans(cp: &ComposeProject) -> Vec<ProjectContainer> {
         .collect()
 }
 
-/// Removes `containers` (stopping running ones first when `stop`) with
-/// progress lines.
+/// Removes `containers` (stopping running ones first when `stop`, and
+/// their anonymous volumes when `volumes`) with progress lines.
 pub fn remove(
     cp: &ComposeProject,
     containers: &[ProjectContainer],
     stop: bool,
+    volumes: bool,
     events: &Events,
 ) -> anyhow::Result<ExitCode> {
     let backends = Progress::new(cp.engine.backends(), events);
@@ -101,6 +102,11 @@ pub fn remove(
         };
         if let Err(e) = result {
             eprintln!("berth: cannot remove {}: {e}", c.name());
+            code = ExitCode::FAILURE;
+            continue;
+        }
+        if volumes && let Err(e) = cp.engine.volumes.remove_anonymous_of(&c.info.config) {
+            eprintln!("berth: cannot remove the volumes of {}: {e}", c.name());
             code = ExitCode::FAILURE;
         }
     }
