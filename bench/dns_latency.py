@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """DNS query latency over UDP, one query at a time, for bench/dns.sh.
 
-    dns_latency.py HOST:PORT NAME QTYPE COUNT      -> one JSON line of stats (µs)
-    dns_latency.py --upstream HOST:PORT            -> a fake upstream resolver:
-        answers every A query with 192.0.2.1 (TTL 300), everything else NXDOMAIN
+    dns_latency.py suite ROUNDS COUNT LABEL=HOST:PORT,NAME,QTYPE ...
+        -> one JSON object: per label, the median of each round's median,
+           the best round's median, the p99 and max over all rounds (µs),
+           and the response codes seen
+    dns_latency.py upstream HOST:PORT
+        -> a fake upstream resolver: answers every A query with 192.0.2.1
+           (TTL 300), everything else NXDOMAIN
 
 Sequential queries measure the time to an answer, not throughput: each
-query waits for its reply (matched by id) before the next is sent.
+query waits for its reply (matched by id) before the next is sent. The
+measurements are interleaved round by round, so a burst of load from
+elsewhere on a shared machine hits all of them alike rather than one.
 """
 import json
 import random
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -19,22 +26,17 @@ QTYPES = {"A": 1, "PTR": 12, "AAAA": 28}
 
 
 def encode_query(qid, name, qtype):
-    labels = b"".join(
-        bytes([len(p)]) + p.encode() for p in name.strip(".").split(".") if p
-    )
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(
-        ">HH", QTYPES[qtype], 1
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split(".") if p)
+    return (
+        struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+        + labels
+        + b"\0"
+        + struct.pack(">HH", QTYPES[qtype], 1)
     )
 
 
-def latency(server, name, qtype, count):
-    host, port = server.rsplit(":", 1)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect((host, int(port)))
-    sock.settimeout(5)
+def run(sock, name, qtype, count, rcodes):
     samples = []
-    rcodes = {}
-    answers = 0
     for _ in range(count):
         qid = random.randrange(65536)
         packet = encode_query(qid, name, qtype)
@@ -47,28 +49,37 @@ def latency(server, name, qtype, count):
         samples.append(time.perf_counter_ns() - start)
         rcode = reply[3] & 0x0F
         rcodes[rcode] = rcodes.get(rcode, 0) + 1
-        answers = struct.unpack(">H", reply[6:8])[0]
-    samples.sort()
+    return samples
 
-    def pct(p):
-        return round(samples[min(len(samples) - 1, int(len(samples) * p))] / 1000, 1)
 
-    print(
-        json.dumps(
-            {
-                "name": name,
-                "qtype": qtype,
-                "count": count,
-                "median_us": pct(0.5),
-                "p90_us": pct(0.9),
-                "p99_us": pct(0.99),
-                "max_us": round(samples[-1] / 1000, 1),
-                "mean_us": round(sum(samples) / len(samples) / 1000, 1),
-                "rcodes": rcodes,
-                "answers_in_last": answers,
-            }
-        )
-    )
+def suite(rounds, count, specs):
+    cases = []
+    for spec in specs:
+        label, rest = spec.split("=", 1)
+        server, name, qtype = rest.split(",")
+        host, port = server.rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect((host, int(port)))
+        sock.settimeout(5)
+        run(sock, name, qtype, 50, {})  # warm-up
+        cases.append({"label": label, "sock": sock, "name": name, "qtype": qtype,
+                      "medians": [], "all": [], "rcodes": {}})
+    for _ in range(rounds):
+        for case in cases:
+            samples = run(case["sock"], case["name"], case["qtype"], count, case["rcodes"])
+            case["medians"].append(statistics.median(samples))
+            case["all"].extend(samples)
+    out = {}
+    for case in cases:
+        everything = sorted(case["all"])
+        out[case["label"]] = {
+            "median_us": round(statistics.median(case["medians"]) / 1000, 1),
+            "best_us": round(min(case["medians"]) / 1000, 1),
+            "p99_us": round(everything[int(len(everything) * 0.99)] / 1000, 1),
+            "max_us": round(everything[-1] / 1000, 1),
+            "rcodes": {str(k): v for k, v in sorted(case["rcodes"].items())},
+        }
+    print(json.dumps(out))
 
 
 def upstream(listen):
@@ -96,7 +107,9 @@ def upstream(listen):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--upstream":
+    if sys.argv[1] == "upstream":
         upstream(sys.argv[2])
+    elif sys.argv[1] == "suite":
+        suite(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
     else:
-        latency(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        sys.exit(__doc__)

@@ -228,6 +228,25 @@ fn every_replica_is_answered_in_rotating_order_and_updates_apply_without_restart
     let tcp = ask_tcp(net.addr, "web", RecordType::A);
     assert_eq!(sorted(addresses(&tcp)), [ip(2), ip(3), ip(4)]);
 
+    // busybox's nslookup (A and AAAA at once) on the server's port.
+    if Path::new("/bin/busybox").exists() {
+        let out = Command::new("/bin/busybox")
+            .args(["nslookup", "web", &net.addr.to_string()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let mut found: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Address: "))
+            .filter(|a| a.starts_with("10."))
+            .collect();
+        found.sort();
+        assert_eq!(found, ["10.89.0.2", "10.89.0.3", "10.89.0.4"], "{text}");
+    } else {
+        eprintln!("SKIPPED: busybox nslookup check (no /bin/busybox)");
+    }
+
     // A replica goes, another comes, a new service appears: the next query
     // sees it, from the same process.
     net.update(|r| {

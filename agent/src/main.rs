@@ -13,6 +13,7 @@ mod listen;
 mod logging;
 mod metrics;
 mod projects;
+mod reconcile;
 mod state;
 mod supervisor;
 mod timefmt;
@@ -20,7 +21,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use berth_agent::{containers, engine};
+use berth_agent::{containers, engine, healthcheck};
 use clap::Parser;
 
 /// mimalloc for the CLI and the agent, the system allocator in shims: see
@@ -29,11 +30,20 @@ use clap::Parser;
 static GLOBAL: berth_runtime::alloc::BerthAllocator = berth_runtime::alloc::BerthAllocator;
 
 fn main() -> ExitCode {
+    // A shim (this binary, re-executed by the runtime for every container)
+    // goes straight in: its argv is a fixed interface (`ShimArgs`), and
+    // building this whole CLI with clap first is a measurable part of a
+    // container's start.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(args) = berth_runtime::shim::ShimArgs::from_argv(&argv) {
+        return cli::shim::run_direct(&args);
+    }
     let mut cli = cli::Cli::parse();
-    // libcgroups reports every controller this machine lacks at WARN; that
-    // is noise for container commands unless asked for.
+    if !cli.command.is_server() {
+        berth_runtime::default_sigpipe();
+    }
     if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
-        cli.global.log_level = Some("info,libcgroups=error".to_owned());
+        cli.global.log_level = Some(cli.command.default_log_filter().to_owned());
     }
     if let Err(err) = logging::init(&cli.global) {
         eprintln!("berth: {err:#}");

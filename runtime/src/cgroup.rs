@@ -1,23 +1,23 @@
 //! cgroups: `berth/<id>` on every v1 hierarchy, or under the v2 root.
 //!
-//! Creating, limiting, joining and removing go through youki's
-//! `libcgroups` (v1, hybrid and v2 auto-detected). Reading usage and the
-//! OOM-kill counter is a handful of files, done here directly: the paths
-//! are a parameter ([`CgroupPaths`]), so the math is tested on a temp dir.
+//! [`Cgroup`] creates, limits, joins and removes a container's cgroup
+//! through the file system directly ([`crate::cgroupfs`]: v1, hybrid and
+//! v2). The limits go from [`Resources`] to the OCI form
+//! ([`to_linux_resources`], where Docker's rules for memory and swap
+//! live) and from there to file writes. Reading usage and the OOM-kill
+//! counter is a handful of files ([`CgroupPaths`]), so the math is tested
+//! on a temp dir.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use libcgroups::common::{
-    AnyCgroupManager, CgroupConfig, CgroupManager, CgroupSetup, ControllerOpt,
-    create_cgroup_manager_with_root, get_cgroup_setup_with_root,
-};
-use nix::unistd::Pid;
+use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, statfs};
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
 };
 
-use crate::config::Resources;
+use crate::cgroupfs::{Layout, v1_hierarchies};
+use crate::config::{ContainerConfig, Resources};
 use crate::error::{Error, Result};
 
 /// The parent of every container's cgroup.
@@ -31,118 +31,124 @@ pub fn cgroup_path(id: &str) -> PathBuf {
 /// One container's cgroup.
 pub struct Cgroup {
     id: String,
-    root: PathBuf,
-    manager: AnyCgroupManager,
+    layout: Layout,
 }
 
 impl Cgroup {
     /// The container's cgroup under `root` (normally `/sys/fs/cgroup`).
-    /// Nothing is created until [`Cgroup::add_task`]. v1, hybrid or v2 is
-    /// told by libcgroups from the file system type of `root` (`cgroup2`
-    /// is v2, through [`Cgroup::open_unified`]; a tmpfs is v1, hybrid when
-    /// `root/unified` is cgroup2).
+    /// Nothing is created until [`Cgroup::add_task`]. A `root` that is a
+    /// cgroup2 mount is v2 ([`Cgroup::open_unified`]); anything else (the
+    /// tmpfs of a v1 or hybrid host) means every v1 hierarchy in
+    /// `/proc/self/mountinfo`, each holding `berth/<id>`.
     pub fn open(root: &Path, id: &str) -> Result<Self> {
-        let path = cgroup_path(id);
-        let setup = get_cgroup_setup_with_root(root).map_err(|e| cg_err("open", &path, e))?;
-        if matches!(setup, CgroupSetup::Unified) {
+        let fs_type = statfs(root)
+            .map_err(|e| cg_err("open", root, e))?
+            .filesystem_type();
+        if fs_type == CGROUP2_SUPER_MAGIC {
             return Self::open_unified(root, id);
         }
-        let manager = create_cgroup_manager_with_root(
-            Some(root),
-            CgroupConfig {
-                cgroup_path: path.clone(),
-                systemd_cgroup: false,
-                container_name: id.to_owned(),
-            },
-        )
-        .map_err(|e| cg_err("open", &path, e))?;
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| cg_err("open", Path::new("/proc/self/mountinfo"), e))?;
+        let hierarchies = v1_hierarchies(&mountinfo);
+        if hierarchies.is_empty() {
+            return Err(cg_err(
+                "open",
+                root,
+                "it is not a cgroup2 mount and no cgroup v1 hierarchy is mounted \
+                 (set BERTH_CGROUP_ROOT to the cgroup2 mount point)",
+            ));
+        }
         Ok(Cgroup {
             id: id.to_owned(),
-            root: root.to_owned(),
-            manager,
+            layout: Layout::V1 {
+                hierarchies,
+                rel: relative(id),
+            },
         })
     }
 
     /// The container's cgroup under `root` taken as a cgroup v2 hierarchy
     /// without looking at its file system type: what [`Cgroup::open`]
-    /// uses on a `cgroup2` mount (the same v2 manager libcgroups' own
-    /// detection builds), and the way to run the v2 path against a
+    /// uses on a `cgroup2` mount, and the way to run the v2 path against a
     /// directory that imitates one.
     pub fn open_unified(root: &Path, id: &str) -> Result<Self> {
-        let path = cgroup_path(id);
-        let manager = libcgroups::v2::manager::Manager::new(root.to_owned(), path.clone())
-            .map_err(|e| cg_err("open", &path, e))?
-            .any();
         Ok(Cgroup {
             id: id.to_owned(),
-            root: root.to_owned(),
-            manager,
+            layout: Layout::V2 {
+                root: root.to_owned(),
+                rel: relative(id),
+            },
         })
     }
 
     /// Moves `pid` in (creating the cgroup dirs on first use).
     pub fn add_task(&self, pid: i32) -> Result<()> {
         tracing::debug!(container.id = %self.id, pid, "cgroup add task");
-        self.manager
-            .add_task(Pid::from_raw(pid))
-            .map_err(|e| cg_err("add task", &cgroup_path(&self.id), e))
+        self.layout.join(pid)
     }
 
     /// Writes the limits. Call after the first [`Cgroup::add_task`].
+    /// (Containers go through [`Cgroup::apply_config`]; this is the limits
+    /// alone, as the cgroup tests exercise them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn apply(&self, resources: &Resources) -> Result<()> {
         let linux = to_linux_resources(resources)?;
         tracing::debug!(container.id = %self.id, ?resources, "cgroup apply");
-        self.manager
-            .apply(&ControllerOpt {
-                resources: &linux,
-                disable_oom_killer: false,
-                oom_score_adj: None,
-                freezer_state: None,
-            })
-            .map_err(|e| cg_err("apply limits to", &cgroup_path(&self.id), e))?;
-        if let AnyCgroupManager::V2(_) = self.manager {
-            self.apply_v2_no_swap(&linux)?;
-        }
-        Ok(())
+        self.apply_linux(&linux, false)
     }
 
-    /// `--memory-swap` equal to `--memory` means no swap at all; v1
-    /// expresses that in memsw, v2 as `memory.swap.max` 0. libcgroups
-    /// skips writing a 0 there (it treats 0 as "unset"), which would leave
-    /// the kernel default, unlimited swap: write it here.
-    fn apply_v2_no_swap(&self, linux: &LinuxResources) -> Result<()> {
-        let Some(m) = linux.memory() else {
-            return Ok(());
-        };
-        if matches!((m.limit(), m.swap()), (Some(l), Some(s)) if l > 0 && s == l) {
-            let rel = cgroup_path(&self.id);
-            let file = self
-                .root
-                .join(rel.strip_prefix("/").unwrap_or(&rel))
-                .join("memory.swap.max");
-            // Not truncated, like libcgroups: a cgroupfs file takes the
-            // whole write as the new value.
-            fs::OpenOptions::new()
-                .write(true)
-                .open(&file)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
-                .map_err(|e| cg_err("apply limits to", &file, e))?;
+    /// Writes a container's limits, its OOM-killer and swappiness
+    /// settings, and its device rules (see [`crate::devices`]). cgroup v2
+    /// has no place for the first two and filters devices only through
+    /// eBPF: there they are left out (the engine warns about the former).
+    pub fn apply_config(&self, cfg: &ContainerConfig) -> Result<()> {
+        let r = &cfg.resources;
+        let mut linux = to_linux_resources(r)?;
+        if r.memory_swappiness.is_some() {
+            let mut memory = linux.memory().unwrap_or_default();
+            memory.set_swappiness(r.memory_swappiness);
+            linux.set_memory(Some(memory));
         }
-        Ok(())
+        linux.set_devices(Some(crate::devices::cgroup_rules(cfg)?));
+        tracing::debug!(container.id = %self.id, resources = ?r, "cgroup apply");
+        self.apply_linux(&linux, r.oom_kill_disable)
+    }
+
+    /// Writes limits in the OCI form; `disable_oom_killer` only exists on
+    /// v1. Everything is computed before the first write, so a value the
+    /// kernel would refuse for its format leaves the cgroup untouched.
+    fn apply_linux(&self, linux: &LinuxResources, disable_oom_killer: bool) -> Result<()> {
+        let writes = self.layout.writes(linux, disable_oom_killer)?;
+        self.layout.apply(&writes)
     }
 
     /// Kills what is left inside and removes the cgroup everywhere.
     pub fn remove(&self) -> Result<()> {
         tracing::debug!(container.id = %self.id, "cgroup remove");
-        self.manager
-            .remove()
-            .map_err(|e| cg_err("remove", &cgroup_path(&self.id), e))
+        self.layout.remove()
     }
 
     /// Where this container's cgroup files are, for reading.
     pub fn paths(&self) -> CgroupPaths {
-        CgroupPaths::discover(&self.root, &self.id)
+        match &self.layout {
+            Layout::V2 { root, rel } => CgroupPaths::V2(root.join(rel)),
+            Layout::V1 { .. } => CgroupPaths::V1 {
+                memory: self.layout.dir_of("memory"),
+                cpuacct: self.layout.dir_of("cpuacct"),
+                pids: self.layout.dir_of("pids"),
+            },
+        }
     }
+}
+
+/// Whether `root` is a cgroup v2 (unified) hierarchy.
+pub fn is_unified(root: &Path) -> bool {
+    statfs(root).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
+/// `berth/<id>`, relative to a hierarchy's root.
+fn relative(id: &str) -> PathBuf {
+    Path::new(PARENT).join(id)
 }
 
 fn cg_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Error {
@@ -153,17 +159,16 @@ fn cg_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Error
     }
 }
 
-/// [`Resources`] in the OCI form libcgroups takes. Only what is set is
+/// [`Resources`] in the OCI form. Only what is set is
 /// written. Like Docker, a memory limit without `memory_swap` allows as
 /// much swap again (memsw = 2 × memory), `memory_swap` -1 is unlimited
 /// swap, a positive `memory_swap` needs a memory limit no larger than it,
-/// and a pids limit of 0 or less is no limit (libcgroups' v2 would make 0
-/// a limit of 1 task, its v1 no limit).
+/// and a pids limit of 0 or less is no limit.
 pub fn to_linux_resources(r: &Resources) -> Result<LinuxResources> {
     let bad = |e: oci_spec::OciSpecError| Error::invalid("resources", e.to_string());
     let mut b = LinuxResourcesBuilder::default();
-    // -1 without a memory limit is the default already; libcgroups' v2
-    // refuses any swap value without a limit.
+    // -1 without a memory limit is the default already, and v2 has no
+    // place for any other swap value without a limit.
     let memory_swap = r.memory_swap.filter(|&s| r.memory.is_some() || s != -1);
     if let Some(swap) = memory_swap.filter(|&s| s != -1) {
         match r.memory {
@@ -320,7 +325,7 @@ impl CgroupPaths {
 }
 
 /// The mount point of the v1 hierarchy that has `controller`.
-fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+pub(crate) fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (pre, post) = line.split_once(" - ")?;
         let mut post = post.split_whitespace();
@@ -370,7 +375,7 @@ pub fn cpu_percent(prev_ns: u64, cur_ns: u64, wall_ns: u64) -> f64 {
 
 #[cfg(test)]
 #[path = "cgroup_tests.rs"]
-mod v2_tests;
+mod layout_tests;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,12 @@ pub struct ShimArgs {
     pub start: bool,
     #[arg(long)]
     pub attach: bool,
+    /// Run hook `KIND:N` of the running container instead of being its
+    /// shim (see `berth_runtime::HookKind`).
+    #[arg(long)]
+    pub hook: Option<String>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -28,6 +34,28 @@ pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         id: args.id,
         start: args.start,
         attach: args.attach,
+        hook: args.hook,
+        timeout_ms: args.timeout_ms,
     });
     Ok(super::run::exit_code(code))
+}
+
+/// The shim without clap (see `main`): logging as every command sets it up
+/// (`RUST_LOG`, `BERTH_LOG_FORMAT`; the shim's stderr is its `shim.log`),
+/// then the shim itself.
+pub fn run_direct(args: &berth_runtime::shim::ShimArgs) -> ExitCode {
+    let json = std::env::var("BERTH_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let global = GlobalOpts {
+        log_format: if json {
+            super::LogFormat::Json
+        } else {
+            super::LogFormat::Text
+        },
+        log_level: None,
+        root: args.root.clone(),
+    };
+    if let Err(err) = crate::logging::init(&global) {
+        eprintln!("berth shim: {err:#}");
+    }
+    super::run::exit_code(berth_runtime::shim::main(args))
 }

@@ -16,8 +16,10 @@
 
 mod attach;
 mod error;
+pub mod file_objects;
 mod images;
 mod networks;
+mod options;
 mod records;
 mod runtime;
 mod sidecar;

@@ -215,9 +215,25 @@ impl Shared {
         loaded
     }
 
-    fn answer(&self, packet: &[u8], transport: Transport, client: IpAddr) -> Outcome {
+    /// The outcome for `packet`, and for [`Outcome::Forward`] the
+    /// upstreams to ask (from the same version of the records).
+    fn answer(
+        &self,
+        packet: &[u8],
+        transport: Transport,
+        client: IpAddr,
+    ) -> (Outcome, Vec<SocketAddr>) {
         let mut guard = self.current();
         let loaded = &mut *guard;
+        let outcome = Self::decide(loaded, packet, transport, client);
+        let upstreams = match outcome {
+            Outcome::Forward => loaded.zone.upstreams().to_vec(),
+            Outcome::Reply(_) | Outcome::Ignore => Vec::new(),
+        };
+        (outcome, upstreams)
+    }
+
+    fn decide(loaded: &mut Loaded, packet: &[u8], transport: Transport, client: IpAddr) -> Outcome {
         let dirs = match client {
             IpAddr::V4(client) => loaded.zone.other_networks(client),
             IpAddr::V6(_) => &[],
@@ -237,10 +253,6 @@ impl Shared {
         others.sort_by_key(|(i, _)| *i);
         let mut others: Vec<&mut Zone> = others.into_iter().map(|(_, z)| z).collect();
         answer(&mut loaded.zone, &mut others, packet, transport)
-    }
-
-    fn upstreams(&self) -> Vec<SocketAddr> {
-        self.current().zone.upstreams().to_vec()
     }
 }
 
@@ -287,7 +299,8 @@ async fn udp_loop(
             continue;
         }
         let packet = &buf[..n];
-        match shared.answer(packet, Transport::Udp, peer.ip()) {
+        let (outcome, upstreams) = shared.answer(packet, Transport::Udp, peer.ip());
+        match outcome {
             Outcome::Reply(reply) => {
                 let _ = socket.send_to(&reply, peer).await;
             }
@@ -299,8 +312,7 @@ async fn udp_loop(
                     }
                     continue;
                 };
-                let (socket, upstreams, packet) =
-                    (socket.clone(), shared.upstreams(), packet.to_vec());
+                let (socket, packet) = (socket.clone(), packet.to_vec());
                 tokio::spawn(async move {
                     let reply = match forward(&upstreams, &packet, Transport::Udp).await {
                         Some(reply) => Some(reply),
@@ -362,19 +374,17 @@ async fn tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Resu
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut packet))
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        let reply = match shared.answer(&packet, Transport::Tcp, client) {
+        let (outcome, upstreams) = shared.answer(&packet, Transport::Tcp, client);
+        let reply = match outcome {
             Outcome::Reply(reply) => reply,
             Outcome::Ignore => continue,
-            Outcome::Forward => {
-                let upstreams = shared.upstreams();
-                match forward(&upstreams, &packet, Transport::Tcp).await {
+            Outcome::Forward => match forward(&upstreams, &packet, Transport::Tcp).await {
+                Some(reply) => reply,
+                None => match server_failure(&packet, Transport::Tcp) {
                     Some(reply) => reply,
-                    None => match server_failure(&packet, Transport::Tcp) {
-                        Some(reply) => reply,
-                        None => continue,
-                    },
-                }
-            }
+                    None => continue,
+                },
+            },
         };
         let len = u16::try_from(reply.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
         let mut framed = Vec::with_capacity(reply.len() + 2);
