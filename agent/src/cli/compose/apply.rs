@@ -44,12 +44,26 @@ impl ComposeProject {
 /// The executor, through the crash injector in debug builds when the test
 /// asks for it.
 fn run(plan: &Plan, backends: Backends<'_>) -> Report {
-    let options = ExecuteOptions::default();
+    let options = ExecuteOptions {
+        parallelism: parallelism(),
+        ..ExecuteOptions::default()
+    };
     #[cfg(debug_assertions)]
     if let Some(crash) = super::crashpoint::CrashAfter::from_env(backends) {
         return execute(plan, crash.backends(), &SystemClock, &options);
     }
     execute(plan, backends, &SystemClock, &options)
+}
+
+/// How many independent actions run at once: `COMPOSE_PARALLEL_LIMIT`,
+/// as with docker compose, else 8 (enough to overlap the shims' setup;
+/// a wave of hundreds of containers does not start hundreds at once).
+fn parallelism() -> usize {
+    std::env::var("COMPOSE_PARALLEL_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(8)
 }
 
 fn print_failures(report: &Report) {
