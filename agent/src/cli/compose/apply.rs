@@ -20,15 +20,49 @@ impl ComposeProject {
     }
 
     /// Plans `options` (its `now` set here) against what is there now.
+    /// Containers of services its profiles leave out are not orphans.
     pub fn plan(&self, options: &PlanOptions) -> anyhow::Result<(Observed, Plan)> {
         let observed = self.observe()?;
-        let options = PlanOptions {
+        let mut options = PlanOptions {
             now: SystemTime::now(),
             ..options.clone()
         };
+        if !self.undeclared(&observed).is_empty() {
+            options.inactive_services = self.disabled_services();
+        }
         let plan = plan(&self.project, &observed, &options)
             .with_context(|| format!("cannot plan project {}", self.name()))?;
         Ok((observed, plan))
+    }
+
+    /// Names of the containers whose service the project does not
+    /// declare, not even under a profile left out: Compose's orphans.
+    pub fn orphans(&self, observed: &Observed) -> Vec<String> {
+        let undeclared = self.undeclared(observed);
+        if undeclared.is_empty() {
+            return undeclared;
+        }
+        let disabled = self.disabled_services();
+        observed
+            .project_containers(self.name())
+            .filter(|c| {
+                !c.service().is_some_and(|s| {
+                    self.project.services.contains_key(s) || disabled.iter().any(|d| d == s)
+                })
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn undeclared(&self, observed: &Observed) -> Vec<String> {
+        observed
+            .project_containers(self.name())
+            .filter(|c| {
+                !c.service()
+                    .is_some_and(|s| self.project.services.contains_key(s))
+            })
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// Runs `plan`, reporting each step on stderr; failures are printed
@@ -80,5 +114,16 @@ pub fn exit_code(report: &Report) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Compose's warning about containers of services the file no longer
+/// declares.
+pub fn warn_orphans(orphans: &[String]) {
+    if !orphans.is_empty() {
+        eprintln!(
+            "WARN[0000] Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
+            orphans.join(" ")
+        );
     }
 }

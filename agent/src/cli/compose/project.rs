@@ -12,7 +12,7 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use berth_reconcilers::labels;
 use berth_runtime::{ContainerInfo, Runtime};
-use berth_spec::compose::{self, model::Project, project_name};
+use berth_spec::compose::{self, LoadOptions, model::Project, project_name};
 
 use crate::cli::project_opts::ResolveError;
 use crate::cli::{GlobalOpts, ProjectOpts};
@@ -32,6 +32,8 @@ pub struct ComposeProject {
     /// False when only the name is known (`-p NAME`, no compose file):
     /// services are then whatever the containers' labels say.
     pub declared: bool,
+    /// How the project was loaded, to load it again with every profile.
+    load_options: Option<LoadOptions>,
     pub engine: Engine,
     pub runtime: Runtime,
 }
@@ -78,9 +80,10 @@ impl ComposeProject {
         global: &GlobalOpts,
         files: Files,
     ) -> anyhow::Result<Option<Self>> {
-        let Some((project, declared)) = load(opts, files)? else {
+        let Some((project, load_options)) = load(opts, files)? else {
             return Ok(None);
         };
+        let declared = load_options.is_some();
         let runtime = crate::cli::run::runtime(global);
         let engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
             format!("cannot open berth's state under {}", global.root.display())
@@ -88,6 +91,7 @@ impl ComposeProject {
         let mut cp = ComposeProject {
             project,
             declared,
+            load_options,
             engine,
             runtime,
         };
@@ -103,6 +107,30 @@ impl ComposeProject {
 
     pub fn name(&self) -> &str {
         &self.project.name
+    }
+
+    /// Services the file declares but its profiles leave out: their
+    /// containers are the project's, not orphans. Costs a second load (with
+    /// every profile), so callers ask only when undeclared containers
+    /// exist.
+    pub fn disabled_services(&self) -> Vec<String> {
+        let Some(options) = &self.load_options else {
+            return Vec::new();
+        };
+        let all = LoadOptions {
+            profiles: vec!["*".to_owned()],
+            ..options.clone()
+        };
+        match compose::load_unchecked(&all) {
+            Ok(loaded) => loaded
+                .project
+                .services
+                .keys()
+                .filter(|s| !self.project.services.contains_key(*s))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Compose's check: every named service must be declared (a project
@@ -152,9 +180,12 @@ impl ComposeProject {
     }
 }
 
-/// The project from its files, or from `-p` alone when `files` allows it
-/// and there are none.
-fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, bool)>> {
+/// The project from its files (with the options it was loaded with), or
+/// from `-p` alone when `files` allows it and there are none.
+fn load(
+    opts: &ProjectOpts,
+    files: Files,
+) -> anyhow::Result<Option<(Project, Option<LoadOptions>)>> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = crate::cli::process_environment();
     let options = match opts.resolve(&cwd, &env) {
@@ -176,7 +207,7 @@ fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, boo
                         name,
                         ..Project::default()
                     };
-                    Ok(Some((project, false)))
+                    Ok(Some((project, None)))
                 }
                 _ => Err(e.into()),
             };
@@ -188,7 +219,7 @@ fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, boo
             for w in &loaded.warnings {
                 writeln!(stderr, "{w}").context("cannot write to stderr")?;
             }
-            Ok(Some((loaded.project, true)))
+            Ok(Some((loaded.project, Some(options))))
         }
         Err(diagnostics) => {
             for d in &diagnostics.0 {
