@@ -18,6 +18,19 @@ use crate::cli::project_opts::ResolveError;
 use crate::cli::{GlobalOpts, ProjectOpts};
 use crate::engine::Engine;
 
+/// A container's state as recorded, checked against its processes:
+/// `inspect` without reading (and parsing) its config, for loops that
+/// look often. `None` once it is removed.
+pub fn quick_state(
+    runtime: &berth_runtime::Runtime,
+    id: &str,
+) -> Option<(berth_runtime::State, berth_runtime::Observed)> {
+    let dir = runtime.state_root().container(id);
+    let state = berth_runtime::State::load(&dir.state()).ok()?;
+    let observed = berth_runtime::observe(&dir, &state);
+    Some((state, observed))
+}
+
 /// Whether a verb can work without a compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Files {
