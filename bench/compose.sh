@@ -174,6 +174,15 @@ cd "$root"
   echo "after the other along the dependency chain): 30 services $(cat "$work/cold30.ms") ms,"
   echo "100 services $(cat "$work/cold100.ms") ms."
   echo
+  echo "Where the time goes (debug-level logs of a cold \`up -d\`, and the CPU times"
+  echo "hyperfine reports): a no-op \`up -d\` is the process start, loading and"
+  echo "validating the project (about 4 ms of CPU, mostly the schema check) and"
+  echo "reading each container's config and state (linear, about 0.1 ms per"
+  echo "container); a cold one is dominated by each shim setting its container up"
+  echo "(15-40 ms each, depending on the load); the executor runs a wave's"
+  echo "independent actions in parallel, so web and worker start together."
+  echo "\`down\` is mostly the containers' exits after SIGTERM."
+  echo
   echo "Other workloads may share this machine while it runs: compare medians and minimums."
   for n in "${notes[@]+"${notes[@]}"}"; do echo; echo "- $n"; done
   if [ -f "$work/dc.md" ]; then echo; cat "$work/dc.md" "$work/dc-noop.md" "$work/dc-down.md"; fi
