@@ -10,7 +10,7 @@ use berth_reconcilers::{Operation, PlanOptions};
 use support::*;
 
 #[test]
-fn a_stopped_project_stays_stopped_until_up_starts_it_in_order() {
+fn a_stopped_project_stays_stopped_and_up_starts_it_in_order() {
     let host = host();
     let p = project(SHOP);
     up(&host, &p);
@@ -29,17 +29,10 @@ fn a_stopped_project_stays_stopped_until_up_starts_it_in_order() {
     );
     assert!(exec(&host, &plan).succeeded());
     assert!(running(&host).is_empty());
-    // restart: always does not bring a stopped project back, nor does a
-    // resync of the project...
+    // restart: always does not bring a stopped project back.
     host.clock().advance(Duration::from_secs(60));
     assert_converged(&host, &p, &stop);
-    assert_converged(&host, &p, &opts(&host));
-    // ...`up` does.
-    let up = PlanOptions {
-        start_exited: true,
-        ..opts(&host)
-    };
-    let plan = plan_with(&host, &p, &up);
+    let plan = plan_up(&host, &p);
     assert_eq!(
         plan.lines(),
         [

@@ -22,10 +22,8 @@
 //!   changes (unless `start_exited`: the CLI's `up` runs it again, as
 //!   Compose does); a crash-looping container is restarted after its backoff
 //!   (a not-before time), without holding up the rest of the plan;
-//! - a container the user stopped (`stop`) stays stopped until `up`
-//!   (`start_exited`) or `start` asks for it (a changed config still
-//!   recreates it); a project the user stopped is planned with
-//!   [`Operation::Stop`];
+//! - a project the user stopped is planned with [`Operation::Stop`]: its
+//!   containers are stopped and stay so;
 //! - orphans (containers of services no longer declared) are removed when
 //!   `remove_orphans` is set; volumes only by `down` with `volumes`.
 //!
@@ -100,11 +98,10 @@ pub struct PlanOptions {
     /// `--no-start`: create but do not start.
     pub no_start: bool,
     /// Start every exited container of the selected services now, as
-    /// `docker compose up` does: one the user stopped, a completed
-    /// one-shot, a crashed one without waiting for its backoff. The
-    /// agent's resyncs leave this off: a container the user stopped stays
-    /// stopped (unless its config changed: it is recreated), a completed
-    /// one-shot stays completed, restarts follow the policy.
+    /// `docker compose up` does: a completed one-shot runs again, a
+    /// crashed container skips its restart backoff. The agent's resyncs
+    /// leave this off: completed stays completed, restarts follow the
+    /// policy.
     #[serde(default)]
     pub start_exited: bool,
     /// Remove containers of services no longer declared. The agent sets

@@ -403,17 +403,11 @@ impl ServicePlanner<'_> {
                 Reason::new(ReasonKind::NotStarted, "created but never started"),
                 None,
             )),
-            // The user stopped it: `up` starts it again; a resync leaves it
-            // stopped, whatever its restart policy says.
-            ContainerState::Exited(_) if c.manually_stopped => {
-                (self.options.start_exited && !self.options.no_start).then(|| {
-                    (
-                        start,
-                        Reason::new(ReasonKind::Stopped, "was stopped; the project is up"),
-                        None,
-                    )
-                })
-            }
+            ContainerState::Exited(_) if c.manually_stopped && !self.options.no_start => Some((
+                start,
+                Reason::new(ReasonKind::Stopped, "was stopped; the project is up"),
+                None,
+            )),
             ContainerState::Exited(code) if !self.options.no_start => {
                 let exit = ExitInfo {
                     code,
