@@ -33,15 +33,7 @@ pub fn run(args: RestartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     for c in &names {
         match rt.restart(c, args.time.map(Duration::from_secs)) {
-            Ok(()) => {
-                // Running again: no longer stopped by the user.
-                if let Ok(id) = rt.resolve(c)
-                    && let Err(e) = crate::engine::record_user_stop(&rt, &id, false)
-                {
-                    tracing::warn!(container.id = %id, error = %e, "cannot record the start");
-                }
-                println!("{c}")
-            }
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;

@@ -27,12 +27,7 @@ pub fn run(args: StartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     for c in &names {
         match rt.start(c) {
-            Ok(()) => {
-                if let Ok(id) = rt.resolve(c) {
-                    record(&rt, &id, false);
-                }
-                println!("{c}")
-            }
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;
@@ -40,13 +35,4 @@ pub fn run(args: StartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
-}
-
-/// Keeps the engine's record of a user stop in step (see
-/// `engine::record_user_stop`); a failure to write it is reported, not
-/// fatal: the container itself did start.
-fn record(rt: &berth_runtime::Runtime, id: &str, stopped: bool) {
-    if let Err(e) = crate::engine::record_user_stop(rt, id, stopped) {
-        tracing::warn!(container.id = %id, error = %e, "cannot record the stop");
-    }
 }

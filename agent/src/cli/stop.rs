@@ -33,12 +33,7 @@ pub fn run(args: StopArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     for c in &names {
         match rt.stop(c, args.time.map(Duration::from_secs)) {
-            Ok(()) => {
-                if let Ok(id) = rt.resolve(c) {
-                    record(&rt, &id, true);
-                }
-                println!("{c}")
-            }
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;
@@ -46,13 +41,4 @@ pub fn run(args: StopArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
-}
-
-/// Keeps the engine's record of a user stop in step (see
-/// `engine::record_user_stop`); a failure to write it is reported, not
-/// fatal: the container itself did stop.
-fn record(rt: &berth_runtime::Runtime, id: &str, stopped: bool) {
-    if let Err(e) = crate::engine::record_user_stop(rt, id, stopped) {
-        tracing::warn!(container.id = %id, error = %e, "cannot record the stop");
-    }
 }

@@ -45,16 +45,6 @@ pub struct Engine {
     pub networks: Networks,
 }
 
-/// Records whether a container's last stop was the user's (Docker's
-/// `HasBeenManuallyStopped`), as the engine's own `stop` and `start` do:
-/// the docker-style `berth stop NAME` and `start NAME` call it, so a
-/// container stopped either way stays stopped until started again.
-pub fn record_user_stop(runtime: &Runtime, id: &str, stopped: bool) -> Result<(), BackendError> {
-    let mut record = sidecar::load(runtime, id);
-    record.manually_stopped = stopped;
-    sidecar::save(runtime, id, record)
-}
-
 impl Engine {
     /// Opens the image store under `root` and uses `runtime` (whose state
     /// root should be the same folder) for containers.
