@@ -732,6 +732,14 @@ fn up_flags_and_errors() {
     p.ok(&["up", "-d", "--scale", "web=2"]);
     assert_eq!(p.states().len(), 3);
     // Errors name what is wrong.
+    let out = p.run(&["compose", "up", "-d", "--pull", "always"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(" Image busybox Error"), "{err}");
+    assert!(
+        err.contains("cannot pull busybox: registry pull is not implemented yet"),
+        "{err}"
+    );
     let out = p.run(&["compose", "up", "-d", "nope"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no such service: nope"));
@@ -795,5 +803,69 @@ fn top_level_verbs_take_services_and_keep_docker_meaning() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no such container: nope"));
     ok(p.run(&["down"]));
+    assert!(p.root.ids().is_empty());
+}
+
+#[test]
+fn services_left_out_by_profiles_are_not_orphans() {
+    if !need_root("services_left_out_by_profiles_are_not_orphans") {
+        return;
+    }
+    let p = Project::new(
+        "profiles",
+        &format!(
+            r#"
+name: proj
+services:
+  web:
+    image: busybox
+    command: {web}
+  debug:
+    image: busybox
+    command: {debug}
+    profiles: [tools]
+"#,
+            web = serve("web"),
+            debug = serve("debug")
+        ),
+    );
+    p.ok(&["--profile", "tools", "up", "-d"]);
+    assert_eq!(p.states().len(), 2);
+    // Without the profile, debug is not part of the project, but its
+    // container is no orphan: no warning, and --remove-orphans keeps it.
+    let out = p.run(&["compose", "up", "-d", "--remove-orphans"]);
+    ok(out.clone());
+    assert!(
+        !text(&out.stderr).contains("orphan"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(p.states().len(), 2);
+    // An undeclared service is an orphan.
+    p.write(&format!(
+        r#"
+name: proj
+services:
+  debug:
+    image: busybox
+    command: {debug}
+    profiles: [tools]
+"#,
+        debug = serve("debug")
+    ));
+    let out = p.run(&["compose", "up", "-d"]);
+    ok(out.clone());
+    assert!(
+        text(&out.stderr).contains("Found orphan containers ([proj-web-1])"),
+        "{}",
+        text(&out.stderr)
+    );
+    // down takes the profile's containers along, orphans only when asked.
+    ok(p.run(&["compose", "down"]));
+    assert_eq!(
+        p.states(),
+        [("proj-web-1".to_owned(), "running".to_owned())]
+    );
+    ok(p.run(&["compose", "down", "--remove-orphans"]));
     assert!(p.root.ids().is_empty());
 }

@@ -271,10 +271,21 @@ fn compose_restart_policies_run_in_the_shim_and_unhealthy_is_a_reason() {
     wait_long(&root, "pol-sick-1", "unhealthy", |v| {
         v["State"]["Health"]["Status"] == "unhealthy"
     });
+    // `up` is the user asking for the project to run: like `docker compose
+    // up`, it starts the job the shim gave up on again (the agent, which
+    // plans without `start_exited`, leaves it alone: see the planner's
+    // tests), and restarts the unhealthy one for its reason.
     let plan = ok(up(&root, &project, &["--dry-run"]));
+    let mut lines: Vec<&str> = plan.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{plan}");
     assert_eq!(
-        plan.lines().collect::<Vec<_>>(),
-        ["0 RestartContainer pol-sick-1 [Unhealthy: the healthcheck reports unhealthy]"],
-        "the job the shim gave up on is left alone: {plan}"
+        lines[0], "0 RestartContainer pol-sick-1 [Unhealthy: the healthcheck reports unhealthy]",
+        "{plan}"
+    );
+    assert!(
+        lines[1].starts_with("0 StartContainer pol-job-1 [Exited: exited with code ")
+            && lines[1].ends_with("; up starts it again]"),
+        "{plan}"
     );
 }

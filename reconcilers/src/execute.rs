@@ -3,7 +3,8 @@
 //! Lifecycle: [`observe`] reads the state, `plan::plan` diffs it,
 //! [`execute`] acts, and [`converge`] repeats the three until a plan comes
 //! out empty (or only deferred). Within a wave every action runs (they are
-//! independent); a failure stops the plan after its wave, and everything
+//! independent: with [`ExecuteOptions::parallelism`] above 1, several at
+//! once on scoped threads); a failure stops the plan after its wave, and everything
 //! later is reported `Skipped`. An action whose not-before time has not come
 //! (restart backoff) is `Deferred`, with the actions after it; the rest of
 //! the plan goes on, so one crash-looping service does not starve the
@@ -57,6 +58,10 @@ pub struct ExecuteOptions {
     /// How long to wait for one `depends_on` condition.
     pub wait_timeout: Duration,
     pub poll_interval: Duration,
+    /// How many actions of one wave run at once, each on a thread of its
+    /// own (they are independent by construction). 1, the default, runs
+    /// them one after the other on the caller's thread.
+    pub parallelism: usize,
 }
 
 impl Default for ExecuteOptions {
@@ -64,6 +69,7 @@ impl Default for ExecuteOptions {
         Self {
             wait_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(500),
+            parallelism: 1,
         }
     }
 }
@@ -183,17 +189,24 @@ pub fn execute(
     };
     let mut failed_wave = None;
     for (index, wave) in plan.waves().into_iter().enumerate() {
-        for action in wave {
-            let outcome = match failed_wave {
-                Some(w) => Outcome::Skipped {
-                    reason: format!("wave {w} failed"),
-                },
-                None => run.one(action),
-            };
+        let results: Vec<(usize, Outcome, Option<Pulled>)> = match failed_wave {
+            Some(w) => wave
+                .iter()
+                .map(|a| {
+                    let reason = format!("wave {w} failed");
+                    (a.id, Outcome::Skipped { reason }, None)
+                })
+                .collect(),
+            None => run.wave(&wave),
+        };
+        for (id, outcome, pulled) in results {
             if matches!(outcome, Outcome::Failed { .. }) {
                 failed_wave.get_or_insert(index);
             }
-            run.outcomes[action.id] = Some(outcome);
+            if let Some((reference, digest)) = pulled {
+                run.digests.insert(reference, digest);
+            }
+            run.outcomes[id] = Some(outcome);
         }
     }
     let now = clock.now();
@@ -268,8 +281,54 @@ struct Run<'a> {
     outcomes: Vec<Option<Outcome>>,
 }
 
+/// An image reference and the digest a pull or build in this run gave it.
+type Pulled = (String, String);
+
 impl Run<'_> {
-    fn one(&mut self, a: &PlannedAction) -> Outcome {
+    /// Runs one wave's actions, `parallelism` at a time; their outcomes
+    /// in the wave's order.
+    fn wave(&self, wave: &[&PlannedAction]) -> Vec<(usize, Outcome, Option<Pulled>)> {
+        let width = self.options.parallelism.max(1);
+        if width == 1 || wave.len() == 1 {
+            return wave
+                .iter()
+                .map(|a| {
+                    let (outcome, pulled) = self.one(a);
+                    (a.id, outcome, pulled)
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(wave.len());
+        for chunk in wave.chunks(width) {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|a| (a.id, scope.spawn(move || self.one(a))))
+                    .collect();
+                for (id, handle) in handles {
+                    let (outcome, pulled) = handle.join().unwrap_or_else(|_| {
+                        (
+                            Outcome::Failed {
+                                kind: ErrorKind::Internal,
+                                message: "the action's thread panicked".to_owned(),
+                            },
+                            None,
+                        )
+                    });
+                    out.push((id, outcome, pulled));
+                }
+            });
+        }
+        out
+    }
+
+    fn one(&self, a: &PlannedAction) -> (Outcome, Option<Pulled>) {
+        let mut pulled = None;
+        let outcome = self.outcome(a, &mut pulled);
+        (outcome, pulled)
+    }
+
+    fn outcome(&self, a: &PlannedAction, pulled: &mut Option<Pulled>) -> Outcome {
         let span = tracing::info_span!(
             "action",
             project = %self.plan.project,
@@ -296,7 +355,9 @@ impl Run<'_> {
                 return Outcome::Deferred { until };
             }
         }
-        let result = self.wait_all(a).and_then(|()| self.perform(&a.action));
+        let result = self
+            .wait_all(a)
+            .and_then(|()| self.perform(&a.action, pulled));
         match result {
             Ok(()) => {
                 tracing::info!(reason = ?a.reason_kinds(), "done");
@@ -312,7 +373,7 @@ impl Run<'_> {
         }
     }
 
-    fn perform(&mut self, action: &Action) -> Result<(), Error> {
+    fn perform(&self, action: &Action, pulled: &mut Option<Pulled>) -> Result<(), Error> {
         let b = self.backends;
         match action {
             Action::PullImage { reference } => {
@@ -320,14 +381,14 @@ impl Run<'_> {
                     .images
                     .pull(reference)
                     .map_err(|e| Error::backend("pull", reference, e))?;
-                self.digests.insert(reference.clone(), digest);
+                *pulled = Some((reference.clone(), digest));
             }
             Action::BuildImage { request } => {
                 let digest = b
                     .images
                     .build(request)
                     .map_err(|e| Error::backend("build", &request.reference, e))?;
-                self.digests.insert(request.reference.clone(), digest);
+                *pulled = Some((request.reference.clone(), digest));
             }
             Action::CreateVolume { spec } => {
                 tolerate(b.volumes.create(spec), ErrorKind::AlreadyExists)

@@ -377,6 +377,7 @@ impl ContainerRuntime for FakeHost {
             finished_at: None,
             manually_stopped: false,
             restart_policy_applied: false,
+            last_exit_code: None,
             error: None,
         };
         s.containers.insert(

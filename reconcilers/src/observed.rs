@@ -72,6 +72,10 @@ pub struct ObservedContainer {
     /// supervised (the host went down under the container).
     #[serde(default)]
     pub restart_policy_applied: bool,
+    /// The exit code of the last run, also while the runtime waits to
+    /// restart it (`Restarting`), when `Exited` no longer says it.
+    #[serde(default)]
+    pub last_exit_code: Option<i64>,
     /// The runtime's last error for it (failed start, OOM...).
     pub error: Option<String>,
 }

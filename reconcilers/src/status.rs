@@ -199,6 +199,8 @@ pub fn summarize(
                 .iter()
                 .filter_map(|c| match c.state {
                     ContainerState::Exited(code) => Some((c.finished_at, code)),
+                    // Waiting to be restarted: the exit that caused it.
+                    ContainerState::Restarting => Some((c.finished_at, c.last_exit_code?)),
                     _ => None,
                 })
                 .max_by_key(|(at, _)| *at)

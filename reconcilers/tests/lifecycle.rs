@@ -479,3 +479,51 @@ services:
         ["0 StartContainer shop-migrate-1 [Exited: exited with code 0; up starts it again]"]
     );
 }
+
+#[test]
+fn a_wave_run_in_parallel_reaches_the_same_state() {
+    let host = host();
+    let p = project(CHAIN);
+    let plan = plan_up(&host, &p);
+    let report = berth_reconcilers::execute(
+        &plan,
+        host.backends(),
+        host.clock(),
+        &berth_reconcilers::ExecuteOptions {
+            parallelism: 4,
+            ..Default::default()
+        },
+    );
+    assert!(report.succeeded(), "{report:#?}");
+    // Results stay in plan order, whatever order the threads finished in.
+    let ids: Vec<usize> = report.results.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (0..plan.actions.len()).collect::<Vec<_>>());
+    assert_eq!(running(&host).len(), 4);
+    assert_converged(&host, &p, &opts(&host));
+    // A failure in a parallel wave still stops the plan after that wave.
+    let stop = PlanOptions {
+        operation: Operation::Stop,
+        ..opts(&host)
+    };
+    host.fail_next(
+        berth_reconcilers::fakes::Op::Stop,
+        berth_reconcilers::ErrorKind::Internal,
+    );
+    let report = berth_reconcilers::execute(
+        &plan_with(&host, &p, &stop),
+        host.backends(),
+        host.clock(),
+        &berth_reconcilers::ExecuteOptions {
+            parallelism: 4,
+            ..Default::default()
+        },
+    );
+    assert!(!report.succeeded());
+    assert!(
+        report
+            .results
+            .iter()
+            .any(|r| matches!(r.outcome, berth_reconcilers::Outcome::Skipped { .. })),
+        "{report:#?}"
+    );
+}

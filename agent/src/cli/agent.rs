@@ -100,7 +100,12 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
             remove_orphans: !args.keep_orphans,
             delete_grace: args.delete_grace,
             max_retry_delay: args.resync_interval.min(Duration::from_secs(300)),
-            execute: ExecuteOptions::default(),
+            // A wave's independent actions in parallel, as the CLI's `up`
+            // (Compose's default limit).
+            execute: ExecuteOptions {
+                parallelism: 8,
+                ..ExecuteOptions::default()
+            },
         },
         dir,
         listen,

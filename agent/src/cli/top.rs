@@ -25,6 +25,10 @@ pub struct TopArgs {
 }
 
 pub fn run(args: TopArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    if args.project.given() {
+        let cp = args.project.project(global)?;
+        return super::compose::top::print(&cp, &[args.container]);
+    }
     let rt = super::run::runtime(global);
     let info = match rt.inspect(&args.container) {
         Ok(info) => info,

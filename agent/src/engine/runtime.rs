@@ -89,6 +89,7 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
         restart_policy_applied: info.observed.status == "exited"
             && info.state.status == Status::Exited
             && !info.observed.from_earlier_boot,
+        last_exit_code: info.state.exit_code.map(i64::from),
         error,
     }
 }

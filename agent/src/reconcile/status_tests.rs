@@ -42,6 +42,7 @@ fn container(service: &str, n: u32, state: ContainerState) -> ObservedContainer 
         finished_at: matches!(state, ContainerState::Exited(_)).then(|| t(5)),
         manually_stopped: false,
         restart_policy_applied: false,
+        last_exit_code: None,
         error: None,
     }
 }

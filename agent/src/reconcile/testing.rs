@@ -174,6 +174,7 @@ pub fn options() -> Options {
         execute: ExecuteOptions {
             wait_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(10),
+            parallelism: 1,
         },
     }
 }

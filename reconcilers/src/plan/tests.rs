@@ -39,6 +39,7 @@ fn container(p: &Project, service: &str, n: u32, state: ContainerState) -> Obser
         finished_at: None,
         manually_stopped: false,
         restart_policy_applied: false,
+        last_exit_code: None,
         error: None,
     }
 }

@@ -29,10 +29,12 @@ use signal_hook::iterator::Signals;
 use super::logfile::LogFile;
 use super::printer::Printer;
 use super::progress::Events;
-use super::project::{ComposeProject, ProjectContainer};
+use super::project::{ComposeProject, ProjectContainer, quick_state};
 
 /// How often logs are read and states checked.
 const TICK: Duration = Duration::from_millis(50);
+/// How often (in ticks) the containers' states are checked for exits.
+const CHECK_EVERY: u32 = 2;
 /// How often the project's containers are listed again, for new ones.
 const RELIST_EVERY: u32 = 10;
 /// Exit status after Ctrl+C (128 + SIGINT), as Compose returns it.
@@ -137,7 +139,8 @@ pub fn run(
                 poll(t, &mut batch);
             }
             print_entries(&printer, batch)?;
-            let trigger = report_exits(cp, opts, &printer, &mut tracked, &mut ending)?;
+            let trigger = tick % CHECK_EVERY == 0
+                && report_exits(cp, opts, &printer, &mut tracked, &mut ending)?;
             if trigger && stopper.is_none() {
                 println!("Aborting on container exit...");
                 stopper = Some(scope.spawn(|| stop_project(cp, opts, events)));
@@ -231,7 +234,7 @@ fn report_exits(
 ) -> anyhow::Result<bool> {
     let mut trigger = false;
     for t in tracked.values_mut() {
-        let Ok(info) = cp.runtime.inspect(t.container.id()) else {
+        let Some((state, observed)) = quick_state(&cp.runtime, t.container.id()) else {
             // Removed (by `down` elsewhere): nothing more will come.
             if !t.exited {
                 t.exited = true;
@@ -241,23 +244,23 @@ fn report_exits(
             }
             continue;
         };
-        let restarted = info.state.started_at != t.started_at;
+        let restarted = state.started_at != t.started_at;
         if t.exited {
             // A restart (by the shim's restart policy) re-attaches it.
-            if restarted && info.observed.container_alive {
+            if restarted && observed.container_alive {
                 t.exited = false;
-                t.started_at = info.state.started_at.clone();
+                t.started_at = state.started_at.clone();
             }
             continue;
         }
-        t.started_at = info.state.started_at.clone();
-        if info.observed.container_alive || info.observed.shim_alive {
+        t.started_at = state.started_at.clone();
+        if observed.container_alive || observed.shim_alive {
             continue;
         }
         let mut last = Vec::new();
         poll(t, &mut last);
         print_entries(printer, last)?;
-        let code = info.state.exit_code.unwrap_or(-1);
+        let code = state.exit_code.unwrap_or(-1);
         printer
             .status(&t.name, &format!("exited with code {code}"))
             .context("cannot write to stdout")?;

@@ -16,7 +16,7 @@ use berth_image::Store;
 use berth_reconcilers::{Observed, Operation, PlanOptions, desired};
 use clap::ValueEnum;
 
-use super::apply::exit_code;
+use super::apply::{exit_code, warn_orphans};
 use super::progress::Events;
 use super::project::{ComposeProject, Files};
 use crate::cli::{GlobalOpts, ProjectOpts};
@@ -67,7 +67,7 @@ pub fn run(opts: &ProjectOpts, flags: &DownFlags, global: &GlobalOpts) -> anyhow
     };
     let (observed, plan) = cp.plan(&options)?;
     if !options.remove_orphans {
-        warn_orphans(&cp, &observed);
+        warn_orphans(&cp.orphans(&observed));
     }
     let events = Events::default();
     if plan.is_empty() && flags.rmi.is_none() {
@@ -86,23 +86,6 @@ pub fn run(opts: &ProjectOpts, flags: &DownFlags, global: &GlobalOpts) -> anyhow
         code = ExitCode::FAILURE;
     }
     Ok(code)
-}
-
-fn warn_orphans(cp: &ComposeProject, observed: &Observed) {
-    let orphans: Vec<&str> = observed
-        .project_containers(cp.name())
-        .filter(|c| {
-            !c.service()
-                .is_some_and(|s| cp.project.services.contains_key(s))
-        })
-        .map(|c| c.name.as_str())
-        .collect();
-    if !orphans.is_empty() {
-        eprintln!(
-            "WARN[0000] Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
-            orphans.join(" ")
-        );
-    }
 }
 
 /// The images `--rmi` names: with `local`, those Compose named itself

@@ -14,7 +14,7 @@ use berth_runtime::logs::LogEntry;
 
 use super::logfile::LogFile;
 use super::printer::Printer;
-use super::project::{ComposeProject, Files, ProjectContainer};
+use super::project::{ComposeProject, Files, ProjectContainer, quick_state};
 use crate::cli::{GlobalOpts, ProjectOpts};
 
 const TICK: Duration = Duration::from_millis(50);
@@ -100,10 +100,8 @@ pub fn print(cp: &ComposeProject, flags: &LogsFlags) -> anyhow::Result<ExitCode>
         for (id, (_, name, file)) in followed.iter_mut() {
             // Read the state first: lines written before an exit are then
             // read below, not lost.
-            alive |= cp
-                .runtime
-                .inspect(id)
-                .is_ok_and(|i| i.observed.container_alive || i.observed.shim_alive);
+            alive |= quick_state(&cp.runtime, id)
+                .is_some_and(|(_, o)| o.container_alive || o.shim_alive);
             let mut entries = Vec::new();
             file.poll(&mut entries);
             batch.extend(

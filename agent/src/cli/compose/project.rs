@@ -12,11 +12,24 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use berth_reconcilers::labels;
 use berth_runtime::{ContainerInfo, Runtime};
-use berth_spec::compose::{self, model::Project, project_name};
+use berth_spec::compose::{self, LoadOptions, model::Project, project_name};
 
 use crate::cli::project_opts::ResolveError;
 use crate::cli::{GlobalOpts, ProjectOpts};
 use crate::engine::Engine;
+
+/// A container's state as recorded, checked against its processes:
+/// `inspect` without reading (and parsing) its config, for loops that
+/// look often. `None` once it is removed.
+pub fn quick_state(
+    runtime: &berth_runtime::Runtime,
+    id: &str,
+) -> Option<(berth_runtime::State, berth_runtime::Observed)> {
+    let dir = runtime.state_root().container(id);
+    let state = berth_runtime::State::load(&dir.state()).ok()?;
+    let observed = berth_runtime::observe(&dir, &state);
+    Some((state, observed))
+}
 
 /// Whether a verb can work without a compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +45,8 @@ pub struct ComposeProject {
     /// False when only the name is known (`-p NAME`, no compose file):
     /// services are then whatever the containers' labels say.
     pub declared: bool,
+    /// How the project was loaded, to load it again with every profile.
+    load_options: Option<LoadOptions>,
     pub engine: Engine,
     pub runtime: Runtime,
 }
@@ -78,9 +93,10 @@ impl ComposeProject {
         global: &GlobalOpts,
         files: Files,
     ) -> anyhow::Result<Option<Self>> {
-        let Some((project, declared)) = load(opts, files)? else {
+        let Some((project, load_options)) = load(opts, files)? else {
             return Ok(None);
         };
+        let declared = load_options.is_some();
         let runtime = crate::cli::run::runtime(global);
         let engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
             format!("cannot open berth's state under {}", global.root.display())
@@ -88,6 +104,7 @@ impl ComposeProject {
         let mut cp = ComposeProject {
             project,
             declared,
+            load_options,
             engine,
             runtime,
         };
@@ -103,6 +120,30 @@ impl ComposeProject {
 
     pub fn name(&self) -> &str {
         &self.project.name
+    }
+
+    /// Services the file declares but its profiles leave out: their
+    /// containers are the project's, not orphans. Costs a second load (with
+    /// every profile), so callers ask only when undeclared containers
+    /// exist.
+    pub fn disabled_services(&self) -> Vec<String> {
+        let Some(options) = &self.load_options else {
+            return Vec::new();
+        };
+        let all = LoadOptions {
+            profiles: vec!["*".to_owned()],
+            ..options.clone()
+        };
+        match compose::load_unchecked(&all) {
+            Ok(loaded) => loaded
+                .project
+                .services
+                .keys()
+                .filter(|s| !self.project.services.contains_key(*s))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Compose's check: every named service must be declared (a project
@@ -152,9 +193,12 @@ impl ComposeProject {
     }
 }
 
-/// The project from its files, or from `-p` alone when `files` allows it
-/// and there are none.
-fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, bool)>> {
+/// The project from its files (with the options it was loaded with), or
+/// from `-p` alone when `files` allows it and there are none.
+fn load(
+    opts: &ProjectOpts,
+    files: Files,
+) -> anyhow::Result<Option<(Project, Option<LoadOptions>)>> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = crate::cli::process_environment();
     let options = match opts.resolve(&cwd, &env) {
@@ -176,7 +220,7 @@ fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, boo
                         name,
                         ..Project::default()
                     };
-                    Ok(Some((project, false)))
+                    Ok(Some((project, None)))
                 }
                 _ => Err(e.into()),
             };
@@ -195,7 +239,7 @@ fn load(opts: &ProjectOpts, files: Files) -> anyhow::Result<Option<(Project, boo
                 &mut project,
                 &loaded.environment,
             );
-            Ok(Some((project, true)))
+            Ok(Some((project, Some(options))))
         }
         Err(diagnostics) => {
             for d in &diagnostics.0 {

@@ -50,7 +50,7 @@ pub fn run(opts: &ProjectOpts, flags: &RmFlags, global: &GlobalOpts) -> anyhow::
         .filter(|c| !c.running())
         .collect();
     if stopped.is_empty() {
-        println!("No stopped containers");
+        eprintln!("No stopped containers");
         return Ok(ExitCode::SUCCESS);
     }
     let names: Vec<&str> = stopped.iter().map(ProjectContainer::name).collect();

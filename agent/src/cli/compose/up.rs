@@ -17,6 +17,7 @@ use berth_reconcilers::plan::PullMode;
 use berth_reconcilers::{Observed, Operation, Plan, PlanOptions, order};
 use clap::ValueEnum;
 
+use super::apply::warn_orphans;
 use super::attach::{self, AttachOptions};
 use super::progress::Events;
 use super::project::{ComposeProject, Files};
@@ -137,7 +138,9 @@ pub fn run(opts: &ProjectOpts, flags: &UpFlags, global: &GlobalOpts) -> anyhow::
     if flags.dry_run {
         return print_plan(&plan);
     }
-    warn_orphans(&cp, &observed, flags.remove_orphans);
+    if !flags.remove_orphans {
+        warn_orphans(&cp.orphans(&observed));
+    }
     let events = Events::default();
     report_running(&cp, &observed, &plan, &options, &events);
     let since = std::time::SystemTime::now();
@@ -224,28 +227,6 @@ fn print_plan(plan: &Plan) -> anyhow::Result<ExitCode> {
         writeln!(out, "{line}").context("cannot write to stdout")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Compose's warning about containers of services the file no longer
-/// declares.
-fn warn_orphans(cp: &ComposeProject, observed: &Observed, removing: bool) {
-    if removing {
-        return;
-    }
-    let orphans: Vec<&str> = observed
-        .project_containers(cp.name())
-        .filter(|c| {
-            !c.service()
-                .is_some_and(|s| cp.project.services.contains_key(s))
-        })
-        .map(|c| c.name.as_str())
-        .collect();
-    if !orphans.is_empty() {
-        eprintln!(
-            "WARN[0000] Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
-            orphans.join(" ")
-        );
-    }
 }
 
 /// ` Container shop-db-1 Running` for the selected containers that run

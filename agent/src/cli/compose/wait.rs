@@ -125,6 +125,7 @@ mod tests {
             finished_at: None,
             manually_stopped: false,
             restart_policy_applied: false,
+            last_exit_code: None,
             error: None,
         }
     }
