@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use agent_support::{Agent, TempDir};
 use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, private_netns, text};
 use serde_json::Value;
 
 /// How long any one convergence may take before a test fails.
@@ -26,6 +26,9 @@ const TOKEN: &str = "e2e-token-0123456789";
 
 /// A state root with busybox imported.
 fn root_with_busybox(label: &str) -> Root {
+    // Its networks' bridges, veths and nftables rules are made in the
+    // test thread's own network namespace, never on the host.
+    private_netns();
     let root = Root::new(label);
     let mut tar = Vec::new();
     busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();

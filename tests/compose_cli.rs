@@ -56,10 +56,10 @@ name: proj
 services:
   alpha:
     image: busybox
-    command: ["sh", "-c", "echo a1; sleep 0.8; echo a2 >&2; echo a3"]
+    command: ["sh", "-c", "echo a1; sleep 2; echo a2 >&2; echo a3"]
   b:
     image: busybox
-    command: ["sh", "-c", "sleep 0.1; echo b1"]
+    command: ["sh", "-c", "sleep 1; echo b1"]
 "#,
     );
     let out = p.run(&["compose", "up"]);

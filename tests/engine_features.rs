@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use berth_image::testing::{TestImage, busybox_rootfs_tar, docker_save, tar_of};
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, private_netns, text};
 use serde_json::json;
 
 /// `featimg`: busybox plus a user `app` (1000) and groups `audio` (29)
@@ -51,6 +51,9 @@ struct Project {
 
 impl Project {
     fn new(label: &str, compose: &str) -> Self {
+        // Its networks' bridges, veths and nftables rules are made in the
+        // test thread's own network namespace, never on the host.
+        private_netns();
         let root = Root::new(label);
         let archive = root.dir.join("images.tar");
         std::fs::write(&archive, docker_save(&[feature_image()])).unwrap();

@@ -12,12 +12,15 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_image::testing::{TestImage, busybox_rootfs_tar, docker_save};
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, private_netns, text};
 use serde_json::{Value, json};
 
 /// A state root with `busybox` (no healthcheck) and `hcimg` (busybox with
 /// a `HEALTHCHECK` in its config), and a project folder with `compose`.
 fn setup(label: &str, compose: &str) -> (Root, PathBuf) {
+    // Its networks' bridges, veths and nftables rules are made in the
+    // test thread's own network namespace, never on the host.
+    private_netns();
     let root = Root::new(label);
     let mut layer = Vec::new();
     busybox_rootfs_tar(Path::new("/bin/busybox"), &mut layer).unwrap();

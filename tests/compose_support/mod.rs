@@ -31,6 +31,9 @@ impl Project {
     /// A root with busybox imported and `compose` written to
     /// `<root>/project/compose.yaml`.
     pub fn new(label: &str, compose: &str) -> Self {
+        // Its networks' bridges, veths and nftables rules are made in the
+        // test thread's own network namespace, never on the host.
+        crate::runtime_support::private_netns();
         let root = Root::new(label);
         let mut tar = Vec::new();
         busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();

@@ -233,8 +233,18 @@ fn report_exits(
     ending: &mut Ending,
 ) -> anyhow::Result<bool> {
     let mut trigger = false;
-    for t in tracked.values_mut() {
-        let Some((state, observed)) = quick_state(&cp.runtime, t.container.id()) else {
+    // Exits seen in the same look are reported in the order they happened
+    // (a graceful stop takes dependents down first), not by id.
+    let mut looks: Vec<_> = tracked
+        .values_mut()
+        .map(|t| (quick_state(&cp.runtime, t.container.id()), t))
+        .collect();
+    looks.sort_by_key(|(look, _)| {
+        look.as_ref()
+            .and_then(|(state, _)| state.finished_at.clone())
+    });
+    for (look, t) in looks {
+        let Some((state, observed)) = look else {
             // Removed (by `down` elsewhere): nothing more will come.
             if !t.exited {
                 t.exited = true;
