@@ -292,3 +292,58 @@ fn compose_restart_policies_run_in_the_shim_and_unhealthy_is_a_reason() {
         "{plan}"
     );
 }
+
+const RESTART_ON_A_NETWORK: &str = r#"
+name: flap
+services:
+  flappy:
+    image: busybox
+    command: ["sh", "-c", "ip -4 addr show eth0 | awk '/inet /{print \"addr\", $2}'; exit 1"]
+    restart: on-failure:2
+"#;
+
+/// The shim restarts a container in the same container: it joins the
+/// same network namespace again, with the same address on the project's
+/// network, and its endpoint stays until the container is removed.
+#[test]
+fn a_container_restarted_by_the_shim_keeps_its_network() {
+    if !need_root("a_container_restarted_by_the_shim_keeps_its_network") {
+        return;
+    }
+    let (root, project) = setup("eh-netrestart", RESTART_ON_A_NETWORK);
+    ok(up(&root, &project, &["-d"]));
+    let v = wait_long(&root, "flap-flappy-1", "the shim to give up", |v| {
+        v["State"]["Status"] == "exited" && v["State"]["ShimAlive"] == false
+    });
+    assert_eq!(v["RestartCount"], 2, "{v:#}");
+    let ip = v["NetworkSettings"]["Networks"]["flap_default"]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!ip.is_empty(), "{v:#}");
+    let logs = ok(root.run(&["logs", "flap-flappy-1"]));
+    let addrs: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("addr "))
+        .collect();
+    assert_eq!(addrs.len(), 3, "one address per run: {logs}");
+    for a in &addrs {
+        assert_eq!(a.split('/').next(), Some(ip.as_str()), "{logs}");
+    }
+    let id = v["Id"].as_str().unwrap();
+    assert!(
+        root.dir
+            .join("endpoints")
+            .join(format!("{id}.json"))
+            .exists()
+    );
+    let file = project.join("compose.yaml");
+    ok(root.run(&["down", "-f", file.to_str().unwrap()]));
+    assert!(
+        !root
+            .dir
+            .join("endpoints")
+            .join(format!("{id}.json"))
+            .exists()
+    );
+}
