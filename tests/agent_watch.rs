@@ -47,8 +47,21 @@ fn loads(agent: &Agent) -> f64 {
         .sum()
 }
 
+/// Moves the test thread into a network namespace of its own (with `lo`
+/// up): the agent it starts reconciles the projects it is shown, and their
+/// networks' bridges must not land on the host.
+fn private_netns() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare a network namespace");
+    let st = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run ip");
+    assert!(st.success(), "ip link set lo up failed");
+}
+
 #[test]
 fn health_and_readiness() {
+    private_netns();
     let dir = TempDir::new("health");
     let agent = Agent::start(dir.path());
     assert_eq!(agent.json("/healthz"), json!({"status": "ok"}));
@@ -71,6 +84,7 @@ fn health_and_readiness() {
 
 #[test]
 fn new_folder_appears_and_deleting_it_removes_it() {
+    private_netns();
     let dir = TempDir::new("appear");
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
     agent.wait_for("ready", || (agent.get("/readyz").0 == 200).then_some(()));
@@ -106,6 +120,7 @@ fn new_folder_appears_and_deleting_it_removes_it() {
 
 #[test]
 fn root_folder_itself_is_a_project_with_key_dot() {
+    private_netns();
     let dir = TempDir::new("root");
     dir.write("compose.yaml", WEB_DB);
     let agent = Agent::start(dir.path());
@@ -115,6 +130,7 @@ fn root_folder_itself_is_a_project_with_key_dot() {
 
 #[test]
 fn edits_change_revision_and_generation_and_touching_does_not() {
+    private_netns();
     let dir = TempDir::new("edit");
     let file = dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
@@ -190,6 +206,7 @@ fn edits_change_revision_and_generation_and_touching_does_not() {
 
 #[test]
 fn dotenv_and_override_files_are_inputs() {
+    private_netns();
     let dir = TempDir::new("inputs");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
@@ -212,6 +229,7 @@ fn dotenv_and_override_files_are_inputs() {
 
 #[test]
 fn an_invalid_file_is_reported_in_the_api() {
+    private_netns();
     let dir = TempDir::new("invalid");
     dir.write("shop/compose.yaml", BROKEN);
     let agent = Agent::start(dir.path());
@@ -239,6 +257,7 @@ fn an_invalid_file_is_reported_in_the_api() {
 
 #[test]
 fn listens_on_a_unix_socket_and_stops_on_sigterm() {
+    private_netns();
     let dir = TempDir::new("unix");
     let sockdir = TempDir::new("sock");
     let sock = sockdir.path().join("api.sock");
@@ -253,6 +272,7 @@ fn listens_on_a_unix_socket_and_stops_on_sigterm() {
 
 #[test]
 fn refuses_a_non_loopback_address_without_allow_remote() {
+    private_netns();
     let dir = TempDir::new("remote");
     let out = berth_cmd()
         .args(["agent", "--listen", "0.0.0.0:0", "--dir"])
@@ -270,6 +290,7 @@ fn refuses_a_non_loopback_address_without_allow_remote() {
 
 #[test]
 fn a_missing_dir_is_an_error() {
+    private_netns();
     let dir = TempDir::new("missing");
     let out = berth_cmd()
         .args(["agent", "--listen", "127.0.0.1:0", "--dir"])
@@ -284,6 +305,7 @@ fn a_missing_dir_is_an_error() {
 
 #[test]
 fn a_valid_project_shows_its_services() {
+    private_netns();
     let dir = TempDir::new("valid");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start(dir.path());
@@ -333,6 +355,7 @@ fn a_valid_project_shows_its_services() {
 
 #[test]
 fn editing_a_file_changes_services_and_revision() {
+    private_netns();
     let dir = TempDir::new("edit-valid");
     let file = dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
@@ -353,6 +376,7 @@ fn editing_a_file_changes_services_and_revision() {
 
 #[test]
 fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
+    private_netns();
     let dir = TempDir::new("invalid-edit");
     let file = dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
@@ -404,6 +428,7 @@ fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
 
 #[test]
 fn two_folders_with_one_name_conflict_without_crashing() {
+    private_netns();
     let dir = TempDir::new("conflict");
     dir.write("a/compose.yaml", &format!("name: same\n{WEB_ONLY}"));
     dir.write("b/compose.yaml", &format!("name: same\n{WEB_ONLY}"));
@@ -429,6 +454,7 @@ fn two_folders_with_one_name_conflict_without_crashing() {
 
 #[test]
 fn json_logs_are_one_object_per_line_with_fields() {
+    private_netns();
     let dir = TempDir::new("jsonlog");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(
@@ -460,6 +486,7 @@ fn json_logs_are_one_object_per_line_with_fields() {
 /// the server first polled its shutdown future.
 #[test]
 fn sigterm_right_after_listening_is_a_clean_shutdown() {
+    private_netns();
     let dir = TempDir::new("early-term");
     for attempt in 0..10 {
         let agent = Agent::start_with(dir.path(), &[]);

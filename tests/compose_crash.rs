@@ -91,11 +91,13 @@ fn container_dirs(root: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Dot files (the network crate's `.lock`) are not entries.
 fn entries(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default()
@@ -118,14 +120,28 @@ fn shims(root: &Path) -> usize {
         .count()
 }
 
-/// Mounts on the host under `root` (there must be none: containers mount
-/// in their own namespace).
+/// Mounts on the host under `root` other than the containers' bound
+/// network namespaces (there must be none: containers mount in their own
+/// namespace).
 fn host_mounts(root: &Path) -> Vec<String> {
+    let netns = root.join("netns").to_string_lossy().into_owned();
     let root = root.to_string_lossy().into_owned();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.contains(&root))
+        .filter(|l| l.contains(&root) && !l.contains(&format!(" {netns}/")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The containers whose network namespace is bound under `root/netns`.
+fn bound_netns(root: &Path) -> BTreeSet<String> {
+    let prefix = format!("{}/", root.join("netns").display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter_map(|m| m.strip_prefix(&prefix))
         .map(str::to_owned)
         .collect()
 }
@@ -190,6 +206,12 @@ impl Checker {
         );
         assert_eq!(shims(&p.root.dir), REPLICAS.len(), "{context}: shims");
         assert_eq!(host_mounts(&p.root.dir), Vec::<String>::new(), "{context}");
+        // One bound network namespace per container, none left over.
+        assert_eq!(
+            bound_netns(&p.root.dir),
+            container_dirs(&p.root.dir),
+            "{context}: netns"
+        );
         self.no_stale_cgroups(p, context);
         assert_eq!(p.ok(&["up", "--dry-run"]), "nothing to do\n", "{context}");
     }
@@ -206,6 +228,7 @@ impl Checker {
         );
         assert_eq!(shims(&p.root.dir), 0, "{context}: shims");
         assert_eq!(host_mounts(&p.root.dir), Vec::<String>::new(), "{context}");
+        assert!(bound_netns(&p.root.dir).is_empty(), "{context}: netns");
         self.no_stale_cgroups(p, context);
     }
 }
