@@ -107,6 +107,30 @@ impl Containers {
     fn info(&self, id: &str) -> Result<ContainerInfo, BackendError> {
         self.runtime.inspect(id).map_err(from_runtime)
     }
+
+    /// A create killed between the network attach and the runtime's
+    /// create leaves an endpoint (bound namespace, addresses, ports) with
+    /// no container. Names are unique, so one under the name about to be
+    /// created is that replica's leftover: released before the new one.
+    fn drop_orphan_endpoints(&self, name: &str) {
+        let Ok(endpoints) = self.net.endpoints() else {
+            return;
+        };
+        for ep in endpoints.iter().filter(|ep| {
+            ep.container_name == name
+                && !self
+                    .runtime
+                    .state_root()
+                    .container(&ep.container_id)
+                    .path()
+                    .exists()
+        }) {
+            tracing::info!(container = %name, id = %ep.container_id, "releasing the networking of a container that was never created");
+            if let Err(e) = self.net.detach(&ep.container_id) {
+                tracing::warn!(container = %name, error = %e, "cannot release a leftover endpoint");
+            }
+        }
+    }
 }
 
 impl ContainerRuntime for Containers {
@@ -168,6 +192,7 @@ impl ContainerRuntime for Containers {
             },
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
+        self.drop_orphan_endpoints(&spec.name);
         let undo = attach::prepare(&self.net, &self.runtime, spec, &mut config)?;
         let created = self.runtime.create(
             &config,
