@@ -21,6 +21,7 @@
 //! [`Runtime::exec`] refuses to run in a process with more than one thread.
 
 mod cgroup;
+mod claim;
 mod command;
 mod config;
 mod create;
