@@ -1,7 +1,7 @@
 //! `create` (and `run`'s create-and-start): state dir, name, shim.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -88,24 +88,13 @@ impl Runtime {
             .map_err(|e| Error::io("create", self.root.containers_dir(), e))?;
         fs::create_dir_all(self.names_dir())
             .map_err(|e| Error::io("create", self.names_dir(), e))?;
-        // The name is claimed atomically: O_EXCL on names/<name>.
-        let name_path = self.names_dir().join(&config.name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name_path)
-        {
-            Ok(mut f) => f
-                .write_all(config.id.as_bytes())
-                .map_err(|e| Error::io("write", &name_path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::NameInUse(config.name.clone()));
-            }
-            Err(e) => return Err(Error::io("create", &name_path, e)),
-        }
+        // The name is claimed atomically, and taken back from a creator
+        // that died before the container had a state (see `claim`); the
+        // claim stays locked until this returns.
+        let claim = self.claim_name(&config.name, &config.id)?;
         let result = self.spawn_shim(config, opts);
         if result.is_err() && !dir.state().exists() {
-            let _ = fs::remove_file(&name_path);
+            let _ = fs::remove_file(&claim.path);
         }
         result
     }

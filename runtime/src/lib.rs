@@ -25,6 +25,7 @@
 mod caps;
 mod cgroup;
 mod cgroupfs;
+mod claim;
 mod command;
 mod config;
 mod copyup;
