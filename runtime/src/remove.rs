@@ -1,7 +1,7 @@
 //! `rm`: stop (with force), then remove cgroup, mounts, name and state.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::mount::{MntFlags, umount2};
@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use crate::cgroup::Cgroup;
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, try_lock};
 use crate::state::StateRoot;
 
 impl Runtime {
@@ -51,6 +51,22 @@ pub(crate) fn remove_files(
     cgroup_root: &Path,
     cfg: &ContainerConfig,
 ) -> Result<()> {
+    let retired = retire(root, cgroup_root, cfg)?;
+    purge(root, retired.as_deref())
+}
+
+/// The part of [`remove_files`] that makes a container gone for everyone
+/// (cgroup, leftover mounts, name, and its folder renamed into `trash/`,
+/// out of `containers/`), without deleting the folder's files yet: a
+/// `run --rm` reports the exit once this is done, and deletes the files
+/// afterwards ([`purge`]), off the time its caller waits (unlinking a
+/// dozen files and dirs took 13 ms and more on a busy ext4). Returns the
+/// folder's new place, `None` when it was gone already.
+pub(crate) fn retire(
+    root: &StateRoot,
+    cgroup_root: &Path,
+    cfg: &ContainerConfig,
+) -> Result<Option<PathBuf>> {
     if let Ok(cg) = Cgroup::open(cgroup_root, &cfg.id) {
         cg.remove()?;
     }
@@ -63,10 +79,49 @@ pub(crate) fn remove_files(
     if fs::read_to_string(&name).is_ok_and(|id| id.trim() == cfg.id) {
         let _ = fs::remove_file(&name);
     }
-    match fs::remove_dir_all(dir.path()) {
+    if !dir.path().exists() {
+        return Ok(None);
+    }
+    let trash = root.trash_dir();
+    let retired = trash.join(&cfg.id);
+    let moved = fs::create_dir_all(&trash).and_then(|()| fs::rename(dir.path(), &retired));
+    if let Err(e) = moved {
+        // A stale folder of the same id in the trash, or a trash on
+        // another file system: delete in place, as before.
+        tracing::debug!(error = %e, "cannot move {} to the trash", dir.path().display());
+        delete_dir(dir.path())?;
+        return Ok(None);
+    }
+    Ok(Some(retired))
+}
+
+/// Deletes `retired` (from [`retire`]) and whatever else is in the trash
+/// that no shim is still deleting (its `shim.lock` is free): what a
+/// process killed in the middle of a deletion left.
+pub(crate) fn purge(root: &StateRoot, retired: Option<&Path>) -> Result<()> {
+    if let Some(dir) = retired {
+        delete_dir(dir)?;
+    }
+    let Ok(entries) = fs::read_dir(root.trash_dir()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let free = fs::File::open(path.join("shim.lock"))
+            .map(|f| try_lock(&f, libc::LOCK_EX))
+            .unwrap_or(true);
+        if free {
+            let _ = delete_dir(&path);
+        }
+    }
+    Ok(())
+}
+
+fn delete_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove", dir.path(), e)),
+        Err(e) => Err(Error::io("remove", dir, e)),
     }
 }
 
@@ -79,4 +134,33 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn purge_deletes_the_retired_folder_and_stale_trash_but_not_one_being_deleted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(tmp.path());
+        let entry = |id: &str| {
+            let d = root.trash_dir().join(id);
+            fs::create_dir_all(d.join("upper/etc")).unwrap();
+            fs::write(d.join("shim.lock"), "").unwrap();
+            fs::write(d.join("upper/etc/hosts"), "x").unwrap();
+            d
+        };
+        let (mine, stale, busy) = (entry("aaa"), entry("bbb"), entry("ccc"));
+        // Another shim still deleting `busy` holds its lock.
+        let held = fs::File::open(busy.join("shim.lock")).unwrap();
+        assert!(try_lock(&held, libc::LOCK_EX));
+        purge(&root, Some(&mine)).unwrap();
+        assert!(!mine.exists() && !stale.exists());
+        assert!(busy.exists());
+        drop(held);
+        purge(&root, None).unwrap();
+        assert!(!busy.exists());
+    }
 }

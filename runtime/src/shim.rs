@@ -8,10 +8,10 @@
 //! a child subreaper, and then:
 //!
 //! 1. `unshare(CLONE_NEWPID)` and forks the container's pid 1;
-//! 2. puts that pid in the cgroup, applies the limits, and lets the child
-//!    go on (a byte on the sync pipe): the child unshares mount, uts, ipc
-//!    and net, builds its root and pivots, resolves user and command,
-//!    drops capabilities, and says `ready`;
+//! 2. lets the child go on (a byte on the sync pipe) and meanwhile puts
+//!    it in the cgroup and applies the limits: the child unshares mount,
+//!    uts, ipc and net, builds its root and pivots, resolves user and
+//!    command, drops capabilities, and says `ready`;
 //! 3. waits for `start` (a byte on `start.fifo`) unless `--start`, then
 //!    releases the child into `execve`;
 //! 4. pumps the container's stdout/stderr into the json log (and to the
@@ -185,23 +185,36 @@ impl Shim {
             Err(e) => return Err(Error::sys("fork the container", e)),
         };
         drop((out_w, err_w, p2c_r, c2p_w));
+        let mut p2c = File::from(p2c_w);
+        let mut c2p = BufReader::new(File::from(c2p_r));
+        // The child builds its namespaces and root while we record it and
+        // put it in its cgroup: the first write to a cgroup.procs waits
+        // for an RCU grace period (~5 ms here), the longest single step of
+        // a start, and none of the child's setup needs the cgroup. The
+        // limits are in place before it may exec (`g` below).
+        p2c.write_all(b"c")
+            .map_err(|e| Error::io("signal", "the container", e))?;
         let pidfd = pidfd_open(child)?;
         state.pid = child.as_raw();
         state.pid_start_time = proc_start_time(child.as_raw()).unwrap_or(0);
         state.save(&dir.state())?;
 
-        let mut p2c = File::from(p2c_w);
-        let mut c2p = BufReader::new(File::from(c2p_r));
         let joined = cgroup
             .add_task(child.as_raw())
             .and_then(|()| cgroup.apply(&cfg.resources));
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(child, None);
+            // A child whose setup failed may be gone before it could join
+            // (ESRCH): then its own message is the one worth reporting.
+            let mut line = String::new();
+            let _ = c2p.read_line(&mut line);
+            if line.starts_with("error ") {
+                let (code, msg) = parse_error_line(&line);
+                return self.fail_setup(&dir, &mut state, &cgroup, code, &msg);
+            }
             return Err(e);
         }
-        p2c.write_all(b"c")
-            .map_err(|e| Error::io("signal", "the container", e))?;
 
         let mut line = String::new();
         let _ = c2p.read_line(&mut line);
@@ -414,11 +427,20 @@ impl Shim {
             eprintln!("berth shim: {e}");
         }
         let _ = fs::remove_file(dir.start_fifo());
-        if cfg.auto_remove {
-            crate::remove::remove_files(&StateRoot::new(root_of(dir)), &self.cgroup_root, cfg)?;
+        if !cfg.auto_remove {
+            self.report(&format!("exited {code}"));
+            return Ok(());
         }
+        // Gone for everyone (name free, not listed) before the caller hears
+        // the exit, as with `docker run --rm`; the files go after.
+        let root = StateRoot::new(root_of(dir));
+        let retired = crate::remove::retire(&root, &self.cgroup_root, cfg)?;
         self.report(&format!("exited {code}"));
-        Ok(())
+        // Nobody waits on us any more: not the CLI (status pipe), nor a
+        // pipeline reading the output we copied to it.
+        self.status = None;
+        self.attach = None;
+        crate::remove::purge(&root, retired.as_deref())
     }
 }
 
