@@ -51,25 +51,22 @@ pub(crate) fn remove_files(
     cgroup_root: &Path,
     cfg: &ContainerConfig,
 ) -> Result<()> {
-    let retired = retire(root, cgroup_root, cfg)?;
+    if let Ok(cg) = Cgroup::open(cgroup_root, &cfg.id) {
+        cg.remove()?;
+    }
+    let retired = retire(root, cfg)?;
     purge(root, retired.as_deref())
 }
 
-/// The part of [`remove_files`] that makes a container gone for everyone
-/// (cgroup, leftover mounts, name, and its folder renamed into `trash/`,
-/// out of `containers/`), without deleting the folder's files yet: a
+/// The part of [`remove_files`] that makes a container whose cgroup is
+/// gone invisible to everyone (leftover mounts, name, and its folder
+/// renamed into `trash/`, out of `containers/`), without deleting the
+/// folder's files yet: a
 /// `run --rm` reports the exit once this is done, and deletes the files
 /// afterwards ([`purge`]), off the time its caller waits (unlinking a
 /// dozen files and dirs took 13 ms and more on a busy ext4). Returns the
 /// folder's new place, `None` when it was gone already.
-pub(crate) fn retire(
-    root: &StateRoot,
-    cgroup_root: &Path,
-    cfg: &ContainerConfig,
-) -> Result<Option<PathBuf>> {
-    if let Ok(cg) = Cgroup::open(cgroup_root, &cfg.id) {
-        cg.remove()?;
-    }
+pub(crate) fn retire(root: &StateRoot, cfg: &ContainerConfig) -> Result<Option<PathBuf>> {
     let dir = root.container(&cfg.id);
     for m in mounts_under(dir.path()).into_iter().rev() {
         tracing::debug!(target = %m, "umount leftover");

@@ -67,7 +67,6 @@ pub fn main(args: &ShimArgs) -> i32 {
     let mut shim = Shim {
         status: Some(status),
         attach: None,
-        cgroup_root: args.cgroup_root.clone(),
     };
     match shim.run(args) {
         Ok(()) => 0,
@@ -105,7 +104,6 @@ struct Attach {
 struct Shim {
     status: Option<File>,
     attach: Option<Attach>,
-    cgroup_root: PathBuf,
 }
 
 impl Shim {
@@ -423,18 +421,21 @@ impl Shim {
         state.signal = signal;
         state.finished_at = Some(now_rfc3339());
         state.save(&dir.state())?;
-        if let Err(e) = cgroup.remove() {
-            eprintln!("berth shim: {e}");
-        }
+        let cgroup_removed = cgroup
+            .remove()
+            .map_err(|e| eprintln!("berth shim: {e}"))
+            .is_ok();
         let _ = fs::remove_file(dir.start_fifo());
-        if !cfg.auto_remove {
+        // A cgroup that would not go keeps an --rm container listed, so
+        // that `rm -f` can try again rather than the cgroup leaking.
+        if !cfg.auto_remove || !cgroup_removed {
             self.report(&format!("exited {code}"));
             return Ok(());
         }
         // Gone for everyone (name free, not listed) before the caller hears
         // the exit, as with `docker run --rm`; the files go after.
         let root = StateRoot::new(root_of(dir));
-        let retired = crate::remove::retire(&root, &self.cgroup_root, cfg)?;
+        let retired = crate::remove::retire(&root, cfg)?;
         self.report(&format!("exited {code}"));
         // Nobody waits on us any more: not the CLI (status pipe), nor a
         // pipeline reading the output we copied to it.
