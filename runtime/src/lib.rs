@@ -28,6 +28,7 @@ mod create;
 mod error;
 mod exec;
 mod init;
+mod init_layer;
 mod kill;
 pub mod logs;
 mod names;

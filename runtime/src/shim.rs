@@ -35,7 +35,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, dup, dup2, fork, pipe2, setsid};
 
 use crate::cgroup::Cgroup;
-use crate::config::{ContainerConfig, Network};
+use crate::config::{ContainerConfig, Network, Rootfs};
 use crate::error::{Error, Result};
 use crate::logs::{LineSplitter, LogWriter, Stream};
 use crate::process::{self, Prepared};
@@ -165,6 +165,12 @@ impl Shim {
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
+        // What the child mounts: the image's layers under the shared layer
+        // of mount targets (see `init_layer`).
+        let mut mounted = cfg.clone();
+        if let Rootfs::Layers(layers) = &mut mounted.rootfs {
+            layers.push(crate::init_layer::ensure(&root)?);
+        }
         let (out_r, out_w) = cloexec_pipe()?;
         let (err_r, err_w) = cloexec_pipe()?;
         let (p2c_r, p2c_w) = cloexec_pipe()?;
@@ -177,7 +183,7 @@ impl Shim {
         let child = match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop((out_r, err_r, p2c_w, c2p_r));
-                container_child(&cfg, &dir, p2c_r, c2p_w, out_w, err_w)
+                container_child(&mounted, &dir, p2c_r, c2p_w, out_w, err_w)
             }
             Ok(ForkResult::Parent { child }) => child,
             Err(e) => return Err(Error::sys("fork the container", e)),
