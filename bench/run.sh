@@ -131,7 +131,11 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "under 2 MiB needs a separate small shim binary (no clap/axum/tokio"
   echo "code touched), or a shim that re-execs a minimal entry point."
   echo
-  echo "Other workloads may share this machine while it runs: compare medians and minimums."
+  echo "Other workloads may share this machine while it runs: compare medians and minimums,"
+  echo "and the floor row with its quiet value (~3 ms here)."
+  echo
+  echo "Where the time goes, step by step, and what changed: bench/results/run-breakdown.md"
+  echo "(measured separately with an instrumented build)."
   for n in "${notes[@]+"${notes[@]}"}"; do echo; echo "- $n"; done
 } > bench/results/run.md
 cat bench/results/run.md
