@@ -195,7 +195,7 @@ impl Shim {
         // put it in its cgroup: the first write to a cgroup.procs waits
         // for an RCU grace period (~5 ms here), the longest single step of
         // a start, and none of the child's setup needs the cgroup. The
-        // limits are in place before it may exec (`g` below).
+        // limits are in place before it may exec (`release` below).
         p2c.write_all(b"c")
             .map_err(|e| Error::io("signal", "the container", e))?;
         let pidfd = pidfd_open(child)?;
@@ -218,6 +218,14 @@ impl Shim {
                 return self.fail_setup(&dir, &mut state, &cgroup, code, &msg);
             }
             return Err(e);
+        }
+        // `run` has nothing to wait for between the child's setup and its
+        // exec: with the limits written it may go on its own, without a
+        // round trip through us after its `ready` (on a busy machine every
+        // wake-up of another process costs its turn on a CPU).
+        let mut p2c = Some(p2c);
+        if args.start {
+            release(&mut p2c);
         }
 
         let mut line = String::new();
@@ -246,9 +254,9 @@ impl Shim {
                 return self.finish(&cfg, &dir, &mut state, &cgroup, child, None);
             }
         }
-        // Go: the child execs; its end of c2p closes on success.
-        let _ = p2c.write_all(b"g");
-        drop(p2c);
+        // Go (unless it went already): the child execs; its end of c2p
+        // closes on success.
+        release(&mut p2c);
         let mut rest = String::new();
         let _ = c2p.read_to_string(&mut rest);
         state.status = Status::Running;
@@ -515,6 +523,15 @@ fn wait_for_start(dir: &ContainerDir, mut f: File, pidfd: &OwnedFd) -> Result<bo
                 return Ok(true);
             }
         }
+    }
+}
+
+/// Lets the container child go from its setup into `execve` (once).
+fn release(p2c: &mut Option<File>) {
+    if let Some(mut p) = p2c.take() {
+        // A child that failed its setup is gone and reads nothing; its
+        // error line is what the shim reads next.
+        let _ = p.write_all(b"g");
     }
 }
 
