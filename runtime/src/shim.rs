@@ -434,7 +434,12 @@ impl Shim {
         state.exit_code = Some(code);
         state.signal = signal;
         state.finished_at = Some(now_rfc3339());
-        state.save(&dir.state())?;
+        // An --rm container's folder goes to the trash right below: that
+        // save would be renamed away at once, so it is made only if the
+        // container stays.
+        if !cfg.auto_remove {
+            state.save(&dir.state())?;
+        }
         let cgroup_removed = cgroup
             .remove()
             .map_err(|e| eprintln!("berth shim: {e}"))
@@ -443,6 +448,9 @@ impl Shim {
         // A cgroup that would not go keeps an --rm container listed, so
         // that `rm -f` can try again rather than the cgroup leaking.
         if !cfg.auto_remove || !cgroup_removed {
+            if cfg.auto_remove {
+                state.save(&dir.state())?;
+            }
             self.report(&format!("exited {code}"));
             return Ok(());
         }
