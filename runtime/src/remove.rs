@@ -55,7 +55,7 @@ pub(crate) fn remove_files(
         cg.remove()?;
     }
     let retired = retire(root, cfg)?;
-    purge(root, retired.as_deref())
+    purge(root, retired.as_deref(), false)
 }
 
 /// The part of [`remove_files`] that makes a container whose cgroup is
@@ -93,25 +93,42 @@ pub(crate) fn retire(root: &StateRoot, cfg: &ContainerConfig) -> Result<Option<P
 }
 
 /// Deletes `retired` (from [`retire`]) and whatever else is in the trash
-/// that no shim is still deleting (its `shim.lock` is free): what a
-/// process killed in the middle of a deletion left.
-pub(crate) fn purge(root: &StateRoot, retired: Option<&Path>) -> Result<()> {
+/// that nobody is deleting: what a process killed in the middle of a
+/// deletion left. A folder is deleted only under its `shim.lock`, so two
+/// removals never delete the same one at once (a shim holds its own lock
+/// already: `locked`).
+pub(crate) fn purge(root: &StateRoot, retired: Option<&Path>, locked: bool) -> Result<()> {
     if let Some(dir) = retired {
-        delete_dir(dir)?;
+        match (locked, lock_for_deletion(dir)) {
+            (true, _) => delete_dir(dir)?,
+            (false, Some(_held)) => delete_dir(dir)?,
+            // Someone sweeping the trash took it first and deletes it.
+            (false, None) => {}
+        }
     }
     let Ok(entries) = fs::read_dir(root.trash_dir()) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let free = fs::File::open(path.join("shim.lock"))
-            .map(|f| try_lock(&f, libc::LOCK_EX))
-            .unwrap_or(true);
-        if free {
+        if Some(path.as_path()) == retired {
+            continue;
+        }
+        if let Some(_held) = lock_for_deletion(&path) {
             let _ = delete_dir(&path);
         }
     }
     Ok(())
+}
+
+/// `dir/shim.lock`, locked exclusively (held until dropped); `None` when
+/// another process holds it. A folder without one locks nothing.
+fn lock_for_deletion(dir: &Path) -> Option<Option<fs::File>> {
+    match fs::File::open(dir.join("shim.lock")) {
+        Ok(f) if try_lock(&f, libc::LOCK_EX) => Some(Some(f)),
+        Ok(_) => None,
+        Err(_) => Some(None),
+    }
 }
 
 fn delete_dir(dir: &Path) -> Result<()> {
@@ -153,11 +170,18 @@ mod tests {
         // Another shim still deleting `busy` holds its lock.
         let held = fs::File::open(busy.join("shim.lock")).unwrap();
         assert!(try_lock(&held, libc::LOCK_EX));
-        purge(&root, Some(&mine)).unwrap();
+        purge(&root, Some(&mine), false).unwrap();
         assert!(!mine.exists() && !stale.exists());
         assert!(busy.exists());
-        drop(held);
-        purge(&root, None).unwrap();
+        // `rm` of a folder someone else is deleting leaves it to them; a
+        // shim deleting its own (it holds the lock) goes ahead.
+        purge(&root, Some(&busy), false).unwrap();
+        assert!(busy.exists());
+        purge(&root, Some(&busy), true).unwrap();
         assert!(!busy.exists());
+        drop(held);
+        let again = entry("ddd");
+        purge(&root, None, false).unwrap();
+        assert!(!again.exists());
     }
 }

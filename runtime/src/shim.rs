@@ -463,7 +463,7 @@ impl Shim {
         // pipeline reading the output we copied to it.
         self.status = None;
         self.attach = None;
-        crate::remove::purge(&root, retired.as_deref())
+        crate::remove::purge(&root, retired.as_deref(), true)
     }
 }
 
