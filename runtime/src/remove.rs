@@ -72,24 +72,29 @@ pub(crate) fn retire(root: &StateRoot, cfg: &ContainerConfig) -> Result<Option<P
         tracing::debug!(target = %m, "umount leftover");
         let _ = umount2(m.as_str(), MntFlags::MNT_DETACH);
     }
+    // The folder goes first, the name after: a new container that takes
+    // the name is never listed beside this one.
+    let retired = if dir.path().exists() {
+        let trash = root.trash_dir();
+        let retired = trash.join(&cfg.id);
+        match fs::create_dir_all(&trash).and_then(|()| fs::rename(dir.path(), &retired)) {
+            Ok(()) => Some(retired),
+            Err(e) => {
+                // A stale folder of the same id in the trash, or a trash
+                // on another file system: delete in place, as before.
+                tracing::debug!(error = %e, "cannot move {} to the trash", dir.path().display());
+                delete_dir(dir.path())?;
+                None
+            }
+        }
+    } else {
+        None
+    };
     let name = root.path().join("names").join(&cfg.name);
     if fs::read_to_string(&name).is_ok_and(|id| id.trim() == cfg.id) {
         let _ = fs::remove_file(&name);
     }
-    if !dir.path().exists() {
-        return Ok(None);
-    }
-    let trash = root.trash_dir();
-    let retired = trash.join(&cfg.id);
-    let moved = fs::create_dir_all(&trash).and_then(|()| fs::rename(dir.path(), &retired));
-    if let Err(e) = moved {
-        // A stale folder of the same id in the trash, or a trash on
-        // another file system: delete in place, as before.
-        tracing::debug!(error = %e, "cannot move {} to the trash", dir.path().display());
-        delete_dir(dir.path())?;
-        return Ok(None);
-    }
-    Ok(Some(retired))
+    Ok(retired)
 }
 
 /// Deletes `retired` (from [`retire`]) and whatever else is in the trash
