@@ -17,8 +17,22 @@ const WEB_ONLY: &str = "services:\n  web:\n    image: nginx:1.28\n";
 const BROKEN: &str = "services:\n  web:\n    image: nginx: 1.27\n";
 
 /// Options that keep the periodic resync out of the way, so every change
-/// seen here was seen by the watcher.
-const WATCH_ONLY: [&str; 4] = ["--listen", "127.0.0.1:0", "--resync-interval", "1h"];
+/// seen here was seen by the watcher; a deleted folder is torn down (of
+/// nothing: these images cannot be pulled) at once.
+const WATCH_ONLY: [&str; 6] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--resync-interval",
+    "1h",
+    "--delete-grace",
+    "0s",
+];
+
+/// The spec loaded without errors (whatever its reconcile did: the images
+/// here are not in the agent's store and cannot be pulled).
+fn spec_ok(item: &Value) -> bool {
+    item["errors"] == json!([])
+}
 
 fn generation(item: &Value) -> u64 {
     item["generation"].as_u64().unwrap()
@@ -273,30 +287,44 @@ fn a_valid_project_shows_its_services() {
     let dir = TempDir::new("valid");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start(dir.path());
-    let item = agent.wait_for("shop", || agent.item("shop"));
+    // Loaded, and the first reconcile tried (and failed: no registry).
+    let item = agent.wait_for("shop reconciled", || {
+        agent.item("shop").filter(|i| i["lastError"].is_string())
+    });
     assert_eq!(item["name"], "shop");
-    assert_eq!(item["phase"], "Ready", "{item}");
     assert_eq!(item["services"], json!(["web", "db"]));
     assert_eq!(item["serviceCount"], 2);
     assert_eq!(item["errors"], json!([]));
+    assert_eq!(item["phase"], "Failed", "{item}");
+    assert!(
+        item["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("registry pull is not implemented yet"),
+        "{item}"
+    );
 
     let detail = agent.json("/api/v1/projects/shop");
     assert_eq!(detail["metadata"]["name"], "shop");
     assert_eq!(detail["metadata"]["generation"], 1);
     assert_eq!(detail["status"]["observedGeneration"], 1);
-    assert_eq!(detail["status"]["phase"], "Ready");
-    assert_eq!(detail["status"]["lastError"], Value::Null);
+    assert_eq!(detail["status"]["errors"], json!([]));
     assert_eq!(detail["status"]["lastValidRevision"], item["revision"]);
     let cond = &detail["status"]["conditions"][0];
     assert_eq!(cond["type"], "SpecValid");
     assert_eq!(cond["status"], "True");
     assert_eq!(cond["reason"], "Loaded");
+    let services = detail["status"]["services"].as_array().unwrap();
+    let declared: Vec<(&Value, &Value, &Value)> = services
+        .iter()
+        .map(|s| (&s["name"], &s["image"], &s["desiredReplicas"]))
+        .collect();
     assert_eq!(
-        detail["status"]["services"],
-        json!([
-            {"name": "web", "image": "nginx:1.27", "desiredReplicas": 1},
-            {"name": "db", "image": "postgres:16", "desiredReplicas": 1}
-        ])
+        declared,
+        [
+            (&json!("web"), &json!("nginx:1.27"), &json!(1)),
+            (&json!("db"), &json!("postgres:16"), &json!(1))
+        ]
     );
     assert_eq!(detail["project"]["name"], "shop");
     assert_eq!(detail["project"]["services"]["web"]["image"], "nginx:1.27");
@@ -308,9 +336,7 @@ fn editing_a_file_changes_services_and_revision() {
     let dir = TempDir::new("edit-valid");
     let file = dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
-    let first = agent.wait_for("shop ready", || {
-        agent.item("shop").filter(|i| i["phase"] == "Ready")
-    });
+    let first = agent.wait_for("shop loaded", || agent.item("shop").filter(spec_ok));
     assert_eq!(first["services"], json!(["web", "db"]));
     std::fs::write(&file, WEB_ONLY).unwrap();
     let edited = agent.wait_for("services to become [web]", || {
@@ -330,14 +356,13 @@ fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
     let dir = TempDir::new("invalid-edit");
     let file = dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start_with(dir.path(), &WATCH_ONLY);
-    let good = agent.wait_for("shop ready", || {
-        agent.item("shop").filter(|i| i["phase"] == "Ready")
-    });
+    let good = agent.wait_for("shop loaded", || agent.item("shop").filter(spec_ok));
 
     std::fs::write(&file, BROKEN).unwrap();
-    let broken = agent.wait_for("shop failed", || {
-        agent.item("shop").filter(|i| i["phase"] == "Failed")
+    let broken = agent.wait_for("shop's spec errors", || {
+        agent.item("shop").filter(|i| !spec_ok(i))
     });
+    assert_eq!(broken["phase"], "Failed");
     assert_eq!(generation(&broken), 2);
     assert_eq!(
         broken["services"],
@@ -368,8 +393,10 @@ fn an_invalid_edit_names_file_line_column_and_keeps_the_last_good_services() {
 
     // Fixing it flips the condition back.
     std::fs::write(&file, WEB_ONLY).unwrap();
-    let fixed = agent.wait_for("shop ready again", || {
-        agent.item("shop").filter(|i| i["phase"] == "Ready")
+    let fixed = agent.wait_for("shop valid again", || {
+        agent
+            .item("shop")
+            .filter(|i| spec_ok(i) && i["services"] == json!(["web"]))
     });
     assert_eq!(fixed["services"], json!(["web"]));
     assert_eq!(fixed["errors"], json!([]));

@@ -107,8 +107,9 @@ fn dry_run_without_the_image_plans_a_pull() {
     );
 }
 
-/// `up -d` creates and starts both containers; a second `up -d` finds
-/// nothing to do (and starts nothing); `down` removes them and the
+/// `up -d` creates and starts both containers, reporting each step as
+/// Compose's progress lines on stderr (stdout stays empty); a second
+/// `up -d` only reports them running; `down` removes them and the
 /// recorded default network.
 #[test]
 fn up_detached_converges_and_down_removes() {
@@ -116,15 +117,22 @@ fn up_detached_converges_and_down_removes() {
         return;
     }
     let (root, project) = setup("up-d");
-    let out = ok(up(&root, &project, &["-d"]));
+    let out = up(&root, &project, &["-d"]);
+    assert_eq!(ok(out.clone()), "");
     assert_eq!(
-        out.lines().collect::<Vec<_>>(),
+        text(&out.stderr).lines().collect::<Vec<_>>(),
         [
-            "CreateNetwork proj_default: done",
-            "CreateContainer proj-db-1: done",
-            "CreateContainer proj-web-1: done",
+            " Network proj_default Creating",
+            " Network proj_default Created",
+            " Container proj-db-1 Creating",
+            " Container proj-db-1 Created",
+            " Container proj-db-1 Starting",
+            " Container proj-db-1 Started",
+            " Container proj-web-1 Creating",
+            " Container proj-web-1 Created",
+            " Container proj-web-1 Starting",
+            " Container proj-web-1 Started",
         ],
-        "{out}"
     );
     let started = |name: &str| {
         let v = root.inspect(name);
@@ -132,25 +140,36 @@ fn up_detached_converges_and_down_removes() {
         v["State"]["StartedAt"].as_str().unwrap().to_owned()
     };
     let before = (started("proj-db-1"), started("proj-web-1"));
+    let again = up(&root, &project, &["-d"]);
+    assert_eq!(ok(again.clone()), "", "a second up -d changes nothing");
     assert_eq!(
-        ok(up(&root, &project, &["-d"])),
-        "nothing to do\n",
-        "a second up -d changes nothing"
+        text(&again.stderr).lines().collect::<Vec<_>>(),
+        [
+            " Container proj-db-1 Running",
+            " Container proj-web-1 Running"
+        ]
     );
     assert_eq!(ok(up(&root, &project, &["--dry-run"])), "nothing to do\n");
     assert_eq!(before, (started("proj-db-1"), started("proj-web-1")));
     assert_eq!(root.ids().len(), 2);
 
     let file = project.join("compose.yaml");
-    let out = ok(root.run(&["down", "-f", file.to_str().unwrap()]));
+    let out = root.run(&["down", "-f", file.to_str().unwrap()]);
+    assert_eq!(ok(out.clone()), "");
     assert_eq!(
-        out.lines().collect::<Vec<_>>(),
+        text(&out.stderr).lines().collect::<Vec<_>>(),
         [
-            "RemoveContainer proj-web-1: done",
-            "RemoveContainer proj-db-1: done",
-            "RemoveNetwork proj_default: done",
+            " Container proj-web-1 Stopping",
+            " Container proj-web-1 Stopped",
+            " Container proj-web-1 Removing",
+            " Container proj-web-1 Removed",
+            " Container proj-db-1 Stopping",
+            " Container proj-db-1 Stopped",
+            " Container proj-db-1 Removing",
+            " Container proj-db-1 Removed",
+            " Network proj_default Removing",
+            " Network proj_default Removed",
         ],
-        "{out}"
     );
     assert!(root.ids().is_empty(), "left: {:?}", root.ids());
     assert_eq!(

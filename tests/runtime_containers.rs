@@ -100,6 +100,34 @@ fn exit_codes_signals_and_missing_commands() {
     assert_eq!(v["State"]["Signal"], 9, "{v:#}");
 }
 
+/// Docker's processes start with no signal ignored or blocked; berth's own
+/// (a Rust CLI and shim) ignore SIGPIPE, which `execve` would pass on.
+#[test]
+fn container_processes_start_with_default_signal_dispositions() {
+    if !need_root("container_processes_start_with_default_signal_dispositions") {
+        return;
+    }
+    let root = Root::new("sigs");
+    // The process itself reads its status (no shell in between: busybox sh
+    // ignores SIGQUIT and its own applets run inside it).
+    let masks = |out: &std::process::Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("SigBlk") || l.starts_with("SigIgn"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let clean = ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"];
+    for flags in [&["--rm"][..], &["--rm", "--init"][..]] {
+        let out = root.run_container(flags, &["cat", "/proc/self/status"]);
+        assert_eq!(masks(&out), clean, "{flags:?}: {}", text(&out.stderr));
+    }
+    root.detach(&["--name", "exe"], &["sleep", "60"]);
+    let out = root.run(&["exec", "exe", "cat", "/proc/self/status"]);
+    assert_eq!(masks(&out), clean, "{}", text(&out.stderr));
+    root.run(&["kill", "exe"]);
+}
+
 #[test]
 fn memory_limit_oom_kills_and_inspect_says_so() {
     if !need_root("memory_limit_oom_kills_and_inspect_says_so") {
@@ -160,7 +188,22 @@ fn cpus_half_gets_about_half_a_cpu() {
     std::thread::sleep(Duration::from_secs(2));
     let (u1, t1) = (cpu_usage_ns(&id), Instant::now());
     let pct = (u1 - u0) as f64 / t1.duration_since(t0).as_nanos() as f64 * 100.0;
-    assert!((35.0..=65.0).contains(&pct), "cpu {pct:.1}% of wall time");
+    // The quota caps usage whatever else runs, so the upper bound always
+    // holds. The lower bound only says something on a quiet machine: with
+    // other builds on both cores, the burner's fair share is below its quota.
+    assert!(pct <= 65.0, "cpu {pct:.1}% of wall time under --cpus 0.5");
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(f64::MAX);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if load < cores {
+        assert!(pct >= 35.0, "cpu {pct:.1}% of wall time (load {load})");
+    } else {
+        eprintln!(
+            "note: lower bound not checked: load {load} >= {cores} cores (measured {pct:.1}%)"
+        );
+    }
     // `stats --no-stream` shows the same kind of figure.
     let out = root.run(&["stats", "--no-stream", &id]);
     let s = text(&out.stdout);

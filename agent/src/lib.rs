@@ -6,3 +6,4 @@
 
 pub mod containers;
 pub mod engine;
+pub mod healthcheck;

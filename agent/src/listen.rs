@@ -1,6 +1,7 @@
 //! Where the API listens: a loopback TCP address by default, any TCP address
-//! only with `--allow-remote` (the API has no authentication yet), or a Unix
-//! socket (`unix:/path`) readable only by its owner.
+//! only with `--allow-remote` (reads are not authenticated; only mutating
+//! calls need the token), or a Unix socket (`unix:/path`) that only its
+//! owner can connect to.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,9 +36,9 @@ impl ListenAddr {
         };
         if !addr.ip().is_loopback() && !allow_remote {
             anyhow::bail!(
-                "refusing to listen on {addr}: it is not a loopback address and the API has no \
-                 authentication yet; use 127.0.0.1 or unix:/path, or pass --allow-remote if a \
-                 firewall or proxy protects it"
+                "refusing to listen on {addr}: it is not a loopback address and the API's reads \
+                 (status, metrics, project models) are not authenticated; use 127.0.0.1 or \
+                 unix:/path, or pass --allow-remote if a firewall or proxy protects it"
             );
         }
         Ok(Self::Tcp(addr))
@@ -63,7 +64,8 @@ impl Bound {
                 remove_stale_socket(path)?;
                 let listener = tokio::net::UnixListener::bind(path)
                     .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
-                // Owner only: whoever can connect can (later) change what runs.
+                // Owner only: whoever can connect can read every project's
+                // model (environment included).
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                     .with_context(|| format!("cannot restrict {}", path.display()))?;

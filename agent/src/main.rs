@@ -13,6 +13,7 @@ mod listen;
 mod logging;
 mod metrics;
 mod projects;
+mod reconcile;
 mod state;
 mod supervisor;
 mod timefmt;
@@ -20,7 +21,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use berth_agent::{containers, engine};
+use berth_agent::{containers, engine, healthcheck};
 use clap::Parser;
 
 /// mimalloc for the CLI and the agent, the system allocator in shims: see
@@ -37,7 +38,13 @@ fn main() -> ExitCode {
     if let Some(args) = berth_runtime::shim::ShimArgs::from_argv(&argv) {
         return cli::shim::run_direct(&args);
     }
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    if !cli.command.is_server() {
+        berth_runtime::default_sigpipe();
+    }
+    if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
+        cli.global.log_level = Some(cli.command.default_log_filter().to_owned());
+    }
     if let Err(err) = logging::init(&cli.global) {
         eprintln!("berth: {err:#}");
         return ExitCode::FAILURE;

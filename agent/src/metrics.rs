@@ -1,13 +1,67 @@
 //! Prometheus metrics, in an explicit registry owned by the agent (no
 //! global recorder, so tests can build as many as they like).
+//!
+//! Counters (loads, reconciles, drift corrections) and the reconcile
+//! duration histogram only grow; every gauge is rebuilt from the store by
+//! [`Metrics::observe`] after each change, so a removed project or
+//! service leaves no stale series behind.
+
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::state::{Applied, Store};
+use crate::state::{Applied, ConditionStatus, Store};
+
+/// Long buckets, up to 10 minutes, as doco-cd uses: a reconcile that pulls
+/// or waits on a slow dependency takes minutes.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    project: String,
+    result: String,
+    trigger: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    project: String,
+    service: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContainerLabels {
+    project: String,
+    service: String,
+    container: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    project: String,
+    /// Encoded as `type` (the derive strips the `r#`).
+    r#type: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    project: String,
+    service: String,
+    reason: String,
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -33,6 +87,12 @@ pub struct Metrics {
     loads: Family<LoadLabels, Counter>,
     generation: Family<ProjectLabels, Gauge>,
     watch_events: Counter,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Family<ProjectLabels, Histogram, fn() -> Histogram>,
+    replicas: Family<ReplicaLabels, Gauge>,
+    restarts: Family<ContainerLabels, Gauge>,
+    conditions: Family<ConditionLabels, Gauge>,
+    drift: Family<DriftLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -68,13 +128,87 @@ impl Metrics {
             "File system events that triggered a rescan",
             watch_events.clone(),
         );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let reconcile_duration =
+            Family::<ProjectLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        let replicas = Family::<ReplicaLabels, Gauge>::default();
+        let restarts = Family::<ContainerLabels, Gauge>::default();
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        let drift = Family::<DriftLabels, Counter>::default();
+        registry.register(
+            "berth_reconcile",
+            "Reconciles, by project, result (success or failure) and trigger",
+            reconciles.clone(),
+        );
+        registry.register(
+            "berth_reconcile_duration_seconds",
+            "How long each reconcile took, by project",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "berth_service_replicas",
+            "Replicas of each service as last observed, by state: desired, running, ready \
+             (running and healthy or without a healthcheck), updated (current config), \
+             completed (one-shots that exited 0), and the container states created, exited, \
+             dead, unknown",
+            replicas.clone(),
+        );
+        registry.register(
+            "berth_container_restarts",
+            "Restarts of each container since it was created, as last observed",
+            restarts.clone(),
+        );
+        registry.register(
+            "berth_project_condition",
+            "1 for the current status of each project condition (as gotk_resource_info does)",
+            conditions.clone(),
+        );
+        registry.register(
+            "berth_drift_corrections",
+            "Actions a resync took to undo drift, by project, service and reason",
+            drift.clone(),
+        );
         Self {
             registry,
             projects,
             loads,
             generation,
             watch_events,
+            reconciles,
+            reconcile_duration,
+            replicas,
+            restarts,
+            conditions,
+            drift,
         }
+    }
+
+    /// One reconcile ended.
+    pub fn reconciled(&self, project: &str, result: &str, trigger: &str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                project: project.to_owned(),
+                result: result.to_owned(),
+                trigger: trigger.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&ProjectLabels {
+                project: project.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn drift_corrected(&self, project: &str, service: &str, reason: &str) {
+        self.drift
+            .get_or_create(&DriftLabels {
+                project: project.to_owned(),
+                service: service.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     pub fn watch_events(&self, n: u64) {
@@ -110,6 +244,63 @@ impl Metrics {
                 })
                 .set(i64::try_from(p.generation).unwrap_or(i64::MAX));
         }
+        self.observe_reconciles(store);
+    }
+
+    fn observe_reconciles(&self, store: &Store) {
+        self.replicas.clear();
+        self.restarts.clear();
+        self.conditions.clear();
+        let gauge = |n: u32| i64::from(n);
+        for p in store.projects() {
+            for s in &p.reconcile.services {
+                let set = |state: &str, n: i64| {
+                    self.replicas
+                        .get_or_create(&ReplicaLabels {
+                            project: p.name.clone(),
+                            service: s.name.clone(),
+                            state: state.to_owned(),
+                        })
+                        .set(n);
+                };
+                set("desired", gauge(s.desired_replicas));
+                set("running", gauge(s.running_replicas));
+                set("ready", gauge(s.ready_replicas));
+                set("updated", gauge(s.updated_replicas));
+                set("completed", gauge(s.completed_replicas));
+                for state in ["created", "exited", "dead", "unknown"] {
+                    let n = s.replicas.iter().filter(|r| r.state == state).count();
+                    set(state, i64::try_from(n).unwrap_or(i64::MAX));
+                }
+                for r in &s.replicas {
+                    self.restarts
+                        .get_or_create(&ContainerLabels {
+                            project: p.name.clone(),
+                            service: s.name.clone(),
+                            container: r.name.clone(),
+                        })
+                        .set(gauge(r.restart_count));
+                }
+            }
+            let r = &p.reconcile;
+            for c in [
+                &p.spec_valid,
+                &r.ready,
+                &r.reconciling,
+                &r.stalled,
+                &r.healthy,
+            ] {
+                for status in ConditionStatus::ALL {
+                    self.conditions
+                        .get_or_create(&ConditionLabels {
+                            project: p.name.clone(),
+                            r#type: c.kind.to_owned(),
+                            status: status.as_str().to_owned(),
+                        })
+                        .set(i64::from(c.status == status));
+                }
+            }
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -140,7 +331,7 @@ mod tests {
         metrics.observe(&store);
         let text = metrics.render().unwrap();
         for line in [
-            "berth_projects{phase=\"Ready\"} 1",
+            "berth_projects{phase=\"Pending\"} 1",
             "berth_projects{phase=\"Failed\"} 1",
             "berth_project_load_total{project=\"shop\",result=\"success\"} 1",
             "berth_project_load_total{project=\"b\",result=\"failure\"} 1",
@@ -167,10 +358,14 @@ mod tests {
                 .unwrap()
                 .contains("berth_project_generation{project=\"shop\"} 1")
         );
-        store.retain_present(&[]);
+        store.mark_absent(&[], t(1));
+        store.remove("a");
         metrics.observe(&store);
         let text = metrics.render().unwrap();
         assert!(!text.contains("berth_project_generation{"), "{text}");
-        assert!(text.contains("berth_projects{phase=\"Ready\"} 0"), "{text}");
+        assert!(
+            text.contains("berth_projects{phase=\"Pending\"} 0"),
+            "{text}"
+        );
     }
 }

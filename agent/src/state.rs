@@ -6,10 +6,16 @@
 //! later, the reconciler) keeps working from the last spec that was valid.
 //!
 //! The store is plain data with no I/O or clock of its own: the supervisor
-//! feeds it load results with the current time, which keeps every
-//! transition testable.
+//! feeds it load results with the current time, and the reconcile workers
+//! (`crate::reconcile`) record their operations in [`ProjectState::reconcile`],
+//! which keeps every transition testable.
+//!
+//! A project whose folder disappears is not forgotten at once: it is marked
+//! deleting (with the time), so its worker can tear down what runs from the
+//! last good model after a grace period, and removes it from the store when
+//! that succeeded. A folder that comes back in the meantime clears the mark.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,26 +25,82 @@ use berth_spec::diag::Diagnostic;
 
 use crate::projects::load::{LoadResult, fallback_name};
 use crate::projects::scan::Known;
+use crate::reconcile::status::{self as reconcile_status, ReconcileState};
 
 /// The store as the supervisor and API handlers share it.
 pub type SharedStore = Arc<tokio::sync::RwLock<Store>>;
 
-/// The summary phase of a project (a subset of status-api.md's phases; the
-/// rest need containers).
+/// The summary phase of a project (status-api.md's list, in GitLab's
+/// precedence: a deletion or suspension first, then a failure, then work in
+/// progress, then the health of what runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
+    /// Loaded, not reconciled yet.
+    Pending,
+    /// A reconcile is changing things, or services are starting.
+    Progressing,
     Ready,
+    /// Applied, but a service is not running or not healthy.
+    Degraded,
+    /// The spec is invalid, or the last reconcile failed.
     Failed,
+    Suspended,
+    /// The folder is gone; what runs is being torn down.
+    Deleting,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 2] = [Phase::Ready, Phase::Failed];
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::Progressing,
+        Phase::Ready,
+        Phase::Degraded,
+        Phase::Failed,
+        Phase::Suspended,
+        Phase::Deleting,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
             Phase::Ready => "Ready",
+            Phase::Degraded => "Degraded",
             Phase::Failed => "Failed",
+            Phase::Suspended => "Suspended",
+            Phase::Deleting => "Deleting",
         }
+    }
+}
+
+/// A condition's status: Kubernetes' three values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub const ALL: [ConditionStatus; 3] = [Self::True, Self::False, Self::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_true(self) -> bool {
+        self == Self::True
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(b: bool) -> Self {
+        if b { Self::True } else { Self::False }
     }
 }
 
@@ -47,11 +109,43 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
     pub kind: &'static str,
-    pub status: bool,
+    pub status: ConditionStatus,
     pub reason: &'static str,
     pub message: String,
     pub last_transition_time: SystemTime,
     pub observed_generation: u64,
+}
+
+impl Condition {
+    pub fn new(kind: &'static str, reason: &'static str, now: SystemTime) -> Self {
+        Self {
+            kind,
+            status: ConditionStatus::Unknown,
+            reason,
+            message: String::new(),
+            last_transition_time: now,
+            observed_generation: 0,
+        }
+    }
+
+    /// Sets every field; the transition time moves only when the status
+    /// flips.
+    pub fn set(
+        &mut self,
+        status: ConditionStatus,
+        reason: &'static str,
+        message: String,
+        generation: u64,
+        now: SystemTime,
+    ) {
+        if self.status != status {
+            self.last_transition_time = now;
+        }
+        self.status = status;
+        self.reason = reason;
+        self.message = message;
+        self.observed_generation = generation;
+    }
 }
 
 /// The reasons of the `SpecValid` condition.
@@ -82,6 +176,12 @@ pub struct ProjectState {
     /// Set when another folder yields the same project name.
     pub conflict: Option<Diagnostic>,
     pub spec_valid: Condition,
+    /// Set by `POST .../suspend`: the project is not reconciled.
+    pub suspended: bool,
+    /// When the folder was last seen gone; `None` while it is present.
+    pub deleting_since: Option<SystemTime>,
+    /// What the reconcile worker did and saw last.
+    pub reconcile: ReconcileState,
 }
 
 #[derive(Debug, Clone)]
@@ -99,11 +199,13 @@ impl ProjectState {
     }
 
     pub fn phase(&self) -> Phase {
-        if self.errors().next().is_none() {
-            Phase::Ready
-        } else {
-            Phase::Failed
-        }
+        reconcile_status::phase(self)
+    }
+
+    /// The spec can be applied: it loaded at least once and no other
+    /// folder claims its name.
+    pub fn spec_errors(&self) -> bool {
+        self.errors().next().is_some()
     }
 
     pub fn model(&self) -> Option<&Project> {
@@ -144,6 +246,20 @@ pub struct Applied {
 pub struct Store {
     projects: BTreeMap<String, ProjectState>,
     ready: bool,
+    /// Folders of suspended projects (kept across restarts by the
+    /// agent): a project loaded from one starts suspended.
+    suspended_dirs: BTreeSet<PathBuf>,
+}
+
+/// A project whose folder went away.
+#[derive(Debug)]
+pub enum Absent {
+    /// It never loaded: removed from the store.
+    Forgotten { key: String, name: String },
+    /// It has a model: marked deleting, to be torn down.
+    Deleting { key: String, name: String },
+    /// It was deleting and its folder is back.
+    Returned { key: String },
 }
 
 /// The result of looking a project up by name.
@@ -155,6 +271,32 @@ pub enum Lookup<'a> {
 }
 
 impl Store {
+    /// A store whose projects from these folders start suspended.
+    pub fn with_suspended(dirs: BTreeSet<PathBuf>) -> Self {
+        Self {
+            suspended_dirs: dirs,
+            ..Self::default()
+        }
+    }
+
+    pub fn suspended_dirs(&self) -> &BTreeSet<PathBuf> {
+        &self.suspended_dirs
+    }
+
+    /// Suspends or resumes the project at `key`; `false` if there is none.
+    pub fn set_suspended(&mut self, key: &str, suspended: bool) -> bool {
+        let Some(p) = self.projects.get_mut(key) else {
+            return false;
+        };
+        p.suspended = suspended;
+        if suspended {
+            self.suspended_dirs.insert(p.dir.clone());
+        } else {
+            self.suspended_dirs.remove(&p.dir);
+        }
+        true
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready
     }
@@ -207,6 +349,7 @@ impl Store {
             ..
         } = result;
         let created = !self.projects.contains_key(&source.key);
+        let suspended = self.suspended_dirs.contains(&source.dir);
         let state = self
             .projects
             .entry(source.key.clone())
@@ -224,13 +367,12 @@ impl Store {
                 load_errors: Vec::new(),
                 conflict: None,
                 spec_valid: Condition {
-                    kind: "SpecValid",
-                    status: false,
-                    reason: reason::VALIDATION_FAILED,
-                    message: String::new(),
-                    last_transition_time: now,
-                    observed_generation: 0,
+                    status: ConditionStatus::False,
+                    ..Condition::new("SpecValid", reason::VALIDATION_FAILED, now)
                 },
+                suspended,
+                deleting_since: None,
+                reconcile: ReconcileState::new(now),
             });
         let generation_changed = created || state.revision != revision;
         if generation_changed {
@@ -241,6 +383,7 @@ impl Store {
         state.tracked = tracked;
         state.revision = revision;
         state.last_loaded_at = now;
+        state.deleting_since = None;
         let ok = outcome.is_ok();
         match outcome {
             Ok(loaded) => {
@@ -264,24 +407,67 @@ impl Store {
         }
     }
 
-    /// Forgets projects whose folder is gone; returns them.
-    pub fn retain_present(&mut self, present: &[String]) -> Vec<ProjectState> {
+    /// Handles the projects whose folder is gone. One that never loaded has
+    /// nothing running under a name we know: it is forgotten at once. One
+    /// with a model is marked deleting (once), for its worker to tear down.
+    /// One marked deleting whose folder is back is unmarked.
+    pub fn mark_absent(&mut self, present: &[String], now: SystemTime) -> Vec<Absent> {
+        let mut out = Vec::new();
+        for (key, p) in &mut self.projects {
+            if p.deleting_since.is_some() && present.contains(key) {
+                p.deleting_since = None;
+                out.push(Absent::Returned { key: key.clone() });
+            }
+        }
         let gone: Vec<String> = self
             .projects
             .keys()
             .filter(|k| !present.contains(k))
             .cloned()
             .collect();
-        gone.iter()
-            .filter_map(|k| self.projects.remove(k))
-            .collect()
+        for key in gone {
+            let Some(p) = self.projects.get_mut(&key) else {
+                continue;
+            };
+            if p.last_good.is_none() {
+                if let Some(p) = self.projects.remove(&key) {
+                    out.push(Absent::Forgotten { key, name: p.name });
+                }
+            } else if p.deleting_since.is_none() {
+                p.deleting_since = Some(now);
+                out.push(Absent::Deleting {
+                    key: key.clone(),
+                    name: p.name.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Forgets a project (after its teardown).
+    pub fn remove(&mut self, key: &str) -> Option<ProjectState> {
+        self.projects.remove(key)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut ProjectState> {
+        self.projects.get_mut(key)
+    }
+
+    /// Keys of every project, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.projects.keys().cloned().collect()
     }
 
     /// Recomputes the cross-project facts (name conflicts) and every
     /// condition, after a batch of changes.
+    ///
+    /// A project whose folder is gone claims no name: a present folder
+    /// that uses the same name owns it, and the gone one is then forgotten
+    /// without a teardown (it would remove the other's containers).
     pub fn settle(&mut self, now: SystemTime) {
         let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in self.projects.values().filter(|p| p.last_good.is_some()) {
+        let claims = |p: &ProjectState| p.last_good.is_some() && p.deleting_since.is_none();
+        for p in self.projects.values().filter(|p| claims(p)) {
             by_name
                 .entry(p.name.clone())
                 .or_default()
@@ -309,14 +495,10 @@ impl Store {
                 d
             });
             let (status, reason, message) = p.desired_spec_valid();
-            let c = &mut p.spec_valid;
-            if c.status != status {
-                c.last_transition_time = now;
-            }
-            c.status = status;
-            c.reason = reason;
-            c.message = message;
-            c.observed_generation = p.generation;
+            let generation = p.generation;
+            p.spec_valid
+                .set(status.into(), reason, message, generation, now);
+            reconcile_status::refresh_conditions(p, now);
         }
     }
 

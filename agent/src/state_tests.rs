@@ -52,6 +52,7 @@ pub(crate) fn ok(key: &str, revision: &str, project: Project) -> LoadResult {
             project,
             inputs: src.files.clone(),
             warnings: vec![Diagnostic::warning("`version` is obsolete").key("version")],
+            environment: Default::default(),
         }),
         source: src,
         revision: revision.into(),
@@ -75,7 +76,7 @@ pub(crate) fn failed(key: &str, revision: &str) -> LoadResult {
 }
 
 #[test]
-fn first_good_load_is_generation_one_and_ready() {
+fn first_good_load_is_generation_one_and_pending_until_reconciled() {
     let mut store = Store::default();
     assert!(!store.is_ready());
     let applied = store.apply_load(ok("shop", "r1", project("shop", &[("web", None)])), t(0));
@@ -93,12 +94,12 @@ fn first_good_load_is_generation_one_and_ready() {
     let p = store.get("shop").unwrap();
     assert_eq!(p.generation, 1);
     assert_eq!(p.revision, "r1");
-    assert_eq!(p.phase(), Phase::Ready);
+    assert_eq!(p.phase(), Phase::Pending);
     assert_eq!(p.warnings().len(), 1);
     assert_eq!(p.errors().count(), 0);
     assert_eq!(p.created_at, t(0));
     assert_eq!(p.last_loaded_at, t(0));
-    assert!(p.spec_valid.status);
+    assert!(p.spec_valid.status.is_true());
     assert_eq!(p.spec_valid.reason, reason::LOADED);
     assert_eq!(p.spec_valid.last_transition_time, t(0));
     assert_eq!(p.spec_valid.observed_generation, 1);
@@ -151,7 +152,7 @@ fn failed_load_keeps_the_last_good_model_and_shows_the_error() {
         vec!["web"]
     );
     assert_eq!(p.warnings().len(), 1, "the good model's warnings stay");
-    assert!(!p.spec_valid.status);
+    assert!(!p.spec_valid.status.is_true());
     assert_eq!(p.spec_valid.reason, reason::VALIDATION_FAILED);
     assert_eq!(p.spec_valid.message, errors[0]);
     assert_eq!(p.spec_valid.last_transition_time, t(10));
@@ -162,13 +163,13 @@ fn failed_load_keeps_the_last_good_model_and_shows_the_error() {
     store.settle(t(20));
     let p = store.get("shop").unwrap();
     assert_eq!(p.generation, 3);
-    assert_eq!(p.phase(), Phase::Ready);
+    assert_eq!(p.phase(), Phase::Pending);
     assert_eq!(p.errors().count(), 0);
     assert_eq!(
         p.model().unwrap().services.keys().collect::<Vec<_>>(),
         vec!["api"]
     );
-    assert!(p.spec_valid.status);
+    assert!(p.spec_valid.status.is_true());
     assert_eq!(p.spec_valid.last_transition_time, t(20));
 }
 
@@ -185,7 +186,7 @@ fn transition_time_moves_only_when_status_flips() {
     store.apply_load(failed("shop", "r2"), t(30));
     store.settle(t(30));
     let p = store.get("shop").unwrap();
-    assert!(!p.spec_valid.status);
+    assert!(!p.spec_valid.status.is_true());
     assert_eq!(p.spec_valid.last_transition_time, t(0));
     assert_eq!(p.spec_valid.observed_generation, 2);
 }
@@ -225,15 +226,15 @@ fn duplicate_names_conflict_on_both_and_clear_when_fixed() {
         assert_eq!(p.spec_valid.reason, reason::NAME_CONFLICT);
         assert!(p.load_errors.is_empty());
     }
-    assert_eq!(store.get("c").unwrap().phase(), Phase::Ready);
+    assert_eq!(store.get("c").unwrap().phase(), Phase::Pending);
     assert!(matches!(store.find_by_name("same"), Lookup::Ambiguous(keys) if keys == ["a", "b"]));
     assert!(matches!(store.find_by_name("other"), Lookup::Found(p) if p.key == "c"));
     assert!(matches!(store.find_by_name("nope"), Lookup::NotFound));
 
     store.apply_load(ok("b", "r2", project("renamed", &[])), t(9));
     store.settle(t(9));
-    assert_eq!(store.get("a").unwrap().phase(), Phase::Ready);
-    assert_eq!(store.get("b").unwrap().phase(), Phase::Ready);
+    assert_eq!(store.get("a").unwrap().phase(), Phase::Pending);
+    assert_eq!(store.get("b").unwrap().phase(), Phase::Pending);
     assert_eq!(
         store.get("a").unwrap().spec_valid.last_transition_time,
         t(9)
@@ -241,28 +242,69 @@ fn duplicate_names_conflict_on_both_and_clear_when_fixed() {
 }
 
 #[test]
-fn removed_folders_are_forgotten() {
+fn a_removed_folder_with_a_model_is_marked_deleting_and_one_without_is_forgotten() {
     let mut store = Store::default();
     store.apply_load(ok("a", "r1", project("a", &[])), t(0));
     store.apply_load(ok("b", "r1", project("b", &[])), t(0));
-    let gone = store.retain_present(&["b".to_owned()]);
-    assert_eq!(gone.len(), 1);
-    assert_eq!(gone[0].key, "a");
-    assert!(store.get("a").is_none());
+    store.apply_load(failed("c", "r1"), t(0));
+    let absent = store.mark_absent(&["b".to_owned()], t(5));
+    assert_eq!(absent.len(), 2, "{absent:?}");
+    assert!(matches!(&absent[0], Absent::Deleting { key, name } if key == "a" && name == "a"));
+    assert!(matches!(&absent[1], Absent::Forgotten { key, .. } if key == "c"));
+    let a = store.get("a").unwrap();
+    assert_eq!(a.deleting_since, Some(t(5)));
+    assert_eq!(a.phase(), Phase::Deleting);
+    assert!(store.get("c").is_none());
+
+    // Still gone: marked once, not again.
+    assert!(store.mark_absent(&["b".to_owned()], t(9)).is_empty());
+    assert_eq!(store.get("a").unwrap().deleting_since, Some(t(5)));
+
+    // Back before its teardown: unmarked.
+    let back = store.mark_absent(&["a".to_owned(), "b".to_owned()], t(10));
+    assert!(matches!(&back[..], [Absent::Returned { key }] if key == "a"));
+    assert_eq!(store.get("a").unwrap().deleting_since, None);
+
+    // A reload clears the mark too.
+    store.mark_absent(&["b".to_owned()], t(11));
+    store.apply_load(ok("a", "r2", project("a", &[])), t(12));
+    assert_eq!(store.get("a").unwrap().deleting_since, None);
+
+    assert!(store.remove("a").is_some());
     let keys: Vec<_> = store.known().into_keys().collect();
     assert_eq!(keys, vec!["b"]);
+}
+
+#[test]
+fn suspensions_follow_the_folder_across_stores() {
+    let mut store = Store::default();
+    store.apply_load(ok("a", "r1", project("a", &[])), t(0));
+    assert!(store.set_suspended("a", true));
+    assert!(!store.set_suspended("nope", true));
+    assert_eq!(store.get("a").unwrap().phase(), Phase::Suspended);
+    let dirs = store.suspended_dirs().clone();
+    assert_eq!(dirs.len(), 1);
+
+    // A new agent with the saved folders: the project starts suspended.
+    let mut again = Store::with_suspended(dirs);
+    again.apply_load(ok("a", "r1", project("a", &[])), t(0));
+    assert!(again.get("a").unwrap().suspended);
+    again.set_suspended("a", false);
+    assert!(again.suspended_dirs().is_empty());
+    assert!(!again.get("a").unwrap().suspended);
 }
 
 #[test]
 fn phase_counts_include_zeroes() {
     let mut store = Store::default();
     let counts = store.phase_counts();
-    assert_eq!(counts.get(&Phase::Ready), Some(&0));
-    assert_eq!(counts.get(&Phase::Failed), Some(&0));
+    assert_eq!(counts.len(), Phase::ALL.len());
+    assert!(counts.values().all(|n| *n == 0));
     store.apply_load(ok("a", "r1", project("a", &[])), t(0));
     store.apply_load(failed("b", "r1"), t(0));
     store.settle(t(0));
     let counts = store.phase_counts();
-    assert_eq!(counts.get(&Phase::Ready), Some(&1));
+    assert_eq!(counts.get(&Phase::Pending), Some(&1));
     assert_eq!(counts.get(&Phase::Failed), Some(&1));
+    assert_eq!(counts.get(&Phase::Ready), Some(&0));
 }

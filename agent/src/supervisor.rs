@@ -1,6 +1,9 @@
 //! `berth agent`'s main loop: bind the API, start the watcher, scan, and
 //! rescan on every file signal and every `--resync-interval`, until SIGINT or
-//! SIGTERM.
+//! SIGTERM. Each scan hands what changed to the reconcile workers
+//! ([`crate::reconcile`]): changed projects get a `fswatch` trigger, gone
+//! ones a `deletion`, and every resync triggers every project (drift
+//! repair) and sweeps for projects no folder declares any more.
 //!
 //! Order matters at start: the listener is bound first (so a bad `--listen`
 //! fails fast and `/readyz` can say "not yet"), the watcher starts before
@@ -15,15 +18,15 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Auth};
 use crate::listen::{Bound, ListenAddr};
 use crate::metrics::Metrics;
 use crate::projects::scan::scan;
-use crate::state::{SharedStore, Store};
+use crate::reconcile::{self, Host, Reconcilers, Shared};
+use crate::state::{Absent, SharedStore, Store};
 use crate::watch::{Signal, Watcher};
 
 /// Everything `berth agent` was asked to do.
-#[derive(Debug, Clone)]
 pub struct Config {
     /// Canonical, so event paths and project dirs compare as prefixes.
     pub dir: PathBuf,
@@ -32,6 +35,12 @@ pub struct Config {
     pub debounce: Duration,
     /// The environment handed to the loader for interpolation.
     pub environment: BTreeMap<String, String>,
+    pub reconcile: reconcile::Options,
+    /// The machine the workers act on.
+    pub host: Arc<dyn Host>,
+    pub auth: Auth,
+    /// Where suspensions are kept (under the state root).
+    pub suspensions: Option<PathBuf>,
 }
 
 /// What one rescan was started by, for logs.
@@ -54,15 +63,43 @@ impl Trigger {
     }
 }
 
+impl Trigger {
+    fn reconcile_trigger(self) -> reconcile::Trigger {
+        match self {
+            Trigger::Initial => reconcile::Trigger::Initial,
+            Trigger::Watch | Trigger::Lost => reconcile::Trigger::FsWatch,
+            Trigger::Resync => reconcile::Trigger::Resync,
+        }
+    }
+}
+
 struct Ctx {
     root: PathBuf,
     environment: Arc<BTreeMap<String, String>>,
     store: SharedStore,
     metrics: Arc<Metrics>,
+    reconcilers: Option<Arc<Reconcilers>>,
+}
+
+/// What one rescan changed, for the reconcile workers.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Keys whose revision changed, that appeared, or whose name conflict
+    /// started or ended.
+    changed: Vec<String>,
+    /// Keys whose folder went away (now deleting).
+    deleting: Vec<String>,
+    /// A project's name changed: the sweep should look for its old one.
+    renamed: bool,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let store: SharedStore = Arc::new(tokio::sync::RwLock::new(Store::default()));
+    let suspended = config
+        .suspensions
+        .as_deref()
+        .map(reconcile::load_suspended)
+        .unwrap_or_default();
+    let store: SharedStore = Arc::new(tokio::sync::RwLock::new(Store::with_suspended(suspended)));
     let metrics = Arc::new(Metrics::new());
     let bound = Bound::bind(&config.listen).await?;
     let shutdown = shutdown_signal();
@@ -87,17 +124,45 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             (None, mpsc::channel(1).1)
         }
     };
+    let reconcilers = Reconcilers::new(Shared {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        host: config.host.clone(),
+        options: config.reconcile.clone(),
+        suspensions: config.suspensions.clone(),
+    });
     let ctx = Arc::new(Ctx {
         root: config.dir.clone(),
         environment: Arc::new(config.environment.clone()),
         store: store.clone(),
         metrics: metrics.clone(),
+        reconcilers: Some(reconcilers.clone()),
+    });
+    // Kept until the end, like the file watcher.
+    let container_events = config.host.containers_dir().and_then(|dir| {
+        reconcilers
+            .watch_containers(&dir)
+            .inspect_err(|err| {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %format!("{err:#}"),
+                    "cannot watch containers; exits and hand-made changes will be seen at each resync"
+                );
+            })
+            .ok()
     });
     let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval));
 
-    let app = api::router(AppState { store, metrics });
+    let app = api::router(AppState {
+        store,
+        metrics,
+        control: Some(reconcilers.clone()),
+        auth: Arc::new(config.auth),
+    });
     let served = bound.serve(app, shutdown).await;
     sync.abort();
+    reconcilers.shutdown();
+    drop(container_events);
     drop(watcher);
     tracing::info!("agent stopped");
     served
@@ -105,13 +170,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Scans once, declares readiness, then rescans on every signal and tick.
 async fn sync_loop(ctx: Arc<Ctx>, mut signals: mpsc::Receiver<Signal>, resync: Duration) {
-    rescan(&ctx, Trigger::Initial).await;
+    let changes = rescan(&ctx, Trigger::Initial).await;
     let projects = {
         let mut store = ctx.store.write().await;
         store.mark_ready();
         store.projects().count()
     };
     tracing::info!(projects, "initial scan done");
+    dispatch(&ctx, Trigger::Initial, changes).await;
 
     let mut ticker = tokio::time::interval(resync);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,7 +201,33 @@ async fn sync_loop(ctx: Arc<Ctx>, mut signals: mpsc::Receiver<Signal>, resync: D
             },
             _ = ticker.tick() => Trigger::Resync,
         };
-        rescan(&ctx, trigger).await;
+        let changes = rescan(&ctx, trigger).await;
+        dispatch(&ctx, trigger, changes).await;
+    }
+}
+
+/// Hands a scan's changes to the workers: at start and at each resync
+/// every project is reconciled (level-triggered drift repair); after file
+/// events only what changed. Deletions always get their own trigger.
+async fn dispatch(ctx: &Ctx, trigger: Trigger, changes: Changes) {
+    let Some(reconcilers) = &ctx.reconcilers else {
+        return;
+    };
+    let keys = match trigger {
+        Trigger::Initial | Trigger::Resync => ctx.store.read().await.keys(),
+        Trigger::Watch | Trigger::Lost => changes.changed,
+    };
+    for key in &changes.deleting {
+        reconcilers.trigger(key, reconcile::Trigger::Deletion);
+    }
+    for key in keys.iter().filter(|k| !changes.deleting.contains(k)) {
+        reconcilers.trigger(key, trigger.reconcile_trigger());
+    }
+    let sweep = matches!(trigger, Trigger::Initial | Trigger::Resync)
+        || changes.renamed
+        || !changes.deleting.is_empty();
+    if sweep {
+        reconcilers.sweep();
     }
 }
 
@@ -155,9 +247,10 @@ fn note_signals(ctx: &Ctx, batch: &[Signal]) -> Trigger {
 
 /// Discovers and reloads what changed, off the async threads, then applies
 /// the results to the store in one write.
-async fn rescan(ctx: &Ctx, trigger: Trigger) {
+async fn rescan(ctx: &Ctx, trigger: Trigger) -> Changes {
     let span = tracing::debug_span!("rescan", trigger = trigger.as_str());
     async {
+        let mut changes = Changes::default();
         let known = ctx.store.read().await.known();
         let root = ctx.root.clone();
         let environment = ctx.environment.clone();
@@ -166,11 +259,12 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) {
                 Ok(report) => report,
                 Err(err) => {
                     tracing::error!(error = %err, "scan task failed");
-                    return;
+                    return changes;
                 }
             };
         let now = SystemTime::now();
         let mut store = ctx.store.write().await;
+        let conflicted_before = conflicted(&store);
         for result in report.loaded {
             let key = result.source.key.clone();
             let first_error = result
@@ -186,8 +280,13 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) {
                 .map(|d| d.0.len())
                 .unwrap_or(0);
             let load_ms = result.duration.as_millis() as u64;
+            let name_before = store.get(&key).map(|p| p.name.clone());
             let applied = store.apply_load(result, now);
             ctx.metrics.load(&applied);
+            if applied.generation_changed {
+                changes.changed.push(key.clone());
+            }
+            changes.renamed |= name_before.is_some_and(|n| n != applied.name);
             let project = store.get(&key);
             let generation = project.map(|p| p.generation).unwrap_or(0);
             let services = project
@@ -217,14 +316,40 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) {
                 ),
             }
         }
-        for gone in store.retain_present(&report.present) {
-            tracing::info!(project = %gone.key, name = %gone.name, "project removed");
+        for absent in store.mark_absent(&report.present, now) {
+            match absent {
+                Absent::Forgotten { key, name } => {
+                    tracing::info!(project = %key, %name, "project removed (it never loaded: nothing to tear down)");
+                }
+                Absent::Returned { key } => {
+                    tracing::info!(project = %key, "project folder is back; not tearing it down");
+                    changes.changed.push(key);
+                }
+                Absent::Deleting { key, name } => {
+                    tracing::warn!(project = %key, %name, "project folder gone; it will be torn down after the grace period unless it comes back");
+                    changes.deleting.push(key);
+                }
+            }
         }
         store.settle(now);
+        // A conflict that starts or ends changes what the project's worker
+        // may do, without any change of its own files.
+        for key in conflicted_before.symmetric_difference(&conflicted(&store)) {
+            changes.changed.push(key.clone());
+        }
         ctx.metrics.observe(&store);
+        changes
     }
     .instrument(span)
     .await
+}
+
+fn conflicted(store: &Store) -> std::collections::BTreeSet<String> {
+    store
+        .projects()
+        .filter(|p| p.conflict.is_some())
+        .map(|p| p.key.clone())
+        .collect()
 }
 
 /// SIGINT and SIGTERM handlers, installed when this is called: before the
@@ -269,6 +394,7 @@ mod tests {
             environment: Arc::new(BTreeMap::new()),
             store: Arc::new(tokio::sync::RwLock::new(Store::default())),
             metrics: Arc::new(Metrics::new()),
+            reconcilers: None,
         })
     }
 
@@ -327,7 +453,11 @@ mod tests {
         })
         .await
         .unwrap();
-        wait_until(&ctx, "root project gone", |s| s.get(".").is_none()).await;
+        // It had a model: marked for teardown (by a worker, absent here).
+        wait_until(&ctx, "root project deleting", |s| {
+            s.get(".").is_some_and(|p| p.deleting_since.is_some())
+        })
+        .await;
         task.abort();
     }
 }

@@ -1,4 +1,5 @@
 //! berth-net: bridges, veths, IPAM, service DNS and published ports.
 //!
-//! Not built yet: this crate lands with the networking issue. It exists now so
-//! that the dependency rules in ARCHITECTURE.md hold from the first commit.
+//! [`dns`]: the per-network DNS server for service discovery.
+
+pub mod dns;

@@ -96,6 +96,15 @@ pub struct ContainerSpec {
     pub stop_grace_period: Duration,
     pub restart: RestartPolicy,
     pub healthcheck: Option<HealthcheckSpec>,
+    /// `logging:` as declared; the adapter maps the driver and refuses
+    /// what it cannot do.
+    pub logging: Option<LoggingSpec>,
+    /// Commands run inside the container right after it starts, in order;
+    /// a failing one fails the start (Compose's `post_start`).
+    pub post_start: Vec<HookSpec>,
+    /// Commands run inside the container before it is stopped, within the
+    /// grace period (Compose's `pre_stop`).
+    pub pre_stop: Vec<HookSpec>,
     pub labels: BTreeMap<String, String>,
     /// What the config hash covers, kept so the executor can finish the
     /// hash once a pulled or built image's digest is known.
@@ -148,6 +157,9 @@ pub enum Mount {
         target: String,
         size: Option<i64>,
         mode: Option<u32>,
+        /// Mount options besides size and mode, as written (`noexec`,
+        /// `uid=1000`, `ro`...).
+        options: Vec<String>,
     },
     /// Another image's filesystem (`type: image`).
     Image {
@@ -263,6 +275,30 @@ pub struct Device {
     pub source: String,
     pub target: String,
     pub permissions: String,
+}
+
+/// A service's `logging:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingSpec {
+    /// `None`: the runtime's default (json-file).
+    pub driver: Option<String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// One lifecycle hook (`post_start`, `pre_stop`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookSpec {
+    pub command: Vec<String>,
+    /// The container's user when `None`.
+    pub user: Option<String>,
+    pub privileged: bool,
+    /// The container's working dir when `None`.
+    pub working_dir: Option<String>,
+    /// Added to the container's environment for the hook (unset entries
+    /// are left out).
+    pub env: BTreeMap<String, String>,
 }
 
 /// Docker's health probe. `test` starts with `CMD` or `CMD-SHELL`;

@@ -15,11 +15,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use berth_spec::compose::model::{Project, Service, ServiceVolume, Ulimit};
+use berth_spec::compose::model::{Project, Service, ServiceHook, ServiceVolume, Ulimit};
 
 use crate::container::{
-    ContainerSpec, Device, FileKind, FileMount, FileSource, HealthcheckSpec, Mount,
-    NetworkAttachment, PortBinding, ResourceLimits, UlimitSpec, labels,
+    ContainerSpec, Device, FileKind, FileMount, FileSource, HealthcheckSpec, HookSpec, LoggingSpec,
+    Mount, NetworkAttachment, PortBinding, ResourceLimits, UlimitSpec, labels,
 };
 use crate::hash::HashInput;
 use crate::restart::RestartPolicy;
@@ -189,6 +189,16 @@ pub fn container_spec(
             .map_or(DEFAULT_STOP_GRACE, |d| d.0),
         restart: RestartPolicy::from_service(service),
         healthcheck: healthcheck(service),
+        logging: service.logging.as_ref().map(|l| LoggingSpec {
+            driver: l.driver.clone(),
+            options: l
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }),
+        post_start: service.post_start.iter().map(hook).collect(),
+        pre_stop: service.pre_stop.iter().map(hook).collect(),
         labels,
         hash_input: Some(hash_input),
     }
@@ -200,27 +210,52 @@ fn mounts(project: &Project, service: &Service) -> Vec<Mount> {
         .iter()
         .filter_map(|v| mount(project, v))
         .collect();
-    // `tmpfs: [/run, "/tmp:size=64m,mode=1777"]`
+    // `tmpfs: [/run, "/tmp:size=64m,mode=1777,noexec"]`
     for entry in &service.tmpfs {
         let (target, options) = entry.split_once(':').unwrap_or((entry.as_str(), ""));
         let mut size = None;
         let mut mode = None;
-        for option in options.split(',') {
-            if let Some(s) = option.strip_prefix("size=") {
-                size = berth_spec::units::parse_bytes(s)
+        let mut rest = Vec::new();
+        for option in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let parsed_size = option.strip_prefix("size=").and_then(|s| {
+                berth_spec::units::parse_bytes(s)
                     .ok()
-                    .and_then(|b| i64::try_from(b).ok());
-            } else if let Some(m) = option.strip_prefix("mode=") {
-                mode = u32::from_str_radix(m, 8).ok();
+                    .and_then(|b| i64::try_from(b).ok())
+            });
+            let parsed_mode = option
+                .strip_prefix("mode=")
+                .and_then(|m| u32::from_str_radix(m, 8).ok());
+            match (parsed_size, parsed_mode) {
+                (Some(s), _) => size = Some(s),
+                (_, Some(m)) => mode = Some(m),
+                // Anything else (or a size or mode that does not parse)
+                // goes to the runtime as written, which refuses what it
+                // does not know by name.
+                _ => rest.push(option.to_string()),
             }
         }
         out.push(Mount::Tmpfs {
             target: target.into(),
             size,
             mode,
+            options: rest,
         });
     }
     out
+}
+
+fn hook(h: &ServiceHook) -> HookSpec {
+    HookSpec {
+        command: h.command.clone().unwrap_or_default(),
+        user: h.user.clone(),
+        privileged: h.privileged,
+        working_dir: h.working_dir.clone(),
+        env: h
+            .environment
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect(),
+    }
 }
 
 fn mount(project: &Project, v: &ServiceVolume) -> Option<Mount> {
@@ -246,6 +281,11 @@ fn mount(project: &Project, v: &ServiceVolume) -> Option<Mount> {
             target,
             size: v.tmpfs.as_ref().and_then(|t| t.size).map(|s| s.0),
             mode: v.tmpfs.as_ref().and_then(|t| t.mode),
+            options: if v.read_only {
+                vec!["ro".to_string()]
+            } else {
+                Vec::new()
+            },
         },
         "image" => Mount::Image {
             source: v.source.clone().unwrap_or_default(),

@@ -181,12 +181,14 @@ fn mounts_files_ports_and_networks_are_resolved() {
             Mount::Tmpfs {
                 target: "/run".into(),
                 size: Some(64 << 20),
-                mode: None
+                mode: None,
+                options: vec![],
             },
             Mount::Tmpfs {
                 target: "/tmp".into(),
                 size: Some(1 << 20),
-                mode: Some(0o1777)
+                mode: Some(0o1777),
+                options: vec![],
             },
         ]
     );
@@ -335,4 +337,62 @@ fn the_executor_finishes_the_hash_once_the_digest_is_known() {
     assert!(!pending.labels.contains_key(labels::IMAGE_DIGEST));
     let finished = pending.with_image_digest("sha256:abc");
     assert_eq!(finished.labels, spec_of(&p, "s", 1).labels);
+}
+
+#[test]
+fn tmpfs_options_hooks_and_logging_are_kept() {
+    let p = project(json!({
+        "name": "shop",
+        "services": {"web": {
+            "image": "nginx",
+            "tmpfs": ["/run:rw,noexec,size=64k,uid=1000", "/cache"],
+            "volumes": [{"type": "tmpfs", "target": "/ro", "read_only": true}],
+            "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+            "post_start": [{"command": "echo hi", "user": "root", "privileged": true,
+                            "working_dir": "/tmp", "environment": {"A": "1", "UNSET": null}}],
+            "pre_stop": [{"command": ["sh", "-c", "sleep 1"]}],
+        }},
+    }));
+    let spec = spec_of(&p, "web", 1);
+    assert_eq!(
+        spec.mounts,
+        [
+            Mount::Tmpfs {
+                target: "/ro".into(),
+                size: None,
+                mode: None,
+                options: vec!["ro".into()],
+            },
+            Mount::Tmpfs {
+                target: "/run".into(),
+                size: Some(64 << 10),
+                mode: None,
+                options: vec!["rw".into(), "noexec".into(), "uid=1000".into()],
+            },
+            Mount::Tmpfs {
+                target: "/cache".into(),
+                size: None,
+                mode: None,
+                options: vec![],
+            },
+        ]
+    );
+    let logging = spec.logging.as_ref().unwrap();
+    assert_eq!(logging.driver.as_deref(), Some("json-file"));
+    assert_eq!(logging.options["max-size"], "10m");
+    assert_eq!(
+        spec.post_start,
+        [HookSpec {
+            command: vec!["echo".into(), "hi".into()],
+            user: Some("root".into()),
+            privileged: true,
+            working_dir: Some("/tmp".into()),
+            env: BTreeMap::from([("A".into(), "1".into())]),
+        }]
+    );
+    assert_eq!(spec.pre_stop[0].command, ["sh", "-c", "sleep 1"]);
+    // Hooks and logging are part of the service: editing them recreates.
+    let mut edited = p.clone();
+    edited.services["web"].pre_stop.clear();
+    assert_ne!(spec_of(&edited, "web", 1).config_hash(), spec.config_hash());
 }

@@ -376,6 +376,7 @@ impl ContainerRuntime for FakeHost {
             started_at: None,
             finished_at: None,
             manually_stopped: false,
+            restart_policy_applied: false,
             error: None,
         };
         s.containers.insert(

@@ -369,6 +369,27 @@ mod tests {
                 true,
             ),
             (
+                "healthcheck",
+                Box::new(|v| {
+                    v["services"]["web"]["healthcheck"] =
+                        json!({"test": ["CMD", "true"], "interval": "5s"})
+                }),
+                true,
+            ),
+            (
+                "restart policy",
+                Box::new(|v| v["services"]["web"]["restart"] = json!("on-failure:3")),
+                true,
+            ),
+            (
+                "deploy restart policy",
+                Box::new(|v| {
+                    v["services"]["web"]["deploy"] =
+                        json!({"restart_policy": {"condition": "on-failure", "delay": "2s"}})
+                }),
+                true,
+            ),
+            (
                 "dependency's env",
                 Box::new(|v| v["services"]["db"]["environment"]["P"] = json!("y")),
                 false,

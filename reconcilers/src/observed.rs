@@ -24,6 +24,10 @@ pub enum ContainerState {
     /// Created, never started.
     Created,
     Running,
+    /// Exited, and the runtime's supervisor will start it again once its
+    /// restart policy's backoff is over (Docker's `restarting`): the
+    /// planner leaves it to the supervisor.
+    Restarting,
     /// Stopped or finished, with its exit code.
     Exited(i64),
     /// The runtime failed to stop or remove it; only removal helps.
@@ -61,6 +65,13 @@ pub struct ObservedContainer {
     /// (Docker's `HasBeenManuallyStopped`), not an exit of its own: such a
     /// container is started again by `up`, but not by a restart policy.
     pub manually_stopped: bool,
+    /// The runtime already applied the container's restart policy to this
+    /// exit (berth's per-container supervisor restarts containers itself,
+    /// and an exit it recorded is one it chose not to answer): the planner
+    /// must not restart it by policy again. False for an exit nothing
+    /// supervised (the host went down under the container).
+    #[serde(default)]
+    pub restart_policy_applied: bool,
     /// The runtime's last error for it (failed start, OOM...).
     pub error: Option<String>,
 }

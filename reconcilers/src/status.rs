@@ -177,10 +177,13 @@ pub fn summarize(
                 .collect();
             drift.sort();
             drift.dedup();
-            let restarting = steps.iter().any(|s| {
-                s.action == "StartContainer"
-                    && s.reasons.iter().any(|r| r.kind == ReasonKind::Exited)
-            });
+            let restarting = containers
+                .iter()
+                .any(|c| c.state == ContainerState::Restarting)
+                || steps.iter().any(|s| {
+                    s.action == "StartContainer"
+                        && s.reasons.iter().any(|r| r.kind == ReasonKind::Exited)
+                });
             let last_error = report
                 .and_then(|r| {
                     r.results
@@ -299,6 +302,7 @@ fn replica(c: &ObservedContainer) -> ReplicaStatus {
     let (state, exit_code) = match c.state {
         ContainerState::Created => ("created", None),
         ContainerState::Running => ("running", None),
+        ContainerState::Restarting => ("restarting", None),
         ContainerState::Exited(code) => ("exited", Some(code)),
         ContainerState::Dead => ("dead", None),
         ContainerState::Unknown => ("unknown", None),

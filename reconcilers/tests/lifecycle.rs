@@ -242,3 +242,240 @@ fn unhealthy_and_never_started_containers() {
         ["0 RestartContainer shop-db-1 [Unhealthy: the healthcheck reports unhealthy]"]
     );
 }
+
+#[test]
+fn stop_and_down_of_a_service_take_its_dependents_along() {
+    let host = host();
+    let p = project(CHAIN);
+    up(&host, &p);
+    let stop_api = PlanOptions {
+        operation: Operation::Stop,
+        services: vec!["api".into()],
+        ..opts(&host)
+    };
+    assert_eq!(
+        plan_with(&host, &p, &stop_api).lines(),
+        [
+            "0 StopContainer shop-front-1 [ProjectStopped: the project is stopped]",
+            "1 StopContainer shop-api-1 [ProjectStopped: the project is stopped]",
+        ]
+    );
+    // A subset going down leaves the network to the rest.
+    let down_db = PlanOptions {
+        operation: Operation::Down { volumes: true },
+        services: vec!["db".into()],
+        ..opts(&host)
+    };
+    let lines = plan_with(&host, &p, &down_db).lines();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "2 RemoveContainer shop-db-1 [Down: the project is going down]"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("RemoveContainer")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn down_keeps_orphans_and_their_network_unless_asked() {
+    let host = host();
+    let p = project(CHAIN);
+    up(&host, &p);
+    let mut smaller = p.clone();
+    smaller.services.shift_remove("worker");
+    let keep = PlanOptions {
+        operation: Operation::Down { volumes: false },
+        remove_orphans: false,
+        ..opts(&host)
+    };
+    let lines = plan_with(&host, &smaller, &keep).lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("worker") || l.contains("Network")),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let all = PlanOptions {
+        remove_orphans: true,
+        ..keep.clone()
+    };
+    let lines = plan_with(&host, &smaller, &all).lines();
+    assert_eq!(
+        lines.first().unwrap(),
+        "0 RemoveContainer shop-worker-1 [Down: the project is going down]"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "3 RemoveNetwork shop_default [Down: the project is going down]"
+    );
+}
+
+#[test]
+fn down_with_volumes_spares_a_volume_now_declared_external() {
+    let host = host();
+    let p = project(SHOP);
+    up(&host, &p);
+    let mut external = p.clone();
+    external.volumes.get_mut("data").unwrap().external = true;
+    let down_v = PlanOptions {
+        operation: Operation::Down { volumes: true },
+        ..opts(&host)
+    };
+    let lines = plan_with(&host, &external, &down_v).lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("RemoveVolume")),
+        "{lines:#?}"
+    );
+    let lines = plan_with(&host, &p, &down_v).lines();
+    assert_eq!(
+        lines.last().unwrap(),
+        "2 RemoveVolume shop_data [Down: down with volumes]"
+    );
+}
+
+#[test]
+fn start_starts_existing_containers_in_order_and_creates_nothing() {
+    let host = host();
+    let p = project(CHAIN);
+    up(&host, &p);
+    let stop = PlanOptions {
+        operation: Operation::Stop,
+        ..opts(&host)
+    };
+    assert!(exec(&host, &plan_with(&host, &p, &stop)).succeeded());
+    host.delete_container("shop-worker-1");
+    let start_front = PlanOptions {
+        operation: Operation::Start,
+        services: vec!["front".into()],
+        ..opts(&host)
+    };
+    let plan = plan_with(&host, &p, &start_front);
+    assert_eq!(
+        plan.lines(),
+        [
+            "0 StartContainer shop-db-1 [Requested: start]",
+            "1 StartContainer shop-api-1 [Requested: start]",
+            "2 StartContainer shop-front-1 [Requested: start]",
+        ]
+    );
+    assert_eq!(plan.actions[2].wait[0].service, "api");
+    assert!(exec(&host, &plan).succeeded());
+    assert_converged(&host, &p, &start_front);
+    let start_all = PlanOptions {
+        operation: Operation::Start,
+        ..opts(&host)
+    };
+    // worker has no container: start does not create it.
+    assert_converged(&host, &p, &start_all);
+}
+
+#[test]
+fn restart_follows_restart_true_dependents_unless_no_deps() {
+    let host = host();
+    let p = project(CHAIN);
+    up(&host, &p);
+    let restart_db = PlanOptions {
+        operation: Operation::Restart,
+        services: vec!["db".into()],
+        ..opts(&host)
+    };
+    let plan = plan_with(&host, &p, &restart_db);
+    assert_eq!(
+        plan.lines(),
+        [
+            "0 RestartContainer shop-db-1 [Requested: restart]",
+            "1 RestartContainer shop-api-1 [Requested: restart]",
+            "2 RestartContainer shop-front-1 [Requested: restart]",
+        ]
+    );
+    assert!(exec(&host, &plan).succeeded());
+    assert_eq!(running(&host).len(), 4);
+    let only_db = PlanOptions {
+        no_deps: true,
+        ..restart_db
+    };
+    assert_eq!(
+        plan_with(&host, &p, &only_db).lines(),
+        ["0 RestartContainer shop-db-1 [Requested: restart]"]
+    );
+}
+
+#[test]
+fn no_build_and_pull_always() {
+    let host = host();
+    let p = project(
+        r#"
+services:
+  app:
+    build: .
+  web:
+    image: nginx:1.25
+"#,
+    );
+    let lines = plan_with(&host, &p, &opts(&host)).lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("0 BuildImage shop-app ")),
+        "{lines:#?}"
+    );
+    let no_build = PlanOptions {
+        no_build: true,
+        ..opts(&host)
+    };
+    let lines = plan_with(&host, &p, &no_build).lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("BuildImage")),
+        "{lines:#?}"
+    );
+    up(&host, &without(&p, "app"));
+    let always = PlanOptions {
+        pull: berth_reconcilers::plan::PullMode::Always,
+        no_build: true,
+        services: vec!["web".into()],
+        ..opts(&host)
+    };
+    assert_eq!(
+        plan_with(&host, &p, &always).lines(),
+        ["0 PullImage nginx:1.25 [ImageRefresh: --pull always]"]
+    );
+}
+
+/// `project` without one of its services.
+fn without(
+    project: &berth_spec::compose::model::Project,
+    service: &str,
+) -> berth_spec::compose::model::Project {
+    let mut p = project.clone();
+    p.services.shift_remove(service);
+    p
+}
+
+#[test]
+fn the_clis_up_runs_completed_one_shots_again_the_agent_does_not() {
+    let host = host();
+    let p = project(
+        r#"
+services:
+  migrate:
+    image: busybox
+    command: ["true"]
+  web:
+    image: nginx:1.25
+"#,
+    );
+    up(&host, &p);
+    host.exit("shop-migrate-1", 0);
+    assert_converged(&host, &p, &opts(&host));
+    let cli = PlanOptions {
+        start_exited: true,
+        ..opts(&host)
+    };
+    assert_eq!(
+        plan_with(&host, &p, &cli).lines(),
+        ["0 StartContainer shop-migrate-1 [Exited: exited with code 0; up starts it again]"]
+    );
+}

@@ -17,7 +17,7 @@ use oci_spec::runtime::{
 };
 
 use crate::cgroupfs::{Layout, v1_hierarchies};
-use crate::config::Resources;
+use crate::config::{ContainerConfig, Resources};
 use crate::error::{Error, Result};
 
 /// The parent of every container's cgroup.
@@ -88,10 +88,30 @@ impl Cgroup {
     }
 
     /// Writes the limits. Call after the first [`Cgroup::add_task`].
+    /// (Containers go through [`Cgroup::apply_config`]; this is the limits
+    /// alone, as the cgroup tests exercise them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn apply(&self, resources: &Resources) -> Result<()> {
         let linux = to_linux_resources(resources)?;
         tracing::debug!(container.id = %self.id, ?resources, "cgroup apply");
         self.apply_linux(&linux, false)
+    }
+
+    /// Writes a container's limits, its OOM-killer and swappiness
+    /// settings, and its device rules (see [`crate::devices`]). cgroup v2
+    /// has no place for the first two and filters devices only through
+    /// eBPF: there they are left out (the engine warns about the former).
+    pub fn apply_config(&self, cfg: &ContainerConfig) -> Result<()> {
+        let r = &cfg.resources;
+        let mut linux = to_linux_resources(r)?;
+        if r.memory_swappiness.is_some() {
+            let mut memory = linux.memory().unwrap_or_default();
+            memory.set_swappiness(r.memory_swappiness);
+            linux.set_memory(Some(memory));
+        }
+        linux.set_devices(Some(crate::devices::cgroup_rules(cfg)?));
+        tracing::debug!(container.id = %self.id, resources = ?r, "cgroup apply");
+        self.apply_linux(&linux, r.oom_kill_disable)
     }
 
     /// Writes limits in the OCI form; `disable_oom_killer` only exists on
@@ -119,6 +139,11 @@ impl Cgroup {
             },
         }
     }
+}
+
+/// Whether `root` is a cgroup v2 (unified) hierarchy.
+pub fn is_unified(root: &Path) -> bool {
+    statfs(root).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
 }
 
 /// `berth/<id>`, relative to a hierarchy's root.
@@ -300,7 +325,7 @@ impl CgroupPaths {
 }
 
 /// The mount point of the v1 hierarchy that has `controller`.
-fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+pub(crate) fn v1_mount_point(mountinfo: &str, controller: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (pre, post) = line.split_once(" - ")?;
         let mut post = post.split_whitespace();

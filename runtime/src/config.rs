@@ -49,6 +49,119 @@ pub struct ContainerConfig {
     /// Remove the container (state, cgroup, log) once it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// Capabilities, privileged mode, no_new_privs, read-only root.
+    #[serde(default)]
+    pub security: Security,
+    /// Resource limits set with `setrlimit` before exec (`--ulimit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<Rlimit>,
+    /// Namespaced kernel parameters written under `/proc/sys` inside the
+    /// container (`net.*`, `kernel.shm*`, `kernel.msg*`, `kernel.sem`,
+    /// `fs.mqueue.*`); see [`crate::sysctl`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Host devices made available inside the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// NIS domain name of the container's UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// Size of `/dev/shm` in bytes; 64 MiB when absent, like Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// Written to `/proc/self/oom_score_adj` of the container's processes
+    /// (-1000..=1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// Commands run inside the container after it starts and before it is
+    /// stopped, when the caller asks for them ([`crate::Runtime::run_hooks`]).
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// The health probe the shim runs (`None`, or a `NONE` test: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// What the shim does when the process exits.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::restart_policy::RestartPolicy::is_none"
+    )]
+    pub restart_policy: crate::restart_policy::RestartPolicy,
+}
+
+/// Privileges and confinement beyond Docker's defaults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Security {
+    /// All capabilities, every host device, no masked or read-only paths,
+    /// `/sys` read-write (`--privileged`).
+    #[serde(default)]
+    pub privileged: bool,
+    /// Capability names (`NET_ADMIN`, `CAP_SYS_TIME`, `ALL`), on top of
+    /// Docker's default set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `PR_SET_NO_NEW_PRIVS`: set-user-ID binaries and file capabilities
+    /// grant nothing (`--security-opt no-new-privileges`). Off by default,
+    /// as in Docker.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// The root filesystem is mounted read-only (`--read-only`); `/dev`,
+    /// `/dev/shm`, tmpfs mounts and volumes stay writable.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// No masked or read-only paths under `/proc` and `/sys`
+    /// (`--security-opt systempaths=unconfined`).
+    #[serde(default)]
+    pub unmask_paths: bool,
+}
+
+/// One `setrlimit` resource (`nofile`, `nproc`, `core`, ...). -1 is
+/// unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// A host device node (or a folder of them) to create in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub path_on_host: PathBuf,
+    /// Absolute; the host path when empty.
+    #[serde(default)]
+    pub path_in_container: String,
+    /// `r`, `w`, `m` (mknod) in any combination; `rwm` when empty.
+    #[serde(default)]
+    pub permissions: String,
+}
+
+/// Lifecycle hooks (Compose's `post_start` and `pre_stop`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
+}
+
+/// One hook: a command run in the container as `exec` runs one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Hook {
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, added after the container's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// The container's user when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The container's working dir when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Every capability, whatever the container has.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Where the container's root filesystem comes from.
@@ -83,6 +196,10 @@ pub struct ProcessConfig {
     /// Not supported yet: must be false.
     #[serde(default)]
     pub tty: bool,
+    /// Supplementary groups on top of the user's (`--group-add`): names
+    /// from the container's `/etc/group`, or numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_groups: Vec<String>,
 }
 
 /// A mount added on top of the rootfs.
@@ -96,6 +213,12 @@ pub enum Mount {
         target: String,
         #[serde(default)]
         readonly: bool,
+        /// A volume's copy-up (Docker's default for volumes): when `source`
+        /// is an empty folder the first time the container is set up, what
+        /// the image has at `target` is copied into it first, with owners
+        /// and modes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        copy_up: bool,
     },
     /// A fresh tmpfs at `target`.
     Tmpfs {
@@ -106,6 +229,31 @@ pub enum Mount {
         /// Octal mode; `1777` when absent, like Docker.
         #[serde(default)]
         mode: Option<u32>,
+        /// mount(8) options: flags (`ro`, `noexec`, `exec`, `nosuid`,
+        /// `nodev`, `noatime`, ...; later ones win) and tmpfs data (`uid=`,
+        /// `gid=`, `nr_inodes=`, ...). `nosuid,nodev` when empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        options: Vec<String>,
+    },
+    /// A file copied into the container's folder when it is created,
+    /// owned `uid:gid` with `mode`, and bound read-only at `target`
+    /// (Compose's configs and secrets). The copy is what the container
+    /// sees: the source is read once and never modified.
+    File {
+        /// The host file to copy; `None` when `content` is given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<PathBuf>,
+        /// Inline bytes, used by `create` and never written to
+        /// `config.json` (they may be a secret).
+        #[serde(skip)]
+        content: Option<Vec<u8>>,
+        target: String,
+        #[serde(default)]
+        uid: u32,
+        #[serde(default)]
+        gid: u32,
+        /// Octal permission bits of the copy.
+        mode: u32,
     },
 }
 
@@ -130,6 +278,12 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     /// Maximum number of tasks (`--pids-limit`).
     pub pids_limit: Option<i64>,
+    /// 0..=100 (`--memory-swappiness`); cgroup v1 only.
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// No OOM killer for this cgroup (`--oom-kill-disable`); cgroup v1 only.
+    #[serde(default)]
+    pub oom_kill_disable: bool,
 }
 
 impl Resources {
@@ -149,13 +303,15 @@ impl Resources {
     }
 }
 
-/// The json-file log driver's rotation options.
+/// Where the container's output goes, and the json-file log's rotation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogConfig {
     /// Rotate when the file reaches this many bytes; never when absent.
     pub max_size: Option<u64>,
     /// Files kept, the current one included (Docker's `max-file`, default 1).
     pub max_files: u32,
+    #[serde(default, skip_serializing_if = "LogDriver::is_default")]
+    pub driver: LogDriver,
 }
 
 impl Default for LogConfig {
@@ -163,7 +319,25 @@ impl Default for LogConfig {
         LogConfig {
             max_size: None,
             max_files: 1,
+            driver: LogDriver::JsonFile,
         }
+    }
+}
+
+/// The log drivers the runtime has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogDriver {
+    /// Docker's json-lines file, `container.log`.
+    #[default]
+    JsonFile,
+    /// Output is read and dropped; `logs` has nothing to show.
+    None,
+}
+
+impl LogDriver {
+    fn is_default(&self) -> bool {
+        *self == LogDriver::JsonFile
     }
 }
 

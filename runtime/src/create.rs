@@ -113,6 +113,11 @@ impl Runtime {
     fn spawn_shim(&self, config: &ContainerConfig, opts: CreateOptions) -> Result<ShimHandle> {
         let dir = self.root.container(&config.id);
         fs::create_dir(dir.path()).map_err(|e| Error::io("create", dir.path(), e))?;
+        if let Err(e) = crate::files::materialize(&dir, &config.mounts) {
+            // No half-made copies of secrets left behind.
+            let _ = fs::remove_dir_all(dir.path());
+            return Err(e);
+        }
         write_json_atomic(&dir.config(), config)?;
         self.launch(config, opts, State::new(&config.id, &config.name))
     }
@@ -124,6 +129,8 @@ impl Runtime {
         let old = State::load(&dir.state())?;
         let mut fresh = State::new(&config.id, &config.name);
         fresh.created_at = old.created_at;
+        // Docker keeps the probe log across starts.
+        fresh.health = old.health;
         self.launch(
             config,
             CreateOptions {
@@ -171,6 +178,8 @@ impl Runtime {
             id: config.id.clone(),
             start: opts.start,
             attach: opts.attach,
+            hook: None,
+            timeout_ms: None,
         };
         let mut cmd = Command::new(&self.shim_exe);
         cmd.args(args.to_argv());
@@ -256,7 +265,59 @@ fn validate(c: &ContainerConfig) -> Result<()> {
     if c.process.tty {
         return Err(Error::invalid("process", "tty is not supported yet"));
     }
-    validate_memory(&c.resources)
+    if let Some(h) = &c.healthcheck {
+        h.validate().map_err(|e| Error::invalid("healthcheck", e))?;
+    }
+    if c.auto_remove && !c.restart_policy.is_none() {
+        return Err(Error::invalid(
+            "restart policy",
+            "Conflicting options: a restart policy and auto-remove (--rm) cannot be used together",
+        ));
+    }
+    validate_memory(&c.resources)?;
+    validate_features(c)
+}
+
+/// The settings beyond the basics, checked before anything is created so
+/// that a bad name fails `create` rather than the container's setup.
+fn validate_features(c: &ContainerConfig) -> Result<()> {
+    crate::caps::validate(&c.security)?;
+    crate::rlimits::validate(&c.rlimits)?;
+    crate::sysctl::validate(&c.sysctls, &c.network)?;
+    crate::devices::resolve(&c.devices)?;
+    crate::files::validate(&c.mounts)?;
+    for m in &c.mounts {
+        if let crate::Mount::Tmpfs {
+            size,
+            mode,
+            options,
+            ..
+        } = m
+        {
+            crate::tmpfs::mount_args(*size, *mode, options)?;
+        }
+    }
+    if let Some(score) = c.oom_score_adj
+        && !(-1000..=1000).contains(&score)
+    {
+        return Err(Error::invalid(
+            "oom_score_adj",
+            format!("invalid value {score}, the range is [-1000, 1000]"),
+        ));
+    }
+    if let Some(s) = c.resources.memory_swappiness
+        && s > 100
+    {
+        return Err(Error::invalid(
+            "memory-swappiness",
+            format!("invalid value {s}, the range is [0, 100]"),
+        ));
+    }
+    let hooks = c.hooks.post_start.iter().chain(&c.hooks.pre_stop);
+    if hooks.into_iter().any(|h| h.args.is_empty()) {
+        return Err(Error::invalid("hook", "a hook has no command"));
+    }
+    Ok(())
 }
 
 /// Docker's checks on memory settings, made before anything is created, so

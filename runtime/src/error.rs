@@ -68,6 +68,15 @@ pub enum Error {
     },
     #[error("the shim for container {id} failed: {reason}")]
     Shim { id: String, reason: String },
+    /// A lifecycle hook failed, timed out, or could not run.
+    #[error("{kind} hook {number} ({command}) {reason}")]
+    Hook {
+        kind: &'static str,
+        /// 1-based, as a user counts the list.
+        number: usize,
+        command: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -83,7 +92,7 @@ impl Error {
             | Error::Cgroup { .. }
             | Error::Json { .. }
             | Error::Shim { .. } => ErrorKind::System,
-            Error::Start { .. } => ErrorKind::StartFailed,
+            Error::Start { .. } | Error::Hook { .. } => ErrorKind::StartFailed,
         }
     }
 

@@ -7,6 +7,7 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::runtime::{ContainerInfo, Runtime};
+use crate::shim::{control, tell_shim};
 use crate::state::{State, Status, now_rfc3339, same_process_alive};
 
 /// `9`, `KILL`, `SIGKILL`, `sigkill` → the signal.
@@ -27,8 +28,28 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 impl Runtime {
     /// Sends `signal` to the container's pid 1 (checked to still be the
     /// same process).
+    ///
+    /// Like Docker, it marks the container as stopped by the user (an
+    /// `unless-stopped` policy leaves it down), and with the stop signal
+    /// (any signal when the container has none configured, and always
+    /// `SIGKILL`) cancels the restart its exit would bring. A container
+    /// waiting to be restarted is only marked.
     pub fn kill(&self, key: &str, signal: Signal) -> Result<()> {
         let info = self.inspect(key)?;
+        let dir = self.root.container(&info.config.id);
+        let stops = match &info.config.stop_signal {
+            Some(s) if signal != Signal::SIGKILL => parse_signal(s).is_ok_and(|s| s == signal),
+            _ => true,
+        };
+        let byte = if stops {
+            control::STOP
+        } else {
+            control::SIGNALLED
+        };
+        if info.observed.status == "restarting" {
+            tell_shim(&dir, byte);
+            return Ok(());
+        }
         if !info.observed.container_alive {
             return Err(Error::InvalidState {
                 id: info.config.id,
@@ -37,17 +58,37 @@ impl Runtime {
             });
         }
         tracing::debug!(container.id = %info.config.id, ?signal, "kill");
-        kill(Pid::from_raw(info.state.pid), signal).map_err(|e| Error::sys("kill", e))
+        // Before the signal: the shim must know by the time it sees the exit.
+        tell_shim(&dir, byte);
+        kill(Pid::from_raw(info.state.pid), signal).map_err(|e| Error::sys("kill", e))?;
+        // A paused container gets its signal once thawed, as with Docker.
+        self.thaw_if_paused(&info.config.id);
+        Ok(())
     }
 
     /// The stop signal, then `SIGKILL` once `timeout` (default: the
     /// container's stop timeout, else 10 s) has passed; returns once the
     /// exit is recorded. A stopped container is left as it is.
+    ///
+    /// The shim does not restart a container stopped this way, whatever
+    /// its policy; one waiting to be restarted stays exited.
     pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let info = self.inspect(key)?;
+        if info.observed.status == "restarting" {
+            tell_shim(&self.root.container(&info.config.id), control::STOP);
+            if self.wait_gone(&info, Duration::from_secs(10)) {
+                return Ok(());
+            }
+            return Err(Error::InvalidState {
+                id: info.config.id,
+                status: "restarting".to_owned(),
+                action: "stop (its shim did not give up the restart within 10 s)",
+            });
+        }
         if !info.observed.container_alive {
             return Ok(());
         }
+        tell_shim(&self.root.container(&info.config.id), control::STOP);
         let signal = match &info.config.stop_signal {
             Some(s) => parse_signal(s)?,
             None => Signal::SIGTERM,
@@ -57,6 +98,7 @@ impl Runtime {
             .unwrap_or(Duration::from_secs(10));
         let pid = Pid::from_raw(info.state.pid);
         let _ = kill(pid, signal);
+        self.thaw_if_paused(&info.config.id);
         if self.wait_gone(&info, timeout) {
             return Ok(());
         }
@@ -100,6 +142,8 @@ fn record_lost_exit(rt: &Runtime, id: &str) {
     {
         st.status = Status::Exited;
         st.finished_at = Some(now_rfc3339());
+        // Only a stop or a forced removal through berth waits here.
+        st.manually_stopped = true;
         st.error = Some("the shim died: the exit status was not recorded".to_owned());
         let _ = st.save(&path);
     }

@@ -44,32 +44,44 @@ pub struct LogEntry {
     pub time: String,
 }
 
-/// Appends entries to `container.log`, rotating by size.
+/// Appends entries to `container.log`, rotating by size; with the `none`
+/// driver it drops them and never creates the file.
 pub struct LogWriter {
     path: PathBuf,
     opts: LogConfig,
     file: File,
     size: u64,
+    discard: bool,
 }
 
 impl LogWriter {
     pub fn open(path: &Path, opts: LogConfig) -> Result<Self> {
+        let discard = opts.driver == crate::config::LogDriver::None;
+        let target = if discard {
+            Path::new("/dev/null")
+        } else {
+            path
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
-            .map_err(|e| Error::io("open log", path, e))?;
+            .open(target)
+            .map_err(|e| Error::io("open log", target, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogWriter {
             path: path.to_owned(),
             opts,
             file,
             size,
+            discard,
         })
     }
 
     /// Writes one entry (`line` includes its `\n`, if it had one).
     pub fn write(&mut self, stream: Stream, line: &[u8], time: SystemTime) -> Result<()> {
+        if self.discard {
+            return Ok(());
+        }
         let entry = LogEntry {
             log: String::from_utf8_lossy(line).into_owned(),
             stream: stream.as_str().to_owned(),
@@ -297,6 +309,7 @@ mod tests {
         let opts = LogConfig {
             max_size: Some(300),
             max_files: 3,
+            ..Default::default()
         };
         let mut w = LogWriter::open(&path, opts).unwrap();
         for i in 0..100 {
@@ -323,12 +336,27 @@ mod tests {
     }
 
     #[test]
+    fn driver_none_keeps_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let opts = LogConfig {
+            driver: crate::config::LogDriver::None,
+            ..Default::default()
+        };
+        let mut w = LogWriter::open(&path, opts).unwrap();
+        w.write(Stream::Stdout, b"dropped\n", SystemTime::now())
+            .unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn max_files_one_truncates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("container.log");
         let opts = LogConfig {
             max_size: Some(200),
             max_files: 1,
+            ..Default::default()
         };
         let mut w = LogWriter::open(&path, opts).unwrap();
         for i in 0..50 {

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use caps::{CapSet, Capability};
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 
+use crate::config::{ContainerConfig, Rlimit};
 use crate::error::{Error, Result};
-use crate::user::{ExecUser, resolve_user};
+use crate::user::{ExecUser, resolve_groups, resolve_user};
 
 /// `PATH` when neither the image nor the caller sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -106,18 +107,25 @@ pub struct PrepareError {
 
 /// Resolves user, environment and executable in the current root (call it
 /// after pivot_root or setns into the container's mount namespace).
+/// `groups` (`group_add`) join the user's supplementary groups.
 pub fn prepare(
     args: &[String],
     env: &[String],
     user_spec: Option<&str>,
     cwd: Option<&str>,
     hostname: &str,
+    groups: &[String],
 ) -> Result<Prepared, PrepareError> {
     let fail = |code: i32, message: String| PrepareError { code, message };
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = fs::read_to_string("/etc/group").unwrap_or_default();
-    let user = resolve_user(user_spec.unwrap_or(""), &passwd, &group)
+    let mut user = resolve_user(user_spec.unwrap_or(""), &passwd, &group)
         .map_err(|e| fail(126, e.to_string()))?;
+    for gid in resolve_groups(groups, &group).map_err(|e| fail(126, e.to_string()))? {
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
     let env = merge_env(env, hostname, &user.home);
     let Some(cmd) = args.first() else {
         return Err(fail(127, "no command specified".to_owned()));
@@ -141,21 +149,58 @@ pub fn prepare(
     })
 }
 
-/// Working dir (created if missing, as Docker does), capabilities,
-/// no_new_privs, groups and ids. Afterwards only `execve` is left.
+/// What a container's processes may do beyond who they are, applied by
+/// [`finalize`]: capabilities, no_new_privs, resource limits, OOM score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Privileges {
+    pub caps: HashSet<Capability>,
+    pub no_new_privileges: bool,
+    pub rlimits: Vec<Rlimit>,
+    pub oom_score_adj: Option<i32>,
+}
+
+impl Privileges {
+    /// The container's own (`privileged` also for a privileged hook or
+    /// exec: every capability the kernel has).
+    pub fn of(cfg: &ContainerConfig, privileged: bool) -> Result<Self> {
+        let all = crate::caps::supported();
+        let caps = if privileged {
+            all
+        } else {
+            crate::caps::effective(&cfg.security, &all)?
+        };
+        Ok(Privileges {
+            caps,
+            no_new_privileges: cfg.security.no_new_privileges,
+            rlimits: cfg.rlimits.clone(),
+            oom_score_adj: cfg.oom_score_adj,
+        })
+    }
+}
+
+/// Working dir (created if missing, as Docker does), resource limits, OOM
+/// score, capabilities, groups and ids, no_new_privs. Afterwards only
+/// `execve` is left.
 ///
-/// Root keeps Docker's default set in bounding, permitted and effective; a
-/// non-root user keeps it in bounding only (setuid clears the others, as
-/// with Docker). Inheritable and ambient are emptied, as Docker does since
-/// CVE-2022-24769.
-pub fn finalize(p: &Prepared) -> Result<()> {
+/// Root keeps the container's set (Docker's default unless changed) in
+/// bounding, permitted and effective; a non-root user keeps it in bounding
+/// only (setuid clears the others, as with Docker). Inheritable and
+/// ambient are emptied, as Docker does since CVE-2022-24769. Limits and
+/// the OOM score are set while still root: raising a hard limit or
+/// lowering the score needs `CAP_SYS_RESOURCE`.
+pub fn finalize(p: &Prepared, privileges: &Privileges) -> Result<()> {
     let cwd = Path::new(&p.cwd);
     if !cwd.exists() {
         fs::create_dir_all(cwd).map_err(|e| Error::io("create the working dir", cwd, e))?;
     }
     nix::unistd::chdir(cwd).map_err(|e| Error::sys("chdir to the working dir", e))?;
+    crate::rlimits::apply(&privileges.rlimits)?;
+    if let Some(score) = privileges.oom_score_adj {
+        let path = "/proc/self/oom_score_adj";
+        fs::write(path, score.to_string()).map_err(|e| Error::io("write", path, e))?;
+    }
 
-    let keep: HashSet<Capability> = DEFAULT_CAPS.iter().copied().collect();
+    let keep = &privileges.caps;
     let cap_err = |e: caps::errors::CapsError| Error::invalid("capabilities", e.to_string());
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
@@ -176,23 +221,87 @@ pub fn finalize(p: &Prepared) -> Result<()> {
     setgid(Gid::from_raw(p.user.gid)).map_err(|e| Error::sys("setgid", e))?;
     setuid(Uid::from_raw(p.user.uid)).map_err(|e| Error::sys("setuid", e))?;
     if p.user.uid == 0 {
-        caps::set(None, CapSet::Effective, &keep).map_err(cap_err)?;
-        caps::set(None, CapSet::Permitted, &keep).map_err(cap_err)?;
+        // Effective first: it must stay a subset of permitted.
+        caps::set(None, CapSet::Effective, keep).map_err(cap_err)?;
+        caps::set(None, CapSet::Permitted, keep).map_err(cap_err)?;
     }
-    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments only
-    // and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(Error::sys("set no_new_privs", nix::Error::last()));
+    if privileges.no_new_privileges {
+        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments
+        // only and touches no memory of ours.
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        if rc != 0 {
+            return Err(Error::sys("set no_new_privs", nix::Error::last()));
+        }
     }
     Ok(())
 }
 
-/// `execve`; returns only on failure.
+/// `execve`; returns only on failure. The program starts with every signal
+/// at its default disposition and none blocked, as under Docker: `execve`
+/// keeps ignored signals and the mask, and berth's own processes ignore
+/// `SIGPIPE` (Rust's runtime does) and block others while they wait.
 pub fn exec(p: &Prepared) -> nix::Error {
+    reset_signals();
     match nix::unistd::execve(&p.path, &p.argv, &p.env) {
         Err(e) => e,
         Ok(never) => match never {},
+    }
+}
+
+/// Every signal back to `SIG_DFL` and unblocked (see [`exec`]).
+pub fn reset_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            default_disposition(sig);
+        }
+    }
+    // SAFETY: sigemptyset fills the set we own; sigprocmask only changes
+    // this thread's mask (the child is single-threaded before execve).
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// `SIGPIPE` back to its default for a command-line process, so that
+/// `berth ps | head` ends quietly as `docker ps | head` does, instead of
+/// failing on a write (Rust starts every program with it ignored).
+/// Long-running servers (the agent, the DNS server) keep it ignored.
+pub fn default_sigpipe() {
+    default_disposition(libc::SIGPIPE);
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// `SIG_DFL` for `sig` through the raw system call: glibc's wrapper
+/// refuses 32 and 33 (its own), yet they can arrive ignored from whoever
+/// started berth, and a container must not inherit that.
+fn default_disposition(sig: libc::c_int) {
+    let action = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: a valid, fully initialised kernel sigaction installing no
+    // handler; the old action is not asked for; the size is the kernel's
+    // sigset size (8 bytes). Errors leave the disposition as it was.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
     }
 }
 

@@ -28,8 +28,11 @@ impl Runtime {
                     action: "remove (stop it first, or force)",
                 });
             }
+            // No restart after this kill, nor of one waiting to happen.
+            crate::shim::tell_shim(&self.root.container(&id), crate::shim::control::STOP);
             if info.observed.container_alive {
                 let _ = kill(Pid::from_raw(info.state.pid), Signal::SIGKILL);
+                self.thaw_if_paused(&id);
             }
             if !self.wait_gone(&info, Duration::from_secs(10)) {
                 return Err(Error::InvalidState {

@@ -1,4 +1,5 @@
-//! Keeping a long-lived, mostly idle shim small in memory.
+//! Keeping a long-lived, mostly idle shim small in memory (also used by
+//! the network DNS server, `berth dns`).
 
 /// Drops the clean file pages of the shim's read-only mappings from its
 /// resident set. Setting a container up touches code all over the binary,
@@ -9,7 +10,7 @@
 /// in smaps: no relocation or RELRO fix-up landed in it) holds nothing but
 /// the file's bytes, so `MADV_DONTNEED` only drops page table entries and
 /// the next use faults the same bytes back in from the page cache.
-pub(crate) fn release_setup_text() {
+pub fn release_setup_text() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };

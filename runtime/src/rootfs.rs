@@ -1,7 +1,9 @@
 //! The container's filesystem, built inside its new mount namespace:
 //! rootfs (overlayfs or a bound dir), `/proc`, read-only `/sys`, a minimal
-//! `/dev`, the caller's mounts, `/etc/{hostname,hosts,resolv.conf}`, then
-//! `pivot_root`, then Docker's masked and read-only paths.
+//! `/dev` (plus the configured devices), the caller's mounts (volumes
+//! copied up, config and secret copies), `/etc/{hostname,hosts,resolv.conf}`,
+//! then `pivot_root`, sysctls, Docker's masked and read-only paths, and
+//! last the read-only root when asked for.
 //!
 //! Runs in the container's pid 1 before exec, single-threaded. Mounts made
 //! here live only in the container's mount namespace: when its last
@@ -271,18 +273,42 @@ pub fn setup(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
 
     let sys = root.join("sys");
     mkdir_p(&sys)?;
+    // Privileged containers get a writable /sys, as with Docker.
+    let sys_ro = if cfg.security.privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
     mnt(
         Some("sysfs"),
         &sys,
         Some("sysfs"),
-        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+        nosuid_noexec_nodev | sys_ro,
         None,
     )?;
 
-    setup_dev(&root)?;
+    setup_dev(&root, cfg.shm_size)?;
+    // `devices:` entries replace whatever is at their path; the host's
+    // nodes of a privileged container fill in around them.
+    for node in crate::devices::resolve(&cfg.devices)? {
+        crate::devices::create_node(&root, &node, true)?;
+    }
+    if cfg.security.privileged {
+        for node in crate::devices::host_nodes()? {
+            crate::devices::create_node(&root, &node, false)?;
+        }
+    }
 
-    for m in &cfg.mounts {
-        user_mount(&root, m)?;
+    // Volumes are copied up the first time the container is set up only,
+    // as Docker does it at create: emptying a volume later is the user's
+    // choice, not something a restart undoes.
+    let copy_up_marker = dir.path().join(".volumes-copied-up");
+    let copy_up = !copy_up_marker.exists();
+    for (index, m) in cfg.mounts.iter().enumerate() {
+        user_mount(&root, dir, index, m, copy_up)?;
+    }
+    if copy_up {
+        touch(&copy_up_marker)?;
     }
 
     for name in ["hostname", "hosts", "resolv.conf"] {
@@ -300,16 +326,39 @@ pub fn setup(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::sys("detach the old root", e))?;
     chdir("/").map_err(|e| Error::sys("chdir /", e))?;
 
-    for p in MASKED_PATHS {
-        mask(Path::new(p))?;
+    // Before /proc/sys turns read-only.
+    crate::sysctl::apply(&cfg.sysctls)?;
+    if !(cfg.security.privileged || cfg.security.unmask_paths) {
+        for p in MASKED_PATHS {
+            mask(Path::new(p))?;
+        }
+        for p in READONLY_PATHS {
+            readonly(Path::new(p))?;
+        }
     }
-    for p in READONLY_PATHS {
-        readonly(Path::new(p))?;
+    if cfg.security.readonly_rootfs {
+        // The working dir is created now or never: the root is about to
+        // become read-only.
+        if let Some(cwd) = cfg.process.cwd.as_deref().filter(|c| !c.is_empty()) {
+            mkdir_p(Path::new(cwd))?;
+        }
+        // Only the root's own mount: /dev, /proc, tmpfs mounts and volumes
+        // are mounts of their own and stay writable.
+        mnt(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
     }
     Ok(())
 }
 
-fn setup_dev(root: &Path) -> Result<()> {
+/// Docker's default `/dev/shm` size.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+fn setup_dev(root: &Path, shm_size: Option<u64>) -> Result<()> {
     let dev = root.join("dev");
     mkdir_p(&dev)?;
     mnt(
@@ -350,12 +399,16 @@ fn setup_dev(root: &Path) -> Result<()> {
     )?;
     let shm = dev.join("shm");
     mkdir_p(&shm)?;
+    let shm_options = format!(
+        "mode=1777,size={}",
+        shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE)
+    );
     mnt(
         Some("shm"),
         &shm,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
-        Some("mode=1777,size=65536k"),
+        Some(&shm_options),
     )?;
     let mq = dev.join("mqueue");
     mkdir_p(&mq)?;
@@ -379,61 +432,72 @@ fn setup_dev(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn user_mount(root: &Path, m: &Mount) -> Result<()> {
+fn bind(source: &Path, dst: &Path, readonly: bool) -> Result<()> {
+    let src = source.display().to_string();
+    mnt(
+        Some(&src),
+        dst,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    if readonly {
+        mnt(
+            None,
+            dst,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn user_mount(
+    root: &Path,
+    dir: &ContainerDir,
+    index: usize,
+    m: &Mount,
+    copy_up: bool,
+) -> Result<()> {
     match m {
         Mount::Bind {
             source,
             target,
             readonly,
+            copy_up: wants_copy,
         } => {
             let dst = secure_join(root, target)?;
             let meta =
                 fs::metadata(source).map_err(|e| Error::io("stat bind source", source, e))?;
             if meta.is_dir() {
+                if *wants_copy && copy_up {
+                    crate::copyup::copy_up(&dst, source)?;
+                }
                 mkdir_p(&dst)?;
             } else {
                 touch(&dst)?;
             }
-            let src = source.display().to_string();
-            mnt(
-                Some(&src),
-                &dst,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            if *readonly {
-                mnt(
-                    None,
-                    &dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                    None,
-                )?;
-            }
+            bind(source, &dst, *readonly)?;
         }
-        Mount::Tmpfs { target, size, mode } => {
+        Mount::Tmpfs {
+            target,
+            size,
+            mode,
+            options,
+        } => {
             let dst = secure_join(root, target)?;
             mkdir_p(&dst)?;
-            mnt(
-                Some("tmpfs"),
-                &dst,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(&tmpfs_options(*size, *mode)),
-            )?;
+            let (flags, data) = crate::tmpfs::mount_args(*size, *mode, options)?;
+            mnt(Some("tmpfs"), &dst, Some("tmpfs"), flags, Some(&data))?;
+        }
+        Mount::File { target, .. } => {
+            let dst = secure_join(root, target)?;
+            touch(&dst)?;
+            bind(&crate::files::copy_path(dir, index), &dst, true)?;
         }
     }
     Ok(())
-}
-
-/// tmpfs mount data: `mode=1777[,size=N]`.
-pub fn tmpfs_options(size: Option<u64>, mode: Option<u32>) -> String {
-    let mut s = format!("mode={:o}", mode.unwrap_or(0o1777));
-    if let Some(size) = size {
-        s.push_str(&format!(",size={size}"));
-    }
-    s
 }
 
 fn mask(p: &Path) -> Result<()> {
@@ -486,15 +550,6 @@ mod tests {
         assert_eq!(
             overlay_options(&layers, Path::new("/c/upper"), Path::new("/c/work")),
             "lowerdir=/s/top\\:1:/s/mid:/s/base,upperdir=/c/upper,workdir=/c/work"
-        );
-    }
-
-    #[test]
-    fn tmpfs_options_render() {
-        assert_eq!(tmpfs_options(None, None), "mode=1777");
-        assert_eq!(
-            tmpfs_options(Some(1 << 20), Some(0o755)),
-            "mode=755,size=1048576"
         );
     }
 

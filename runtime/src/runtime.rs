@@ -23,14 +23,19 @@ pub struct Runtime {
 /// processes that are (or are not) there.
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
-    /// `creating`, `created`, `running`, `exited`, or `unknown` (the shim
-    /// died, the container still runs) or `dead` (both died before the
-    /// exit was recorded).
+    /// `creating`, `created`, `running`, `restarting` (exited; the shim
+    /// starts it again after the restart delay), `exited`, or `unknown`
+    /// (the shim died, the container still runs) or `dead` (both died
+    /// before the exit was recorded). A container that ran when the host
+    /// went down reads `exited`.
     pub status: String,
     /// Why the status is `unknown` or `dead`.
     pub reason: Option<String>,
     pub shim_alive: bool,
     pub container_alive: bool,
+    /// The state was recorded before the host last booted: whatever its
+    /// shim decided (to restart or not) was cut short by the shutdown.
+    pub from_earlier_boot: bool,
 }
 
 /// One container as `ps` and `inspect` see it.
@@ -69,6 +74,13 @@ impl Runtime {
 
     pub fn cgroup_root(&self) -> &Path {
         &self.cgroup_root
+    }
+
+    /// Whether containers' cgroups are on the unified (v2) hierarchy, where
+    /// `oom_kill_disable`, `memory_swappiness` and device filtering have no
+    /// effect.
+    pub fn cgroup_v2(&self) -> bool {
+        crate::cgroup::is_unified(&self.cgroup_root)
     }
 
     pub(crate) fn names_dir(&self) -> PathBuf {
@@ -145,7 +157,10 @@ impl Runtime {
             .ids()
             .iter()
             .filter_map(|id| self.inspect(id).ok())
-            .filter(|i| all || i.observed.container_alive || i.observed.status == "running")
+            .filter(|i| {
+                all || i.observed.container_alive
+                    || matches!(i.observed.status.as_str(), "running" | "restarting")
+            })
             .collect();
         out.sort_by(|a, b| b.state.created_at.cmp(&a.state.created_at));
         out
@@ -161,10 +176,22 @@ impl Runtime {
 /// holds `shim.lock`), is pid 1 there (same pid *and* start time)?
 pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
     let shim_alive = lock_held(dir);
-    let container_alive = state.pid > 0 && same_process_alive(state.pid, state.pid_start_time);
+    let earlier_boot = state
+        .boot_id
+        .as_deref()
+        .is_some_and(|b| this_boot_id().is_some_and(|now| now != b));
+    // Pids and start times of an earlier boot mean nothing now.
+    let container_alive =
+        !earlier_boot && state.pid > 0 && same_process_alive(state.pid, state.pid_start_time);
     let (status, reason) = match (state.status, shim_alive, container_alive) {
         (Status::Exited, _, _) => ("exited", None),
         (s, true, _) => (s.as_str(), None),
+        // Not a crash of the shim: the host went down under it. That is an
+        // exit (nothing runs any more), which a restart policy may answer.
+        (_, false, _) if earlier_boot => (
+            "exited",
+            Some("the host restarted while the container ran; its exit was not recorded"),
+        ),
         (_, false, true) => (
             "unknown",
             Some(
@@ -181,7 +208,14 @@ pub fn observe(dir: &ContainerDir, state: &State) -> Observed {
         reason: reason.map(str::to_owned),
         shim_alive,
         container_alive,
+        from_earlier_boot: earlier_boot,
     }
+}
+
+/// This boot's id, read once per process.
+fn this_boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(crate::state::boot_id).as_deref()
 }
 
 /// Probes `shim.lock`: held means the shim is alive. Unlike a pid, a lock
@@ -255,5 +289,31 @@ mod tests {
         // A recorded exit stays an exit whatever is running.
         st.status = Status::Exited;
         assert_eq!(observe(&dir, &st).status, "exited");
+    }
+
+    /// A state written in an earlier boot is not a dead shim: the host
+    /// went down under a running (or restarting) container, which reads
+    /// exited, its pid meaningless now.
+    #[test]
+    fn a_state_from_an_earlier_boot_reads_exited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateRoot::new(tmp.path()).container("abc");
+        fs::create_dir_all(dir.path()).unwrap();
+        let me = std::process::id() as i32;
+        let mut st = State::new("abc", "n");
+        st.status = Status::Restarting;
+        st.pid = me;
+        st.pid_start_time = proc_start_time(me).unwrap();
+        st.boot_id = Some("an-earlier-boot".to_owned());
+        let o = observe(&dir, &st);
+        assert_eq!(
+            (o.status.as_str(), o.container_alive, o.from_earlier_boot),
+            ("exited", false, true)
+        );
+        assert!(o.reason.unwrap().contains("host restarted"));
+        // This boot's id: the usual rules (here a live pid, no shim).
+        st.boot_id = crate::state::boot_id();
+        let o = observe(&dir, &st);
+        assert_eq!((o.status.as_str(), o.from_earlier_boot), ("unknown", false));
     }
 }

@@ -5,22 +5,39 @@
 //! status pipe on fd 3 and the already-locked `shim.lock` on fd 4. The
 //! shim `setsid`s and forks once more (the intermediate exits, so the
 //! supervisor is reparented away from the CLI and has no terminal), becomes
-//! a child subreaper, and then:
+//! a child subreaper, opens its `control` fifo, and then, for each run of
+//! the container:
 //!
-//! 1. `unshare(CLONE_NEWPID)` and forks the container's pid 1;
+//! 1. `unshare(CLONE_NEWPID)` (after returning to its own pid namespace
+//!    for children: a restart needs a fresh one) and forks pid 1;
 //! 2. lets the child go on (a byte on the sync pipe) and meanwhile puts
-//!    it in the cgroup and applies the limits: the child unshares mount,
-//!    uts, ipc and net, builds its root and pivots, resolves user and
-//!    command, drops capabilities, and says `ready`;
-//! 3. waits for `start` (a byte on `start.fifo`) unless `--start`, then
-//!    releases the child into `execve`;
+//!    it in the cgroup and applies the limits (every run: the cgroup
+//!    outlives the runs, a restarted pid 1 joins it again): the child
+//!    unshares mount, uts, ipc and net, builds its root and pivots,
+//!    resolves user and command, drops capabilities, and says `ready`;
+//! 3. the first time, waits for `start` (a byte on `start.fifo`) unless
+//!    `--start`, then releases the child into `execve`; when there is no
+//!    `start` to wait for (`run`, a restart), the release goes right
+//!    after the limits are written, without a round trip after `ready`;
 //! 4. pumps the container's stdout/stderr into the json log (and to the
-//!    CLI's own stdout/stderr with `--attach`, until the CLI hangs up);
+//!    CLI's own stdout/stderr with `--attach`, until the CLI hangs up),
+//!    running the health probes meanwhile (`probe`);
 //! 5. when pid 1 exits, records exit code, signal, OOM kill and time in
-//!    `state.json`, removes the cgroup, and exits, releasing the lock.
+//!    `state.json`, and asks the restart policy (`restart_policy`): to
+//!    restart, it records `restarting`, waits out the backoff (a `berth
+//!    stop` or `kill` on the control fifo cancels it) and goes back to 1
+//!    with the same cgroup, upper dir and log; otherwise it removes the
+//!    cgroup and exits, releasing the lock.
+//!
+//! The CLI that started it hears about the first exit only: after that
+//! the status pipe and the attached streams are closed, as `docker run`
+//! returns at the first exit of a container that restarts.
 //!
 //! It is single-threaded from start to end: the only process in berth that
 //! forks into namespaces.
+
+#[path = "shim_pump.rs"]
+mod pump;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,12 +54,14 @@ use nix::unistd::{ForkResult, Pid, dup, dup2, fork, pipe2, setsid};
 use crate::cgroup::Cgroup;
 use crate::config::{ContainerConfig, Network, Rootfs};
 use crate::error::{Error, Result};
-use crate::logs::{LineSplitter, LogWriter, Stream};
+use crate::logs::{LogWriter, Stream};
+use crate::probe::Prober;
 use crate::process::{self, Prepared};
 use crate::resident::release_setup_text;
+use crate::restart_policy::{ExitFacts, Restarter};
 pub use crate::shim_args::ShimArgs;
 use crate::state::{
-    ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time, read_json,
+    ContainerDir, State, StateRoot, Status, boot_id, now_rfc3339, proc_start_time, read_json,
 };
 
 /// The status pipe's fd in the shim.
@@ -50,8 +69,36 @@ pub const STATUS_FD: RawFd = 3;
 /// The locked `shim.lock`'s fd in the shim.
 pub const LOCK_FD: RawFd = 4;
 
+/// Bytes a stop or kill through berth writes to the `control` fifo.
+pub mod control {
+    /// A stop, or a kill with the stop signal: the user stopped the
+    /// container, and this exit must not be answered with a restart
+    /// (moby's `ExitOnNext`).
+    pub const STOP: u8 = b's';
+    /// A kill with another signal: the user signalled the container
+    /// (`unless-stopped` will not restart it), without cancelling
+    /// `always`.
+    pub const SIGNALLED: u8 = b'm';
+}
+
+/// Writes `byte` (see [`control`]) to the container's shim, if one runs.
+/// Never blocks: a shim that is gone (no reader on the fifo) has nothing
+/// left to restart.
+pub(crate) fn tell_shim(dir: &ContainerDir, byte: u8) {
+    let opened = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.control_fifo());
+    if let Ok(mut f) = opened {
+        let _ = f.write_all(&[byte]);
+    }
+}
+
 /// The shim's entry point; returns the process exit code.
 pub fn main(args: &ShimArgs) -> i32 {
+    if args.hook.is_some() {
+        return crate::hooks::run_hook_process(args);
+    }
     // The CLI spawned us as a group leader-free child: a new session
     // detaches us from its terminal and process group.
     let _ = setsid();
@@ -68,12 +115,16 @@ pub fn main(args: &ShimArgs) -> i32 {
         status: Some(status),
         attach: None,
     };
-    match shim.run(args) {
+    let dir = StateRoot::new(&args.root).container(&args.id);
+    let result = shim.run(args);
+    // The fifos only make sense while a shim reads them.
+    let _ = fs::remove_file(dir.start_fifo());
+    let _ = fs::remove_file(dir.control_fifo());
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth shim: {e}");
             shim.report(&format!("error 125 {}", one_line(&e.to_string())));
-            let dir = StateRoot::new(&args.root).container(&args.id);
             if let Ok(mut st) = State::load(&dir.state())
                 && st.status != Status::Exited
             {
@@ -104,6 +155,27 @@ struct Attach {
 struct Shim {
     status: Option<File>,
     attach: Option<Attach>,
+}
+
+/// How one run of the container ended.
+struct RunExit {
+    code: i32,
+    signal: Option<i32>,
+    oom_killed: bool,
+    ran_for: Duration,
+}
+
+/// What stays the same across the runs of one container.
+struct Supervised<'a> {
+    cfg: &'a ContainerConfig,
+    /// `cfg` as the child mounts it: the image's layers under the shared
+    /// layer of mount targets (see `init_layer`).
+    mounted: &'a ContainerConfig,
+    dir: &'a ContainerDir,
+    cgroup: &'a Cgroup,
+    /// The shim's own pid namespace (each run unshares a new one below it).
+    own_pidns: File,
+    log: Option<LogWriter>,
 }
 
 impl Shim {
@@ -162,6 +234,7 @@ impl Shim {
         // pid, and every save is a rename in the container's folder.
         state.shim_pid = std::process::id() as i32;
         state.shim_start_time = proc_start_time(state.shim_pid).unwrap_or(0);
+        state.boot_id = boot_id();
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
@@ -171,11 +244,129 @@ impl Shim {
         if let Rootfs::Layers(layers) = &mut mounted.rootfs {
             layers.push(crate::init_layer::ensure(&root)?);
         }
+        let own_pidns = File::open("/proc/self/ns/pid")
+            .map_err(|e| Error::io("open", "/proc/self/ns/pid", e))?;
+        // Before anything can see the container: a stop right after
+        // `create` returns must find someone to tell.
+        let control = open_fifo(&dir.control_fifo())?;
+        let mut sup = Supervised {
+            cfg: &cfg,
+            mounted: &mounted,
+            dir: &dir,
+            cgroup: &cgroup,
+            own_pidns,
+            log: None,
+        };
+        let mut restarter = Restarter::new(cfg.restart_policy.clone());
+        let mut wait_start = !args.start;
+        let mut reported = false;
+        while let Some(exit) = self.run_once(&mut sup, &mut state, wait_start)? {
+            wait_start = false;
+            let told = read_control(&control, None);
+            state.manually_stopped |= told.manually_stopped;
+            state.exit_code = Some(exit.code);
+            state.signal = exit.signal;
+            state.oom_killed = exit.oom_killed;
+            state.finished_at = Some(now_rfc3339());
+            let delay = restarter.decide(ExitFacts {
+                exit_code: exit.code,
+                oom_killed: exit.oom_killed,
+                manually_stopped: state.manually_stopped,
+                cancelled: told.stop,
+                ran_for: exit.ran_for,
+            });
+            let Some(delay) = delay else {
+                // Saved by `finish`, unless the folder goes to the trash.
+                state.status = Status::Exited;
+                break;
+            };
+            state.status = Status::Restarting;
+            state.restart_count = restarter.restart_count();
+            state.save(&dir.state())?;
+            if !reported {
+                // The CLI that started the container hears of its first
+                // exit; what follows is the supervisor's business.
+                self.report(&format!("exited {}", exit.code));
+                reported = true;
+            }
+            self.status = None;
+            self.attach = None;
+            // The backoff may last a minute: idle with the pages of the
+            // run and its setup dropped.
+            release_setup_text();
+            let told = read_control(&control, Some(Instant::now() + delay));
+            if told.stop {
+                state.manually_stopped = true;
+                state.status = Status::Exited;
+                break;
+            }
+            // The next run has not been stopped by anyone yet.
+            state.manually_stopped = told.manually_stopped;
+        }
+        self.finish(&cfg, &dir, &state, &cgroup, reported)
+    }
+
+    /// After the last run: removes the cgroup, saves the final state,
+    /// tells the CLI of the exit (unless a restart did already) and, for
+    /// an --rm container, retires and deletes its folder.
+    fn finish(
+        &mut self,
+        cfg: &ContainerConfig,
+        dir: &ContainerDir,
+        state: &State,
+        cgroup: &Cgroup,
+        reported: bool,
+    ) -> Result<()> {
+        let cgroup_removed = cgroup
+            .remove()
+            .map_err(|e| eprintln!("berth shim: {e}"))
+            .is_ok();
+        let _ = fs::remove_file(dir.start_fifo());
+        // An --rm container's folder goes to the trash right below: the
+        // final save would be renamed away at once, so it is made only if
+        // the container stays. A cgroup that would not go keeps an --rm
+        // container listed, so that `rm -f` can try again rather than the
+        // cgroup leaking.
+        if !cfg.auto_remove || !cgroup_removed {
+            state.save(&dir.state())?;
+            if !reported && let Some(code) = state.exit_code {
+                self.report(&format!("exited {code}"));
+            }
+            return Ok(());
+        }
+        // Gone for everyone (name free, not listed) before the caller hears
+        // the exit, as with `docker run --rm`; the files go after.
+        let root = StateRoot::new(root_of(dir));
+        let retired = crate::remove::retire(&root, cfg)?;
+        if !reported && let Some(code) = state.exit_code {
+            self.report(&format!("exited {code}"));
+        }
+        // Nobody waits on us any more: not the CLI (status pipe), nor a
+        // pipeline reading the output we copied to it.
+        self.status = None;
+        self.attach = None;
+        crate::remove::purge(&root, retired.as_deref(), true)
+    }
+
+    /// One run of the container, from fork to the exit of pid 1. `None`
+    /// when it never got to run (setup failed, or it was killed before
+    /// `start`): that is recorded, and final.
+    fn run_once(
+        &mut self,
+        sup: &mut Supervised<'_>,
+        state: &mut State,
+        wait_start: bool,
+    ) -> Result<Option<RunExit>> {
+        let (cfg, dir, cgroup) = (sup.cfg, sup.dir, sup.cgroup);
         let (out_r, out_w) = cloexec_pipe()?;
         let (err_r, err_w) = cloexec_pipe()?;
         let (p2c_r, p2c_w) = cloexec_pipe()?;
         let (c2p_r, c2p_w) = cloexec_pipe()?;
 
+        // The previous run's pid namespace died with its pid 1; children
+        // go to our own again until the unshare below makes a new one.
+        setns(sup.own_pidns.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::sys("return to the shim's pid namespace", e))?;
         unshare(CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("unshare the pid namespace", e))?;
         // SAFETY: single-threaded process (see the module docs); the child
@@ -183,7 +374,7 @@ impl Shim {
         let child = match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop((out_r, err_r, p2c_w, c2p_r));
-                container_child(&mounted, &dir, p2c_r, c2p_w, out_w, err_w)
+                container_child(sup.mounted, dir, p2c_r, c2p_w, out_w, err_w)
             }
             Ok(ForkResult::Parent { child }) => child,
             Err(e) => return Err(Error::sys("fork the container", e)),
@@ -205,7 +396,7 @@ impl Shim {
 
         let joined = cgroup
             .add_task(child.as_raw())
-            .and_then(|()| cgroup.apply(&cfg.resources));
+            .and_then(|()| cgroup.apply_config(cfg));
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(child, None);
@@ -215,7 +406,8 @@ impl Shim {
             let _ = c2p.read_line(&mut line);
             if line.starts_with("error ") {
                 let (code, msg) = parse_error_line(&line);
-                return self.fail_setup(&dir, &mut state, &cgroup, code, &msg);
+                self.fail_setup(dir, state, &cfg.log, code, &msg)?;
+                return Ok(None);
             }
             return Err(e);
         }
@@ -224,7 +416,7 @@ impl Shim {
         // round trip through us after its `ready` (on a busy machine every
         // wake-up of another process costs its turn on a CPU).
         let mut p2c = Some(p2c);
-        if args.start {
+        if !wait_start {
             release(&mut p2c);
         }
 
@@ -233,25 +425,28 @@ impl Shim {
         if line.trim() != "ready" {
             let _ = waitpid(child, None);
             let (code, msg) = parse_error_line(&line);
-            return self.fail_setup(&dir, &mut state, &cgroup, code, &msg);
+            self.fail_setup(dir, state, &cfg.log, code, &msg)?;
+            return Ok(None);
         }
-        // The fifo exists before anyone can see `created` (in state.json or
-        // on the status pipe): a `start` right after `create` returns must
-        // find it.
-        let start_fifo = if args.start {
-            None
-        } else {
-            Some(open_start_fifo(&dir)?)
-        };
-        if let Some(fifo) = start_fifo {
-            // `start` waits for the state to leave `created`; `run` goes
-            // straight on to `running` and skips this save.
+        if wait_start {
+            // The fifo exists before anyone can see `created` (in
+            // state.json or on the status pipe): a `start` right after
+            // `create` returns must find it.
+            let fifo = open_start_fifo(dir)?;
             state.status = Status::Created;
             state.save(&dir.state())?;
             self.report(&format!("created {}", child.as_raw()));
-            if !wait_for_start(&dir, fifo, &pidfd)? {
+            if !wait_for_start(dir, fifo, &pidfd)? {
                 // The container was killed before it started.
-                return self.finish(&cfg, &dir, &mut state, &cgroup, child, None);
+                let status = waitpid(child, None).ok();
+                let (code, signal) = exit_code(status);
+                reap_orphans();
+                state.status = Status::Exited;
+                state.exit_code = Some(code);
+                state.signal = signal;
+                state.finished_at = Some(now_rfc3339());
+                state.save(&dir.state())?;
+                return Ok(None);
             }
         }
         // Go (unless it went already): the child execs; its end of c2p
@@ -259,15 +454,25 @@ impl Shim {
         release(&mut p2c);
         let mut rest = String::new();
         let _ = c2p.read_to_string(&mut rest);
+        let started = Instant::now();
         state.status = Status::Running;
         state.started_at = Some(now_rfc3339());
-        if !rest.trim().is_empty() {
-            state.error = Some(parse_error_line(&rest).1);
-        }
+        state.finished_at = None;
+        state.exit_code = None;
+        state.signal = None;
+        state.oom_killed = false;
+        state.error = (!rest.trim().is_empty()).then(|| parse_error_line(&rest).1);
+        let prober = Prober::new(cfg, started, state.health.take());
+        state.health = prober.as_ref().map(|p| p.health().clone());
         state.save(&dir.state())?;
         self.report(&format!("started {}", child.as_raw()));
 
-        let mut writer = LogWriter::open(&dir.log(), cfg.log.clone())?;
+        let writer = match &mut sup.log {
+            Some(w) => w,
+            None => sup
+                .log
+                .insert(LogWriter::open(&dir.log(), cfg.log.clone())?),
+        };
         if let Some(err) = &state.error {
             let _ = writer.write(
                 Stream::Stderr,
@@ -275,25 +480,48 @@ impl Shim {
                 SystemTime::now(),
             );
         }
-        let status = self.pump(&mut writer, out_r, err_r, &pidfd, child);
-        self.finish(&cfg, &dir, &mut state, &cgroup, child, status)
+        let oom_before = cgroup.paths().oom_kills();
+        let mut run = pump::Run {
+            cfg,
+            dir,
+            cgroup,
+            state,
+            prober,
+            pidfd: &pidfd,
+            child,
+        };
+        let status = self.pump(writer, out_r, err_r, &mut run);
+        let status = match status {
+            Some(s) => Some(s),
+            None => waitpid(child, None).ok(),
+        };
+        let (code, signal) = exit_code(status);
+        reap_orphans();
+        Ok(Some(RunExit {
+            code,
+            signal,
+            oom_killed: cgroup.paths().oom_kills() > oom_before,
+            ran_for: started.elapsed(),
+        }))
     }
 
     fn fail_setup(
         &mut self,
         dir: &ContainerDir,
         state: &mut State,
-        cgroup: &Cgroup,
+        log: &crate::config::LogConfig,
         code: i32,
         msg: &str,
     ) -> Result<()> {
-        let _ = cgroup.remove();
         state.status = Status::Exited;
         state.exit_code = Some(code);
         state.error = Some(msg.to_owned());
         state.finished_at = Some(now_rfc3339());
+        if let Some(h) = &mut state.health {
+            h.stopped();
+        }
         state.save(&dir.state())?;
-        if let Ok(mut w) = LogWriter::open(&dir.log(), Default::default()) {
+        if let Ok(mut w) = LogWriter::open(&dir.log(), log.clone()) {
             let _ = w.write(
                 Stream::Stderr,
                 format!("{msg}\n").as_bytes(),
@@ -301,169 +529,28 @@ impl Shim {
             );
         }
         self.report(&format!("error {code} {}", one_line(msg)));
+        // That was the last word for the CLI.
+        self.status = None;
         Ok(())
     }
+}
 
-    /// Copies output into the log until pid 1 has exited and the pipes are
-    /// drained; returns pid 1's wait status.
-    fn pump(
-        &mut self,
-        writer: &mut LogWriter,
-        out_r: OwnedFd,
-        err_r: OwnedFd,
-        pidfd: &OwnedFd,
-        child: Pid,
-    ) -> Option<WaitStatus> {
-        let mut streams: [(Option<OwnedFd>, Stream, LineSplitter); 2] = [
-            (Some(out_r), Stream::Stdout, LineSplitter::default()),
-            (Some(err_r), Stream::Stderr, LineSplitter::default()),
-        ];
-        let mut status = None;
-        let mut deadline: Option<Instant> = None;
-        let mut buf = vec![0u8; 64 * 1024];
-        // Once the container has run quietly for a second, setup is long
-        // over: drop its pages then. Short-lived containers never pay for it.
-        let mut released = false;
-        loop {
-            if streams.iter().all(|s| s.0.is_none()) && status.is_some() {
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                // Someone outside the pid namespace holds the pipes open.
-                break;
-            }
-            let mut fds: Vec<PollFd> = Vec::new();
-            let mut which: Vec<usize> = Vec::new();
-            for (i, s) in streams.iter().enumerate() {
-                if let Some(fd) = &s.0 {
-                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                    which.push(i);
-                }
-            }
-            let pid_slot = if status.is_none() {
-                fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
-                Some(fds.len() - 1)
-            } else {
-                None
-            };
-            let hup_slot = match &self.attach {
-                Some(a) => {
-                    fds.push(PollFd::new(a.hangup.as_fd(), PollFlags::POLLIN));
-                    Some(fds.len() - 1)
-                }
-                None => None,
-            };
-            let timeout = match (status.is_some(), released) {
-                (true, _) => 100u16,
-                (false, false) => 1_000,
-                (false, true) => 10_000,
-            };
-            match poll(&mut fds, PollTimeout::from(timeout)) {
-                Ok(0) if !released => {
-                    release_setup_text();
-                    released = true;
-                }
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => break,
-            }
-            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            let stream_ready: Vec<usize> = which
-                .iter()
-                .enumerate()
-                .filter(|(slot, _)| ready(&fds[*slot]))
-                .map(|(_, i)| *i)
-                .collect();
-            let child_done = pid_slot.is_some_and(|s| ready(&fds[s]));
-            let hung_up = hup_slot.is_some_and(|s| ready(&fds[s]));
-            drop(fds);
-            if hung_up {
-                self.attach = None;
-            }
-            for i in stream_ready {
-                let (fd, stream, splitter) = &mut streams[i];
-                let Some(raw) = fd.as_ref() else { continue };
-                match nix::unistd::read(raw.as_raw_fd(), &mut buf) {
-                    Ok(0) | Err(_) => {
-                        let mut attach = self.attach.take();
-                        splitter.finish(|line| emit(writer, &mut attach, *stream, line));
-                        self.attach = attach;
-                        *fd = None;
-                    }
-                    Ok(n) => {
-                        let mut attach = self.attach.take();
-                        splitter.push(&buf[..n], |line| emit(writer, &mut attach, *stream, line));
-                        self.attach = attach;
-                    }
-                }
-            }
-            if child_done && status.is_none() {
-                status = waitpid(child, None).ok();
-                deadline = Some(Instant::now() + Duration::from_secs(2));
-            }
-        }
-        status
+/// Docker's exit code for a wait status (128 + signal when killed) and the
+/// signal.
+fn exit_code(status: Option<WaitStatus>) -> (i32, Option<i32>) {
+    match status {
+        Some(WaitStatus::Exited(_, code)) => (code, None),
+        Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
     }
+}
 
-    fn finish(
-        &mut self,
-        cfg: &ContainerConfig,
-        dir: &ContainerDir,
-        state: &mut State,
-        cgroup: &Cgroup,
-        child: Pid,
-        status: Option<WaitStatus>,
-    ) -> Result<()> {
-        let status = match status {
-            Some(s) => Some(s),
-            None => waitpid(child, None).ok(),
-        };
-        let (code, signal) = match status {
-            Some(WaitStatus::Exited(_, code)) => (code, None),
-            Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
-            _ => (255, None),
-        };
-        // Reap anything else that was reparented to us.
-        while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            if s == WaitStatus::StillAlive {
-                break;
-            }
+/// Reaps anything else that was reparented to us.
+fn reap_orphans() {
+    while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
         }
-        state.oom_killed = cgroup.paths().oom_kills() > 0;
-        state.status = Status::Exited;
-        state.exit_code = Some(code);
-        state.signal = signal;
-        state.finished_at = Some(now_rfc3339());
-        // An --rm container's folder goes to the trash right below: that
-        // save would be renamed away at once, so it is made only if the
-        // container stays.
-        if !cfg.auto_remove {
-            state.save(&dir.state())?;
-        }
-        let cgroup_removed = cgroup
-            .remove()
-            .map_err(|e| eprintln!("berth shim: {e}"))
-            .is_ok();
-        let _ = fs::remove_file(dir.start_fifo());
-        // A cgroup that would not go keeps an --rm container listed, so
-        // that `rm -f` can try again rather than the cgroup leaking.
-        if !cfg.auto_remove || !cgroup_removed {
-            if cfg.auto_remove {
-                state.save(&dir.state())?;
-            }
-            self.report(&format!("exited {code}"));
-            return Ok(());
-        }
-        // Gone for everyone (name free, not listed) before the caller hears
-        // the exit, as with `docker run --rm`; the files go after.
-        let root = StateRoot::new(root_of(dir));
-        let retired = crate::remove::retire(&root, cfg)?;
-        self.report(&format!("exited {code}"));
-        // Nobody waits on us any more: not the CLI (status pipe), nor a
-        // pipeline reading the output we copied to it.
-        self.status = None;
-        self.attach = None;
-        crate::remove::purge(&root, retired.as_deref(), true)
     }
 }
 
@@ -476,19 +563,64 @@ fn root_of(dir: &ContainerDir) -> PathBuf {
         .unwrap_or_default()
 }
 
-fn emit(writer: &mut LogWriter, attach: &mut Option<Attach>, stream: Stream, line: &[u8]) {
-    if let Err(e) = writer.write(stream, line, SystemTime::now()) {
-        eprintln!("berth shim: {e}");
-    }
-    if let Some(a) = attach {
-        let f = match stream {
-            Stream::Stdout => &mut a.out,
-            Stream::Stderr => &mut a.err,
+/// What stops and kills through berth said, from the control fifo.
+#[derive(Debug, Default, Clone, Copy)]
+struct Told {
+    stop: bool,
+    manually_stopped: bool,
+}
+
+/// Reads what is waiting on the control fifo; with `until`, keeps reading
+/// until then, or until a stop arrives.
+fn read_control(control: &File, until: Option<Instant>) -> Told {
+    let mut told = Told::default();
+    loop {
+        let timeout = match until {
+            None => PollTimeout::ZERO,
+            Some(at) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
         };
-        if f.write_all(line).is_err() {
-            *attach = None;
+        let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Err(nix::Error::EINTR) => continue,
+            Ok(0) | Err(_) => return told,
+            Ok(_) => {}
+        }
+        let mut buf = [0u8; 64];
+        let n = nix::unistd::read(control.as_raw_fd(), &mut buf).unwrap_or(0);
+        for b in &buf[..n] {
+            match *b {
+                control::STOP => {
+                    told.stop = true;
+                    told.manually_stopped = true;
+                }
+                control::SIGNALLED => told.manually_stopped = true,
+                _ => {}
+            }
+        }
+        if told.stop || (n == 0 && until.is_none()) {
+            return told;
+        }
+        if until.is_some_and(|at| Instant::now() >= at) {
+            return told;
         }
     }
+}
+
+/// Makes a fifo and opens it read-write and non-blocking, so that a writer
+/// closing never leaves a permanent HUP and a read never blocks.
+fn open_fifo(path: &Path) -> Result<File> {
+    let _ = fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::sys("mkfifo", e))?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))
 }
 
 /// Makes `start.fifo` and opens it read-write, so that a writer closing
@@ -631,11 +763,14 @@ fn container_child(
         cfg.process.user.as_deref(),
         cfg.process.cwd.as_deref(),
         &hostname,
+        &cfg.process.additional_groups,
     ) {
         Ok(p) => p,
         Err(e) => fail(&c2p, e.code, e.message),
     };
-    if let Err(e) = process::finalize(&prepared) {
+    let finalized = process::Privileges::of(cfg, false)
+        .and_then(|privileges| process::finalize(&prepared, &privileges));
+    if let Err(e) = finalized {
         fail(&c2p, 126, e.to_string());
     }
     let _ = nix::unistd::write(&c2p, b"ready\n");
@@ -666,7 +801,21 @@ fn setup_namespaces(cfg: &ContainerConfig, dir: &ContainerDir) -> Result<()> {
         }
     }
     nix::unistd::sethostname(cfg.effective_hostname()).map_err(|e| Error::sys("sethostname", e))?;
+    if let Some(domain) = cfg.domainname.as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(domain)?;
+    }
     crate::rootfs::setup(cfg, dir)
+}
+
+/// `setdomainname(2)` in the container's UTS namespace.
+fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which
+    // outlive the call; the kernel copies them.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(Error::sys("setdomainname", nix::Error::last()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -697,6 +846,8 @@ mod tests {
             id: "abc".into(),
             start: true,
             attach: false,
+            hook: None,
+            timeout_ms: None,
         };
         let v: Vec<String> = a
             .to_argv()

@@ -13,6 +13,11 @@ pub struct ShimArgs {
     pub start: bool,
     /// Copy output to the shim's inherited stdout/stderr until stdin hangs up.
     pub attach: bool,
+    /// Not a shim but a hook runner: run hook `KIND:N` (`post_start:0`) of
+    /// the running container, as `exec` does, then exit with its status.
+    pub hook: Option<String>,
+    /// The hook runner kills the hook after this many milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 impl ShimArgs {
@@ -33,6 +38,14 @@ impl ShimArgs {
         if self.attach {
             v.push("--attach".into());
         }
+        if let Some(hook) = &self.hook {
+            v.push("--hook".into());
+            v.push(hook.into());
+        }
+        if let Some(ms) = self.timeout_ms {
+            v.push("--timeout-ms".into());
+            v.push(ms.to_string().into());
+        }
         v
     }
 }
@@ -49,6 +62,7 @@ impl ShimArgs {
         }
         let (mut root, mut cgroup_root, mut id) = (None, None, None);
         let (mut start, mut attach) = (false, false);
+        let (mut hook, mut timeout_ms) = (None, None);
         while let Some(flag) = rest.next() {
             match flag.to_str()? {
                 "--root" => root = Some(PathBuf::from(rest.next()?)),
@@ -56,6 +70,8 @@ impl ShimArgs {
                 "--id" => id = Some(rest.next()?.to_str()?.to_owned()),
                 "--start" => start = true,
                 "--attach" => attach = true,
+                "--hook" => hook = Some(rest.next()?.to_str()?.to_owned()),
+                "--timeout-ms" => timeout_ms = Some(rest.next()?.to_str()?.parse().ok()?),
                 _ => return None,
             }
         }
@@ -65,6 +81,8 @@ impl ShimArgs {
             id: id?,
             start,
             attach,
+            hook,
+            timeout_ms,
         })
     }
 }
@@ -81,12 +99,24 @@ mod tests {
             id: "abc".into(),
             start: true,
             attach: false,
+            hook: None,
+            timeout_ms: None,
         };
         let back = ShimArgs::from_argv(&args.to_argv()).unwrap();
         assert_eq!(back.root, args.root);
         assert_eq!(back.cgroup_root, args.cgroup_root);
         assert_eq!(back.id, "abc");
         assert!(back.start && !back.attach);
+        assert_eq!((back.hook, back.timeout_ms), (None, None));
+        let hook = ShimArgs {
+            hook: Some("pre_stop:1".into()),
+            timeout_ms: Some(2500),
+            start: false,
+            ..args
+        };
+        let back = ShimArgs::from_argv(&hook.to_argv()).unwrap();
+        assert_eq!(back.hook.as_deref(), Some("pre_stop:1"));
+        assert_eq!(back.timeout_ms, Some(2500));
         assert!(ShimArgs::from_argv(&["shim".into(), "--id".into()]).is_none());
         assert!(ShimArgs::from_argv(&["run".into()]).is_none());
         assert!(ShimArgs::from_argv(&["shim".into(), "--bogus".into()]).is_none());

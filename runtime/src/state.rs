@@ -12,6 +12,8 @@
 //!                     container's mount namespace)
 //!   upper/ work/      overlayfs upper and work dirs (Rootfs::Layers only)
 //!   start.fifo        present between create and start
+//!   control           fifo: a stop or kill through berth tells the shim
+//!                     not to restart (present while the shim runs)
 //! ```
 
 use std::fs;
@@ -92,6 +94,9 @@ impl ContainerDir {
     pub fn start_fifo(&self) -> PathBuf {
         self.dir.join("start.fifo")
     }
+    pub fn control_fifo(&self) -> PathBuf {
+        self.dir.join("control")
+    }
     pub fn etc_file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -106,6 +111,8 @@ pub enum Status {
     /// Set up, waiting for `start`.
     Created,
     Running,
+    /// Exited; the shim starts it again once the restart delay is over.
+    Restarting,
     Exited,
 }
 
@@ -115,6 +122,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
     }
@@ -154,6 +162,21 @@ pub struct State {
     /// Why setup failed, when it did.
     #[serde(default)]
     pub error: Option<String>,
+    /// Restarts by the restart policy since the last start by a user
+    /// (Docker's `RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// A stop or kill through berth reached the container's last run
+    /// (Docker's `HasBeenManuallyStopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The probe's verdicts, when the container has a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
+    /// The kernel's boot id when the shim started: a state left by an
+    /// earlier boot describes a container the host's shutdown stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl State {
@@ -173,6 +196,10 @@ impl State {
             signal: None,
             oom_killed: false,
             error: None,
+            restart_count: 0,
+            manually_stopped: false,
+            health: None,
+            boot_id: None,
         }
     }
 
@@ -210,6 +237,13 @@ pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<
     f.write_all(&bytes)
         .map_err(|e| Error::io("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// Now, as RFC 3339 with nanoseconds (`2026-12-04T10:00:00.123456789Z`).

@@ -19,10 +19,19 @@ impl Runtime {
         Ok(CgroupPaths::discover(&self.cgroup_root, &info.config.id).sample())
     }
 
-    /// Where the container's json log is.
+    /// Where the container's json log is; an error for a container whose
+    /// log driver keeps no log.
     pub fn log_path(&self, key: &str) -> Result<std::path::PathBuf> {
         let id = self.resolve(key)?;
-        Ok(self.root.container(&id).log())
+        let dir = self.root.container(&id);
+        let config: crate::ContainerConfig = crate::state::read_json(&dir.config())?;
+        if config.log.driver == crate::config::LogDriver::None {
+            return Err(Error::invalid(
+                "logs",
+                "configured logging driver does not support reading (the container's log driver is none)",
+            ));
+        }
+        Ok(dir.log())
     }
 }
 

@@ -136,6 +136,32 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ExecUser> {
     Ok(out)
 }
 
+/// `group_add`: each entry a group name from `group` or a number (which
+/// need not exist), as gids, in order and without repeats.
+pub fn resolve_groups(names: &[String], group: &str) -> Result<Vec<u32>> {
+    let groups = parse_group(group);
+    let mut out: Vec<u32> = Vec::new();
+    for name in names {
+        let gid = match name.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => groups
+                .iter()
+                .find(|g| g.name == name)
+                .map(|g| g.gid)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "group_add",
+                        format!("unable to find group {name}: no matching entries in group file"),
+                    )
+                })?,
+        };
+        if !out.contains(&gid) {
+            out.push(gid);
+        }
+    }
+    Ok(out)
+}
+
 fn non_empty(home: &str) -> String {
     if home.is_empty() {
         "/".to_owned()
@@ -199,6 +225,17 @@ mod tests {
         assert!(e.to_string().contains("unable to find user ghost"), "{e}");
         let e = resolve_user("app:ghosts", PASSWD, GROUP).unwrap_err();
         assert!(e.to_string().contains("unable to find group ghosts"), "{e}");
+    }
+
+    #[test]
+    fn added_groups_by_name_or_number() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            resolve_groups(&names(&["audio", "4242", "wheel", "29"]), GROUP).unwrap(),
+            vec![29, 4242, 10]
+        );
+        let e = resolve_groups(&names(&["video"]), GROUP).unwrap_err();
+        assert!(e.to_string().contains("unable to find group video"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ use serde_json::Value;
 /// The longest any single step may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(5);
 
+/// How long a request may wait for its answer (`?wait=true` waits for a
+/// whole reconcile).
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The `berth` binary, or a failure that says how to build it.
 pub fn berth() -> PathBuf {
     let bin = berth_e2e::berth_bin();
@@ -91,6 +95,8 @@ pub struct Agent {
     pub addr: String,
     log: PathBuf,
     _logdir: TempDir,
+    /// The state root made for it when the test gave none.
+    _root: Option<TempDir>,
 }
 
 impl Agent {
@@ -100,16 +106,21 @@ impl Agent {
         Self::start_with(dir, &["--listen", "127.0.0.1:0"])
     }
 
+    /// Starts `berth agent --dir DIR ARGS...`. Without `--root` in `args`
+    /// the agent gets a state root of its own (a temp folder), so it never
+    /// touches the machine's `/var/lib/berth`.
     pub fn start_with(dir: &Path, args: &[&str]) -> Self {
         // The log lives outside the watched folder: writing it must not
         // cause file events there.
         let logdir = TempDir::new("log");
         let log = logdir.path().join("agent.log");
-        let mut child = berth_cmd()
-            .arg("agent")
-            .arg("--dir")
-            .arg(dir)
-            .args(args)
+        let root = (!args.contains(&"--root")).then(|| TempDir::new("root"));
+        let mut cmd = berth_cmd();
+        cmd.arg("agent").arg("--dir").arg(dir).args(args);
+        if let Some(root) = &root {
+            cmd.arg("--root").arg(root.path());
+        }
+        let mut child = cmd
             .env("RUST_LOG", "berth=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,6 +141,7 @@ impl Agent {
             addr: String::new(),
             log,
             _logdir: logdir,
+            _root: root,
         };
         match rx.recv_timeout(STEP) {
             Ok(line) => match line.strip_prefix("listening on ") {
@@ -151,13 +163,26 @@ impl Agent {
 
     /// `GET path` → (status code, body).
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, None)
+    }
+
+    /// `POST path`, with `Authorization: Bearer TOKEN` when given.
+    pub fn post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.request("POST", path, token)
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nAccept: */*\r\n\
+             Content-Length: 0\r\n{auth}\r\n"
         );
         let raw = match self.addr.strip_prefix("unix:") {
             Some(sock) => {
                 let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-                s.set_read_timeout(Some(STEP)).unwrap();
+                s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
                 s.write_all(request.as_bytes()).unwrap();
                 let mut raw = Vec::new();
                 s.read_to_end(&mut raw).unwrap();
@@ -165,7 +190,7 @@ impl Agent {
             }
             None => {
                 let mut s = TcpStream::connect(&self.addr).unwrap();
-                s.set_read_timeout(Some(STEP)).unwrap();
+                s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
                 s.write_all(request.as_bytes()).unwrap();
                 let mut raw = Vec::new();
                 s.read_to_end(&mut raw).unwrap();
@@ -224,6 +249,12 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would: no shutdown at all.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -1,7 +1,6 @@
-//! The HTTP API (read-only for now; mutating endpoints will come with
-//! authentication). Shapes follow `shared/design/status-api.md` as far as
-//! they apply without containers; wire types live in [`types`] and are
-//! built from the store, never the store's own structs.
+//! The HTTP API. Shapes follow `shared/design/status-api.md`; wire types
+//! live in [`types`] and are built from the store, never the store's own
+//! structs.
 //!
 //! | route | answer |
 //! |---|---|
@@ -9,8 +8,19 @@
 //! | `GET /readyz` | `200` after the first scan, else `503 {status, error}` |
 //! | `GET /api/v1/projects` | `ProjectList` of summaries |
 //! | `GET /api/v1/projects/{name}` | one `Project`; 404 / 409 as `Status` |
+//! | `GET /api/v1/projects/{name}/health` | `200` when every service runs and is healthy (or completed), else `503` with reasons; observed live |
+//! | `POST /api/v1/projects/{name}/reconcile[?wait=true&timeout=2m]` | `202` queued; with `wait`, `200` and the operation once it ran |
+//! | `POST /api/v1/projects/{name}/suspend`, `.../resume` | `200` and the project |
 //! | `GET /metrics` | Prometheus text format |
+//!
+//! Mutating calls (`POST`) need `Authorization: Bearer <token>`, the token
+//! the agent read from `--token-file` or `BERTH_API_TOKEN`: without one
+//! configured they answer 403 saying how to configure it; with a wrong or
+//! missing header, 401. Reads stay open: the API listens on loopback or a
+//! Unix socket unless `--allow-remote`.
 
+mod actions;
+mod auth;
 mod projects;
 pub mod types;
 
@@ -21,10 +31,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::metrics::Metrics;
+use crate::reconcile::Reconcilers;
 use crate::state::SharedStore;
+pub use auth::Auth;
 use types::{ApiError, Health};
 
 /// What every handler can reach.
@@ -32,6 +44,9 @@ use types::{ApiError, Health};
 pub struct AppState {
     pub store: SharedStore,
     pub metrics: Arc<Metrics>,
+    /// The reconcile workers; `None` where nothing reconciles (some tests).
+    pub control: Option<Arc<Reconcilers>>,
+    pub auth: Arc<Auth>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +56,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/projects", get(projects::list))
         .route("/api/v1/projects/{name}", get(projects::detail))
+        .route("/api/v1/projects/{name}/health", get(projects::health))
+        .route(
+            "/api/v1/projects/{name}/reconcile",
+            post(actions::reconcile),
+        )
+        .route("/api/v1/projects/{name}/suspend", post(actions::suspend))
+        .route("/api/v1/projects/{name}/resume", post(actions::resume))
         .fallback(not_found)
         .with_state(state)
 }

@@ -17,6 +17,8 @@ fn app(store: Store) -> (Router, AppState) {
     let state = AppState {
         store: Arc::new(tokio::sync::RwLock::new(store)),
         metrics: Arc::new(Metrics::new()),
+        control: None,
+        auth: Arc::new(Auth::Disabled),
     };
     (router(state.clone()), state)
 }
@@ -105,7 +107,12 @@ async fn list_shows_every_project_with_services_errors_and_warnings() {
     assert_eq!(shop["files"], json!(["compose.yaml"]));
     assert_eq!(shop["revision"], "sha256:r1");
     assert_eq!(shop["generation"], 1);
-    assert_eq!(shop["phase"], "Ready");
+    // Loaded, never reconciled (this store has no workers).
+    assert_eq!(shop["phase"], "Pending");
+    assert_eq!(shop["sync"], "Unknown");
+    assert_eq!(shop["health"], "Unknown");
+    assert_eq!(shop["suspended"], false);
+    assert_eq!(shop["lastError"], Value::Null);
     assert_eq!(shop["services"], json!(["web", "worker"]));
     assert_eq!(shop["serviceCount"], 2);
     assert_eq!(shop["errors"], json!([]));
@@ -167,20 +174,53 @@ async fn detail_of_a_ready_project() {
         })
     );
     let status = &body["status"];
-    assert_eq!(status["observedGeneration"], 1);
-    assert_eq!(status["phase"], "Ready");
+    // No reconcile has looked at it yet.
+    assert_eq!(status["observedGeneration"], 0);
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(
+        status["sync"],
+        json!({"status": "Unknown", "revision": null, "message": "not observed yet"})
+    );
+    assert_eq!(
+        status["health"],
+        json!({"status": "Unknown", "message": "not observed yet"})
+    );
+    assert_eq!(status["operation"], Value::Null);
+    assert_eq!(status["pending"], json!([]));
     assert_eq!(status["revision"], "sha256:r1");
     assert_eq!(status["lastValidRevision"], "sha256:r1");
     assert_eq!(status["lastValidGeneration"], 1);
     assert_eq!(status["lastError"], Value::Null);
     assert_eq!(status["errors"], json!([]));
     assert_eq!(
-        status["conditions"],
-        json!([{
+        status["conditions"][0],
+        json!({
             "type": "SpecValid", "status": "True", "reason": "Loaded",
             "message": "loaded 2 services",
             "lastTransitionTime": "2023-11-14T22:13:20.000Z", "observedGeneration": 1
-        }])
+        })
+    );
+    let kinds: Vec<(&str, &str, &str)> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("SpecValid", "True", "Loaded"),
+            ("Ready", "Unknown", "Pending"),
+            ("Reconciling", "False", "Idle"),
+            ("Stalled", "False", "Idle"),
+            ("Healthy", "Unknown", "NotObserved"),
+        ]
     );
     assert_eq!(
         status["services"],
@@ -205,8 +245,13 @@ async fn detail_of_a_broken_project_keeps_the_last_good_model() {
     assert_eq!(status, StatusCode::OK);
     let st = &body["status"];
     assert_eq!(body["metadata"]["generation"], 2);
-    assert_eq!(st["observedGeneration"], 2);
     assert_eq!(st["phase"], "Failed");
+    assert_eq!(st["sync"]["status"], "Unknown");
+    assert_eq!(st["conditions"][1]["type"], "Ready");
+    assert_eq!(st["conditions"][1]["status"], "False");
+    assert_eq!(st["conditions"][1]["reason"], "ValidationFailed");
+    assert_eq!(st["conditions"][3]["type"], "Stalled");
+    assert_eq!(st["conditions"][3]["status"], "True");
     assert_eq!(st["revision"], "sha256:b2");
     assert_eq!(st["lastValidRevision"], "sha256:b1");
     assert_eq!(st["lastValidGeneration"], 1);
@@ -298,7 +343,7 @@ async fn metrics_are_prometheus_text() {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
-        text.contains("berth_projects{phase=\"Ready\"} 1\n"),
+        text.contains("berth_projects{phase=\"Pending\"} 1\n"),
         "{text}"
     );
     assert!(
@@ -334,5 +379,218 @@ async fn no_route_mutates() {
                 "{method} {uri}"
             );
         }
+    }
+}
+
+// ---- with reconcile workers over the fakes ------------------------------
+
+mod control {
+    use super::*;
+    use crate::reconcile::Trigger;
+    use crate::reconcile::testing::{Setup, model, options, setup};
+
+    const APP: &str = "
+services:
+  web:
+    image: busybox
+  init:
+    image: busybox
+";
+
+    async fn app_with(auth: Auth) -> (Router, Setup) {
+        let t = setup(options());
+        t.load("shop", "r1", model("shop", APP)).await;
+        t.store.write().await.mark_ready();
+        let state = AppState {
+            store: t.store.clone(),
+            metrics: t.metrics.clone(),
+            control: Some(t.mgr.clone()),
+            auth: Arc::new(auth),
+        };
+        (router(state), t)
+    }
+
+    async fn post(
+        app: &Router,
+        uri: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMapLite, Value) {
+        let mut request = Request::post(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            HeaderMapLite { challenge },
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    struct HeaderMapLite {
+        challenge: Option<String>,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mutating_calls_without_a_configured_token_are_forbidden() {
+        let (app, t) = app_with(Auth::Disabled).await;
+        for uri in [
+            "/api/v1/projects/shop/reconcile",
+            "/api/v1/projects/shop/suspend",
+            "/api/v1/projects/shop/resume",
+        ] {
+            let (status, _, body) = post(&app, uri, Some("anything")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+            assert_eq!(body["reason"], "Forbidden");
+            assert!(
+                body["message"].as_str().unwrap().contains("--token-file"),
+                "{body}"
+            );
+        }
+        // Nothing ran.
+        assert!(t.host.states().is_empty());
+        assert!(!t.store.read().await.get("shop").unwrap().suspended);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_or_missing_token_is_unauthorized() {
+        let (app, t) = app_with(Auth::Token("s3cret".into())).await;
+        for token in [None, Some("wrong")] {
+            let (status, headers, body) =
+                post(&app, "/api/v1/projects/shop/reconcile", token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+            assert_eq!(headers.challenge.as_deref(), Some("Bearer realm=\"berth\""));
+            assert_eq!(body["reason"], "Unauthorized");
+        }
+        assert!(t.host.states().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_manual_reconcile_queues_or_waits_for_the_result() {
+        let (app, t) = app_with(Auth::Token("s3cret".into())).await;
+        let (status, _, body) = post(
+            &app,
+            "/api/v1/projects/shop/reconcile?wait=true&timeout=30s",
+            Some("s3cret"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["kind"], "ReconcileRequest");
+        assert_eq!(body["result"], "Succeeded");
+        let op = &body["operation"];
+        assert_eq!(op["operation"], "Apply");
+        assert_eq!(op["trigger"], "manual");
+        let targets: Vec<&str> = op["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(targets, ["shop_default", "shop-web-1", "shop-init-1"]);
+        assert_eq!(op["plan"][1]["reasons"][0]["kind"], "ContainerMissing");
+        assert_eq!(op["plan"][1]["outcome"], "done");
+
+        // The detail now carries the operation, conditions and services.
+        let (_, _, detail) = get(&app, "/api/v1/projects/shop").await;
+        let st = &detail["status"];
+        assert_eq!(st["phase"], "Ready", "{st:#}");
+        assert_eq!(st["sync"]["status"], "Synced");
+        assert_eq!(st["health"]["status"], "Healthy");
+        assert_eq!(st["observedGeneration"], 1);
+        assert_eq!(st["lastAppliedRevision"], "r1");
+        assert!(st["lastHandledReconcileAt"].is_string());
+        assert_eq!(st["operation"]["phase"], "Succeeded");
+        assert_eq!(st["conditions"][1]["type"], "Ready");
+        assert_eq!(st["conditions"][1]["status"], "True");
+        let web = &st["services"][0];
+        assert_eq!(web["name"], "web");
+        assert_eq!(web["desiredReplicas"], 1);
+        assert_eq!(web["observedReplicas"], 1);
+        assert_eq!(web["readyReplicas"], 1);
+        assert_eq!(web["health"], "Healthy");
+        assert_eq!(web["phase"], "Running");
+        assert_eq!(web["restartCount"], 0);
+        assert!(web["configHash"].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(web["replicas"][0]["name"], "shop-web-1");
+        assert_eq!(web["replicas"][0]["state"], "running");
+
+        // Without wait: accepted at once.
+        let (status, _, body) = post(&app, "/api/v1/projects/shop/reconcile", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(body["result"], "Queued");
+        let (status, _, _) = post(&app, "/api/v1/projects/nope/reconcile", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, body) = post(
+            &app,
+            "/api/v1/projects/shop/reconcile?wait=true&timeout=soon",
+            Some("s3cret"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        drop(t);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn suspend_and_resume() {
+        let (app, t) = app_with(Auth::Token("s3cret".into())).await;
+        t.mgr.request("shop", Trigger::Initial).await.unwrap();
+        let (status, _, body) = post(&app, "/api/v1/projects/shop/suspend", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["spec"]["suspend"], true);
+        assert_eq!(body["status"]["phase"], "Suspended");
+        let (status, _, body) = post(&app, "/api/v1/projects/shop/reconcile", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(
+            body["message"].as_str().unwrap().contains("resume"),
+            "{body}"
+        );
+        let (status, _, body) = post(&app, "/api/v1/projects/shop/resume", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["spec"]["suspend"], false);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_is_503_until_every_service_runs_then_200() {
+        let (app, t) = app_with(Auth::Disabled).await;
+        let (status, _, body) = get(&app, "/api/v1/projects/shop/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["kind"], "ProjectHealth");
+        assert_eq!(body["status"], "Missing");
+        assert_eq!(
+            body["reasons"],
+            json!([
+                "web: no container (0/1 replicas ready)",
+                "init: no container (0/1 replicas ready)"
+            ])
+        );
+        t.mgr.request("shop", Trigger::Initial).await.unwrap();
+        // init is a one-shot: completed with 0 is fine.
+        t.host.fake.exit("shop-init-1", 0);
+        let (status, _, body) = get(&app, "/api/v1/projects/shop/health").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "Healthy");
+        assert_eq!(body["reasons"], json!([]));
+        assert_eq!(body["services"][0]["runningReplicas"], 1);
+        // Observed live: an exit shows before any reconcile.
+        t.host.fake.exit("shop-web-1", 1);
+        let (status, _, body) = get(&app, "/api/v1/projects/shop/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "Degraded");
+        assert_eq!(
+            body["reasons"],
+            json!(["web: exited with code 1 (0/1 replicas ready)"])
+        );
+        let (status, _, _) = get(&app, "/api/v1/projects/nope/health").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

@@ -14,6 +14,9 @@ use berth_spec::diag::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::reconcile::status::{
+    OperationState, StepState, project_health, service_health, sync_status,
+};
 use crate::state::{Condition, ProjectState};
 use crate::timefmt::rfc3339;
 
@@ -101,11 +104,20 @@ pub struct ProjectSummary {
     pub revision: String,
     pub generation: u64,
     pub phase: &'static str,
+    /// Argo's two axes: does what runs match the spec, and is it well.
+    pub sync: &'static str,
+    pub health: &'static str,
+    pub suspended: bool,
     pub services: Vec<String>,
     pub service_count: usize,
+    /// Services healthy (running and ready, or completed) as last observed.
+    pub ready_services: usize,
     pub errors: Vec<DiagnosticView>,
     pub warnings: Vec<DiagnosticView>,
     pub last_loaded_at: String,
+    pub last_applied_revision: Option<String>,
+    /// The first current error: the spec's, else the last reconcile's.
+    pub last_error: Option<String>,
 }
 
 impl ProjectSummary {
@@ -114,6 +126,12 @@ impl ProjectSummary {
             .model()
             .map(|m| m.services.keys().cloned().collect())
             .unwrap_or_default();
+        let ready_services = p
+            .reconcile
+            .services
+            .iter()
+            .filter(|s| service_health(s).0 == crate::reconcile::status::HealthStatus::Healthy)
+            .count();
         Self {
             name: p.name.clone(),
             key: p.key.clone(),
@@ -122,11 +140,17 @@ impl ProjectSummary {
             revision: p.revision.clone(),
             generation: p.generation,
             phase: p.phase().as_str(),
+            sync: sync_status(p).0.as_str(),
+            health: project_health(p).0.as_str(),
+            suspended: p.suspended,
             service_count: services.len(),
             services,
+            ready_services,
             errors: p.errors().map(DiagnosticView::from).collect(),
             warnings: p.warnings().iter().map(DiagnosticView::from).collect(),
             last_loaded_at: rfc3339(p.last_loaded_at),
+            last_applied_revision: p.reconcile.last_applied_revision.clone(),
+            last_error: last_error(p),
         }
     }
 }
@@ -174,20 +198,116 @@ pub struct Source {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// The generation the last reconcile (or decision not to) looked at;
+    /// behind `metadata.generation` while a change waits for its reconcile.
     pub observed_generation: u64,
     pub phase: &'static str,
+    pub sync: SyncView,
+    pub health: HealthView,
     pub revision: String,
     pub last_loaded_at: String,
     /// Revision and generation of the model in `project` and `services`;
     /// behind `revision` while the latest edit is invalid.
     pub last_valid_revision: Option<String>,
     pub last_valid_generation: Option<u64>,
+    pub last_applied_revision: Option<String>,
+    pub last_attempted_revision: Option<String>,
+    /// When the last manual trigger was taken up.
+    pub last_handled_reconcile_at: Option<String>,
+    pub last_reconcile_time: Option<String>,
+    /// When the worker comes back by itself (a retry, a deferred
+    /// restart); the periodic resync comes regardless.
+    pub next_reconcile_time: Option<String>,
+    pub observed_at: Option<String>,
     pub conditions: Vec<ConditionView>,
+    /// The current operation, or the last one.
+    pub operation: Option<OperationView>,
+    /// The last operations that changed something or failed, newest
+    /// first (at most 10).
+    pub history: Vec<OperationView>,
+    /// What a plan made against the last observation would still do:
+    /// empty when in sync.
+    pub pending: Vec<StepView>,
+    /// Why the last trigger did nothing (suspended, no valid model...).
+    pub skipped: Option<String>,
     pub services: Vec<ServiceView>,
     pub errors: Vec<DiagnosticView>,
     pub warnings: Vec<DiagnosticView>,
-    /// The first current error in one-line form; null when there is none.
+    /// The first current error in one-line form: the spec's, else the
+    /// last reconcile's; null when there is none.
     pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncView {
+    pub status: &'static str,
+    /// The revision applied last.
+    pub revision: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub status: &'static str,
+    pub message: String,
+}
+
+/// Argo CD's `operationState`, with the plan it ran.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationView {
+    /// `Apply` or `Delete`.
+    pub operation: &'static str,
+    /// `Running|Succeeded|Failed`.
+    pub phase: &'static str,
+    pub trigger: &'static str,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub revision: String,
+    pub generation: u64,
+    pub message: String,
+    pub plan: Vec<StepView>,
+}
+
+impl From<&OperationState> for OperationView {
+    fn from(o: &OperationState) -> Self {
+        Self {
+            operation: o.kind.as_str(),
+            phase: o.phase.as_str(),
+            trigger: o.trigger.as_str(),
+            started_at: rfc3339(o.started_at),
+            finished_at: o.finished_at.map(rfc3339),
+            revision: o.revision.clone(),
+            generation: o.generation,
+            message: o.message.clone(),
+            plan: o.plan.iter().map(StepView::from).collect(),
+        }
+    }
+}
+
+/// One planned action with its reasons (`[{kind, message}]`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub service: Option<String>,
+    pub action: &'static str,
+    pub target: String,
+    pub reasons: Vec<berth_reconcilers::Reason>,
+    pub outcome: Option<String>,
+}
+
+impl From<&StepState> for StepView {
+    fn from(s: &StepState) -> Self {
+        Self {
+            service: s.service.clone(),
+            action: s.action,
+            target: s.target.clone(),
+            reasons: s.reasons.clone(),
+            outcome: s.outcome.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -206,7 +326,7 @@ impl From<&Condition> for ConditionView {
     fn from(c: &Condition) -> Self {
         Self {
             kind: c.kind,
-            status: if c.status { "True" } else { "False" },
+            status: c.status.as_str(),
             reason: c.reason,
             message: c.message.clone(),
             last_transition_time: rfc3339(c.last_transition_time),
@@ -215,18 +335,76 @@ impl From<&Condition> for ConditionView {
     }
 }
 
-/// A service as the model declares it (runtime fields come with containers).
+/// A service as the model declares it, and, once a reconcile observed it,
+/// as it runs.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceView {
     pub name: String,
     pub image: Option<String>,
     pub desired_replicas: u64,
+    #[serde(flatten)]
+    pub observed: Option<ServiceObserved>,
+}
+
+/// A service as last observed (status-api.md's per-service entry).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceObserved {
+    /// `Pending|Starting|Running|Completed|Restarting|Exited|Failed|Stopped`.
+    pub phase: berth_reconcilers::status::ServicePhase,
+    pub sync: berth_reconcilers::status::SyncStatus,
+    /// `Healthy|Progressing|Degraded|Missing` (probes: see `/health`).
+    pub health: &'static str,
+    /// Why it is not healthy, when it is not.
+    pub health_message: Option<String>,
+    pub image_digest: Option<String>,
+    /// Containers of the service, in any state.
+    pub observed_replicas: u32,
+    pub running_replicas: u32,
+    pub ready_replicas: u32,
+    pub completed_replicas: u32,
+    pub updated_replicas: u32,
+    pub config_hash: String,
+    pub restart_policy: &'static str,
+    pub restart_count: u32,
+    pub last_exit: Option<berth_reconcilers::status::LastExit>,
+    pub last_error: Option<String>,
+    pub replicas: Vec<berth_reconcilers::status::ReplicaStatus>,
+    pub drift_reasons: Vec<berth_reconcilers::ReasonKind>,
+}
+
+impl From<&berth_reconcilers::status::ServiceStatus> for ServiceObserved {
+    fn from(s: &berth_reconcilers::status::ServiceStatus) -> Self {
+        let (health, message) = service_health(s);
+        Self {
+            phase: s.phase,
+            sync: s.sync,
+            health: health.as_str(),
+            health_message: message,
+            image_digest: s.image.digest.clone(),
+            observed_replicas: s.replicas.len() as u32,
+            running_replicas: s.running_replicas,
+            ready_replicas: s.ready_replicas,
+            completed_replicas: s.completed_replicas,
+            updated_replicas: s.updated_replicas,
+            config_hash: s.config_hash.clone(),
+            restart_policy: s.restart_policy,
+            restart_count: s.restart_count,
+            last_exit: s.last_exit.clone(),
+            last_error: s.last_error.clone(),
+            replicas: s.replicas.clone(),
+            drift_reasons: s.drift_reasons.clone(),
+        }
+    }
 }
 
 impl ProjectDetail {
     pub fn new(p: &ProjectState) -> Self {
         let good = p.last_good.as_ref();
+        let r = &p.reconcile;
+        let (sync, sync_message) = sync_status(p);
+        let (health, health_message) = project_health(p);
         let files = relative_files(&p.dir, &p.files);
         Self {
             api_version: API_VERSION,
@@ -245,30 +423,77 @@ impl ProjectDetail {
                 },
                 files,
                 profiles: Vec::new(),
-                suspend: false,
+                suspend: p.suspended,
             },
             status: Status {
-                observed_generation: p.generation,
+                observed_generation: r.observed_generation,
                 phase: p.phase().as_str(),
+                sync: SyncView {
+                    status: sync.as_str(),
+                    revision: r.last_applied_revision.clone(),
+                    message: sync_message,
+                },
+                health: HealthView {
+                    status: health.as_str(),
+                    message: health_message,
+                },
                 revision: p.revision.clone(),
                 last_loaded_at: rfc3339(p.last_loaded_at),
                 last_valid_revision: good.map(|g| g.revision.clone()),
                 last_valid_generation: good.map(|g| g.generation),
-                conditions: vec![ConditionView::from(&p.spec_valid)],
-                services: p.model().map(services).unwrap_or_default(),
+                last_applied_revision: r.last_applied_revision.clone(),
+                last_attempted_revision: r.last_attempted_revision.clone(),
+                last_handled_reconcile_at: r.last_handled_reconcile_at.map(rfc3339),
+                last_reconcile_time: r
+                    .operation
+                    .as_ref()
+                    .and_then(|o| o.finished_at)
+                    .map(rfc3339),
+                next_reconcile_time: r.next_reconcile_at.map(rfc3339),
+                observed_at: r.observed_at.map(rfc3339),
+                conditions: [
+                    &p.spec_valid,
+                    &r.ready,
+                    &r.reconciling,
+                    &r.stalled,
+                    &r.healthy,
+                ]
+                .into_iter()
+                .map(ConditionView::from)
+                .collect(),
+                operation: r.operation.as_ref().map(OperationView::from),
+                history: r.history.iter().map(OperationView::from).collect(),
+                pending: r.residual.iter().flatten().map(StepView::from).collect(),
+                skipped: r.skipped.clone(),
+                services: p
+                    .model()
+                    .map(|m| services(m, &r.services))
+                    .unwrap_or_default(),
                 errors: p.errors().map(DiagnosticView::from).collect(),
                 warnings: p.warnings().iter().map(DiagnosticView::from).collect(),
-                last_error: p.errors().next().map(ToString::to_string),
+                last_error: last_error(p),
             },
             project: p.model().cloned(),
         }
     }
 }
 
-/// Services in model order. Replicas are read from the serialized model
-/// (`deploy.replicas`, then `scale`, else Compose's default 1) so that this
-/// keeps working as the model gains those fields.
-fn services(project: &Project) -> Vec<ServiceView> {
+/// The spec's error first, else the last reconcile's.
+fn last_error(p: &ProjectState) -> Option<String> {
+    p.errors()
+        .next()
+        .map(ToString::to_string)
+        .or_else(|| p.reconcile.last_error.clone())
+}
+
+/// Services in model order, each with its last observation when there is
+/// one. Replicas are read from the serialized model (`deploy.replicas`,
+/// then `scale`, else Compose's default 1) so that this keeps working as
+/// the model gains those fields.
+fn services(
+    project: &Project,
+    observed: &[berth_reconcilers::status::ServiceStatus],
+) -> Vec<ServiceView> {
     let value = serde_json::to_value(project).unwrap_or(Value::Null);
     project
         .services
@@ -285,6 +510,10 @@ fn services(project: &Project) -> Vec<ServiceView> {
                 name: name.clone(),
                 image: svc.image.clone(),
                 desired_replicas: replicas.unwrap_or(1),
+                observed: observed
+                    .iter()
+                    .find(|s| s.name == *name)
+                    .map(ServiceObserved::from),
             }
         })
         .collect()
@@ -332,11 +561,39 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            message,
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if code == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme is expected.
+            let challenge = [(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer realm=\"berth\"",
+            )];
+            return (code, challenge, Json(self)).into_response();
+        }
         (code, Json(self)).into_response()
     }
 }

@@ -1,15 +1,32 @@
-//! `berth agent`: watch a directory of Compose projects and serve their
-//! status. This module only turns flags into a [`crate::supervisor::Config`]
-//! and starts the async runtime.
+//! `berth agent`: watch a directory of Compose projects, keep each one's
+//! containers in the state its files declare, and serve their status. This
+//! module only turns flags into a [`crate::supervisor::Config`] (opening
+//! the engine on `--root`, reading the API token) and runs the async
+//! runtime.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_reconcilers::ExecuteOptions;
 
+use super::GlobalOpts;
+use crate::api::Auth;
+use crate::engine::Engine;
 use crate::listen::ListenAddr;
+use crate::reconcile::{self, host::EngineHost};
 use crate::supervisor;
+
+/// The environment variable holding the API token, when there is no
+/// `--token-file`.
+const TOKEN_ENV: &str = "BERTH_API_TOKEN";
+
+/// How long reconciles still running at shutdown are given to finish. A
+/// reconcile cut short is safe (the next start converges), but one that
+/// finishes leaves a tidier status.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -26,20 +43,35 @@ pub struct AgentArgs {
         env = "BERTH_LISTEN"
     )]
     pub listen: String,
-    /// Allow `--listen` on a non-loopback address. The API has no
-    /// authentication yet: only do this behind a firewall or proxy you trust.
+    /// Allow `--listen` on a non-loopback address. Reads (status, metrics)
+    /// are not authenticated: only do this behind a firewall or proxy you
+    /// trust.
     #[arg(long)]
     pub allow_remote: bool,
-    /// How often to rescan every project even without file events (a safety
-    /// net for missed events on network mounts and the like).
+    /// A file holding the bearer token that mutating API calls (reconcile,
+    /// suspend, resume) must present; else `BERTH_API_TOKEN`. Without
+    /// either, those calls are refused.
+    #[arg(long, value_name = "FILE", env = "BERTH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// How often to rescan and reconcile every project even without file
+    /// events: repairs drift (a container stopped, removed or exited) and
+    /// catches missed events.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub resync_interval: Duration,
+    /// Leave containers of services no longer declared in place (by
+    /// default they are removed, as `up --remove-orphans` does).
+    #[arg(long)]
+    pub keep_orphans: bool,
+    /// How long a project's folder (or compose file) must stay gone before
+    /// its containers and networks are removed (named volumes are kept).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub delete_grace: Duration,
     /// How long file events are collected before a rescan.
     #[arg(long, value_name = "DURATION", default_value = "150ms", value_parser = humantime::parse_duration, hide = true)]
     pub debounce: Duration,
 }
 
-pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let listen = ListenAddr::parse(&args.listen, args.allow_remote)?;
     anyhow::ensure!(
         !args.resync_interval.is_zero(),
@@ -50,19 +82,78 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("--dir {}", args.dir.display()))?;
     anyhow::ensure!(dir.is_dir(), "--dir {} is not a directory", dir.display());
+    let auth = match token(args.token_file.as_deref())? {
+        Some(token) => Auth::Token(token),
+        None => {
+            tracing::info!(
+                "no API token configured (--token-file or {TOKEN_ENV}): mutating API calls are refused"
+            );
+            Auth::Disabled
+        }
+    };
+    let runtime_handle = super::run::runtime(global);
+    let engine = Engine::open(&global.root, runtime_handle.clone())
+        .with_context(|| format!("cannot open berth's state under {}", global.root.display()))?;
     let config = supervisor::Config {
+        reconcile: reconcile::Options {
+            dir: dir.clone(),
+            remove_orphans: !args.keep_orphans,
+            delete_grace: args.delete_grace,
+            max_retry_delay: args.resync_interval.min(Duration::from_secs(300)),
+            execute: ExecuteOptions::default(),
+        },
         dir,
         listen,
         resync_interval: args.resync_interval,
         debounce: args.debounce,
         environment: loader_environment(super::process_environment()),
+        host: Arc::new(EngineHost::new(engine, runtime_handle)),
+        auth,
+        suspensions: Some(global.root.join("agent").join("suspended.json")),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(supervisor::run(config))?;
+    let result = runtime.block_on(supervisor::run(config));
+    // Reconciles in flight run on blocking threads that cannot be
+    // cancelled; give them a moment, then leave (what they did not finish,
+    // the next start converges).
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The API token: the first line of `--token-file`, else `BERTH_API_TOKEN`.
+fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let (token, source) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--token-file {}", path.display()))?;
+            warn_if_readable_by_others(path);
+            (text, format!("--token-file {}", path.display()))
+        }
+        None => match std::env::var(TOKEN_ENV) {
+            Ok(t) => (t, TOKEN_ENV.to_owned()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.lines().next().unwrap_or_default().trim().to_owned();
+    anyhow::ensure!(!token.is_empty(), "{source}: the token is empty");
+    Ok(Some(token))
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the token file is readable by other users; chmod 600 it"
+        );
+    }
 }
 
 /// The environment the agent hands the loader: the process environment
@@ -97,5 +188,17 @@ mod tests {
         let env = loader_environment(env);
         assert_eq!(env.len(), 1);
         assert_eq!(env.get("HOME").map(String::as_str), Some("/root"));
+    }
+
+    #[test]
+    fn the_token_is_the_first_line_of_the_file_trimmed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("token");
+        std::fs::write(&path, "  s3cret \nignored\n").unwrap();
+        assert_eq!(token(Some(&path)).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&path, "\n").unwrap();
+        let err = token(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        assert!(token(Some(&tmp.path().join("missing"))).is_err());
     }
 }

@@ -1,36 +1,20 @@
-//! `berth down`: stop and remove a project's containers (those of services
-//! no longer declared too: the planner's `down` takes every container
-//! labelled with the project) and the networks `up` recorded, through the
-//! same adapters and executor as `up -d`. Volumes stay (there is no `-v`
-//! yet).
+//! `berth down`: `docker compose down` at the top level, with the project
+//! flags after the verb (`berth down -v`, `berth down -p shop`). The same
+//! as `berth compose [-p ...] down`; see `compose::down`.
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
-use anyhow::Context;
-use berth_reconcilers::{Operation, PlanOptions, plan};
-
-use super::up::{load, observe_project, open_engine, run_plan};
+use super::compose::down::DownFlags;
 use super::{GlobalOpts, ProjectOpts};
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
     #[command(flatten)]
     pub project: ProjectOpts,
+    #[command(flatten)]
+    pub flags: DownFlags,
 }
 
 pub fn run(args: DownArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    let Some(project) = load(&args.project)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let engine = open_engine(global)?;
-    let observed = observe_project(&project, &engine)?;
-    let options = PlanOptions {
-        operation: Operation::Down { volumes: false },
-        now: SystemTime::now(),
-        ..PlanOptions::default()
-    };
-    let plan = plan(&project, &observed, &options)
-        .with_context(|| format!("cannot plan project {}", project.name))?;
-    run_plan(&plan, &engine)
+    super::compose::down::run(&args.project, &args.flags, global)
 }

@@ -1,4 +1,4 @@
-//! `berth exec [-e K=V] [-w DIR] [-u USER] NAME CMD...`.
+//! `berth exec [-e K=V] [-w DIR] [-u USER] [--privileged] NAME CMD...`.
 //!
 //! Runs in this process, before any thread exists (the CLI never starts a
 //! runtime for this verb); the runtime checks that and joins the
@@ -19,6 +19,9 @@ pub struct ExecArgs {
     pub workdir: Option<String>,
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Every capability, whatever the container has.
+    #[arg(long)]
+    pub privileged: bool,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -44,6 +47,7 @@ pub fn run(args: ExecArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
             env,
             cwd: args.workdir,
             user: args.user,
+            privileged: args.privileged,
         },
     )?;
     Ok(super::run::exit_code(code))

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use berth_runtime::{ContainerInfo, Mount, Network, Rootfs};
+use berth_runtime::{ContainerInfo, Health, Healthcheck, LogDriver, Mount, Network, Rootfs};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -42,22 +42,29 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
     let mounts: Vec<Value> = c
         .mounts
         .iter()
-        .map(|m| match m {
+        .enumerate()
+        .map(|(index, m)| match m {
             Mount::Bind {
                 source,
                 target,
                 readonly,
+                ..
             } => json!({
                 "Type": "bind", "Source": source, "Destination": target, "RW": !readonly
             }),
             Mount::Tmpfs { target, .. } => {
                 json!({"Type": "tmpfs", "Destination": target, "RW": true})
             }
+            // A config or secret: the container sees the copy.
+            Mount::File { target, .. } => json!({
+                "Type": "bind", "Source": dir.path().join("files").join(index.to_string()),
+                "Destination": target, "RW": false
+            }),
         })
         .collect();
     // Docker: `Image` is the image ID, `Config.Image` the name as given.
     let (image_name, image_id) = containers::image_of(c).unwrap_or_default();
-    json!({
+    let mut value = json!({
         "Id": c.id,
         "Created": s.created_at,
         "Image": image_id,
@@ -65,9 +72,10 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
         "Args": c.process.args.get(1..).unwrap_or(&[]),
         "State": {
             "Status": i.observed.status,
-            "Running": i.observed.status == "running",
+            // Docker counts a container waiting to be restarted as running.
+            "Running": matches!(i.observed.status.as_str(), "running" | "restarting"),
             "Paused": false,
-            "Restarting": false,
+            "Restarting": i.observed.status == "restarting",
             "OOMKilled": s.oom_killed,
             "Dead": i.observed.status == "dead",
             "Pid": if i.observed.container_alive { s.pid } else { 0 },
@@ -79,6 +87,7 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
             "ShimPid": s.shim_pid,
             "ShimAlive": i.observed.shim_alive,
         },
+        "RestartCount": s.restart_count,
         "Name": format!("/{}", c.name),
         "LogPath": dir.log(),
         "HostConfig": {
@@ -94,14 +103,34 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
             "PidsLimit": r.pids_limit,
             "Init": c.init,
             "AutoRemove": c.auto_remove,
+            "RestartPolicy": {
+                "Name": c.restart_policy.condition.as_str(),
+                "MaximumRetryCount": c.restart_policy.maximum_retry_count,
+            },
             "NetworkMode": match &c.network { Network::None => "none".to_owned(), Network::Host => "host".to_owned(), Network::Join(p) => format!("ns:{}", p.display()) },
-            "LogConfig": {"Type": "json-file", "Config": {
+            "LogConfig": {"Type": match c.log.driver { LogDriver::JsonFile => "json-file", LogDriver::None => "none" }, "Config": {
                 "max-size": c.log.max_size.map(|s| s.to_string()),
                 "max-file": c.log.max_files.to_string(),
             }},
+            "Privileged": c.security.privileged,
+            "CapAdd": c.security.cap_add,
+            "CapDrop": c.security.cap_drop,
+            "ReadonlyRootfs": c.security.readonly_rootfs,
+            "SecurityOpt": c.security.no_new_privileges.then_some(["no-new-privileges"]),
+            "GroupAdd": c.process.additional_groups,
+            "Ulimits": c.rlimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Sysctls": c.sysctls,
+            "Devices": c.devices.iter().map(|d| json!({
+                "PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container, "CgroupPermissions": d.permissions,
+            })).collect::<Vec<_>>(),
+            "ShmSize": c.shm_size.unwrap_or(berth_runtime::DEFAULT_SHM_SIZE),
+            "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
+            "OomKillDisable": r.oom_kill_disable,
+            "MemorySwappiness": r.memory_swappiness,
         },
         "Config": {
             "Hostname": c.effective_hostname(),
+            "Domainname": c.domainname.clone().unwrap_or_default(),
             "Image": image_name,
             "User": c.process.user.clone().unwrap_or_default(),
             "Env": c.process.env,
@@ -116,5 +145,46 @@ fn to_json(i: &ContainerInfo, rt: &berth_runtime::Runtime) -> Value {
             Rootfs::Dir(d) => json!({"Name": "rootfs-dir", "Data": {"Dir": d}}),
             Rootfs::Layers(l) => json!({"Name": "overlay", "Data": {"LowerDirs": l, "UpperDir": dir.upper(), "WorkDir": dir.work()}}),
         },
+    });
+    if let Some(h) = &s.health {
+        value["State"]["Health"] = health_json(h);
+    }
+    if let Some(h) = &c.healthcheck {
+        value["Config"]["Healthcheck"] = healthcheck_json(h);
+    }
+    value
+}
+
+/// `State.Health`, with Docker's field names.
+fn health_json(h: &Health) -> Value {
+    json!({
+        "Status": h.status.as_str(),
+        "FailingStreak": h.failing_streak,
+        "Log": h.log.iter().map(|r| json!({
+            "Start": r.start,
+            "End": r.end,
+            "ExitCode": r.exit_code,
+            "Output": r.output,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// `Config.Healthcheck`: durations in nanoseconds, zero values left out,
+/// as Docker prints them.
+fn healthcheck_json(h: &Healthcheck) -> Value {
+    let mut v = json!({"Test": h.test});
+    for (key, d) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+    ] {
+        if let Some(d) = d.filter(|d| !d.is_zero()) {
+            v[key] = json!(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+    if let Some(r) = h.retries.filter(|r| *r > 0) {
+        v["Retries"] = json!(r);
+    }
+    v
 }

@@ -1,4 +1,7 @@
-//! `berth logs [-f] [--since D|T] [--tail N] [-t] NAME`.
+//! `berth logs [-f] [--since D|T] [--tail N] [-t] NAME`. A NAME that is
+//! no container but a service of the project (the current folder's, or
+//! `-p`'s), or `-p`/`--file` with no NAME, gives `compose logs` (see
+//! `compose::toplevel`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,9 +12,13 @@ use berth_runtime::logs::{LogQuery, read_logs};
 use clap::Args;
 
 use super::GlobalOpts;
+use super::compose::logs::LogsFlags;
+use super::compose::{Targets, TopLevelProject};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    #[command(flatten)]
+    pub project: TopLevelProject,
     /// Keep printing new output until the container exits.
     #[arg(short = 'f', long)]
     pub follow: bool,
@@ -25,12 +32,39 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    pub container: String,
+    /// Only output before this time (as `--since`).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The container (name or ID), or services of the project.
+    #[arg(
+        value_name = "CONTAINER",
+        required_unless_present_any = ["files", "project_name", "project_directory"]
+    )]
+    pub containers: Vec<String>,
 }
 
 pub fn run(args: LogsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let container = match args.project.targets(&args.containers, global)? {
+        Targets::Services(cp, services) => {
+            let flags = LogsFlags {
+                follow: args.follow,
+                since: args.since.clone(),
+                until: args.until.clone(),
+                tail: args.tail.clone(),
+                timestamps: args.timestamps,
+                services,
+                ..LogsFlags::default()
+            };
+            return super::compose::logs::print(&cp, &flags);
+        }
+        Targets::Containers(names) => match names.as_slice() {
+            [one] => one.clone(),
+            _ => bail!("logs takes exactly one container (several are for services of a project)"),
+        },
+    };
     let rt = super::run::runtime(global);
-    let id = rt.resolve(&args.container)?;
+    let id = rt.resolve(&container)?;
+    let until = args.until.as_deref().map(parse_since).transpose()?;
     let path = rt.log_path(&id)?;
     let query = LogQuery {
         since: args.since.as_deref().map(parse_since).transpose()?,
@@ -44,6 +78,11 @@ pub fn run(args: LogsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let stderr = std::io::stderr();
     let mut failed = false;
     read_logs(&path, &query, &mut || !rt.shim_alive(&id), &mut |e| {
+        if let Some(until) = until
+            && humantime::parse_rfc3339(&e.time).is_ok_and(|t| t >= until)
+        {
+            return;
+        }
         let text = if args.timestamps {
             format!("{} {}", e.time, e.log)
         } else {

@@ -4,7 +4,9 @@
 //! process exit code; errors bubble up to `main`, which prints them once.
 
 mod agent;
+mod compose;
 mod config;
+mod dns;
 mod down;
 mod exec;
 mod image;
@@ -16,6 +18,8 @@ mod images;
 mod inspect;
 mod kill;
 mod logs;
+mod pause;
+mod procs;
 mod project_opts;
 mod ps;
 mod restart;
@@ -25,6 +29,7 @@ pub(crate) mod shim;
 mod start;
 mod stats;
 mod stop;
+mod top;
 mod up;
 mod version;
 mod wait;
@@ -87,8 +92,8 @@ pub enum Command {
     /// Parse, resolve and render the Compose project in canonical form (like
     /// `docker compose config`).
     Config(config::ConfigArgs),
-    /// Watch a directory of Compose projects and serve their status over
-    /// HTTP.
+    /// Watch a directory of Compose projects, keep their containers as
+    /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
@@ -135,20 +140,56 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Show containers' configuration and state as JSON.
     Inspect(inspect::InspectArgs),
-    /// Create and start a project's containers (`-d`), or print the plan (`--dry-run`).
+    /// Create and start a project's containers and stream their logs
+    /// (`-d`: in the background; `--dry-run`: print the plan), like
+    /// `docker compose up`.
     Up(up::UpArgs),
-    /// Stop and remove a project's containers and networks.
+    /// Stop and remove a project's containers and networks, like `docker
+    /// compose down`.
     Down(down::DownArgs),
+    /// Docker Compose's verbs: `berth compose [-f FILE] [-p NAME] up|down|ps|logs|...`.
+    Compose(compose::ComposeArgs),
+    /// Display a container's running processes (or a service's).
+    Top(top::TopArgs),
+    /// Pause all processes within containers (or services).
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within containers (or services).
+    Unpause(pause::PauseArgs),
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
+    /// A network's DNS server (internal).
+    #[command(hide = true)]
+    Dns(dns::DnsArgs),
+}
+
+impl Command {
+    /// The log filter when neither `--log-level` nor `RUST_LOG` says.
+    /// libcgroups reports every controller this machine lacks at WARN:
+    /// noise for container commands. Compose verbs report their steps as
+    /// Compose's progress lines, which the executor's and the image
+    /// store's info events would only repeat; so do the container verbs
+    /// when given services. The agent has no such lines: it keeps them.
+    /// Processes that serve sockets for long (they must see `EPIPE` from
+    /// a write to a gone peer, not die of `SIGPIPE`).
+    pub fn is_server(&self) -> bool {
+        matches!(self, Command::Agent(_) | Command::Dns(_) | Command::Shim(_))
+    }
+
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Agent(_) => "info,libcgroups=error",
+            Command::Up(_) | Command::Down(_) | Command::Compose(_) => "warn,libcgroups=error",
+            _ => "info,libcgroups=error,berth_reconcilers=warn",
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
         Command::Config(args) => config::run(args),
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),
@@ -170,7 +211,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args, global),
         Command::Up(args) => up::run(args, global),
         Command::Down(args) => down::run(args, global),
+        Command::Compose(args) => compose::run(args, global),
+        Command::Top(args) => top::run(args, global),
+        Command::Pause(args) => pause::run(args, global, true),
+        Command::Unpause(args) => pause::run(args, global, false),
         Command::Shim(args) => shim::run(args, global),
+        Command::Dns(args) => dns::run(args),
     }
 }
 

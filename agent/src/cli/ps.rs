@@ -1,19 +1,24 @@
 //! `berth ps [-a] [-q]`: containers found in the state dir, checked against
-//! the live processes.
+//! the live processes. With `-p NAME`, `--file` or `--project-directory`
+//! it is `compose ps` of that project (see `compose::toplevel`).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use berth_image::Store;
-use berth_runtime::{ContainerInfo, Rootfs};
+use berth_runtime::{ContainerInfo, HealthStatus, Rootfs};
 use clap::Args;
 
 use super::GlobalOpts;
+use super::compose::TopLevelProject;
+use super::compose::ps::PsFlags;
 use crate::containers;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    #[command(flatten)]
+    pub project: TopLevelProject,
     /// Show all containers (by default only running ones).
     #[arg(short = 'a', long)]
     pub all: bool,
@@ -26,6 +31,18 @@ pub struct PsArgs {
 }
 
 pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    if args.project.given() {
+        let cp = args.project.project(global)?;
+        let flags = PsFlags {
+            all: args.all,
+            quiet: args.quiet,
+            no_trunc: args.no_trunc,
+            format: "table".to_owned(),
+            orphans: true,
+            ..PsFlags::default()
+        };
+        return super::compose::ps::print(&cp, &flags);
+    }
     let rt = super::run::runtime(global);
     let list = rt.list(args.all);
     if args.quiet {
@@ -47,7 +64,11 @@ pub fn run(args: PsArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                 images.column(c, args.no_trunc),
                 cmd,
                 ago(&c.state.created_at),
-                status_text(c),
+                if c.is_running() && rt.is_paused(&c.config.id) {
+                    format!("{} (Paused)", status_text(c))
+                } else {
+                    status_text(c)
+                },
                 c.config.name.clone(),
             ]
         })
@@ -135,10 +156,27 @@ fn short(id: &str, full: bool) -> String {
     }
 }
 
-/// `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`, ...
+/// `Up 5 seconds (healthy)`, `Restarting (1) 2 seconds ago`, `Exited (0)
+/// 3 minutes ago`, `Created`, ...
 pub fn status_text(c: &ContainerInfo) -> String {
     match c.observed.status.as_str() {
-        "running" => format!("Up {}", since(c.state.started_at.as_deref())),
+        "running" => {
+            let up = format!("Up {}", since(c.state.started_at.as_deref()));
+            match &c.state.health {
+                Some(h) if h.status == HealthStatus::Starting => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({})", h.status.as_str()),
+                None => up,
+            }
+        }
+        "restarting" => format!(
+            "Restarting ({}) {}",
+            c.state.exit_code.unwrap_or(0),
+            ago(c
+                .state
+                .finished_at
+                .as_deref()
+                .unwrap_or(&c.state.created_at))
+        ),
         "exited" => format!(
             "Exited ({}) {}",
             c.state.exit_code.map_or("?".to_owned(), |x| x.to_string()),

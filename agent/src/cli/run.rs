@@ -19,6 +19,7 @@ use clap::Args;
 use super::GlobalOpts;
 use super::image::open_store;
 use crate::containers::{self, Overrides};
+use crate::healthcheck::HealthOverride;
 
 /// Docker's exit status when `run`/`create` itself fails (bad flags, a
 /// missing image), as opposed to the container's own.
@@ -106,6 +107,31 @@ pub struct RunArgs {
     /// (repeatable), instead of an image; for testing the overlay path.
     #[arg(long, hide = true, value_name = "DIR")]
     pub layer: Vec<PathBuf>,
+    /// Restart policy: `no`, `always`, `unless-stopped`,
+    /// `on-failure[:max-retries]`.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Command to run to check health (run by `/bin/sh -c`).
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (`30s`, `1m`, `500ms`).
+    #[arg(long, value_parser = parse_go_duration, value_name = "DURATION")]
+    pub health_interval: Option<std::time::Duration>,
+    /// Maximum time a health check may run.
+    #[arg(long, value_parser = parse_go_duration, value_name = "DURATION")]
+    pub health_timeout: Option<std::time::Duration>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long)]
+    pub health_retries: Option<u32>,
+    /// Start period, during which failures do not count.
+    #[arg(long, value_parser = parse_go_duration, value_name = "DURATION")]
+    pub health_start_period: Option<std::time::Duration>,
+    /// Time between health checks during the start period.
+    #[arg(long, value_parser = parse_go_duration, value_name = "DURATION")]
+    pub health_start_interval: Option<std::time::Duration>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// `IMAGE [COMMAND [ARG...]]`: an image (name, ID or ID prefix) and
     /// the command that replaces its CMD; with `--rootfs`, `COMMAND
     /// [ARG...]`.
@@ -305,6 +331,7 @@ fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
             source: PathBuf::from(src),
             target: dst.to_owned(),
             readonly,
+            copy_up: false,
         });
     }
     for t in &args.tmpfs {
@@ -328,6 +355,7 @@ fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
             target: dst.to_owned(),
             size,
             mode,
+            options: Vec::new(),
         });
     }
     let network = match args.network.as_str() {
@@ -436,6 +464,7 @@ fn build_config(
             cwd: merged.cwd,
             user: merged.user,
             tty: false,
+            additional_groups: Vec::new(),
         },
         hostname: args.hostname.clone(),
         mounts: parts.mounts,
@@ -446,15 +475,79 @@ fn build_config(
         log: LogConfig {
             max_size: args.log_max_size.map(|s| s as u64),
             max_files: args.log_max_file.max(1),
+            ..Default::default()
         },
         network: parts.network,
         auto_remove: args.rm,
+        security: Default::default(),
+        rlimits: Vec::new(),
+        sysctls: Default::default(),
+        devices: Vec::new(),
+        domainname: None,
+        shm_size: None,
+        oom_score_adj: None,
+        hooks: Default::default(),
+        healthcheck: healthcheck(
+            image.as_ref().map_or(&no_image, |(_, p)| p.image.config()),
+            args,
+        )?,
+        restart_policy: match &args.restart {
+            Some(r) => berth_runtime::RestartPolicy::parse(r).map_err(anyhow::Error::msg)?,
+            None => Default::default(),
+        },
     };
     let lease = image.map(|(name, prepared)| {
         containers::annotate(&mut config, name, &prepared.image.id);
         prepared.lease
     });
     Ok((config, lease))
+}
+
+/// The image's healthcheck under the `--health-*` flags (Docker's rules:
+/// `crate::healthcheck::merge`).
+fn healthcheck(
+    image: &ImageConfig,
+    args: &RunArgs,
+) -> anyhow::Result<Option<berth_runtime::Healthcheck>> {
+    let any_flag = args.health_cmd.is_some()
+        || args.health_interval.is_some()
+        || args.health_timeout.is_some()
+        || args.health_retries.is_some()
+        || args.health_start_period.is_some()
+        || args.health_start_interval.is_some();
+    if args.no_healthcheck && any_flag {
+        bail!("--no-healthcheck conflicts with --health-* options");
+    }
+    let user = if args.no_healthcheck {
+        Some(HealthOverride {
+            test: vec!["NONE".to_owned()],
+            ..Default::default()
+        })
+    } else if any_flag {
+        Some(HealthOverride {
+            test: match &args.health_cmd {
+                Some(cmd) if !cmd.is_empty() => vec!["CMD-SHELL".to_owned(), cmd.clone()],
+                _ => Vec::new(),
+            },
+            interval: args.health_interval,
+            timeout: args.health_timeout,
+            start_period: args.health_start_period,
+            start_interval: args.health_start_interval,
+            retries: args.health_retries,
+        })
+    } else {
+        None
+    };
+    Ok(crate::healthcheck::merge(
+        image.healthcheck.as_ref(),
+        image.shell.as_deref(),
+        user.as_ref(),
+    ))
+}
+
+/// Go's duration syntax (`1m30s`, `500ms`), as Docker's flags take it.
+fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    berth_spec::units::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

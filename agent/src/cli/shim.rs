@@ -19,6 +19,12 @@ pub struct ShimArgs {
     pub start: bool,
     #[arg(long)]
     pub attach: bool,
+    /// Run hook `KIND:N` of the running container instead of being its
+    /// shim (see `berth_runtime::HookKind`).
+    #[arg(long)]
+    pub hook: Option<String>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -28,6 +34,8 @@ pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         id: args.id,
         start: args.start,
         attach: args.attach,
+        hook: args.hook,
+        timeout_ms: args.timeout_ms,
     });
     Ok(super::run::exit_code(code))
 }

@@ -1,21 +1,31 @@
 //! `berth start NAME...`: start created containers.
+//! Service names and `-p`/`--file` give `compose start` (see
+//! `compose::toplevel`).
 
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::GlobalOpts;
+use super::compose::{Targets, TopLevelProject};
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    #[arg(required = true)]
+    #[command(flatten)]
+    pub project: TopLevelProject,
+    /// Containers (names or IDs), or services of the project.
+    #[arg(required_unless_present_any = ["files", "project_name", "project_directory"])]
     pub containers: Vec<String>,
 }
 
 pub fn run(args: StartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let names = match args.project.targets(&args.containers, global)? {
+        Targets::Services(cp, services) => return super::compose::start::start(&cp, &services),
+        Targets::Containers(names) => names,
+    };
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
-    for c in &args.containers {
+    for c in &names {
         match rt.start(c) {
             Ok(()) => println!("{c}"),
             Err(e) => {

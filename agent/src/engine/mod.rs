@@ -10,12 +10,14 @@
 //! What is not there yet, and fails instead of being faked: registry pulls
 //! and builds ([`Images`] returns `Unavailable`), networks other than a
 //! project's implicit `default` one (`Unavailable`), and the container
-//! features the runtime lacks (ports, capabilities, devices...: `create`
-//! fails with `InvalidArgument` naming them, see `translate`).
+//! features the runtime lacks (ports, dns, tty...: `create` fails with
+//! `InvalidArgument` naming them, see `translate`).
 
 mod error;
+pub mod file_objects;
 mod images;
 mod networks;
+mod options;
 mod records;
 mod runtime;
 mod sidecar;

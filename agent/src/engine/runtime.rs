@@ -1,16 +1,21 @@
 //! [`ContainerRuntime`] over [`berth_runtime::Runtime`].
 //!
 //! A container's project, service and number are its labels, so `list`
-//! is a filter over every container under the root. The runtime keeps no
-//! restart count and no "stopped by the user" flag; the adapter records
-//! both beside the container (`sidecar`).
+//! is a filter over every container under the root. Health, "stopped by
+//! the user" and the restarts of the restart policy come from the
+//! runtime's state (its shim probes and restarts); the restarts the
+//! engine itself makes (a `start` of a container that ran before) are
+//! counted beside the container (`sidecar`), so `restart_count` covers the
+//! container's whole life.
 
 use std::time::{Duration, SystemTime};
 
 use berth_image::Store;
 use berth_reconcilers::observed::{ContainerId, ContainerState, Health, ObservedContainer};
 use berth_reconcilers::{BackendError, ContainerRuntime, ContainerSpec};
-use berth_runtime::{ContainerConfig, ContainerInfo, CreateOptions, Runtime};
+use berth_runtime::{
+    ContainerConfig, ContainerInfo, CreateOptions, HealthStatus, HookKind, Runtime, Status,
+};
 
 use super::error::from_runtime;
 use super::sidecar::{self, Sidecar};
@@ -44,6 +49,7 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
     let state = match info.observed.status.as_str() {
         "creating" | "created" => ContainerState::Created,
         "running" => ContainerState::Running,
+        "restarting" => ContainerState::Restarting,
         "exited" => ContainerState::Exited(i64::from(info.state.exit_code.unwrap_or(-1))),
         "dead" => ContainerState::Dead,
         _ => ContainerState::Unknown,
@@ -62,12 +68,22 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
             .unwrap_or_default(),
         labels: info.config.labels,
         state,
-        // The runtime runs no health probes yet.
-        health: Health::None,
-        restart_count: record.restart_count,
+        health: match info.state.health.as_ref().map(|h| h.status) {
+            None => Health::None,
+            Some(HealthStatus::Starting) => Health::Starting,
+            Some(HealthStatus::Healthy) => Health::Healthy,
+            Some(HealthStatus::Unhealthy) => Health::Unhealthy,
+        },
+        restart_count: record.restart_count + info.state.restart_count,
         started_at: time(info.state.started_at.as_deref()),
         finished_at: time(info.state.finished_at.as_deref()),
-        manually_stopped: record.manually_stopped,
+        manually_stopped: info.state.manually_stopped,
+        // The shim recorded this exit, after asking the restart policy,
+        // in this boot (a host restart is Docker's daemon restart: the
+        // policy is asked again).
+        restart_policy_applied: info.observed.status == "exited"
+            && info.state.status == Status::Exited
+            && !info.observed.from_earlier_boot,
         error,
     }
 }
@@ -132,11 +148,17 @@ impl ContainerRuntime for Containers {
         let prepared = containers::prepare_image(&self.store, &spec.image).map_err(|e| {
             BackendError::new(berth_reconcilers::ErrorKind::Internal, format!("{e:#}"))
         })?;
+        let targets = translate::anonymous_targets(spec, prepared.image.config());
+        let anonymous = self.volumes.anonymous_for(spec, &targets)?;
         let mut config = translate::config(
             spec,
             prepared.image.config(),
             prepared.layers.clone(),
-            &self.volumes,
+            &translate::Host {
+                volumes: &self.volumes,
+                anonymous: &anonymous,
+                cgroup_v2: self.runtime.cgroup_v2(),
+            },
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
         let created = self.runtime.create(
@@ -153,35 +175,68 @@ impl ContainerRuntime for Containers {
         Ok(config.id)
     }
 
-    /// Idempotent on a running container. A start of a container that ran
-    /// before counts one restart, and clears "manually stopped".
+    /// Idempotent on a running container, and on one its shim is about
+    /// to restart. A start of a container that ran before counts one
+    /// restart; the runtime starts it afresh (its own restart count and
+    /// "manually stopped" cleared, as `docker start` does), so its restarts
+    /// so far are folded into the engine's count first. The `post_start`
+    /// hooks run once the container runs; a failing one fails the start
+    /// (the container keeps running, as with Compose).
     fn start(&self, id: &str) -> Result<(), BackendError> {
         let info = self.info(id)?;
-        if info.observed.container_alive && info.observed.status != "created" {
+        if info.observed.status == "restarting"
+            || (info.observed.container_alive && info.observed.status != "created")
+        {
             return Ok(());
         }
         let ran_before = info.state.started_at.is_some() || info.observed.status == "exited";
         let mut record = sidecar::load(&self.runtime, &info.config.id);
         self.runtime.start(&info.config.id).map_err(from_runtime)?;
         if ran_before {
-            record.restart_count += 1;
+            record.restart_count += 1 + info.state.restart_count;
         }
-        record.manually_stopped = false;
-        sidecar::save(&self.runtime, &info.config.id, record)
+        sidecar::save(&self.runtime, &info.config.id, record)?;
+        if !info.config.hooks.post_start.is_empty() {
+            self.runtime
+                .run_hooks(&info.config.id, HookKind::PostStart, None)
+                .map_err(|e| {
+                    let name = info.config.name.clone();
+                    let mut b = from_runtime(e);
+                    b.message = format!("container {name}: {}", b.message);
+                    b
+                })?;
+        }
+        Ok(())
     }
 
-    /// Records "manually stopped" first, so an observer never sees this
-    /// exit without the flag (and restarts it by policy). `signal`
-    /// overrides the container's stop signal: it is sent first, then the
-    /// runtime's stop waits out the grace period (sending the configured
-    /// signal too, which is the same one unless a caller overrides it).
+    /// The runtime's stop records "manually stopped" with the exit (its
+    /// shim hears of the stop before the signal), so no observer sees
+    /// the exit without the flag, and the shim does not restart it.
+    /// `signal` overrides the container's stop signal: it is sent first,
+    /// then the runtime's stop waits out the grace period (sending the
+    /// configured signal too, which is the same one unless a caller
+    /// overrides it).
     fn stop(&self, id: &str, grace: Duration, signal: Option<&str>) -> Result<(), BackendError> {
         let info = self.info(id)?;
-        let mut record = sidecar::load(&self.runtime, &info.config.id);
-        record.manually_stopped = true;
-        sidecar::save(&self.runtime, &info.config.id, record)?;
+        if info.observed.status == "restarting" {
+            return self
+                .runtime
+                .stop(&info.config.id, Some(grace))
+                .map_err(from_runtime);
+        }
         if !info.observed.container_alive {
             return Ok(());
+        }
+        // `pre_stop` hooks first, within the grace period; one that fails
+        // or overruns does not keep the container from stopping. (A
+        // created container never ran: nothing to prepare for.)
+        if !info.config.hooks.pre_stop.is_empty() && info.observed.status == "running" {
+            if let Err(e) = self
+                .runtime
+                .run_hooks(&info.config.id, HookKind::PreStop, Some(grace))
+            {
+                tracing::warn!(container = %info.config.name, error = %e, "pre_stop hook failed; stopping anyway");
+            }
         }
         if let Some(s) = signal
             && info.config.stop_signal.as_deref() != Some(s)
@@ -203,7 +258,10 @@ impl ContainerRuntime for Containers {
     /// `-f`.
     fn remove(&self, id: &str) -> Result<(), BackendError> {
         let info = self.info(id)?;
-        if matches!(info.observed.status.as_str(), "running" | "unknown") {
+        if matches!(
+            info.observed.status.as_str(),
+            "running" | "restarting" | "unknown"
+        ) {
             return Err(BackendError::failed_precondition(format!(
                 "container {} is {}: stop it first",
                 info.config.name, info.observed.status

@@ -1,6 +1,6 @@
 //! What the reconciler needs to know about a container that the runtime
-//! does not record: whether the last stop came through `stop` (Docker's
-//! `HasBeenManuallyStopped`) and how many times it was started again.
+//! does not record: how many times the engine started it again (the
+//! runtime counts its own restarts only since the last start).
 //!
 //! Kept in `engine.json` inside the runtime's container folder, not in the
 //! config's annotations: `config.json` is written once by `create` and
@@ -18,7 +18,6 @@ use super::error::io;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
-    pub manually_stopped: bool,
     pub restart_count: u32,
 }
 

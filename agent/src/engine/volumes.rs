@@ -1,22 +1,34 @@
 //! [`VolumeStore`]: named volumes as folders, `<root>/volumes/<name>/_data`
 //! (Docker's `local` driver layout) with `volume.json` holding the name and
-//! labels. A container mounts a volume as a bind of its `_data`.
+//! labels. A container mounts a volume as a bind of its `_data`; a new,
+//! empty volume first receives what the image has at the mount point
+//! (Docker's copy-up, done by the runtime; `nocopy: true` turns it off).
 //!
-//! Unlike Docker, the image's content at the mount point is not copied into
-//! a new empty volume (`nocopy` is what berth always does); that is for the
-//! issue that brings image `VOLUME`s.
+//! Anonymous volumes (`volumes: [/data]` and the image's `VOLUME`s) are
+//! volumes too, with a random 64-hex name and labels naming the replica
+//! they belong to (project, service, number, target). A replica's new
+//! container takes over its predecessor's (so data survives a recreate, as
+//! Compose does it); they go only with `down -v` (they carry the project
+//! label) or `rm -v`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_reconcilers::container::VolumeSpec;
+use berth_reconcilers::ContainerSpec;
+use berth_reconcilers::container::{VolumeSpec, labels};
 use berth_reconcilers::observed::ObservedVolume;
 use berth_reconcilers::{BackendError, ErrorKind, VolumeStore};
-use berth_runtime::Runtime;
+use berth_runtime::{ContainerConfig, Runtime};
 
 use super::records::{self, Record};
 use super::runtime::container_configs;
 
 const FILE: &str = "volume.json";
+
+/// Docker's label on anonymous volumes.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+/// The container path an anonymous volume is mounted at.
+pub const TARGET_LABEL: &str = "berth.volume.target";
 
 #[derive(Clone)]
 pub struct Volumes {
@@ -43,6 +55,89 @@ impl Volumes {
         records::existing(&self.dir, FILE, "volume", name)?;
         Ok(self.data_dir(name))
     }
+
+    /// The anonymous volume for each of `targets` of replica `spec`, by
+    /// target: the replica's own from an earlier container when there is
+    /// one that no other container uses, else a new one.
+    pub fn anonymous_for(
+        &self,
+        spec: &ContainerSpec,
+        targets: &[String],
+    ) -> Result<BTreeMap<String, String>, BackendError> {
+        if targets.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let existing = records::list(&self.dir, FILE)?;
+        let configs = container_configs(&self.runtime);
+        let number = spec.number.to_string();
+        let mut out = BTreeMap::new();
+        for target in targets {
+            let wanted = anonymous_labels(spec, &number, target);
+            let reusable = existing.iter().find(|r| {
+                wanted.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+                    && !configs
+                        .iter()
+                        .any(|c| c.name != spec.name && binds(c, &self.data_dir(&r.name)))
+            });
+            let name = match reusable {
+                Some(r) => r.name.clone(),
+                None => {
+                    let name = berth_runtime::new_id();
+                    self.create(&VolumeSpec {
+                        name: name.clone(),
+                        driver: None,
+                        driver_opts: BTreeMap::new(),
+                        labels: wanted,
+                    })?;
+                    tracing::info!(service = %spec.service, container = %spec.name, volume = %name, %target, "created anonymous volume");
+                    name
+                }
+            };
+            out.insert(target.clone(), name);
+        }
+        Ok(out)
+    }
+
+    /// Removes the anonymous volumes `config` mounts (`rm -v`), leaving
+    /// named ones; a volume another container still uses stays.
+    pub fn remove_anonymous_of(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut removed = Vec::new();
+        for r in records::list(&self.dir, FILE)? {
+            if !r.labels.contains_key(ANONYMOUS_LABEL) || !binds(config, &self.data_dir(&r.name)) {
+                continue;
+            }
+            match self.remove(&r.name) {
+                Ok(()) => removed.push(r.name),
+                Err(e) if e.kind() == ErrorKind::FailedPrecondition => {
+                    tracing::warn!(volume = %r.name, error = %e, "anonymous volume still in use: kept");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The labels that tie an anonymous volume to its replica and target.
+fn anonymous_labels(spec: &ContainerSpec, number: &str, target: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::PROJECT.to_string(), spec.project.clone()),
+        (labels::SERVICE.to_string(), spec.service.clone()),
+        (labels::NUMBER.to_string(), number.to_string()),
+        (ANONYMOUS_LABEL.to_string(), String::new()),
+        (TARGET_LABEL.to_string(), target.to_string()),
+    ])
+}
+
+/// Whether `config` binds `data` (or a folder in it).
+fn binds(config: &ContainerConfig, data: &Path) -> bool {
+    config.mounts.iter().any(|m| match m {
+        berth_runtime::Mount::Bind { source, .. } => source.starts_with(data),
+        berth_runtime::Mount::Tmpfs { .. } | berth_runtime::Mount::File { .. } => false,
+    })
 }
 
 impl VolumeStore for Volumes {
@@ -82,12 +177,9 @@ impl VolumeStore for Volumes {
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         let folder = records::existing(&self.dir, FILE, "volume", name)?;
         let data = self.data_dir(name);
-        let user = container_configs(&self.runtime).into_iter().find(|c| {
-            c.mounts.iter().any(|m| match m {
-                berth_runtime::Mount::Bind { source, .. } => source.starts_with(&data),
-                berth_runtime::Mount::Tmpfs { .. } => false,
-            })
-        });
+        let user = container_configs(&self.runtime)
+            .into_iter()
+            .find(|c| binds(c, &data));
         if let Some(c) = user {
             return Err(BackendError::failed_precondition(format!(
                 "volume {name} is in use by container {} ({})",

@@ -9,7 +9,7 @@ use berth_spec::compose::{self, LoadOptions, Loaded};
 use berth_spec::diag::Diagnostics;
 
 use super::ProjectSource;
-use super::revision::{revision, tracked_paths};
+use super::revision::{model_inputs, revision, tracked_paths};
 
 /// How often a load is retried when its inputs change while it runs.
 const MAX_ATTEMPTS: usize = 3;
@@ -49,10 +49,25 @@ pub fn load_project(
     loop {
         let before = revision(&watched);
         let started = Instant::now();
-        let outcome = compose::load(&options);
+        // Configs and secrets sourced from the environment carry their
+        // value, as with `berth up` (see `engine::file_objects`).
+        let outcome = compose::load(&options).map(|mut loaded| {
+            crate::engine::file_objects::resolve_environment_sources(
+                &mut loaded.project,
+                &loaded.environment,
+            );
+            loaded
+        });
         let duration = started.elapsed();
-        let inputs = outcome.as_ref().map(|l| l.inputs.as_slice()).unwrap_or(&[]);
-        let tracked = tracked_paths(&source.dir, &source.files, inputs);
+        let inputs: Vec<PathBuf> = outcome
+            .as_ref()
+            .map(|l| {
+                let mut inputs = l.inputs.clone();
+                inputs.extend(model_inputs(&l.project));
+                inputs
+            })
+            .unwrap_or_default();
+        let tracked = tracked_paths(&source.dir, &source.files, &inputs);
         // Check both the old set and the one this load reported.
         watched.extend(tracked.iter().cloned());
         watched.sort();

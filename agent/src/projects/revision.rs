@@ -9,7 +9,37 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use berth_spec::compose::model::Project;
 use sha2::{Digest, Sha256};
+
+/// Files a loaded model names that the loader itself does not read, so
+/// that editing them is a change: the `file:`s of configs and secrets
+/// (a folder: every file in it), and every `env_file`, including
+/// optional ones that are absent now (appearing later is a change).
+pub fn model_inputs(project: &Project) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for def in project.configs.values().chain(project.secrets.values()) {
+        if let Some(file) = &def.file {
+            push_files(Path::new(file), &mut out, 0);
+        }
+    }
+    for service in project.services.values() {
+        out.extend(service.env_file.iter().map(|e| PathBuf::from(&e.path)));
+    }
+    out
+}
+
+/// `path`, or the files under it when it is a folder (to a sane depth).
+fn push_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    match std::fs::read_dir(path) {
+        Ok(entries) if depth < 8 => {
+            for e in entries.flatten() {
+                push_files(&e.path(), out, depth + 1);
+            }
+        }
+        _ => out.push(path.to_path_buf()),
+    }
+}
 
 /// The files a project's revision covers: the loader's inputs (empty when
 /// loading failed), the compose files and `<dir>/.env`, sorted and unique.
@@ -99,6 +129,41 @@ mod tests {
         assert_ne!(r3, r2);
         std::fs::remove_file(tmp.path().join(".env")).unwrap();
         assert_eq!(revision(&paths), r2);
+    }
+
+    #[test]
+    fn configs_secrets_and_env_files_are_model_inputs() {
+        use berth_spec::compose::model::{EnvFile, FileObjectConfig, Service};
+        let tmp = tempfile::tempdir().unwrap();
+        let certs = tmp.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("a.pem"), "a").unwrap();
+        let mut project = Project::default();
+        let def = |p: &Path| FileObjectConfig {
+            file: Some(p.display().to_string()),
+            ..Default::default()
+        };
+        project
+            .configs
+            .insert("app".into(), def(&tmp.path().join("app.conf")));
+        project.secrets.insert("certs".into(), def(&certs));
+        let mut web = Service::default();
+        web.env_file.push(EnvFile {
+            path: tmp.path().join("web.env").display().to_string(),
+            required: false,
+            format: None,
+        });
+        project.services.insert("web".into(), web);
+        let mut inputs = model_inputs(&project);
+        inputs.sort();
+        assert_eq!(
+            inputs,
+            vec![
+                tmp.path().join("app.conf"),
+                certs.join("a.pem"),
+                tmp.path().join("web.env")
+            ]
+        );
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //!
 //! A container is stopped or removed only after every container of the
 //! services that depend on it, so a dependent never runs without its
-//! dependency. Containers of services the project no longer declares have
-//! no known dependents and go first. Networks (and, with `down -v`,
-//! volumes) carrying the project's label go last.
+//! dependency. Naming services (`stop db`) takes their dependents along,
+//! for the same reason, as Compose does. Containers of services the
+//! project no longer declares have no known dependents and go first (with
+//! `remove_orphans`; `docker compose down` keeps them otherwise). Networks
+//! (and, with `down -v`, volumes) carrying the project's label go last,
+//! and only when the whole project goes down: not for a subset of its
+//! services, not while orphans stay, and never a volume the project now
+//! declares `external`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_spec::compose::model::Project;
 
@@ -57,6 +62,9 @@ pub(super) fn plan_down(
             Reason::new(ReasonKind::Down, "the project is going down"),
         ))
     })?;
+    if !options.services.is_empty() || orphans_stay(desired, observed, options) {
+        return Ok(());
+    }
     let project = &desired.name;
     let ours = |l: &BTreeMap<String, String>| l.get(labels::PROJECT) == Some(project);
     for n in observed.networks.iter().filter(|n| ours(&n.labels)) {
@@ -70,7 +78,18 @@ pub(super) fn plan_down(
         );
     }
     if volumes {
-        for v in observed.volumes.iter().filter(|v| ours(&v.labels)) {
+        let external = |name: &str, l: &BTreeMap<String, String>| {
+            desired.volumes.iter().any(|(key, def)| {
+                def.external
+                    && (crate::desired::volume_name(desired, key) == name
+                        || l.get(labels::VOLUME) == Some(key))
+            })
+        };
+        for v in observed
+            .volumes
+            .iter()
+            .filter(|v| ours(&v.labels) && !external(&v.name, &v.labels))
+        {
             b.push(
                 None,
                 Action::RemoveVolume {
@@ -95,7 +114,7 @@ fn reverse_walk(
 ) -> Result<Vec<ActionId>, Error> {
     let levels = order::start_levels(desired)?;
     let deps = order::dependencies(desired);
-    let selected = order::select(desired, &options.services, true);
+    let selected = with_dependents(desired, &options.services);
     let mut by_service: BTreeMap<String, Vec<ActionId>> = BTreeMap::new();
     let mut all = Vec::new();
     let known = |s: &str| desired.services.contains_key(s);
@@ -104,6 +123,12 @@ fn reverse_walk(
     if options.services.is_empty() {
         order.push(None);
     }
+    // Without `remove_orphans`, of the undeclared services only those
+    // disabled by profiles go: they are the project's, not orphans.
+    let undeclared_goes = |s: Option<&str>| {
+        options.remove_orphans
+            || s.is_some_and(|s| options.inactive_services.iter().any(|i| i == s))
+    };
     order.extend(
         levels
             .iter()
@@ -117,7 +142,7 @@ fn reverse_walk(
             .project_containers(&desired.name)
             .filter(|c| match service {
                 Some(s) => c.service() == Some(s.as_str()),
-                None => !c.service().is_some_and(known),
+                None => !c.service().is_some_and(known) && undeclared_goes(c.service()),
             })
             .collect();
         let (grace, signal) = match service.and_then(|s| desired.services.get(s)) {
@@ -153,4 +178,47 @@ fn reverse_walk(
         }
     }
     Ok(all)
+}
+
+/// `requested` and every service that depends on one of them, transitively
+/// (all services when `requested` is empty): what `stop db` must stop so
+/// that nothing runs without its dependency.
+pub(super) fn with_dependents(desired: &Project, requested: &[String]) -> BTreeSet<String> {
+    if requested.is_empty() {
+        return desired.services.keys().cloned().collect();
+    }
+    let deps = order::dependencies(desired);
+    let mut selected: BTreeSet<String> = requested
+        .iter()
+        .filter(|s| desired.services.contains_key(*s))
+        .cloned()
+        .collect();
+    loop {
+        let more: Vec<String> = deps
+            .iter()
+            .filter(|(dependent, ds)| {
+                !selected.contains(*dependent) && ds.iter().any(|d| selected.contains(&d.service))
+            })
+            .map(|(dependent, _)| dependent.clone())
+            .collect();
+        if more.is_empty() {
+            return selected;
+        }
+        selected.extend(more);
+    }
+}
+
+/// Containers of undeclared services that this `down` leaves in place
+/// (no `remove_orphans`): the networks they may use stay too.
+fn orphans_stay(desired: &Project, observed: &Observed, options: &PlanOptions) -> bool {
+    !options.remove_orphans
+        && observed
+            .project_containers(&desired.name)
+            .any(|c| match c.service() {
+                Some(s) => {
+                    !desired.services.contains_key(s)
+                        && !options.inactive_services.iter().any(|i| i == s)
+                }
+                None => true,
+            })
 }

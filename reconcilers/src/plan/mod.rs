@@ -19,7 +19,8 @@
 //!   `restart: true` and the dependency was recreated or restarted in the
 //!   same plan;
 //! - a one-shot that exited 0 is complete and stays so until its config
-//!   changes; a crash-looping container is restarted after its backoff
+//!   changes (unless `start_exited`: the CLI's `up` runs it again, as
+//!   Compose does); a crash-looping container is restarted after its backoff
 //!   (a not-before time), without holding up the rest of the plan;
 //! - a project the user stopped is planned with [`Operation::Stop`]: its
 //!   containers are stopped and stay so;
@@ -31,6 +32,7 @@
 //! wave are independent and may run in parallel.
 
 mod down;
+mod start;
 mod types;
 mod up;
 
@@ -58,6 +60,12 @@ pub enum Operation {
     /// Remove the project's containers and networks, and with `volumes`
     /// its volumes (`down`, `down -v`).
     Down { volumes: bool },
+    /// Start the containers a project already has, in dependency order,
+    /// creating nothing (`compose start`).
+    Start,
+    /// Stop and start the containers a project already has, in dependency
+    /// order (`compose restart`).
+    Restart,
 }
 
 /// When to pull images.
@@ -70,6 +78,8 @@ pub enum PullMode {
     Missing,
     /// Never pull; a missing image fails its container's creation.
     Never,
+    /// Pull every image that is not built, present or not (`--pull always`).
+    Always,
 }
 
 /// Flags of the operation, and inputs the planner cannot read itself.
@@ -87,6 +97,13 @@ pub struct PlanOptions {
     pub no_recreate: bool,
     /// `--no-start`: create but do not start.
     pub no_start: bool,
+    /// Start every exited container of the selected services now, as
+    /// `docker compose up` does: a completed one-shot runs again, a
+    /// crashed container skips its restart backoff. The agent's resyncs
+    /// leave this off: completed stays completed, restarts follow the
+    /// policy.
+    #[serde(default)]
+    pub start_exited: bool,
     /// Remove containers of services no longer declared. The agent sets
     /// it; `docker compose` defaults to false.
     pub remove_orphans: bool,
@@ -95,6 +112,10 @@ pub struct PlanOptions {
     pub inactive_services: Vec<String>,
     /// `--build`: build every selected service that has `build:`.
     pub build: bool,
+    /// `--no-build`: never build, even a missing image; creating its
+    /// containers then fails naming the image.
+    #[serde(default)]
+    pub no_build: bool,
     pub pull: PullMode,
     /// Pull again images whose service says `pull_policy: always` (or
     /// `daily`/`weekly`/`every_*`: the agent decides when they are due).
@@ -110,6 +131,13 @@ pub struct PlanOptions {
     pub file_digests: BTreeMap<String, String>,
     /// The planner's "now", for restart backoff.
     pub now: SystemTime,
+    /// Leave containers the user stopped as they are, except what their
+    /// restart policy brings back once the host has restarted (Docker's
+    /// rules at a daemon restart: `always` comes back, `unless-stopped`
+    /// does not). Off, `up` starts every stopped container of the
+    /// project, as `docker compose up` does; the agent's reconcile turns
+    /// it on, so a stop by the user holds.
+    pub keep_user_stops: bool,
 }
 
 impl Default for PlanOptions {
@@ -121,15 +149,18 @@ impl Default for PlanOptions {
             force_recreate: false,
             no_recreate: false,
             no_start: false,
+            start_exited: false,
             remove_orphans: true,
             inactive_services: Vec::new(),
             build: false,
+            no_build: false,
             pull: PullMode::Missing,
             refresh_images: false,
             scale: BTreeMap::new(),
             stop_timeout: None,
             file_digests: BTreeMap::new(),
             now: SystemTime::UNIX_EPOCH,
+            keep_user_stops: false,
         }
     }
 }
@@ -183,6 +214,8 @@ pub fn plan(desired: &Project, observed: &Observed, options: &PlanOptions) -> Re
         Operation::Down { volumes } => {
             down::plan_down(desired, observed, options, volumes, &mut builder)?
         }
+        Operation::Start => start::plan_start(desired, observed, options, &mut builder)?,
+        Operation::Restart => start::plan_restart(desired, observed, options, &mut builder)?,
     }
     let plan = builder.finish(&desired.name, options);
     // Debug: a periodic resync plans often; the executor logs what it does.

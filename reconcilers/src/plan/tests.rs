@@ -38,6 +38,7 @@ fn container(p: &Project, service: &str, n: u32, state: ContainerState) -> Obser
         started_at: Some(SystemTime::UNIX_EPOCH),
         finished_at: None,
         manually_stopped: false,
+        restart_policy_applied: false,
         error: None,
     }
 }
@@ -183,4 +184,115 @@ fn plans_serialize_for_dry_run() {
     assert_eq!(v["actions"][0]["action"]["type"], "CreateContainer");
     assert_eq!(v["actions"][0]["reasons"][0]["kind"], "ContainerMissing");
     assert_eq!(v["actions"][0]["action"]["spec"]["name"], "p-a-1");
+}
+
+/// The runtime's supervisor applies restart policies itself: a container
+/// it is about to restart, or whose exit it chose not to answer, is left
+/// alone; an exit nothing supervised (the host went down) is answered by
+/// the planner with the policy.
+#[test]
+fn the_planner_does_not_fight_the_supervisors_restart_policy() {
+    let p = project(json!({"web": {"image": "x", "restart": "always"}}));
+    let now = PlanOptions::default().now;
+    let o = observed(
+        &p,
+        vec![container(&p, "web", 1, ContainerState::Restarting)],
+    );
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+
+    let mut gave_up = container(&p, "web", 1, ContainerState::Exited(1));
+    gave_up.restart_policy_applied = true;
+    gave_up.finished_at = Some(now);
+    let o = observed(&p, vec![gave_up.clone()]);
+    assert!(lines(&p, &o, &PlanOptions::default()).is_empty());
+
+    let mut rebooted = gave_up;
+    rebooted.restart_policy_applied = false;
+    rebooted.finished_at = Some(now - Duration::from_secs(60));
+    let o = observed(&p, vec![rebooted]);
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        [
+            "0 StartContainer p-web-1 [Exited: exited with code 1; restart policy always; 0 restart(s) so far]"
+        ]
+    );
+}
+
+/// After the host restarted (no supervisor saw the containers go down),
+/// the agent's reconcile (`keep_user_stops`) brings back `always`
+/// containers, stopped by the user or not, and `unless-stopped` ones only
+/// when the user had not stopped them; `up` starts every stopped
+/// container, as `docker compose up` does.
+#[test]
+fn after_a_host_restart_always_comes_back_and_unless_stopped_respects_the_user() {
+    let p = project(json!({
+        "a": {"image": "x", "restart": "always"},
+        "u": {"image": "x", "restart": "unless-stopped"},
+        "n": {"image": "x"},
+    }));
+    let options = PlanOptions {
+        keep_user_stops: true,
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(3600),
+        ..PlanOptions::default()
+    };
+    let after_reboot = |service: &str, stopped_by_user: bool| {
+        let mut c = container(&p, service, 1, ContainerState::Exited(137));
+        c.manually_stopped = stopped_by_user;
+        c.restart_policy_applied = false;
+        c.finished_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(60));
+        c
+    };
+    let o = observed(
+        &p,
+        vec![
+            after_reboot("a", true),
+            after_reboot("u", true),
+            after_reboot("n", true),
+        ],
+    );
+    assert_eq!(
+        lines(&p, &o, &options),
+        [
+            "0 StartContainer p-a-1 [Exited: exited with code 137; restart policy always; 0 restart(s) so far]"
+        ]
+    );
+    let o = observed(
+        &p,
+        vec![
+            after_reboot("a", false),
+            after_reboot("u", false),
+            after_reboot("n", false),
+        ],
+    );
+    let planned = lines(&p, &o, &options);
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    assert!(
+        planned[0].starts_with("0 StartContainer p-a-1 [Exited"),
+        "{planned:?}"
+    );
+    assert!(
+        planned[1].starts_with("0 StartContainer p-u-1 [Exited"),
+        "{planned:?}"
+    );
+
+    // In the same boot, a user's stop holds for the agent, whatever the
+    // policy; `up` starts it.
+    let in_this_boot = |service: &str| {
+        let mut c = after_reboot(service, true);
+        c.restart_policy_applied = true;
+        c
+    };
+    let o = observed(
+        &p,
+        vec![in_this_boot("a"), in_this_boot("u"), in_this_boot("n")],
+    );
+    assert!(lines(&p, &o, &options).is_empty());
+    assert_eq!(
+        lines(&p, &o, &PlanOptions::default()),
+        [
+            "0 StartContainer p-a-1 [Stopped: was stopped; the project is up]",
+            "0 StartContainer p-u-1 [Stopped: was stopped; the project is up]",
+            "0 StartContainer p-n-1 [Stopped: was stopped; the project is up]",
+        ]
+    );
 }

@@ -172,6 +172,8 @@ pub enum ReasonKind {
     Down,
     /// The project is stopped.
     ProjectStopped,
+    /// Asked for by name (`compose start`, `compose restart`).
+    Requested,
 }
 
 impl fmt::Display for ReasonKind {

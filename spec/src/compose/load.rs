@@ -161,6 +161,7 @@ pub fn load(options: &LoadOptions, consistency_check: bool) -> Result<Loaded, Di
         project,
         inputs: reader.inputs,
         warnings,
+        environment: env.into_iter().collect(),
     })
 }
 

@@ -55,6 +55,11 @@ pub struct Loaded {
     /// extended files, env files, label files): what a revision hash covers.
     pub inputs: Vec<PathBuf>,
     pub warnings: Vec<Diagnostic>,
+    /// The project's environment: `.env` (or the `--env-file`s) under the
+    /// process environment, as interpolation saw it (compose-go's
+    /// `Project.Environment`). Configs and secrets with `environment:`
+    /// take their content from it.
+    pub environment: BTreeMap<String, String>,
 }
 
 /// Loads, merges, validates and normalizes a project. Every error found is

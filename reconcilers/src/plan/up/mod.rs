@@ -18,7 +18,7 @@ use crate::desired::{self, DEFAULT_STOP_GRACE};
 use crate::error::Error;
 use crate::observed::{ContainerState, Health, Observed, ObservedContainer};
 use crate::order::{self, Dependency};
-use crate::restart::{Decision, ExitInfo, RestartPolicy, decide};
+use crate::restart::{Decision, ExitInfo, RestartCondition, RestartPolicy, decide};
 
 /// What planning one service leaves for the services after it.
 #[derive(Default)]
@@ -403,17 +403,42 @@ impl ServicePlanner<'_> {
                 Reason::new(ReasonKind::NotStarted, "created but never started"),
                 None,
             )),
-            ContainerState::Exited(_) if c.manually_stopped && !self.options.no_start => Some((
-                start,
-                Reason::new(ReasonKind::Stopped, "was stopped; the project is up"),
-                None,
-            )),
-            ContainerState::Exited(code) if !self.options.no_start => {
+            ContainerState::Exited(_)
+                if c.manually_stopped
+                    && !self.options.no_start
+                    && !self.options.keep_user_stops =>
+            {
+                Some((
+                    start,
+                    Reason::new(ReasonKind::Stopped, "was stopped; the project is up"),
+                    None,
+                ))
+            }
+            // The runtime's supervisor decided already; deciding again
+            // would fight it (restart what it gave up on). The CLI's `up`
+            // is a user's request to run it, as Compose's is.
+            ContainerState::Exited(code)
+                if !self.options.no_start
+                    && (self.options.start_exited || !c.restart_policy_applied) =>
+            {
+                // A stop by the user holds against every policy but
+                // `always` (the Docker daemon's rule when it restarts).
+                if c.manually_stopped && policy.condition != RestartCondition::Always {
+                    return None;
+                }
                 let exit = ExitInfo {
                     code,
                     finished_at: c.finished_at,
                 };
                 match decide(policy, exit, c.restart_count, c.started_at, now) {
+                    _ if self.options.start_exited => Some((
+                        start,
+                        Reason::new(
+                            ReasonKind::Exited,
+                            format!("exited with code {code}; up starts it again"),
+                        ),
+                        None,
+                    )),
                     Decision::Restart { after } => Some((
                         start,
                         Reason::new(

@@ -1,6 +1,7 @@
 //! What a service needs before its containers: networks and volumes that
 //! do not exist yet, and its image (pulled or built when missing, with
-//! `--build`, or refreshed for `pull_policy: always`). One action per
+//! `--build`, `--pull always`, or refreshed for `pull_policy: always`;
+//! never built with `--no-build`). One action per
 //! resource, shared by every service that needs it.
 
 use std::collections::BTreeMap;
@@ -36,6 +37,9 @@ impl ServicePlanner<'_> {
             format!("{reference} is not present"),
         );
         let action = if let Some(build) = &self.service.build {
+            if self.options.no_build {
+                return None;
+            }
             Action::BuildImage {
                 request: Box::new(BuildRequest {
                     service: self.name.to_string(),
@@ -96,6 +100,12 @@ impl ServicePlanner<'_> {
                     ),
                 )
             }
+            None if self.options.pull == PullMode::Always => (
+                Action::PullImage {
+                    reference: reference.to_string(),
+                },
+                Reason::new(ReasonKind::ImageRefresh, "--pull always"),
+            ),
             _ => return None,
         };
         let id = b.push(Some(self.name), action.0, vec![action.1], Vec::new());
