@@ -271,10 +271,17 @@ fn compose_restart_policies_run_in_the_shim_and_unhealthy_is_a_reason() {
     wait_long(&root, "pol-sick-1", "unhealthy", |v| {
         v["State"]["Health"]["Status"] == "unhealthy"
     });
+    // The CLI's `up` is a user's request to run the project: like `docker
+    // compose up`, it starts the job the shim gave up on again (the
+    // agent's reconcile leaves it alone: `start_exited` is the CLI's
+    // only, see reconcilers/src/plan/tests.rs).
     let plan = ok(up(&root, &project, &["--dry-run"]));
     assert_eq!(
         plan.lines().collect::<Vec<_>>(),
-        ["0 RestartContainer pol-sick-1 [Unhealthy: the healthcheck reports unhealthy]"],
-        "the job the shim gave up on is left alone: {plan}"
+        [
+            "0 StartContainer pol-job-1 [Exited: exited with code 1; up starts it again]",
+            "0 RestartContainer pol-sick-1 [Unhealthy: the healthcheck reports unhealthy]"
+        ],
+        "{plan}"
     );
 }
