@@ -10,9 +10,10 @@
 //!
 //! 1. `unshare(CLONE_NEWPID)` (after returning to its own pid namespace
 //!    for children: a restart needs a fresh one) and forks pid 1;
-//! 2. lets the child go on (a byte on the sync pipe) and meanwhile puts
-//!    it in the cgroup and applies the limits (every run: the cgroup
-//!    outlives the runs, a restarted pid 1 joins it again): the child
+//! 2. lets the child go on (a byte on the sync pipe) and meanwhile
+//!    writes the limits and device rules into the cgroup and then puts
+//!    the child in (every run: the cgroup outlives the runs, a restarted
+//!    pid 1 joins it again): the child
 //!    unshares mount, uts, ipc and net, builds its root and pivots,
 //!    resolves user and command, drops capabilities, and says `ready`;
 //! 3. the first time, waits for `start` (a byte on `start.fifo`) unless
@@ -394,9 +395,9 @@ impl Shim {
         state.pid_start_time = proc_start_time(child.as_raw()).unwrap_or(0);
         state.save(&dir.state())?;
 
-        let joined = cgroup
-            .add_task(child.as_raw())
-            .and_then(|()| cgroup.apply_config(cfg));
+        // Limits first, then the pid (see `limit_and_add`): the child is
+        // building its /dev meanwhile.
+        let joined = cgroup.limit_and_add(cfg, child.as_raw());
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(child, None);
