@@ -205,8 +205,6 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io("spawn the shim", &self.shim_exe, e))?;
-        // The first shim process forks the real one and exits at once.
-        let _ = child.wait();
         drop(status_w);
         drop(lockf);
         let mut handle = ShimHandle {
@@ -214,7 +212,12 @@ impl Runtime {
             status: BufReader::new(File::from(status_r)),
             _hangup: hangup_w,
         };
-        match handle.next_event()? {
+        let first = handle.next_event();
+        // The first shim process forks the real one and exits at once;
+        // reaped once the shim has answered, so that waking up for its
+        // exit is not one more step before the shim can go on.
+        let _ = child.wait();
+        match first? {
             Some(ShimEvent::Created(_) | ShimEvent::Started(_)) => Ok(handle),
             Some(ShimEvent::Exited(code)) => Err(Error::Start {
                 id: config.id.clone(),

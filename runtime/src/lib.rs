@@ -37,6 +37,7 @@ mod files;
 pub mod health;
 mod hooks;
 mod init;
+mod init_layer;
 mod kill;
 pub mod logs;
 mod names;
