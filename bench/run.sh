@@ -56,10 +56,11 @@ tar -C "$rootfs" -cf "$work/busybox.tar" .
 "$berth" --root "$state" run --rm --network none busybox true
 
 names=("berth run --rm --network none --rootfs" "berth run --rm --network none IMAGE"
-       "floor: unshare -mpnuif --mount-proc chroot")
+       "floor: unshare -mpnuif --mount-proc chroot" "berth --version (one exec of the binary)")
 cmds=("$berth --root $state run --rm --network none --rootfs $rootfs true"
       "$berth --root $state run --rm --network none busybox true"
-      "unshare -mpnuif --mount-proc chroot $rootfs /bin/true")
+      "unshare -mpnuif --mount-proc chroot $rootfs /bin/true"
+      "$berth --version")
 notes=()
 if command -v podman >/dev/null && podman image exists local/busybox:1 2>/dev/null; then
   names+=("podman run --rm --network=none"); cmds+=("podman run --rm --network=none local/busybox:1 true")
@@ -80,6 +81,7 @@ else
 fi
 args=()
 for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hyperfine -N --warmup 5 --runs 50 --export-markdown "$work/run.md" --export-json "$work/run.json" "${args[@]}"
 
 # Idle RSS of one shim (and of the berth binary's size, which drives it).
@@ -109,8 +111,8 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "from the directory (\`--rootfs\`, bind-mounted) and from the same files imported"
   echo "as the image \`busybox\` (resolve it in the store, overlayfs on its snapshot,"
   echo "a fresh upper dir per container)."
-  echo "hyperfine -N, 5 warmups, 50 runs. berth: release build, cgroups v1 (hybrid) via libcgroups."
-  echo "Load average when the run ended: ${load}."
+  echo "hyperfine -N, 5 warmups, 50 runs. berth: release build, cgroups v1 (hybrid), written directly."
+  echo "Load average (1, 5, 15 min) when the run started: ${load_before}; when it ended: ${load}."
   echo
   cat "$work/run.md"
   echo
@@ -126,10 +128,14 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "The shim is the whole berth binary re-executed: its RSS is mostly clean, shared"
   echo "text pages of that binary (the same pages for every shim); what each extra"
   echo "container costs is closer to the private anonymous figure. Getting RSS itself"
-  echo "under 2 MiB needs a separate small shim binary (no clap/axum/tokio/libcgroups"
+  echo "under 2 MiB needs a separate small shim binary (no clap/axum/tokio"
   echo "code touched), or a shim that re-execs a minimal entry point."
   echo
-  echo "Other workloads may share this machine while it runs: compare medians and minimums."
+  echo "Other workloads may share this machine while it runs: compare medians and minimums,"
+  echo "and the floor row with its quiet value (~3 ms here)."
+  echo
+  echo "Where the time goes, step by step, and what changed: bench/results/run-breakdown.md"
+  echo "(measured separately with an instrumented build)."
   for n in "${notes[@]+"${notes[@]}"}"; do echo; echo "- $n"; done
 } > bench/results/run.md
 cat bench/results/run.md

@@ -39,6 +39,14 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
+# The cgroup v2 test (tests/cgroup2_vm.rs) boots a Debian kernel in qemu:
+# both are unpacked once into a cache by tests/cgroup2-vm/fetch.sh (which
+# returns at once when they are there).
+if [ "$(id -u)" = 0 ] && need apt-get; then
+  tests/cgroup2-vm/fetch.sh || echo "warning: cannot fetch qemu and a kernel: the cgroup v2 VM test will print SKIPPED" >&2
+elif ! tests/cgroup2-vm/fetch.sh --check >/dev/null; then
+  echo "warning: no qemu and kernel for the cgroup v2 VM test (needs root and apt-get to fetch): it will print SKIPPED" >&2
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -308,6 +308,18 @@ fn containers_of_one_image_share_its_snapshots_but_not_their_writes() {
         !lower[0].join("written").exists(),
         "the snapshot stays clean"
     );
+    // b wrote nothing, so its upper dir is empty: the runtime's mount
+    // targets (/etc/hosts, hostname, resolv.conf, which this image lacks)
+    // come from the shared init layer, not a copy-up per container.
+    let in_b: Vec<_> = std::fs::read_dir(upper(&b))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(in_b.is_empty(), "b's upper dir: {in_b:?}");
+    let out = root.run(&["exec", "b", "cat", "/etc/hostname"]);
+    assert_eq!(text(&out.stdout).trim().len(), 12, "{}", text(&out.stdout));
+    let out = root.run(&["exec", "b", "stat", "-c", "%a", "/etc"]);
+    assert_eq!(text(&out.stdout).trim(), "755");
 }
 
 #[test]

@@ -348,6 +348,56 @@ fn on_failure_restarts_exactly_max_times_with_growing_gaps() {
     );
 }
 
+/// A restart by the policy puts the new pid 1 in the container's cgroup
+/// with its limits again (the shim joins and limits every run, not only
+/// the first): each run's forks stop at the pids limit, and both runs
+/// name the same cgroup.
+#[test]
+fn a_restarted_container_runs_in_its_cgroup_with_its_limits() {
+    if !need_root("a_restarted_container_runs_in_its_cgroup_with_its_limits") {
+        return;
+    }
+    let root = Root::new("rs-limits");
+    // As in runtime_containers' pids test: the forks run in a subshell, the
+    // outer shell reports with builtins only.
+    let script = "for l in $(cat /proc/self/cgroup); do \
+                  case $l in *:pids:*) echo cgroup=${l##*:};; esac; done; \
+                  ( i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); echo $i > /tmp/n; done ); \
+                  read n < /tmp/n; echo started=$n; exit 1";
+    let id = root.detach(
+        &[
+            "--name",
+            "lim",
+            "--restart",
+            "on-failure:1",
+            "--pids-limit",
+            "20",
+        ],
+        &["sh", "-c", script],
+    );
+    let v = wait_long(&root, "lim", "the shim to give up", |v| {
+        v["State"]["Status"] == "exited" && v["State"]["ShimAlive"] == false
+    });
+    assert_eq!(v["RestartCount"], 1, "{v:#}");
+    let logs = text(&root.run(&["logs", "lim"]).stdout);
+    let started: Vec<u32> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("started="))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(started.len(), 2, "two runs: {logs}");
+    for n in &started {
+        assert!((5..20).contains(n), "forks stopped at the limit: {logs}");
+    }
+    let cgroups: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("cgroup="))
+        .collect();
+    assert_eq!(cgroups.len(), 2, "{logs}");
+    assert_eq!(cgroups[0], cgroups[1], "{logs}");
+    assert!(cgroups[0].contains(id.trim()), "{logs}");
+}
+
 #[test]
 fn always_restarts_after_a_clean_exit_and_shows_restarting() {
     if !need_root("always_restarts_after_a_clean_exit_and_shows_restarting") {

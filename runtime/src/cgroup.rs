@@ -87,7 +87,20 @@ impl Cgroup {
         self.layout.join(pid)
     }
 
-    /// Writes the limits. Call after the first [`Cgroup::add_task`].
+    /// Makes the cgroup ready, writes the container's limits and device
+    /// rules into it, and only then moves `pid` in: v1's device rules are
+    /// a `deny a` followed by the allowed ones, and a pid 1 that is
+    /// already inside while it builds its `/dev` would see its `mknod`
+    /// refused in between.
+    pub fn limit_and_add(&self, cfg: &ContainerConfig, pid: i32) -> Result<()> {
+        self.layout.create()?;
+        self.apply_config(cfg)?;
+        tracing::debug!(container.id = %self.id, pid, "cgroup add task");
+        self.layout.enter(pid)
+    }
+
+    /// Writes the limits. Call once the cgroup exists (after the first
+    /// [`Cgroup::add_task`]).
     /// (Containers go through [`Cgroup::apply_config`]; this is the limits
     /// alone, as the cgroup tests exercise them.)
     #[cfg_attr(not(test), allow(dead_code))]

@@ -152,6 +152,20 @@ impl Layout {
 
     /// Creates the cgroup where missing and moves `pid` in.
     pub fn join(&self, pid: i32) -> Result<()> {
+        self.create()?;
+        self.enter(pid)
+    }
+
+    /// Moves `pid` into the cgroup, which must exist ([`Layout::create`]).
+    pub fn enter(&self, pid: i32) -> Result<()> {
+        for dir in self.dirs() {
+            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Creates the cgroup where missing, ready to take tasks and limits.
+    pub fn create(&self) -> Result<()> {
         match self {
             Layout::V1 { hierarchies, rel } => {
                 for h in hierarchies {
@@ -160,7 +174,6 @@ impl Layout {
                     if h.controllers.iter().any(|c| c == "cpuset") {
                         init_cpuset(&h.mount, rel)?;
                     }
-                    write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
                 }
                 Ok(())
             }
@@ -179,7 +192,7 @@ impl Layout {
                         Err(e) => return Err(io_err("create", &dir, e)),
                     }
                 }
-                write_file(&dir.join("cgroup.procs"), &pid.to_string())
+                Ok(())
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `create` (and `run`'s create-and-start): state dir, name, shim.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -88,24 +88,13 @@ impl Runtime {
             .map_err(|e| Error::io("create", self.root.containers_dir(), e))?;
         fs::create_dir_all(self.names_dir())
             .map_err(|e| Error::io("create", self.names_dir(), e))?;
-        // The name is claimed atomically: O_EXCL on names/<name>.
-        let name_path = self.names_dir().join(&config.name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&name_path)
-        {
-            Ok(mut f) => f
-                .write_all(config.id.as_bytes())
-                .map_err(|e| Error::io("write", &name_path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::NameInUse(config.name.clone()));
-            }
-            Err(e) => return Err(Error::io("create", &name_path, e)),
-        }
+        // The name is claimed atomically, and taken back from a creator
+        // that died before the container had a state (see `claim`); the
+        // claim stays locked until this returns.
+        let claim = self.claim_name(&config.name, &config.id)?;
         let result = self.spawn_shim(config, opts);
         if result.is_err() && !dir.state().exists() {
-            let _ = fs::remove_file(&name_path);
+            let _ = fs::remove_file(&claim.path);
         }
         result
     }
@@ -216,8 +205,6 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io("spawn the shim", &self.shim_exe, e))?;
-        // The first shim process forks the real one and exits at once.
-        let _ = child.wait();
         drop(status_w);
         drop(lockf);
         let mut handle = ShimHandle {
@@ -225,7 +212,12 @@ impl Runtime {
             status: BufReader::new(File::from(status_r)),
             _hangup: hangup_w,
         };
-        match handle.next_event()? {
+        let first = handle.next_event();
+        // The first shim process forks the real one and exits at once;
+        // reaped once the shim has answered, so that waking up for its
+        // exit is not one more step before the shim can go on.
+        let _ = child.wait();
+        match first? {
             Some(ShimEvent::Created(_) | ShimEvent::Started(_)) => Ok(handle),
             Some(ShimEvent::Exited(code)) => Err(Error::Start {
                 id: config.id.clone(),

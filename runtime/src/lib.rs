@@ -25,6 +25,7 @@
 mod caps;
 mod cgroup;
 mod cgroupfs;
+mod claim;
 mod command;
 mod config;
 mod copyup;
@@ -36,6 +37,7 @@ mod files;
 pub mod health;
 mod hooks;
 mod init;
+mod init_layer;
 mod kill;
 pub mod logs;
 mod names;

@@ -10,12 +10,16 @@
 //!
 //! 1. `unshare(CLONE_NEWPID)` (after returning to its own pid namespace
 //!    for children: a restart needs a fresh one) and forks pid 1;
-//! 2. puts that pid in the cgroup, applies the limits, and lets the child
-//!    go on (a byte on the sync pipe): the child unshares mount, uts, ipc
-//!    and net, builds its root and pivots, resolves user and command,
-//!    drops capabilities, and says `ready`;
+//! 2. lets the child go on (a byte on the sync pipe) and meanwhile
+//!    writes the limits and device rules into the cgroup and then puts
+//!    the child in (every run: the cgroup outlives the runs, a restarted
+//!    pid 1 joins it again): the child
+//!    unshares mount, uts, ipc and net, builds its root and pivots,
+//!    resolves user and command, drops capabilities, and says `ready`;
 //! 3. the first time, waits for `start` (a byte on `start.fifo`) unless
-//!    `--start`; then releases the child into `execve`;
+//!    `--start`, then releases the child into `execve`; when there is no
+//!    `start` to wait for (`run`, a restart), the release goes right
+//!    after the limits are written, without a round trip after `ready`;
 //! 4. pumps the container's stdout/stderr into the json log (and to the
 //!    CLI's own stdout/stderr with `--attach`, until the CLI hangs up),
 //!    running the health probes meanwhile (`probe`);
@@ -49,7 +53,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, dup, dup2, fork, pipe2, setsid};
 
 use crate::cgroup::Cgroup;
-use crate::config::{ContainerConfig, Network};
+use crate::config::{ContainerConfig, Network, Rootfs};
 use crate::error::{Error, Result};
 use crate::logs::{LogWriter, Stream};
 use crate::probe::Prober;
@@ -111,7 +115,6 @@ pub fn main(args: &ShimArgs) -> i32 {
     let mut shim = Shim {
         status: Some(status),
         attach: None,
-        cgroup_root: args.cgroup_root.clone(),
     };
     let dir = StateRoot::new(&args.root).container(&args.id);
     let result = shim.run(args);
@@ -153,7 +156,6 @@ struct Attach {
 struct Shim {
     status: Option<File>,
     attach: Option<Attach>,
-    cgroup_root: PathBuf,
 }
 
 /// How one run of the container ended.
@@ -167,6 +169,9 @@ struct RunExit {
 /// What stays the same across the runs of one container.
 struct Supervised<'a> {
     cfg: &'a ContainerConfig,
+    /// `cfg` as the child mounts it: the image's layers under the shared
+    /// layer of mount targets (see `init_layer`).
+    mounted: &'a ContainerConfig,
     dir: &'a ContainerDir,
     cgroup: &'a Cgroup,
     /// The shim's own pid namespace (each run unshares a new one below it).
@@ -234,6 +239,12 @@ impl Shim {
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
+        // What the child mounts: the image's layers under the shared layer
+        // of mount targets (see `init_layer`).
+        let mut mounted = cfg.clone();
+        if let Rootfs::Layers(layers) = &mut mounted.rootfs {
+            layers.push(crate::init_layer::ensure(&root)?);
+        }
         let own_pidns = File::open("/proc/self/ns/pid")
             .map_err(|e| Error::io("open", "/proc/self/ns/pid", e))?;
         // Before anything can see the container: a stop right after
@@ -241,6 +252,7 @@ impl Shim {
         let control = open_fifo(&dir.control_fifo())?;
         let mut sup = Supervised {
             cfg: &cfg,
+            mounted: &mounted,
             dir: &dir,
             cgroup: &cgroup,
             own_pidns,
@@ -265,8 +277,8 @@ impl Shim {
                 ran_for: exit.ran_for,
             });
             let Some(delay) = delay else {
+                // Saved by `finish`, unless the folder goes to the trash.
                 state.status = Status::Exited;
-                state.save(&dir.state())?;
                 break;
             };
             state.status = Status::Restarting;
@@ -287,22 +299,54 @@ impl Shim {
             if told.stop {
                 state.manually_stopped = true;
                 state.status = Status::Exited;
-                state.save(&dir.state())?;
                 break;
             }
             // The next run has not been stopped by anyone yet.
             state.manually_stopped = told.manually_stopped;
         }
-        if let Err(e) = cgroup.remove() {
-            eprintln!("berth shim: {e}");
+        self.finish(&cfg, &dir, &state, &cgroup, reported)
+    }
+
+    /// After the last run: removes the cgroup, saves the final state,
+    /// tells the CLI of the exit (unless a restart did already) and, for
+    /// an --rm container, retires and deletes its folder.
+    fn finish(
+        &mut self,
+        cfg: &ContainerConfig,
+        dir: &ContainerDir,
+        state: &State,
+        cgroup: &Cgroup,
+        reported: bool,
+    ) -> Result<()> {
+        let cgroup_removed = cgroup
+            .remove()
+            .map_err(|e| eprintln!("berth shim: {e}"))
+            .is_ok();
+        let _ = fs::remove_file(dir.start_fifo());
+        // An --rm container's folder goes to the trash right below: the
+        // final save would be renamed away at once, so it is made only if
+        // the container stays. A cgroup that would not go keeps an --rm
+        // container listed, so that `rm -f` can try again rather than the
+        // cgroup leaking.
+        if !cfg.auto_remove || !cgroup_removed {
+            state.save(&dir.state())?;
+            if !reported && let Some(code) = state.exit_code {
+                self.report(&format!("exited {code}"));
+            }
+            return Ok(());
         }
-        if cfg.auto_remove {
-            crate::remove::remove_files(&StateRoot::new(root_of(&dir)), &self.cgroup_root, &cfg)?;
-        }
+        // Gone for everyone (name free, not listed) before the caller hears
+        // the exit, as with `docker run --rm`; the files go after.
+        let root = StateRoot::new(root_of(dir));
+        let retired = crate::remove::retire(&root, cfg)?;
         if !reported && let Some(code) = state.exit_code {
             self.report(&format!("exited {code}"));
         }
-        Ok(())
+        // Nobody waits on us any more: not the CLI (status pipe), nor a
+        // pipeline reading the output we copied to it.
+        self.status = None;
+        self.attach = None;
+        crate::remove::purge(&root, retired.as_deref(), true)
     }
 
     /// One run of the container, from fork to the exit of pid 1. `None`
@@ -331,29 +375,51 @@ impl Shim {
         let child = match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop((out_r, err_r, p2c_w, c2p_r));
-                container_child(cfg, dir, p2c_r, c2p_w, out_w, err_w)
+                container_child(sup.mounted, dir, p2c_r, c2p_w, out_w, err_w)
             }
             Ok(ForkResult::Parent { child }) => child,
             Err(e) => return Err(Error::sys("fork the container", e)),
         };
         drop((out_w, err_w, p2c_r, c2p_w));
+        let mut p2c = File::from(p2c_w);
+        let mut c2p = BufReader::new(File::from(c2p_r));
+        // The child builds its namespaces and root while we record it and
+        // put it in its cgroup: the first write to a cgroup.procs waits
+        // for an RCU grace period (~5 ms here), the longest single step of
+        // a start, and none of the child's setup needs the cgroup. The
+        // limits are in place before it may exec (`release` below).
+        p2c.write_all(b"c")
+            .map_err(|e| Error::io("signal", "the container", e))?;
         let pidfd = pidfd_open(child)?;
         state.pid = child.as_raw();
         state.pid_start_time = proc_start_time(child.as_raw()).unwrap_or(0);
         state.save(&dir.state())?;
 
-        let mut p2c = File::from(p2c_w);
-        let mut c2p = BufReader::new(File::from(c2p_r));
-        let joined = cgroup
-            .add_task(child.as_raw())
-            .and_then(|()| cgroup.apply_config(cfg));
+        // Limits first, then the pid (see `limit_and_add`): the child is
+        // building its /dev meanwhile.
+        let joined = cgroup.limit_and_add(cfg, child.as_raw());
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(child, None);
+            // A child whose setup failed may be gone before it could join
+            // (ESRCH): then its own message is the one worth reporting.
+            let mut line = String::new();
+            let _ = c2p.read_line(&mut line);
+            if line.starts_with("error ") {
+                let (code, msg) = parse_error_line(&line);
+                self.fail_setup(dir, state, &cfg.log, code, &msg)?;
+                return Ok(None);
+            }
             return Err(e);
         }
-        p2c.write_all(b"c")
-            .map_err(|e| Error::io("signal", "the container", e))?;
+        // `run` has nothing to wait for between the child's setup and its
+        // exec: with the limits written it may go on its own, without a
+        // round trip through us after its `ready` (on a busy machine every
+        // wake-up of another process costs its turn on a CPU).
+        let mut p2c = Some(p2c);
+        if !wait_start {
+            release(&mut p2c);
+        }
 
         let mut line = String::new();
         let _ = c2p.read_line(&mut line);
@@ -384,9 +450,9 @@ impl Shim {
                 return Ok(None);
             }
         }
-        // Go: the child execs; its end of c2p closes on success.
-        let _ = p2c.write_all(b"g");
-        drop(p2c);
+        // Go (unless it went already): the child execs; its end of c2p
+        // closes on success.
+        release(&mut p2c);
         let mut rest = String::new();
         let _ = c2p.read_to_string(&mut rest);
         let started = Instant::now();
@@ -598,6 +664,15 @@ fn wait_for_start(dir: &ContainerDir, mut f: File, pidfd: &OwnedFd) -> Result<bo
                 return Ok(true);
             }
         }
+    }
+}
+
+/// Lets the container child go from its setup into `execve` (once).
+fn release(p2c: &mut Option<File>) {
+    if let Some(mut p) = p2c.take() {
+        // A child that failed its setup is gone and reads nothing; its
+        // error line is what the shim reads next.
+        let _ = p.write_all(b"g");
     }
 }
 

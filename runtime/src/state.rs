@@ -44,6 +44,12 @@ impl StateRoot {
         self.root.join("containers")
     }
 
+    /// Folders of removed containers whose files are being deleted (see
+    /// `remove::retire`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
     pub fn container(&self, id: &str) -> ContainerDir {
         ContainerDir {
             dir: self.containers_dir().join(id),

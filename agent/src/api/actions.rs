@@ -154,5 +154,6 @@ async fn set_suspended(
         .await
         .map_err(|e| ApiError::internal(format!("cannot save the suspension: {e}")))?;
     let store = state.store.read().await;
-    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p)))
+    // Authorized above.
+    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, true)))
 }

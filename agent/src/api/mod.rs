@@ -22,6 +22,7 @@
 mod actions;
 mod auth;
 mod projects;
+mod redact;
 pub mod types;
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use serde::Serialize;
 
@@ -19,9 +20,13 @@ pub async fn list(State(state): State<AppState>) -> Json<ProjectList> {
 pub async fn detail(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<ProjectDetail>, ApiError> {
+    // Anyone on the machine may read the status; only the token holder
+    // sees the values it would hide.
+    let reveal = state.auth.check(&headers).is_ok();
     let store = state.store.read().await;
-    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p)))
+    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, reveal)))
 }
 
 /// The project called `name`: 404 when none is, 409 when several folders

@@ -164,8 +164,10 @@ pub struct ProjectDetail {
     pub metadata: Metadata,
     pub spec: Spec,
     pub status: Status,
-    /// The last good normalized model, whole; null until one loads.
-    pub project: Option<Project>,
+    /// The last good normalized model; null until one loads. Without the
+    /// API token, environment values, build args and secret contents are
+    /// hidden (`api::redact`).
+    pub project: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -400,7 +402,8 @@ impl From<&berth_reconcilers::status::ServiceStatus> for ServiceObserved {
 }
 
 impl ProjectDetail {
-    pub fn new(p: &ProjectState) -> Self {
+    /// `reveal`: the caller presented the API token (see `api::redact`).
+    pub fn new(p: &ProjectState, reveal: bool) -> Self {
         let good = p.last_good.as_ref();
         let r = &p.reconcile;
         let (sync, sync_message) = sync_status(p);
@@ -473,7 +476,14 @@ impl ProjectDetail {
                 warnings: p.warnings().iter().map(DiagnosticView::from).collect(),
                 last_error: last_error(p),
             },
-            project: p.model().cloned(),
+            project: p.model().and_then(|m| {
+                let value = serde_json::to_value(m).ok()?;
+                Some(if reveal {
+                    value
+                } else {
+                    super::redact::redact_project(value)
+                })
+            }),
         }
     }
 }

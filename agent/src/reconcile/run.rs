@@ -55,6 +55,11 @@ pub fn run(
         },
         remove_orphans: job.remove_orphans,
         file_digests: file_digests(&job.project),
+        // A container the user stopped through berth (`stop`, `compose
+        // stop`) stays stopped until `start` or `up`, as Docker keeps a
+        // stopped container down: the agent restores what was removed or
+        // died, not what someone chose to stop.
+        keep_user_stops: true,
         ..PlanOptions::default()
     };
     let mut steps = Vec::new();

@@ -214,27 +214,21 @@ async fn an_invalid_edit_keeps_the_app_and_still_repairs_drift() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_container_stopped_by_hand_is_started_again_as_drift() {
+async fn a_container_the_user_stopped_stays_stopped_on_resync() {
     let t = setup(options());
     t.load("shop", "r1", shop()).await;
     t.mgr.request("shop", Trigger::Initial).await.unwrap();
     let db = t.host.id_of("shop", "shop-db-1");
+    // A stop through the runtime is the user's (the fake marks it so, as
+    // `berth stop` does): the agent leaves it down until `start` or `up`.
     t.host.stop(&db, Duration::ZERO, None).unwrap();
     let done = t.mgr.request("shop", Trigger::Resync).await.unwrap();
-    let op = done.operation.unwrap();
-    let steps: Vec<(&str, &str)> = op
-        .plan
-        .iter()
-        .map(|s| (s.action, s.target.as_str()))
-        .collect();
-    assert_eq!(steps, [("StartContainer", "shop-db-1")]);
-    assert_eq!(op.plan[0].reasons[0].kind.to_string(), "Stopped");
-    assert_eq!(
-        t.host.id_of("shop", "shop-db-1"),
-        db,
-        "started, not recreated"
-    );
-    assert_eq!(t.host.states(), running(&["shop-db-1", "shop-web-1"]));
+    let planned = done.operation.map_or(0, |op| op.plan.len());
+    assert_eq!(planned, 0, "nothing planned for a user's stop");
+    assert_eq!(t.host.id_of("shop", "shop-db-1"), db);
+    let states = t.host.states();
+    let db_state = states.iter().find(|(name, _)| name == "shop-db-1");
+    assert!(matches!(db_state, Some((_, Exited(_)))), "{states:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
