@@ -489,7 +489,16 @@ fn mutating_calls_need_the_token_and_suspend_holds_the_project() {
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["result"], "Succeeded", "{answer:#}");
     assert_eq!(answer["operation"]["trigger"], "manual");
-    assert_eq!(answer["operation"]["plan"][0]["target"], "shop-web-1");
+    // The container-event trigger may have put it back first (then the
+    // manual plan is empty); either way it runs once the call returns.
+    let plan = answer["operation"]["plan"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        plan.is_empty() || plan[0]["target"] == "shop-web-1",
+        "{answer:#}"
+    );
     assert!(running_id(&root, "shop-web-1").is_some());
     let d = detail(&agent, "shop").unwrap();
     assert!(d["status"]["lastHandledReconcileAt"].is_string());
