@@ -237,7 +237,28 @@ impl Drop for Root {
                 }
             }
         }
+        unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Detaches every mount at or below `dir` (bound network namespaces,
+/// overlays a failed test left), deepest first, so the folder can go.
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount")
+            .args(["-l", p])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
