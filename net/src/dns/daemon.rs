@@ -323,6 +323,12 @@ mod tests {
         };
         assert!(err.contains("not that server"), "{err}");
         drop(lock);
+        // Another test thread forking at that moment holds a copy of the
+        // fd until its child execs (close-on-exec): the lock goes with it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while is_running(dir.path()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(!is_running(dir.path()));
         assert_eq!(pid(dir.path()), None);
         assert!(!stop(dir.path()).unwrap());
