@@ -116,14 +116,11 @@ impl Containers {
         let Ok(endpoints) = self.net.endpoints() else {
             return;
         };
+        // "No container" is what the runtime says, not whether a folder
+        // exists: a create killed half-way leaves a folder the runtime
+        // does not list (and clears later), whose endpoint is as orphaned.
         for ep in endpoints.iter().filter(|ep| {
-            ep.container_name == name
-                && !self
-                    .runtime
-                    .state_root()
-                    .container(&ep.container_id)
-                    .path()
-                    .exists()
+            ep.container_name == name && self.runtime.inspect(&ep.container_id).is_err()
         }) {
             tracing::info!(container = %name, id = %ep.container_id, "releasing the networking of a container that was never created");
             if let Err(e) = self.net.detach(&ep.container_id) {
