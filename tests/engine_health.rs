@@ -9,11 +9,10 @@ mod runtime_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use berth_image::testing::{TestImage, busybox_rootfs_tar, docker_save};
-use runtime_support::{Root, need_root, private_netns, text};
-use serde_json::{Value, json};
+use runtime_support::{Root, need_root, ok, private_netns, text, wait_long};
+use serde_json::json;
 
 /// A state root with `busybox` (no healthcheck) and `hcimg` (busybox with
 /// a `HEALTHCHECK` in its config), and a project folder with `compose`.
@@ -40,40 +39,11 @@ fn setup(label: &str, compose: &str) -> (Root, PathBuf) {
     (root, project)
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn up(root: &Root, project: &Path, flags: &[&str]) -> Output {
     let file = project.join("compose.yaml");
     let mut args = vec!["up", "-f", file.to_str().unwrap()];
     args.extend(flags);
     root.run(&args)
-}
-
-fn wait_long(root: &Root, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = root.run(&["inspect", name]);
-        let v: Value = serde_json::from_slice::<Value>(&out.stdout)
-            .map(|v| v[0].clone())
-            .unwrap_or_default();
-        if out.status.success() && pred(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: timed out waiting for {what}: {v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const IMAGE_HEALTHCHECKS: &str = r#"

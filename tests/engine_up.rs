@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, private_netns, text};
+use runtime_support::{Root, need_root, ok, private_netns, text};
 
 const COMPOSE: &str = r#"
 name: proj
@@ -40,17 +40,6 @@ fn setup(label: &str) -> (Root, PathBuf) {
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("compose.yaml"), COMPOSE).unwrap();
     (root, project)
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn up(root: &Root, project: &Path, flags: &[&str]) -> Output {

@@ -8,28 +8,10 @@ mod runtime_support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, text, wait_long};
 use serde_json::Value;
 
 /// Polls `inspect` for up to a minute (the shared machine can be slow).
-fn wait_long(root: &Root, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = root.run(&["inspect", name]);
-        let v: Value = serde_json::from_slice::<Value>(&out.stdout)
-            .map(|v| v[0].clone())
-            .unwrap_or_default();
-        if out.status.success() && pred(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: timed out waiting for {what}: {v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn health(v: &Value) -> &Value {
     &v["State"]["Health"]
 }

@@ -302,3 +302,34 @@ pub fn text(b: &[u8]) -> String {
 pub fn alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The command succeeded; its stdout (both streams in the message if not).
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Polls `inspect NAME` (up to a minute) until `pred` holds; its object.
+pub fn wait_long(root: &Root, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = root.run(&["inspect", name]);
+        let v: Value = serde_json::from_slice::<Value>(&out.stdout)
+            .map(|v| v[0].clone())
+            .unwrap_or_default();
+        if out.status.success() && pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: timed out waiting for {what}: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
