@@ -5,13 +5,13 @@
 //!   environment (`.env` under the process environment, compose-go's
 //!   `Project.Environment`) and become inline content, so the value is what
 //!   the hash covers and what the container gets.
-//! - `file:` sources are hashed here (sha256 of their content), so editing
-//!   the file recreates the containers that mount it.
+//! - `file:` sources are hashed by `reconcile::digests::file_digests`
+//!   (the one the agent and the CLI share), so editing the file recreates
+//!   the containers that mount it.
 
 use std::collections::BTreeMap;
 
 use berth_spec::compose::model::{FileObjectConfig, Project};
-use sha2::{Digest, Sha256};
 
 /// Replaces each `environment: VAR` source with `content:` from `env`.
 /// A variable that is not set stays a reference: creating a container
@@ -34,23 +34,6 @@ fn resolve(object: &mut FileObjectConfig, env: &BTreeMap<String, String>) {
         object.content = Some(value.clone());
         object.environment = None;
     }
-}
-
-/// `sha256:<hex>` of every config's and secret's `file:`, by path (the
-/// reconciler's `PlanOptions::file_digests`). An unreadable file is left
-/// out: the hash then says "unknown" and creating the container reports
-/// the file.
-pub fn file_digests(project: &Project) -> BTreeMap<String, String> {
-    project
-        .configs
-        .values()
-        .chain(project.secrets.values())
-        .filter_map(|o| o.file.as_ref())
-        .filter_map(|path| {
-            let bytes = std::fs::read(path).ok()?;
-            Some((path.clone(), format!("sha256:{:x}", Sha256::digest(&bytes))))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -83,22 +66,5 @@ mod tests {
         assert_eq!(p.configs["site"].content.as_deref(), Some("server {}"));
         assert_eq!(p.secrets["missing"].environment.as_deref(), Some("NOPE"));
         assert_eq!(p.secrets["inline"].content.as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn file_digests_follow_the_content() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("site.conf");
-        std::fs::write(&file, "a").unwrap();
-        let path = file.display().to_string();
-        let p = project(serde_json::json!({
-            "name": "p", "services": {},
-            "configs": {"site": {"file": path}, "gone": {"file": "/nonexistent/x"}}
-        }));
-        let a = file_digests(&p);
-        assert_eq!(a.len(), 1);
-        assert!(a[&path].starts_with("sha256:"));
-        std::fs::write(&file, "b").unwrap();
-        assert_ne!(file_digests(&p)[&path], a[&path]);
     }
 }
