@@ -73,6 +73,9 @@ const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+/// Docker's mark of its default `bridge` network, which has no DNS server:
+/// its containers do not find each other by name.
+pub const DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -248,6 +251,7 @@ impl Net {
                         ))
                     })?);
                 }
+                DEFAULT_BRIDGE => {}
                 other => {
                     tracing::warn!(network = %req.name, option = other, "driver option not supported by berth, ignored");
                 }
@@ -288,10 +292,15 @@ impl Net {
             .iter()
             .filter(|e| e.attachments.iter().any(|a| a.network == name))
             .collect();
-        if let Some(ep) = attached.iter().find(|e| running(&e.container_id)) {
+        let busy: Vec<String> = attached
+            .iter()
+            .filter(|e| running(&e.container_id))
+            .map(|e| e.container_name.clone())
+            .collect();
+        if !busy.is_empty() {
             return Err(Error::Conflict(format!(
-                "network {name} has a running container: {} ({})",
-                ep.container_name, ep.container_id
+                "network {name} is in use by running container(s) {}: stop them or disconnect them first",
+                busy.join(", ")
             )));
         }
         for ep in attached {
@@ -415,8 +424,11 @@ impl Net {
                         ..p.clone()
                     })
                     .collect();
+                // Held by running containers only: a stopped one frees
+                // its ports and asks again when it starts.
                 let taken: Vec<ports::Taken> = endpoints
                     .iter()
+                    .filter(|e| e.running)
                     .flat_map(|e| {
                         e.ports.iter().map(|p| ports::Taken {
                             port: *p,
@@ -451,10 +463,50 @@ impl Net {
         if ep.running == running {
             return Ok(());
         }
+        if running {
+            self.check_ports_free(&ep)?;
+        }
         ep.running = running;
         state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
         let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
         self.sync_locked(&networks)
+    }
+
+    /// A container about to run takes its published ports back: refused,
+    /// naming the holder, when a running container or a host process has
+    /// one meanwhile (Docker's "port is already allocated" at start).
+    fn check_ports_free(&self, ep: &Endpoint) -> Result<()> {
+        if ep.ports.is_empty() {
+            return Ok(());
+        }
+        let others = self.endpoints()?;
+        for p in &ep.ports {
+            if let Some(o) = others.iter().find(|o| {
+                o.running
+                    && o.container_id != ep.container_id
+                    && o.ports.iter().any(|q| q.clashes(p))
+            }) {
+                return Err(Error::Conflict(format!(
+                    "{}: cannot publish {}:{}/{}: container {} publishes it",
+                    ep.container_name,
+                    p.host_ip,
+                    p.host_port,
+                    p.protocol.as_str(),
+                    o.container_name
+                )));
+            }
+            use ports::HostPorts as _;
+            if let Err(why) = ports::BindCheck.check(p.host_ip, p.host_port, p.protocol) {
+                return Err(Error::Conflict(format!(
+                    "{}: cannot publish {}:{}/{}: {why}",
+                    ep.container_name,
+                    p.host_ip,
+                    p.host_port,
+                    p.protocol.as_str()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Makes a container's networking whole again (after a reboot took the
@@ -473,42 +525,55 @@ impl Net {
         Ok(())
     }
 
+    /// Two netlink sessions whatever the number of networks (one in the
+    /// host for bridges and veths, one inside for addresses and routes):
+    /// each session is a thread, a runtime and a socket.
     fn ensure_locked(&self, ep: &Endpoint) -> Result<()> {
         let fresh = !netns::is_bound(&ep.netns);
         netns::create(&ep.netns)?;
         let netns_path = ep.netns.clone();
-        links::in_netns(
-            &netns_path,
-            move |h| async move { links::loopback_up(&h).await },
-        )?;
-        for (i, a) in ep.attachments.iter().enumerate() {
-            let network = self.network(&a.network)?;
-            let veth_up = links::in_host({
-                let network = network.clone();
-                let host = a.host_veth.clone();
-                move |h| async move {
-                    links::ensure_bridge(
-                        &h,
-                        &network.bridge,
-                        network.gateway,
-                        network.subnet,
-                        network.mtu,
-                    )
-                    .await?;
-                    Ok(links::index(&h, &host).await?.is_some())
+        let networks: Vec<NetworkState> = ep
+            .attachments
+            .iter()
+            .map(|a| self.network(&a.network))
+            .collect::<Result<_>>()?;
+        let wanted: Vec<(usize, String, String, NetworkState)> = ep
+            .attachments
+            .iter()
+            .zip(&networks)
+            .enumerate()
+            .map(|(i, (a, n))| {
+                (
+                    i,
+                    a.host_veth.clone(),
+                    veth_name("bp", &ep.container_id, i),
+                    n.clone(),
+                )
+            })
+            .collect();
+        let ns = netns_path.clone();
+        let made: Vec<usize> = links::in_host(move |h| async move {
+            let mut made = Vec::new();
+            for (i, host, peer, n) in &wanted {
+                links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await?;
+                if !fresh && links::index(&h, host).await?.is_some() {
+                    continue;
                 }
-            })?;
-            bridge_sysctls(&network)?;
-            if veth_up && !fresh {
-                continue;
+                links::veth_into(&h, host, peer, &n.bridge, &ns, n.mtu).await?;
+                made.push(*i);
             }
-            let peer = veth_name("bp", &ep.container_id, i);
-            let (host, bridge, mtu) = (a.host_veth.clone(), network.bridge.clone(), network.mtu);
-            let ns = netns_path.clone();
-            links::in_host(move |h| async move {
-                links::veth_into(&h, &host, &peer, &bridge, &ns, mtu).await
-            })?;
-            let inside = links::InsideConfig {
+            Ok(made)
+        })?;
+        for n in &networks {
+            bridge_sysctls(n)?;
+        }
+        let inside: Vec<links::InsideConfig> = ep
+            .attachments
+            .iter()
+            .zip(&networks)
+            .enumerate()
+            .filter(|(i, _)| made.contains(i))
+            .map(|(i, (a, network))| links::InsideConfig {
                 from: veth_name("bp", &ep.container_id, i),
                 ifname: a.ifname.clone(),
                 mac: parse_mac(&a.mac),
@@ -516,12 +581,106 @@ impl Net {
                 prefix: network.subnet.prefix(),
                 mtu: network.mtu,
                 default_via: a.default_route.then_some(network.gateway),
-            };
-            links::in_netns(&netns_path, move |h| async move {
-                links::configure_inside(&h, &inside).await
-            })?;
+            })
+            .collect();
+        links::in_netns(&netns_path, move |h| async move {
+            links::loopback_up(&h).await?;
+            for c in &inside {
+                links::configure_inside(&h, c).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Joins a container that has an endpoint to one more network (`docker
+    /// network connect`): a new interface, its address, its names.
+    pub fn connect(&self, container_id: &str, join: &JoinRequest) -> Result<Endpoint> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let mut ep = self.endpoint(container_id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "container {container_id} has no network namespace of its own (network none, host or container:): it cannot join a network"
+            ))
+        })?;
+        if ep.attachments.iter().any(|a| a.network == join.network) {
+            return Err(Error::Conflict(format!(
+                "container {} is already connected to network {}",
+                ep.container_name, join.network
+            )));
         }
-        Ok(())
+        let network = self.network(&join.network)?;
+        let used: BTreeSet<Ipv4Addr> = self
+            .endpoints()?
+            .iter()
+            .flat_map(|e| e.attachments.iter())
+            .filter(|a| a.network == network.name)
+            .map(|a| a.ip)
+            .collect();
+        let addressing = ipam::Addressing {
+            subnet: network.subnet,
+            gateway: network.gateway,
+            ip_range: network.ip_range,
+        };
+        let ip = ipam::allocate(&addressing, &used, join.ipv4_address.as_deref()).map_err(|e| {
+            prefix_error(
+                &format!("{} on network {}", ep.container_name, network.name),
+                e,
+            )
+        })?;
+        // The first free slot: interface names and veth names follow it.
+        let i = (0..)
+            .find(|i| !ep.attachments.iter().any(|a| a.ifname == format!("eth{i}")))
+            .unwrap_or(0);
+        ep.attachments.push(Attachment {
+            network: network.name.clone(),
+            ifname: format!("eth{i}"),
+            host_veth: veth_name("veth", container_id, i),
+            ip,
+            mac: ipam::mac_for(ip)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            aliases: join.aliases.clone(),
+            default_route: !network.internal && !ep.attachments.iter().any(|a| a.default_route),
+        });
+        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
+        let made = self
+            .ensure_locked(&ep)
+            .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
+        if let Err(e) = made {
+            let _ = self.disconnect_locked(container_id, &network.name);
+            return Err(e);
+        }
+        Ok(ep)
+    }
+
+    /// Takes a container off one network (`docker network disconnect`).
+    pub fn disconnect(&self, container_id: &str, network: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        self.disconnect_locked(container_id, network)
+    }
+
+    fn disconnect_locked(&self, container_id: &str, network: &str) -> Result<()> {
+        let mut ep = self.endpoint(container_id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "container {container_id} is not connected to network {network}"
+            ))
+        })?;
+        let Some(pos) = ep.attachments.iter().position(|a| a.network == network) else {
+            return Err(Error::Invalid(format!(
+                "container {} is not connected to network {network}",
+                ep.container_name
+            )));
+        };
+        let gone = ep.attachments.remove(pos);
+        let veth = gone.host_veth.clone();
+        links::in_host(move |h| async move { links::delete(&h, &veth).await })?;
+        if ep.port_target == Some(gone.ip) {
+            // Published ports led through this network.
+            ep.port_target = None;
+        }
+        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
+        self.sync_locked(&[network.to_owned()])
     }
 
     /// Takes a container's networking away: veths, namespace, ports,
@@ -577,17 +736,27 @@ impl Net {
             bridge_sysctls(n)?;
         }
         let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
-        self.sync_locked(&names)
+        self.sync_with(&names, true)
     }
 
-    /// Rewrites the nftables table and the DNS records of `changed`.
+    /// Rewrites the nftables table (when it changed) and the DNS records
+    /// of `changed`.
     fn sync_locked(&self, changed: &[String]) -> Result<()> {
+        self.sync_with(changed, false)
+    }
+
+    /// `force_nft`: apply the table even if it is the one last applied.
+    fn sync_with(&self, changed: &[String], force_nft: bool) -> Result<()> {
         let networks = self.networks()?;
         let endpoints = self.endpoints()?;
         if networks.iter().any(|n| !n.internal) {
             enable_forwarding()?;
         }
-        nft::apply(&nft::render(&networks, &endpoints))?;
+        nft::apply_cached(
+            &self.paths.nft_cache(),
+            &nft::render(&networks, &endpoints),
+            force_nft,
+        )?;
         let upstreams =
             names::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         for n in networks.iter().filter(|n| changed.contains(&n.name)) {
@@ -595,7 +764,7 @@ impl Net {
                 &self.paths.dns_file(&n.name),
                 &names::records(n, &endpoints, upstreams.clone()),
             )?;
-            if let Some(dns) = &self.dns {
+            if let Some(dns) = self.dns.as_ref().filter(|_| !n.is_default_bridge()) {
                 // A server that cannot start leaves names unresolved, not
                 // the network unusable: said loudly, not fatal.
                 if let Err(e) = dns.ensure_running(&self.paths.network_dir(&n.name)) {

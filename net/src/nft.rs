@@ -47,7 +47,9 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
     s.push_str("  chain published {\n");
-    for ep in endpoints {
+    // A stopped container's ports are free for others, as Docker frees
+    // them at stop; `Net::set_running` takes them back at start.
+    for ep in endpoints.iter().filter(|e| e.running) {
         let Some(target) = ep.port_target else {
             continue;
         };
@@ -115,6 +117,28 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     }
     s.push_str("  }\n}\n");
     s
+}
+
+/// Applies `script` unless it is the one last applied since this boot
+/// (recorded in `cache`, with the kernel's boot id so that a reboot, which
+/// empties the ruleset, never matches): most container changes (a
+/// container with no published ports joining or leaving) leave the table
+/// as it was, and running `nft` costs a process and a ruleset transaction.
+/// Returns whether `nft` ran. `force` (restore) re-applies regardless, for
+/// a ruleset flushed by hand.
+pub fn apply_cached(cache: &std::path::Path, script: &str, force: bool) -> Result<bool> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let record = format!("{}\n{script}", boot.trim());
+    if !force && std::fs::read_to_string(cache).is_ok_and(|c| c == record) {
+        return Ok(false);
+    }
+    // Stale first: if `nft` fails half-way or we die, the next change
+    // applies again.
+    let _ = std::fs::remove_file(cache);
+    apply(script)?;
+    // Written under the networks lock (every caller holds it).
+    std::fs::write(cache, record).map_err(|e| Error::io("write", cache, e))?;
+    Ok(true)
 }
 
 /// Applies a script in one transaction.

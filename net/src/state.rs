@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! networks/.lock                     flock: every change holds it
+//! networks/.nft-applied              boot id + the nft script last applied
 //! networks/<name>/network.json       NetworkState (addressing, bridge, options)
 //! networks/<name>/dns.json           the names the network's DNS answers
 //! endpoints/<container-id>.json      Endpoint: a container's interfaces and ports
@@ -57,6 +58,15 @@ pub struct NetworkState {
     pub created: String,
 }
 
+impl NetworkState {
+    /// Docker's default `bridge` network (see [`crate::DEFAULT_BRIDGE`]).
+    pub fn is_default_bridge(&self) -> bool {
+        self.driver_opts
+            .get(crate::DEFAULT_BRIDGE)
+            .is_some_and(|v| v == "true")
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -97,9 +107,9 @@ pub struct Endpoint {
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
     /// Set when the container was started, cleared when it was stopped
-    /// (by berth): only running containers are in the DNS records, as
-    /// with Docker. A container that exits on its own while no berth runs
-    /// stays listed until berth next stops or starts it.
+    /// (by berth): only running containers are in the DNS records and
+    /// hold their published ports, as with Docker. The shim clears it
+    /// when the container exits for good (see the agent's `shim`).
     #[serde(default)]
     pub running: bool,
 }
@@ -128,6 +138,10 @@ impl Paths {
     }
     pub fn endpoint_file(&self, id: &str) -> PathBuf {
         self.endpoints().join(format!("{id}.json"))
+    }
+    /// The nftables script last applied, with the boot it was applied in.
+    pub fn nft_cache(&self) -> PathBuf {
+        self.networks().join(".nft-applied")
     }
     pub fn netns(&self, id: &str) -> PathBuf {
         self.root.join("netns").join(id)

@@ -164,6 +164,10 @@ fn containers_reach_each_other_and_published_ports_answer() {
     assert_eq!(a.attachments[0].mac, "02:42:ac:11:00:02");
     assert_eq!(a.ports[0].to_string(), "0.0.0.0:8080->80/tcp");
 
+    // Published ports belong to running containers (as Docker allocates
+    // them at start).
+    net.set_running(&id(1), true).unwrap();
+    net.set_running(&id(2), true).unwrap();
     serve(&netns(&c, 1), 80, "web");
     serve(&netns(&c, 2), 5432, "db");
     // Container to container over the bridge, source address kept.
@@ -308,6 +312,7 @@ fn udp_ports_ephemeral_ports_and_a_reboot_are_handled() {
         })
         .unwrap();
     assert_eq!(ep.attachments[0].ip, Ipv4Addr::new(10, 77, 0, 53));
+    net.set_running(&id(5), true).unwrap();
     let eph = ep.ports[1].host_port;
     assert!(eph >= 1024, "ephemeral port {eph}");
     let ns = netns(&c, 5);
@@ -357,6 +362,7 @@ fn udp_ports_ephemeral_ports_and_a_reboot_are_handled() {
             ..Default::default()
         })
         .unwrap();
+    net.set_running(&id(6), true).unwrap();
     serve(&netns(&c, 6), 80, "back");
     assert!(
         fetch(([127, 0, 0, 1], 8081).into())
@@ -364,6 +370,37 @@ fn udp_ports_ephemeral_ports_and_a_reboot_are_handled() {
             .starts_with("back")
     );
     assert_eq!(ep.attachments[0].ip, Ipv4Addr::new(10, 77, 0, 2));
+
+    // A stopped container frees its port for another, and cannot take it
+    // back while that one runs.
+    net.set_running(&id(6), false).unwrap();
+    assert!(fetch(([127, 0, 0, 1], 8081).into()).is_err());
+    net.attach(&AttachRequest {
+        container_id: id(7),
+        container_name: "u-web-2".into(),
+        networks: vec![join("u", &[])],
+        ports: vec![PortRequest {
+            host_ip: None,
+            host_port: Some("8081".into()),
+            container_port: 80,
+            protocol: "tcp".into(),
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    net.set_running(&id(7), true).unwrap();
+    let err = net.set_running(&id(6), true).unwrap_err().to_string();
+    assert!(
+        err.contains("u-web-1") && err.contains("8081") && err.contains("container u-web-2"),
+        "{err}"
+    );
+    net.detach(&id(7)).unwrap();
+    net.set_running(&id(6), true).unwrap();
+    assert!(
+        fetch(([127, 0, 0, 1], 8081).into())
+            .unwrap()
+            .starts_with("back")
+    );
 }
 
 #[test]

@@ -95,6 +95,26 @@ pub(crate) fn tell_shim(dir: &ContainerDir, byte: u8) {
     }
 }
 
+/// Called by the shim once its container has exited for good (no
+/// restart follows), before anyone hears of the exit: `removed` says the
+/// container goes with it (`--rm`). The runtime knows nothing of networks;
+/// the binary that wires them in frees the container's endpoint or ports
+/// here (`set_exit_hook`), as Docker's daemon does when a container stops.
+pub type ExitHook = fn(root: &Path, config: &ContainerConfig, removed: bool);
+
+static EXIT_HOOK: std::sync::OnceLock<ExitHook> = std::sync::OnceLock::new();
+
+/// Installs the [`ExitHook`] (once per process, before [`main`]).
+pub fn set_exit_hook(hook: ExitHook) {
+    let _ = EXIT_HOOK.set(hook);
+}
+
+fn run_exit_hook(dir: &ContainerDir, cfg: &ContainerConfig, removed: bool) {
+    if let Some(hook) = EXIT_HOOK.get() {
+        hook(&root_of(dir), cfg, removed);
+    }
+}
+
 /// The shim's entry point; returns the process exit code.
 pub fn main(args: &ShimArgs) -> i32 {
     if args.hook.is_some() {
@@ -330,6 +350,7 @@ impl Shim {
         // cgroup leaking.
         if !cfg.auto_remove || !cgroup_removed {
             state.save(&dir.state())?;
+            run_exit_hook(dir, cfg, false);
             if !reported && let Some(code) = state.exit_code {
                 self.report(&format!("exited {code}"));
             }
@@ -338,6 +359,7 @@ impl Shim {
         // Gone for everyone (name free, not listed) before the caller hears
         // the exit, as with `docker run --rm`; the files go after.
         let root = StateRoot::new(root_of(dir));
+        run_exit_hook(dir, cfg, true);
         let retired = crate::remove::retire(&root, cfg)?;
         if !reported && let Some(code) = state.exit_code {
             self.report(&format!("exited {code}"));

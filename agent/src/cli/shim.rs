@@ -57,5 +57,26 @@ pub fn run_direct(args: &berth_runtime::shim::ShimArgs) -> ExitCode {
     if let Err(err) = crate::logging::init(&global) {
         eprintln!("berth shim: {err:#}");
     }
+    berth_runtime::shim::set_exit_hook(release_network);
     super::run::exit_code(berth_runtime::shim::main(args))
+}
+
+/// When a container has exited for good, its published ports are free for
+/// others and its names leave its networks' DNS (Docker frees them at
+/// stop); with `--rm` its whole endpoint goes (namespace, veths,
+/// addresses) before the CLI hears of the exit, so nothing is left when
+/// `berth run --rm` returns. Without an endpoint this is one failed open.
+fn release_network(root: &std::path::Path, config: &berth_runtime::ContainerConfig, removed: bool) {
+    let net = berth_net::Net::open(root);
+    if matches!(net.endpoint(&config.id), Ok(None)) {
+        return;
+    }
+    let result = if removed {
+        net.detach(&config.id)
+    } else {
+        net.set_running(&config.id, false)
+    };
+    if let Err(e) = result {
+        tracing::warn!(container = %config.name, error = %e, "releasing the container's networking");
+    }
 }
