@@ -111,6 +111,12 @@ pub fn set_exit_hook(hook: ExitHook) {
 
 fn run_exit_hook(dir: &ContainerDir, cfg: &ContainerConfig, removed: bool) {
     if let Some(hook) = EXIT_HOOK.get() {
+        // The last run left our children bound for its (dead) pid
+        // namespace, where no thread can be made (clone gives EINVAL): the
+        // hook's netlink work spawns threads. Back to our own.
+        if let Ok(own) = File::open("/proc/self/ns/pid") {
+            let _ = setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
+        }
         hook(&root_of(dir), cfg, removed);
     }
 }

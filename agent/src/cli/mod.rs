@@ -18,13 +18,16 @@ mod images;
 mod inspect;
 mod kill;
 mod logs;
+mod network;
 mod pause;
+mod port;
 mod procs;
 mod project_opts;
 mod ps;
 mod restart;
 mod rm;
 pub(crate) mod run;
+mod run_net;
 pub(crate) mod shim;
 mod start;
 mod stats;
@@ -149,6 +152,10 @@ pub enum Command {
     Down(down::DownArgs),
     /// Docker Compose's verbs: `berth compose [-f FILE] [-p NAME] up|down|ps|logs|...`.
     Compose(compose::ComposeArgs),
+    /// Manage networks: create, ls, inspect, rm, prune, connect, disconnect.
+    Network(network::NetworkArgs),
+    /// List a container's published ports (like `docker port`).
+    Port(port::PortArgs),
     /// Display a container's running processes (or a service's).
     Top(top::TopArgs),
     /// Pause all processes within containers (or services).
@@ -179,7 +186,9 @@ impl Command {
     pub fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Agent(_) => "info,libcgroups=error",
-            Command::Up(_) | Command::Down(_) | Command::Compose(_) => "warn,libcgroups=error",
+            Command::Up(_) | Command::Down(_) | Command::Compose(_) | Command::Network(_) => {
+                "warn,libcgroups=error"
+            }
             _ => "info,libcgroups=error,berth_reconcilers=warn",
         }
     }
@@ -212,6 +221,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args, global),
         Command::Down(args) => down::run(args, global),
         Command::Compose(args) => compose::run(args, global),
+        Command::Network(args) => network::run(args, global),
+        Command::Port(args) => port::run(&args, global),
         Command::Top(args) => top::run(args, global),
         Command::Pause(args) => pause::run(args, global, true),
         Command::Unpause(args) => pause::run(args, global, false),

@@ -32,7 +32,15 @@ pub fn run(args: RestartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
     for c in &names {
-        match rt.restart(c, args.time.map(Duration::from_secs)) {
+        // The stop frees the ports (the shim's exit hook, done once the
+        // runtime's restart has waited the old shim out); they are taken
+        // back right after the start.
+        let restarted = rt
+            .restart(c, args.time.map(Duration::from_secs))
+            .map_err(anyhow::Error::from)
+            .and_then(|()| rt.inspect(c).map_err(anyhow::Error::from))
+            .and_then(|info| super::run_net::before_start(global, &rt, &info.config.id));
+        match restarted {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");

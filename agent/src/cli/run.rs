@@ -79,9 +79,42 @@ pub struct RunArgs {
     /// Run a reaper as pid 1 that forwards signals.
     #[arg(long)]
     pub init: bool,
-    /// `none` (own namespace, only lo) or `host`.
-    #[arg(long, default_value = "none")]
-    pub network: String,
+    /// `none` (own namespace with only lo: the default unless ports are
+    /// published), `bridge` (berth's default network, made on first use),
+    /// a network's name (`berth network create`), `host`, or
+    /// `container:NAME`.
+    #[arg(long, visible_alias = "net", value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Another name for the container on its (user-defined) network.
+    #[arg(
+        long = "network-alias",
+        visible_alias = "net-alias",
+        value_name = "ALIAS"
+    )]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 address on its (user-defined) network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Publish a port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`
+    /// (ranges too; no host port: an ephemeral one).
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, on ephemeral host ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// DNS server for the container's resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domain.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option (`ndots:2`).
+    #[arg(long, visible_alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add `NAME:ADDRESS` to /etc/hosts (`host-gateway`: the network's
+    /// gateway, i.e. the host).
+    #[arg(long = "add-host", value_name = "NAME:ADDRESS")]
+    pub add_host: Vec<String>,
     /// Bind mount `SRC:DST[:ro]` (SRC an absolute host path).
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
@@ -198,8 +231,9 @@ fn run_or_create(
     opts: CreateOptions,
 ) -> anyhow::Result<ExitCode> {
     let rt = runtime(global);
-    let (config, lease) = build_config(args_to_parts(args)?, args, global)?;
-    create_and_follow(&rt, &config, args, opts, lease)
+    let (mut config, lease, exposed) = build_config(args_to_parts(args)?, args, global)?;
+    let networking = super::run_net::prepare(args, global, &rt, &mut config, &exposed, opts.start)?;
+    create_and_follow(&rt, &config, args, opts, lease, &networking)
 }
 
 /// Creates the container; a generated name that another container took
@@ -235,8 +269,19 @@ fn create_and_follow(
     args: &RunArgs,
     opts: CreateOptions,
     lease: Option<Lease>,
+    networking: &super::run_net::Prepared,
 ) -> anyhow::Result<ExitCode> {
     let created = create_named(rt, config, args.name.is_none(), opts);
+    match &created {
+        // The container stays (exited): its ports go back.
+        Err(berth_runtime::Error::Start { .. }) if !args.rm => {
+            if let Some(net) = &networking.net {
+                let _ = net.set_running(&config.id, false);
+            }
+        }
+        Err(_) => networking.release(&config.id),
+        Ok(_) => {}
+    }
     // config.json (which names the image) is on disk now, or the create
     // failed: either way `rmi` may look.
     drop(lease);
@@ -287,7 +332,6 @@ fn create_and_follow(
 struct Parts {
     env: Vec<String>,
     mounts: Vec<Mount>,
-    network: Network,
 }
 
 fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
@@ -358,16 +402,7 @@ fn args_to_parts(args: &RunArgs) -> anyhow::Result<Parts> {
             options: Vec::new(),
         });
     }
-    let network = match args.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => bail!("unsupported --network {other:?}: none and host are supported for now"),
-    };
-    Ok(Parts {
-        env,
-        mounts,
-        network,
-    })
+    Ok(Parts { env, mounts })
 }
 
 fn push_env(env: &mut Vec<String>, kv: &str) {
@@ -378,13 +413,18 @@ fn push_env(env: &mut Vec<String>, kv: &str) {
     }
 }
 
-/// The config `run`/`create` asks for, and, for an image, the lease that
-/// keeps its snapshots until the container's config records it.
+/// The config `run`/`create` asks for (its networking still to decide,
+/// `run_net`), for an image the lease that keeps its snapshots until the
+/// container's config records it, and the ports the image exposes (`-P`).
 fn build_config(
     parts: Parts,
     args: &RunArgs,
     global: &GlobalOpts,
-) -> anyhow::Result<(ContainerConfig, Option<Lease>)> {
+) -> anyhow::Result<(
+    ContainerConfig,
+    Option<Lease>,
+    Vec<berth_image::ExposedPort>,
+)> {
     let no_image = ImageConfig::default();
     let (rootfs, cmd, image) = match (&args.rootfs, args.layer.is_empty()) {
         (Some(dir), _) => {
@@ -477,7 +517,7 @@ fn build_config(
             max_files: args.log_max_file.max(1),
             ..Default::default()
         },
-        network: parts.network,
+        network: Network::None,
         auto_remove: args.rm,
         etc_hosts: None,
         resolv_conf: None,
@@ -498,11 +538,15 @@ fn build_config(
             None => Default::default(),
         },
     };
+    let exposed = image
+        .as_ref()
+        .map(|(_, p)| p.image.config().exposed_ports.clone())
+        .unwrap_or_default();
     let lease = image.map(|(name, prepared)| {
         containers::annotate(&mut config, name, &prepared.image.id);
         prepared.lease
     });
-    Ok((config, lease))
+    Ok((config, lease, exposed))
 }
 
 /// The image's healthcheck under the `--health-*` flags (Docker's rules:

@@ -26,7 +26,18 @@ pub fn run(args: StartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
     for c in &names {
-        match rt.start(c) {
+        let started = rt.inspect(c).map_err(anyhow::Error::from).and_then(|info| {
+            let id = info.config.id;
+            // A running container keeps what it has.
+            if !(info.observed.container_alive && info.observed.status == "running") {
+                super::run_net::before_start(global, &rt, &id)?;
+            }
+            rt.start(&id).map_err(|e| {
+                super::run_net::start_failed(global, &rt, &id);
+                anyhow::Error::from(e)
+            })
+        });
+        match started {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");

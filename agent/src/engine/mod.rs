@@ -55,9 +55,7 @@ impl Engine {
     pub fn open(root: &Path, runtime: Runtime) -> Result<Self, BackendError> {
         let store = Store::open(root).map_err(error::from_image)?;
         let volumes = Volumes::new(root, runtime.clone());
-        let net = berth_net::Net::open(root).with_dns(std::sync::Arc::new(BerthDns {
-            exe: runtime.shim_exe().to_owned(),
-        }));
+        let net = open_net(root, runtime.shim_exe());
         Ok(Engine {
             containers: Containers::new(
                 runtime.clone(),
@@ -79,6 +77,14 @@ impl Engine {
             networks: &self.networks,
         }
     }
+}
+
+/// The network crate over `root`, each network's DNS server run as `exe
+/// dns` (this binary).
+pub fn open_net(root: &Path, exe: &Path) -> berth_net::Net {
+    berth_net::Net::open(root).with_dns(std::sync::Arc::new(BerthDns {
+        exe: exe.to_owned(),
+    }))
 }
 
 /// Each network's DNS server: a detached `berth dns` process of the same
