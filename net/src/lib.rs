@@ -567,6 +567,11 @@ impl Net {
         for n in &networks {
             bridge_sysctls(n)?;
         }
+        if made.is_empty() && !fresh {
+            // Everything was there (a start after a stop): the inside
+            // needs nothing, and a session there costs a thread.
+            return Ok(());
+        }
         let inside: Vec<links::InsideConfig> = ep
             .attachments
             .iter()
