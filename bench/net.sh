@@ -67,6 +67,7 @@ mkdir -p "$project"
   echo "  back: {}"
 } > "$project/compose.yaml"
 ms() { date +%s%N; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 up_ms=()
 down_ms=()
 for run in 1 2 3; do
@@ -156,6 +157,10 @@ ratio() { python3 -c "print('%.1f' % (100.0 * $1 / $2))"; }
   echo "|---|---|---|"
   echo "| \`berth up -d\` (2 networks, 20 containers) | $(median "${up_ms[@]}") ms | ${up_ms[*]} |"
   echo "| \`berth down\` | $(median "${down_ms[@]}") ms | ${down_ms[*]} |"
+  echo
+  echo "Load average (1, 5, 15 min) at the start: ${load_before}. Where the per-container"
+  echo "network time goes and what each change saved: bench/results/run-breakdown.md"
+  echo "(section \"Networking\")."
   echo
   echo "## TCP throughput, host to container (iperf3, 5 s, one stream; median of 3 interleaved rounds)"
   echo

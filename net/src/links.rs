@@ -15,8 +15,12 @@ use std::path::Path;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteType};
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
+};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
@@ -203,59 +207,45 @@ pub async fn delete(h: &Handle, name: &str) -> Result<()> {
 }
 
 /// A veth pair: `host` enslaved to the bridge `bridge` and up, `peer`
-/// moved into the namespace bound at `netns` (still down, under its
-/// temporary name).
+/// made right inside the namespace bound at `netns` (down, with `mac`).
+///
+/// One request makes the pair, the peer in its namespace, the host end on
+/// the bridge and up: moving a link between namespaces afterwards costs an
+/// RCU grace period in the kernel (~20 ms on a loaded 2-core machine, see
+/// bench/results/run-breakdown.md), creating it there costs none.
 pub async fn veth_into(
     h: &Handle,
     host: &str,
     peer: &str,
+    mac: [u8; 6],
     bridge: &str,
     netns: &Path,
     mtu: Option<u32>,
 ) -> Result<()> {
     delete(h, host).await?;
-    delete(h, peer).await?;
-    let mut v = LinkVeth::new(host, peer);
-    if let Some(m) = mtu {
-        v = v.mtu(m);
-    }
-    h.link()
-        .add(v.build())
-        .execute()
-        .await
-        .map_err(nl(format!("create veth pair {host}/{peer}")))?;
-    let ns = std::fs::File::open(netns).map_err(|e| Error::io("open netns", netns, e))?;
-    let peer_idx = index(h, peer).await?.ok_or_else(|| Error::Netlink {
-        action: format!("create veth {peer}"),
-        message: "the peer is missing".into(),
-    })?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(peer_idx)
-                .setns_by_fd(ns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl(format!("move {peer} into {}", netns.display())))?;
     let bridge_idx = index(h, bridge).await?.ok_or_else(|| Error::Netlink {
         action: format!("attach {host}"),
         message: format!("bridge {bridge} does not exist"),
     })?;
+    let ns = std::fs::File::open(netns).map_err(|e| Error::io("open netns", netns, e))?;
+    let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer.to_owned())
+        .address(mac.to_vec())
+        .setns_by_fd(ns.as_raw_fd());
+    let mut v = LinkVeth::new(host, peer).controller(bridge_idx).up();
+    if let Some(m) = mtu {
+        v = v.mtu(m);
+        peer_msg = peer_msg.mtu(m);
+    }
+    let v = v.set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
+    h.link().add(v.build()).execute().await.map_err(nl(format!(
+        "create veth pair {host}/{peer} into {}",
+        netns.display()
+    )))?;
     let host_idx = index(h, host).await?.ok_or_else(|| Error::Netlink {
         action: format!("create veth {host}"),
         message: "the host end is missing".into(),
     })?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(host_idx)
-                .controller(bridge_idx)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl(format!("attach {host} to {bridge}")))?;
     // Hairpin: with br_netfilter, a container's packet to its own
     // published port is DNAT'd while being bridged and must go back out
     // the port it came in by.
@@ -270,7 +260,8 @@ pub async fn veth_into(
 /// What one interface inside a container gets.
 #[derive(Debug, Clone)]
 pub struct InsideConfig {
-    /// The name the peer has when it arrives (from [`veth_into`]).
+    /// The name the peer had when it arrived (older berths moved it in
+    /// under a temporary name; [`veth_into`] names it `ifname` already).
     pub from: String,
     pub ifname: String,
     pub mac: [u8; 6],

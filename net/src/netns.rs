@@ -73,3 +73,29 @@ pub fn remove(path: &Path) -> Result<()> {
         Err(e) => Err(Error::io("remove", path, e)),
     }
 }
+
+/// Whether a live process is in the namespace bound at `path` (a
+/// `container:` sharer, a lingering `exec`): found by its inode among
+/// every process's `/proc/<pid>/ns/net`. Unknown (unreadable) counts as
+/// held.
+pub fn in_use(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(ns) = std::fs::metadata(path) else {
+        return false;
+    };
+    let (dev, ino) = (ns.dev(), ns.ino());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .any(|e| {
+            std::fs::metadata(e.path().join("ns/net"))
+                .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+        })
+}
