@@ -85,8 +85,15 @@ cmds=("$berth --root $state run --rm --network none --rootfs $rootfs true"
       "$berth --version")
 notes=()
 if command -v podman >/dev/null && podman image exists local/busybox:1 2>/dev/null; then
-  names+=("podman run --rm --network=none"); cmds+=("podman run --rm --network=none local/busybox:1 true")
-  names+=("podman run --rm (default network)"); cmds+=("podman run --rm local/busybox:1 true")
+  # crun (podman's default here) refuses hybrid cgroups while a controller
+  # sits on cgroup2 (host-prep.sh's move of hugetlb can fail): runc then.
+  podman_rt=""
+  if ! crun_err=$(podman run --rm --network=none local/busybox:1 true 2>&1); then
+    podman_rt="--runtime runc "
+    notes+=("podman: crun refused to run here (\`${crun_err//$'\n'/ }\`); podman rows use \`--runtime runc\`")
+  fi
+  names+=("podman ${podman_rt}run --rm --network=none"); cmds+=("podman ${podman_rt}run --rm --network=none local/busybox:1 true")
+  names+=("podman ${podman_rt}run --rm (default network)"); cmds+=("podman ${podman_rt}run --rm local/busybox:1 true")
 else
   notes+=("podman: not measured (not installed, or local/busybox:1 not built; use --with-anchors)")
 fi

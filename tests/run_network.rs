@@ -223,6 +223,24 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     ]));
     assert!(err.contains("10.123.0.50"), "{err}");
 
+    // A Compose project uses it as an external network; `down` keeps it.
+    let project = root.dir.join("ext");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("compose.yaml"),
+        "name: extp\nservices:\n  a:\n    image: busybox:latest\n    command: [\"sleep\", \"600\"]\n    \
+         init: true\n    stop_grace_period: 1s\n    networks: [shared]\nnetworks:\n  shared:\n    \
+         name: mynet\n    external: true\n",
+    )
+    .unwrap();
+    let file = project.join("compose.yaml");
+    let file = file.to_str().unwrap();
+    ok(root.run(&["up", "-d", "-f", file]));
+    let out = ok(root.run(&["exec", "extp-a-1", "nslookup", "web"]));
+    assert!(out.contains("Address: 10.123.0.50"), "{out}");
+    ok(root.run(&["down", "-f", file]));
+    assert!(ok(root.run(&["network", "ls"])).contains(" mynet "));
+
     ok(root.run(&["rm", "-f", "web", "client"]));
     ok(root.run(&["network", "rm", "mynet"]));
     assert!(!ok(root.run(&["network", "ls"])).contains("mynet"));
