@@ -180,6 +180,12 @@ fn containers_on_a_user_network_find_each_other_by_name() {
         "sleep",
         "600",
     ]));
+    let web: Value = serde_json::from_str(&ok(root.run(&["inspect", "web"]))).unwrap();
+    assert_eq!(web[0]["HostConfig"]["NetworkMode"], "mynet");
+    assert_eq!(
+        web[0]["NetworkSettings"]["Networks"]["mynet"]["IPAddress"],
+        "10.123.0.50"
+    );
     let net = network_inspect(&root, "mynet");
     assert_eq!(net["Name"], "mynet");
     assert_eq!(net["Driver"], "bridge");

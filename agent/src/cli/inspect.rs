@@ -181,6 +181,10 @@ fn network_settings(v: &mut Value, i: &ContainerInfo, global: &GlobalOpts) {
         v["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
         return;
     };
+    // Docker names the network here, not the namespace it is made of.
+    if let Some(first) = ep.attachments.first() {
+        v["HostConfig"]["NetworkMode"] = json!(first.network);
+    }
     let mut ports = serde_json::Map::new();
     for p in &ep.ports {
         let key = format!("{}/{}", p.container_port, p.protocol.as_str());

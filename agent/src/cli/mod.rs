@@ -189,7 +189,7 @@ impl Command {
             Command::Up(_) | Command::Down(_) | Command::Compose(_) | Command::Network(_) => {
                 "warn,libcgroups=error"
             }
-            _ => "info,libcgroups=error,berth_reconcilers=warn",
+            _ => "info,libcgroups=error,berth_reconcilers=warn,berth_net=warn",
         }
     }
 }
