@@ -213,6 +213,53 @@ fn containers_on_a_user_network_find_each_other_by_name() {
     let resolv = ok(root.run(&["exec", "client", "cat", "/etc/resolv.conf"]));
     assert!(resolv.contains("nameserver 10.123.0.1"), "{resolv}");
 
+    // connect / disconnect: one more interface, with its address and
+    // alias on the other network's DNS, then gone again.
+    ok(root.run(&["network", "create", "--subnet", "10.125.0.0/24", "other"]));
+    ok(root.run(&[
+        "network",
+        "connect",
+        "--alias",
+        "backend",
+        "--ip",
+        "10.125.0.9",
+        "other",
+        "web",
+    ]));
+    let addrs = ok(root.run(&["exec", "web", "ip", "-o", "addr", "show", "eth1"]));
+    assert!(addrs.contains("10.125.0.9/24"), "{addrs}");
+    ok(root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "other",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let out = ok(root.run(&["exec", "peer", "nslookup", "backend"]));
+    assert!(out.contains("Address: 10.125.0.9"), "{out}");
+    let err = fails(root.run(&["network", "connect", "other", "web"]));
+    assert!(err.contains("already connected"), "{err}");
+    ok(root.run(&["network", "disconnect", "other", "web"]));
+    let out = root.run(&["exec", "web", "ip", "-o", "addr", "show", "eth1"]);
+    assert!(
+        !out.status.success(),
+        "eth1 is still there: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        !network_inspect(&root, "other")["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|c| c["Name"] == "web")
+    );
+    ok(root.run(&["rm", "-f", "peer"]));
+    ok(root.run(&["network", "rm", "other"]));
+
     // In use: refused, naming the running containers.
     let err = fails(root.run(&["network", "rm", "mynet"]));
     assert!(err.contains("client") && err.contains("web"), "{err}");
