@@ -117,14 +117,49 @@ pub(crate) fn ports_text(net: &berth_net::Net, c: &ContainerInfo) -> String {
     net.endpoint(&c.config.id)
         .ok()
         .flatten()
-        .map(|ep| {
-            ep.ports
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        .map(|ep| display_ports(&ep.ports))
         .unwrap_or_default()
+}
+
+/// Docker's grouping: consecutive ports (host and container both one
+/// more, same address and protocol) as one range,
+/// `0.0.0.0:8000-8002->80-82/tcp`.
+pub(crate) fn display_ports(ports: &[berth_net::PublishedPort]) -> String {
+    let mut sorted = ports.to_vec();
+    sorted.sort_by_key(|p| (p.protocol, p.host_ip, p.container_port, p.host_port));
+    let mut groups: Vec<(berth_net::PublishedPort, berth_net::PublishedPort)> = Vec::new();
+    for p in sorted {
+        match groups.last_mut() {
+            Some((_, last))
+                if last.protocol == p.protocol
+                    && last.host_ip == p.host_ip
+                    && last.container_port.checked_add(1) == Some(p.container_port)
+                    && last.host_port.checked_add(1) == Some(p.host_port) =>
+            {
+                *last = p;
+            }
+            _ => groups.push((p, p)),
+        }
+    }
+    groups
+        .iter()
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!(
+                    "{}:{}-{}->{}-{}/{}",
+                    first.host_ip,
+                    first.host_port,
+                    last.host_port,
+                    first.container_port,
+                    last.container_port,
+                    first.protocol.as_str()
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The IMAGE column, as Docker fills it: the reference the container was
@@ -243,4 +278,35 @@ fn ago(t: &str) -> String {
     elapsed(t)
         .map(|d| format!("{} ago", human(d)))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_net::{Proto, PublishedPort};
+
+    fn p(ip: &str, host: u16, container: u16, protocol: Proto) -> PublishedPort {
+        PublishedPort {
+            host_ip: ip.parse().unwrap(),
+            host_port: host,
+            container_port: container,
+            protocol,
+        }
+    }
+
+    #[test]
+    fn consecutive_ports_are_one_range_like_docker() {
+        let ports = [
+            p("0.0.0.0", 8001, 81, Proto::Tcp),
+            p("0.0.0.0", 8000, 80, Proto::Tcp),
+            p("0.0.0.0", 8002, 82, Proto::Tcp),
+            p("127.0.0.1", 5353, 53, Proto::Udp),
+            p("0.0.0.0", 9000, 90, Proto::Tcp),
+        ];
+        assert_eq!(
+            display_ports(&ports),
+            "0.0.0.0:8000-8002->80-82/tcp, 0.0.0.0:9000->90/tcp, 127.0.0.1:5353->53/udp"
+        );
+        assert_eq!(display_ports(&[]), "");
+    }
 }
