@@ -167,3 +167,32 @@ pub fn signal(pid: u32, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// web depends on db (restarting with it); both run until SIGTERM.
+pub fn web_db() -> String {
+    format!(
+        r#"
+name: proj
+services:
+  db:
+    image: busybox
+    command: {db}
+    volumes: [data:/data]
+    stop_grace_period: 5s
+  web:
+    image: busybox
+    command: {web}
+    depends_on:
+      db: {{condition: service_started, restart: true}}
+    stop_grace_period: 5s
+volumes:
+  data: {{}}
+"#,
+        db = serve("db"),
+        web = serve("web")
+    )
+}
+
+pub fn stderr_lines(out: &std::process::Output) -> Vec<String> {
+    text(&out.stderr).lines().map(str::to_owned).collect()
+}
