@@ -16,11 +16,10 @@ mod runtime_support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, private_netns, text};
+use runtime_support::{Root, need_root, ok, private_netns, text};
 
 fn setup(label: &str) -> Root {
     private_netns();
@@ -38,17 +37,6 @@ fn example(name: &str) -> PathBuf {
         .join("examples")
         .join(name)
         .join("compose.yaml")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Whether this berth has the DNS server (`berth dns`).

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use berth_image::testing::busybox_rootfs_tar;
 use serde_json::Value;
 
+pub use crate::runtime_support::ok;
 use crate::runtime_support::{Root, text};
 
 /// A service command (YAML flow list) that prints `NAME up`, runs until
@@ -141,17 +142,6 @@ pub fn finish(mut child: Child, what: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-pub fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Lines, with the trailing padding of Docker's tables removed.
