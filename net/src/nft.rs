@@ -47,7 +47,9 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
     s.push_str("  chain published {\n");
-    for ep in endpoints {
+    // A stopped container's ports are free for others, as Docker frees
+    // them at stop.
+    for ep in endpoints.iter().filter(|e| e.running) {
         let Some(target) = ep.port_target else {
             continue;
         };
@@ -115,6 +117,18 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     }
     s.push_str("  }\n}\n");
     s
+}
+
+/// Whether the table is in the kernel (a reboot or `nft flush ruleset`
+/// takes it away).
+pub fn table_exists() -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Applies a script in one transaction.
@@ -201,10 +215,11 @@ mod tests {
                     protocol: Proto::Udp,
                 },
             ],
+            port_requests: Vec::new(),
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
             running: true,
         };
-        let s = render(&nets, &[ep]);
+        let s = render(&nets, std::slice::from_ref(&ep));
         for line in [
             "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
             "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",
@@ -220,5 +235,12 @@ mod tests {
             "{s}"
         );
         assert_eq!(render(&[], &[]), "table ip berth\ndelete table ip berth\n");
+        // A stopped container publishes nothing.
+        let stopped = Endpoint {
+            running: false,
+            ..ep
+        };
+        let s = render(&nets, &[stopped]);
+        assert!(!s.contains("dport"), "{s}");
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
-use crate::ports::PublishedPort;
+use crate::ports::{PortRequest, PublishedPort};
 
 /// A bridge network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,16 +90,23 @@ pub struct Endpoint {
     pub hostname: Option<String>,
     pub netns: PathBuf,
     pub attachments: Vec<Attachment>,
+    /// The host ports the container had when it last ran (or was
+    /// created): in the nftables table only while `running`, and chosen
+    /// again from `port_requests` where taken meanwhile when it starts.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// What `ports:` asked for, one per entry of `ports`.
+    #[serde(default)]
+    pub port_requests: Vec<PortRequest>,
     /// The address published ports lead to (on the first network that is
     /// not internal); `None` when nothing is published.
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
     /// Set when the container was started, cleared when it was stopped
-    /// (by berth): only running containers are in the DNS records, as
-    /// with Docker. A container that exits on its own while no berth runs
-    /// stays listed until berth next stops or starts it.
+    /// (by berth): only running containers are in the DNS records and
+    /// publish their ports, as with Docker. A container that exits on its
+    /// own while no berth runs stays listed (and keeps its ports) until
+    /// berth next stops or starts it.
     #[serde(default)]
     pub running: bool,
 }
