@@ -56,7 +56,13 @@ pub struct JoinRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    /// Interface order: higher first.
     pub priority: Option<i64>,
+    /// The default route goes through the network with the highest
+    /// (internal ones never carry it); ties go to the first interface.
+    pub gw_priority: Option<i64>,
+    /// `02:42:…`; else derived from the address, as Docker does.
+    pub mac_address: Option<String>,
 }
 
 /// A container's networking, asked for before the runtime creates it.
@@ -67,12 +73,16 @@ pub struct AttachRequest {
     pub hostname: Option<String>,
     pub networks: Vec<JoinRequest>,
     pub ports: Vec<PortRequest>,
+    /// `links`: (alias, name): the alias resolves, for this container
+    /// only, to the addresses of the name on its networks.
+    pub links: Vec<(String, String)>,
 }
 
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+const ICC: &str = "com.docker.network.bridge.enable_icc";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -214,6 +224,7 @@ impl Net {
         let mut mtu = None;
         let mut masquerade = true;
         let mut host_binding = None;
+        let mut icc = true;
         for (k, v) in &req.driver_opts {
             match k.as_str() {
                 BRIDGE_NAME => {
@@ -238,6 +249,11 @@ impl Net {
                 MASQUERADE => {
                     masquerade = v.parse::<bool>().map_err(|_| {
                         Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
+                    })?;
+                }
+                ICC => {
+                    icc = v.parse::<bool>().map_err(|_| {
+                        Error::Invalid(format!("network {}: invalid {ICC} {v:?}", req.name))
                     })?;
                 }
                 HOST_BINDING => {
@@ -273,6 +289,7 @@ impl Net {
             mtu,
             masquerade,
             host_binding,
+            icc,
             created: state::now_rfc3339(),
         })
     }
@@ -356,10 +373,19 @@ impl Net {
         // default route); the given order otherwise.
         joins.sort_by_key(|j| std::cmp::Reverse(j.priority.unwrap_or(0)));
         let endpoints = self.endpoints()?;
+        let networks = joins
+            .iter()
+            .map(|j| self.network(&j.network))
+            .collect::<Result<Vec<_>>>()?;
+        let gateway_index = joins
+            .iter()
+            .zip(&networks)
+            .enumerate()
+            .filter(|(_, (_, n))| !n.internal)
+            .max_by_key(|(i, (j, _))| (j.gw_priority.unwrap_or(0), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
         let mut attachments = Vec::new();
-        let mut default_taken = false;
-        for (i, j) in joins.iter().enumerate() {
-            let network = self.network(&j.network)?;
+        for (i, (j, network)) in joins.iter().zip(networks).enumerate() {
             let used: BTreeSet<Ipv4Addr> = endpoints
                 .iter()
                 .flat_map(|e| e.attachments.iter())
@@ -378,21 +404,40 @@ impl Net {
                         e,
                     )
                 })?;
-            let default_route = !network.internal && !default_taken;
-            default_taken |= default_route;
-            let mac = ipam::mac_for(ip);
+            let mac = match &j.mac_address {
+                Some(m) => {
+                    let mac = ipam::parse_mac(m).map_err(|e| {
+                        prefix_error(
+                            &format!("{} on network {}", req.container_name, network.name),
+                            e,
+                        )
+                    })?;
+                    if let Some(other) = endpoints.iter().find(|e| {
+                        e.attachments
+                            .iter()
+                            .any(|a| a.network == network.name && a.mac == mac)
+                    }) {
+                        return Err(Error::Conflict(format!(
+                            "{} on network {}: mac_address {mac} is already used by container {}",
+                            req.container_name, network.name, other.container_name
+                        )));
+                    }
+                    mac
+                }
+                None => ipam::mac_for(ip)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            };
             attachments.push(Attachment {
                 network: network.name.clone(),
                 ifname: format!("eth{i}"),
                 host_veth: veth_name("veth", &req.container_id, i),
                 ip,
-                mac: mac
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
+                mac,
                 aliases: j.aliases.clone(),
-                default_route,
+                default_route: gateway_index == Some(i),
             });
         }
         let target = attachments
@@ -433,6 +478,11 @@ impl Net {
             ports,
             port_requests,
             port_target,
+            links: req
+                .links
+                .iter()
+                .map(|(alias, name)| (alias.to_ascii_lowercase(), name.to_ascii_lowercase()))
+                .collect(),
             running: false,
         })
     }
@@ -667,7 +717,7 @@ impl Net {
         for n in networks.iter().filter(|n| changed.contains(&n.name)) {
             state::write_json(
                 &self.paths.dns_file(&n.name),
-                &names::records(n, &endpoints, upstreams.clone()),
+                &names::records(n, &endpoints, upstreams.clone(), &self.paths.networks()),
             )?;
             if let Some(dns) = &self.dns {
                 // A server that cannot start leaves names unresolved, not

@@ -54,6 +54,11 @@ pub struct NetworkState {
     /// are published on when a port names none.
     #[serde(default)]
     pub host_binding: Option<Ipv4Addr>,
+    /// `com.docker.network.bridge.enable_icc` (default true): false keeps
+    /// its containers from talking to each other (the host, the outside
+    /// and published ports still answer).
+    #[serde(default = "yes")]
+    pub icc: bool,
     pub created: String,
 }
 
@@ -109,6 +114,10 @@ pub struct Endpoint {
     /// berth next stops or starts it.
     #[serde(default)]
     pub running: bool,
+    /// `links`: alias → the name it stands for, resolved by the DNS
+    /// server for this container's queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// Paths under the state root.
@@ -294,6 +303,7 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
             created: now_rfc3339(),
         };
         write_json(&paths.network_file("p_default"), &n).unwrap();
