@@ -160,6 +160,40 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// A `mac_address` as written (`02:42:AC:11:00:02`, or with `-`), in
+/// the lower-case colon form. Multicast addresses (low bit of the first
+/// octet set) are refused: no interface can have one.
+pub fn parse_mac(s: &str) -> Result<String> {
+    let parts: Vec<&str> = s.trim().split([':', '-']).collect();
+    let octets: Option<Vec<u8>> = (parts.len() == 6)
+        .then(|| {
+            parts
+                .iter()
+                .map(|p| {
+                    (p.len() == 2)
+                        .then(|| u8::from_str_radix(p, 16).ok())
+                        .flatten()
+                })
+                .collect()
+        })
+        .flatten();
+    let Some(octets) = octets else {
+        return Err(Error::Invalid(format!(
+            "invalid mac_address {s:?}: expected six hex octets, like 02:42:ac:11:00:02"
+        )));
+    };
+    if octets[0] & 1 == 1 {
+        return Err(Error::Invalid(format!(
+            "invalid mac_address {s:?}: a multicast address (the first octet is odd) cannot be an interface's"
+        )));
+    }
+    Ok(octets
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +350,21 @@ mod tests {
             mac_for(Ipv4Addr::new(172, 18, 0, 2)),
             [2, 0x42, 172, 18, 0, 2]
         );
+    }
+
+    #[test]
+    fn mac_addresses_are_normalized_and_checked() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert_eq!(parse_mac("92-d0-c6-0a-29-33").unwrap(), "92:d0:c6:0a:29:33");
+        for bad in [
+            "01:00:5e:00:00:01",
+            "02:42:ac:11:00",
+            "zz:42:ac:11:00:02",
+            "2:42:ac:11:0:2",
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
     }
 }

@@ -56,7 +56,13 @@ pub struct JoinRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    /// Interface order: higher first.
     pub priority: Option<i64>,
+    /// The default route goes through the network with the highest
+    /// (internal ones never carry it); ties go to the first interface.
+    pub gw_priority: Option<i64>,
+    /// `02:42:…`; else derived from the address, as Docker does.
+    pub mac_address: Option<String>,
 }
 
 /// A container's networking, asked for before the runtime creates it.
@@ -67,12 +73,16 @@ pub struct AttachRequest {
     pub hostname: Option<String>,
     pub networks: Vec<JoinRequest>,
     pub ports: Vec<PortRequest>,
+    /// `links`: (alias, name): the alias resolves, for this container
+    /// only, to the addresses of the name on its networks.
+    pub links: Vec<(String, String)>,
 }
 
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+const ICC: &str = "com.docker.network.bridge.enable_icc";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -214,6 +224,7 @@ impl Net {
         let mut mtu = None;
         let mut masquerade = true;
         let mut host_binding = None;
+        let mut icc = true;
         for (k, v) in &req.driver_opts {
             match k.as_str() {
                 BRIDGE_NAME => {
@@ -238,6 +249,11 @@ impl Net {
                 MASQUERADE => {
                     masquerade = v.parse::<bool>().map_err(|_| {
                         Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
+                    })?;
+                }
+                ICC => {
+                    icc = v.parse::<bool>().map_err(|_| {
+                        Error::Invalid(format!("network {}: invalid {ICC} {v:?}", req.name))
                     })?;
                 }
                 HOST_BINDING => {
@@ -273,6 +289,7 @@ impl Net {
             mtu,
             masquerade,
             host_binding,
+            icc,
             created: state::now_rfc3339(),
         })
     }
@@ -356,10 +373,19 @@ impl Net {
         // default route); the given order otherwise.
         joins.sort_by_key(|j| std::cmp::Reverse(j.priority.unwrap_or(0)));
         let endpoints = self.endpoints()?;
+        let networks = joins
+            .iter()
+            .map(|j| self.network(&j.network))
+            .collect::<Result<Vec<_>>>()?;
+        let gateway_index = joins
+            .iter()
+            .zip(&networks)
+            .enumerate()
+            .filter(|(_, (_, n))| !n.internal)
+            .max_by_key(|(i, (j, _))| (j.gw_priority.unwrap_or(0), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
         let mut attachments = Vec::new();
-        let mut default_taken = false;
-        for (i, j) in joins.iter().enumerate() {
-            let network = self.network(&j.network)?;
+        for (i, (j, network)) in joins.iter().zip(networks).enumerate() {
             let used: BTreeSet<Ipv4Addr> = endpoints
                 .iter()
                 .flat_map(|e| e.attachments.iter())
@@ -378,32 +404,51 @@ impl Net {
                         e,
                     )
                 })?;
-            let default_route = !network.internal && !default_taken;
-            default_taken |= default_route;
-            let mac = ipam::mac_for(ip);
+            let mac = match &j.mac_address {
+                Some(m) => {
+                    let mac = ipam::parse_mac(m).map_err(|e| {
+                        prefix_error(
+                            &format!("{} on network {}", req.container_name, network.name),
+                            e,
+                        )
+                    })?;
+                    if let Some(other) = endpoints.iter().find(|e| {
+                        e.attachments
+                            .iter()
+                            .any(|a| a.network == network.name && a.mac == mac)
+                    }) {
+                        return Err(Error::Conflict(format!(
+                            "{} on network {}: mac_address {mac} is already used by container {}",
+                            req.container_name, network.name, other.container_name
+                        )));
+                    }
+                    mac
+                }
+                None => ipam::mac_for(ip)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            };
             attachments.push(Attachment {
                 network: network.name.clone(),
                 ifname: format!("eth{i}"),
                 host_veth: veth_name("veth", &req.container_id, i),
                 ip,
-                mac: mac
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
+                mac,
                 aliases: j.aliases.clone(),
-                default_route,
+                default_route: gateway_index == Some(i),
             });
         }
         let target = attachments
             .iter()
             .find(|a| self.network(&a.network).is_ok_and(|n| !n.internal))
             .map(|a| (a.ip, a.network.clone()));
-        let (ports, port_target) = match (&target, req.ports.is_empty()) {
-            (_, true) => (Vec::new(), None),
+        let (ports, port_requests, port_target) = match (&target, req.ports.is_empty()) {
+            (_, true) => (Vec::new(), Vec::new(), None),
             (None, false) => {
                 tracing::warn!(container = %req.container_name, "ports are not published: the container is on no network that is not internal");
-                (Vec::new(), None)
+                (Vec::new(), Vec::new(), None)
             }
             (Some((ip, net_name)), false) => {
                 let binding = self.network(net_name).ok().and_then(|n| n.host_binding);
@@ -415,18 +460,13 @@ impl Net {
                         ..p.clone()
                     })
                     .collect();
-                let taken: Vec<ports::Taken> = endpoints
-                    .iter()
-                    .flat_map(|e| {
-                        e.ports.iter().map(|p| ports::Taken {
-                            port: *p,
-                            owner: e.container_name.clone(),
-                        })
-                    })
-                    .collect();
-                let published =
-                    ports::resolve(&req.container_name, &requests, &taken, &ports::BindCheck)?;
-                (published, Some(*ip))
+                let published = ports::resolve(
+                    &req.container_name,
+                    &requests,
+                    &published_ports(&endpoints, &req.container_id),
+                    &ports::BindCheck,
+                )?;
+                (published, requests, Some(*ip))
             }
         };
         Ok(Endpoint {
@@ -436,13 +476,23 @@ impl Net {
             netns: self.paths.netns(&req.container_id),
             attachments,
             ports,
+            port_requests,
             port_target,
+            links: req
+                .links
+                .iter()
+                .map(|(alias, name)| (alias.to_ascii_lowercase(), name.to_ascii_lowercase()))
+                .collect(),
             running: false,
         })
     }
 
     /// Records whether the container runs: its names are in its networks'
-    /// DNS records only while it does.
+    /// DNS records, and its ports published, only while it does. Called
+    /// with `true` before the container starts: its ports, free for
+    /// others while it was stopped, are taken again (the same ones where
+    /// still free); a port it asked for by number that another container
+    /// or a host process holds now fails the start, naming the holder.
     pub fn set_running(&self, container_id: &str, running: bool) -> Result<()> {
         let _lock = Lock::acquire(&self.paths)?;
         let Some(mut ep) = self.endpoint(container_id)? else {
@@ -450,6 +500,16 @@ impl Net {
         };
         if ep.running == running {
             return Ok(());
+        }
+        if running && !ep.ports.is_empty() {
+            let endpoints = self.endpoints()?;
+            ep.ports = ports::rebind(
+                &ep.container_name,
+                &ep.port_requests,
+                &ep.ports,
+                &published_ports(&endpoints, container_id),
+                &ports::BindCheck,
+            )?;
         }
         ep.running = running;
         state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
@@ -487,7 +547,7 @@ impl Net {
                 let network = network.clone();
                 let host = a.host_veth.clone();
                 move |h| async move {
-                    links::ensure_bridge(
+                    let bridge = links::ensure_bridge(
                         &h,
                         &network.bridge,
                         network.gateway,
@@ -495,7 +555,7 @@ impl Net {
                         network.mtu,
                     )
                     .await?;
-                    Ok(links::index(&h, &host).await?.is_some())
+                    links::ensure_port(&h, &host, bridge).await
                 }
             })?;
             bridge_sysctls(&network)?;
@@ -557,11 +617,16 @@ impl Net {
         Ok(())
     }
 
-    /// Brings back every network's bridge and the nftables table from the
+    /// Brings back every network's bridge, the interfaces of containers
+    /// whose namespace is still bound, and the nftables table from the
     /// files (after a reboot or a flush), and drops endpoints whose
     /// container is gone (`exists` says which are not).
     pub fn restore(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
         let _lock = Lock::acquire(&self.paths)?;
+        self.restore_locked(exists)
+    }
+
+    fn restore_locked(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
         for ep in self.endpoints()? {
             if !exists(&ep.container_id) {
                 tracing::info!(container = %ep.container_name, "removing the networking of a container that is gone");
@@ -576,8 +641,67 @@ impl Net {
             })?;
             bridge_sysctls(n)?;
         }
+        // A namespace that is not bound (after a reboot) is made again
+        // when its container starts (`ensure`), not here.
+        for ep in self.endpoints()? {
+            if netns::is_bound(&ep.netns) {
+                self.ensure_locked(&ep)?;
+            }
+        }
         let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
         self.sync_locked(&names)
+    }
+
+    /// [`Net::restore`] when something is missing, for a process opening
+    /// the state: a bridge, the port of a bound container on it, the
+    /// nftables table, a DNS server. Cheap when nothing is (one netlink
+    /// dump per link, one `nft list`); never drops endpoints (another
+    /// process may be between its attach and the container's create).
+    /// `true` when it restored something.
+    pub fn restore_if_missing(&self) -> Result<bool> {
+        let networks = self.networks()?;
+        if networks.is_empty() {
+            return Ok(false);
+        }
+        let _lock = Lock::acquire(&self.paths)?;
+        let endpoints = self.endpoints()?;
+        let checks: Vec<(String, Vec<String>)> = networks
+            .iter()
+            .map(|n| {
+                let ports = endpoints
+                    .iter()
+                    .filter(|e| netns::is_bound(&e.netns))
+                    .flat_map(|e| e.attachments.iter())
+                    .filter(|a| a.network == n.name)
+                    .map(|a| a.host_veth.clone())
+                    .collect();
+                (n.bridge.clone(), ports)
+            })
+            .collect();
+        let links_whole = links::in_host(move |h| async move {
+            for (bridge, ports) in &checks {
+                let Some(idx) = links::index(&h, bridge).await? else {
+                    return Ok(false);
+                };
+                for p in ports {
+                    if !links::is_port_of(&h, p, idx).await? {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        let dns_running = networks
+            .iter()
+            .all(|n| self.dns.is_none() || dns::is_running(&self.paths.network_dir(&n.name)));
+        if links_whole && dns_running && nft::table_exists() {
+            return Ok(false);
+        }
+        tracing::info!(
+            "restoring networks: a bridge, interface, nftables rule or DNS server is missing"
+        );
+        self.restore_locked(&|_| true)?;
+        Ok(true)
     }
 
     /// Rewrites the nftables table and the DNS records of `changed`.
@@ -593,7 +717,7 @@ impl Net {
         for n in networks.iter().filter(|n| changed.contains(&n.name)) {
             state::write_json(
                 &self.paths.dns_file(&n.name),
-                &names::records(n, &endpoints, upstreams.clone()),
+                &names::records(n, &endpoints, upstreams.clone(), &self.paths.networks()),
             )?;
             if let Some(dns) = &self.dns {
                 // A server that cannot start leaves names unresolved, not
@@ -605,6 +729,20 @@ impl Net {
         }
         Ok(())
     }
+}
+
+/// The ports other running containers publish, with their owners.
+fn published_ports(endpoints: &[Endpoint], except: &str) -> Vec<ports::Taken> {
+    endpoints
+        .iter()
+        .filter(|e| e.running && e.container_id != except)
+        .flat_map(|e| {
+            e.ports.iter().map(|p| ports::Taken {
+                port: *p,
+                owner: e.container_name.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Docker's rule for network names, which also keeps a name from being a

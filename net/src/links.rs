@@ -190,6 +190,57 @@ pub async fn ensure_bridge(
     Ok(idx)
 }
 
+/// Makes sure the host end of a container's veth is a port of the bridge
+/// at `bridge_idx` (a bridge deleted and made again has no ports).
+/// `false` when the veth itself is gone.
+pub async fn ensure_port(h: &Handle, host: &str, bridge_idx: u32) -> Result<bool> {
+    let mut links = h.link().get().match_name(host).execute();
+    let msg = match links.try_next().await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(false),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => return Ok(false),
+        Err(e) => return Err(nl(format!("look up link {host}"))(e)),
+    };
+    let controller = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(c) => Some(*c),
+        _ => None,
+    });
+    if controller == Some(bridge_idx) {
+        return Ok(true);
+    }
+    let idx = msg.header.index;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .controller(bridge_idx)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("attach {host} to its bridge again")))?;
+    h.link()
+        .set_port(LinkBridgePort::new(idx).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(nl(format!("turn hairpin mode on for {host}")))?;
+    Ok(true)
+}
+
+/// Whether the host end of a veth is a port of the bridge `bridge_idx`.
+pub async fn is_port_of(h: &Handle, host: &str, bridge_idx: u32) -> Result<bool> {
+    let mut links = h.link().get().match_name(host).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge_idx))),
+        Ok(None) => Ok(false),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(nl(format!("look up link {host}"))(e)),
+    }
+}
+
 /// Deletes a link; a missing one is fine.
 pub async fn delete(h: &Handle, name: &str) -> Result<()> {
     let Some(idx) = index(h, name).await? else {

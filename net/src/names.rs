@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +33,19 @@ pub struct NameRecords {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerNames {
     /// Lower-case, deduplicated, the container's own name first (the one
     /// reverse lookups answer).
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    /// The state dirs of the container's other networks, whose names its
+    /// queries to this server resolve too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_networks: Vec<PathBuf>,
+    /// `links`: alias → name, for this container's queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// The host's resolvers from `/etc/resolv.conf` text. Loopback ones are
@@ -50,11 +59,13 @@ pub fn upstreams(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// The records of `network` from every endpoint attached to it.
+/// The records of `network` from every endpoint attached to it;
+/// `networks_dir` holds every network's state dir.
 pub fn records(
     network: &NetworkState,
     endpoints: &[Endpoint],
     upstreams: Vec<SocketAddr>,
+    networks_dir: &Path,
 ) -> NameRecords {
     let mut containers = BTreeMap::new();
     for ep in endpoints.iter().filter(|e| e.running) {
@@ -71,9 +82,20 @@ pub fn records(
                     names.push(n);
                 }
             }
+            let other_networks = ep
+                .attachments
+                .iter()
+                .filter(|o| o.network != network.name)
+                .map(|o| networks_dir.join(&o.network))
+                .collect();
             containers.insert(
                 ep.container_id.clone(),
-                ContainerNames { names, ipv4: a.ip },
+                ContainerNames {
+                    names,
+                    ipv4: a.ip,
+                    other_networks,
+                    links: ep.links.clone(),
+                },
             );
         }
     }

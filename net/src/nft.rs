@@ -36,6 +36,7 @@ fn quoted(names: &[&str]) -> String {
 /// left, the table is only deleted.
 pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     let mut s = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
+    s.push_str(&render_bridge(networks, endpoints));
     if networks.is_empty() {
         return s;
     }
@@ -47,7 +48,9 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
     s.push_str("  chain published {\n");
-    for ep in endpoints {
+    // A stopped container's ports are free for others, as Docker frees
+    // them at stop.
+    for ep in endpoints.iter().filter(|e| e.running) {
         let Some(target) = ep.port_target else {
             continue;
         };
@@ -117,6 +120,50 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     s
 }
 
+/// `enable_icc: false`: frames between two containers' ports of such a
+/// network's bridge are dropped in the bridge family (no br_netfilter
+/// needed); what goes to the bridge itself (the host, the gateway, DNS,
+/// the outside) is not bridged and passes.
+fn render_bridge(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
+    let mut s = format!("table bridge {TABLE}\ndelete table bridge {TABLE}\n");
+    let mut rules = String::new();
+    for n in networks.iter().filter(|n| !n.icc) {
+        let ports: Vec<&str> = endpoints
+            .iter()
+            .flat_map(|e| e.attachments.iter())
+            .filter(|a| a.network == n.name)
+            .map(|a| a.host_veth.as_str())
+            .collect();
+        if !ports.is_empty() {
+            let set = quoted(&ports);
+            let _ = writeln!(
+                rules,
+                "    iifname {set} oifname {set} drop comment \"{}\"",
+                n.name
+            );
+        }
+    }
+    if !rules.is_empty() {
+        let _ = writeln!(
+            s,
+            "table bridge {TABLE} {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{rules}  }}\n}}"
+        );
+    }
+    s
+}
+
+/// Whether the table is in the kernel (a reboot or `nft flush ruleset`
+/// takes it away).
+pub fn table_exists() -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Applies a script in one transaction.
 pub fn apply(script: &str) -> Result<()> {
     tracing::debug!(script, "nft -f -");
@@ -155,6 +202,7 @@ mod tests {
 
     use super::*;
     use crate::ports::{Proto, PublishedPort};
+    use crate::state::Attachment;
 
     fn network(name: &str, bridge: &str, subnet: &str, internal: bool) -> NetworkState {
         NetworkState {
@@ -171,6 +219,7 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
             created: String::new(),
         }
     }
@@ -201,10 +250,12 @@ mod tests {
                     protocol: Proto::Udp,
                 },
             ],
+            port_requests: Vec::new(),
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
             running: true,
+            links: BTreeMap::new(),
         };
-        let s = render(&nets, &[ep]);
+        let s = render(&nets, std::slice::from_ref(&ep));
         for line in [
             "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
             "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",
@@ -219,6 +270,59 @@ mod tests {
             !s.contains("ip saddr 172.19.0.0/16 oifname != \"br-b\" masquerade"),
             "{s}"
         );
-        assert_eq!(render(&[], &[]), "table ip berth\ndelete table ip berth\n");
+        assert_eq!(
+            render(&[], &[]),
+            "table ip berth\ndelete table ip berth\ntable bridge berth\ndelete table bridge berth\n"
+        );
+        assert!(!s.contains("table bridge berth {"), "{s}");
+        // A stopped container publishes nothing.
+        let stopped = Endpoint {
+            running: false,
+            ..ep
+        };
+        let s = render(&nets, &[stopped]);
+        assert!(!s.contains("dport"), "{s}");
+    }
+
+    #[test]
+    fn icc_off_drops_frames_between_the_networks_containers() {
+        let mut quiet = network("q", "br-q", "172.20.0.0/16", false);
+        quiet.icc = false;
+        let nets = [quiet, network("a", "br-a", "172.18.0.0/16", false)];
+        let attach = |network: &str, veth: &str| Attachment {
+            network: network.into(),
+            ifname: "eth0".into(),
+            host_veth: veth.into(),
+            ip: Ipv4Addr::new(172, 20, 0, 2),
+            mac: String::new(),
+            aliases: Vec::new(),
+            default_route: true,
+        };
+        let ep = |id: &str, attachments| Endpoint {
+            container_id: id.into(),
+            container_name: id.into(),
+            hostname: None,
+            netns: "/x".into(),
+            attachments,
+            ports: Vec::new(),
+            port_requests: Vec::new(),
+            port_target: None,
+            running: true,
+            links: BTreeMap::new(),
+        };
+        let s = render(
+            &nets,
+            &[
+                ep("c1", vec![attach("q", "vethc1"), attach("a", "vethc1b")]),
+                ep("c2", vec![attach("q", "vethc2")]),
+            ],
+        );
+        assert!(
+            s.contains(
+                "iifname { \"vethc1\", \"vethc2\" } oifname { \"vethc1\", \"vethc2\" } drop comment \"q\""
+            ),
+            "{s}"
+        );
+        assert!(!s.contains("vethc1b\" }"), "{s}");
     }
 }

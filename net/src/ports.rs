@@ -43,13 +43,28 @@ impl Proto {
 }
 
 /// One `ports:` entry as the spec gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PortRequest {
+    #[serde(default)]
     pub host_ip: Option<String>,
     /// A port, a range (`8000-8010`), or `None`/`0` for any free port.
+    #[serde(default)]
     pub host_port: Option<String>,
     pub container_port: u32,
+    #[serde(default)]
     pub protocol: String,
+}
+
+impl PortRequest {
+    /// Whether the request names one host port (no range, not ephemeral):
+    /// such a port cannot move elsewhere when it is taken.
+    fn is_fixed(&self) -> bool {
+        self.host_port
+            .as_deref()
+            .map(str::trim)
+            .is_some_and(|s| !s.is_empty() && s != "0" && !s.contains('-'))
+    }
 }
 
 /// A published port, resolved.
@@ -234,6 +249,62 @@ pub fn resolve(
     Ok(out)
 }
 
+/// The ports of a container about to start again, whose ports were
+/// released when it stopped (as Docker releases them): each one it had is
+/// kept when still free; one taken meanwhile is an error when the request
+/// named that port, and is chosen again from its range (or the ephemeral
+/// ports) otherwise. `requests` pair with `previous` one to one (as
+/// [`resolve`] made them); without requests (endpoints recorded before
+/// they were kept), every previous port counts as fixed.
+pub fn rebind(
+    who: &str,
+    requests: &[PortRequest],
+    previous: &[PublishedPort],
+    taken: &[Taken],
+    host: &dyn HostPorts,
+) -> Result<Vec<PublishedPort>> {
+    let paired = requests.len() == previous.len();
+    let mut taken: Vec<Taken> = taken.to_vec();
+    let mut out = Vec::with_capacity(previous.len());
+    for (i, prev) in previous.iter().enumerate() {
+        let why = taken
+            .iter()
+            .find(|t| t.port.clashes(prev))
+            .map(|t| format!("container {} publishes it", t.owner))
+            .or_else(|| {
+                host.check(prev.host_ip, prev.host_port, prev.protocol)
+                    .err()
+            });
+        let port = match (why, paired.then(|| &requests[i])) {
+            (None, _) => *prev,
+            (Some(why), None) => return Err(conflict(who, prev, &why)),
+            (Some(why), Some(r)) if r.is_fixed() => return Err(conflict(who, prev, &why)),
+            (Some(_), Some(r)) => {
+                let again = resolve(who, std::slice::from_ref(r), &taken, host)?;
+                again
+                    .first()
+                    .copied()
+                    .ok_or_else(|| Error::Exhausted(format!("no free host port for {who}")))?
+            }
+        };
+        taken.push(Taken {
+            port,
+            owner: who.to_owned(),
+        });
+        out.push(port);
+    }
+    Ok(out)
+}
+
+fn conflict(who: &str, p: &PublishedPort, why: &str) -> Error {
+    Error::Conflict(format!(
+        "cannot publish port {}:{}/{} for {who}: {why}",
+        p.host_ip,
+        p.host_port,
+        p.protocol.as_str()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -387,5 +458,45 @@ mod tests {
         BindCheck
             .check(Ipv4Addr::LOCALHOST, port, Proto::Tcp)
             .unwrap();
+    }
+
+    #[test]
+    fn a_restarted_container_keeps_free_ports_and_moves_only_ephemeral_ones() {
+        let requests = [
+            req(None, Some("8080"), 80, "tcp"),
+            req(None, None, 22, "tcp"),
+            req(None, Some("9000-9002"), 90, "tcp"),
+        ];
+        let before = resolve("w", &requests, &[], &host(&[])).unwrap();
+        // Nothing changed: the same ports.
+        assert_eq!(
+            rebind("w", &requests, &before, &[], &host(&[])).unwrap(),
+            before
+        );
+        // The ephemeral and the range port were taken meanwhile: moved.
+        let after = rebind("w", &requests, &before, &[], &host(&[40000, 9000])).unwrap();
+        let shown: Vec<String> = after.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "0.0.0.0:8080->80/tcp",
+                "0.0.0.0:40001->22/tcp",
+                "0.0.0.0:9001->90/tcp"
+            ]
+        );
+        // The fixed one was taken by another container: an error naming it.
+        let other = Taken {
+            port: before[0],
+            owner: "q-web-1".into(),
+        };
+        let e = rebind("w", &requests, &before, &[other], &host(&[])).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "cannot publish port 0.0.0.0:8080/tcp for w: container q-web-1 publishes it"
+        );
+        // Without the requests, every port is fixed.
+        let e = rebind("w", &[], &before, &[], &host(&[40000])).unwrap_err();
+        assert!(e.to_string().contains("0.0.0.0:40000/tcp"), "{e}");
     }
 }

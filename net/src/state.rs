@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
-use crate::ports::PublishedPort;
+use crate::ports::{PortRequest, PublishedPort};
 
 /// A bridge network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,11 @@ pub struct NetworkState {
     /// are published on when a port names none.
     #[serde(default)]
     pub host_binding: Option<Ipv4Addr>,
+    /// `com.docker.network.bridge.enable_icc` (default true): false keeps
+    /// its containers from talking to each other (the host, the outside
+    /// and published ports still answer).
+    #[serde(default = "yes")]
+    pub icc: bool,
     pub created: String,
 }
 
@@ -90,18 +95,29 @@ pub struct Endpoint {
     pub hostname: Option<String>,
     pub netns: PathBuf,
     pub attachments: Vec<Attachment>,
+    /// The host ports the container had when it last ran (or was
+    /// created): in the nftables table only while `running`, and chosen
+    /// again from `port_requests` where taken meanwhile when it starts.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// What `ports:` asked for, one per entry of `ports`.
+    #[serde(default)]
+    pub port_requests: Vec<PortRequest>,
     /// The address published ports lead to (on the first network that is
     /// not internal); `None` when nothing is published.
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
     /// Set when the container was started, cleared when it was stopped
-    /// (by berth): only running containers are in the DNS records, as
-    /// with Docker. A container that exits on its own while no berth runs
-    /// stays listed until berth next stops or starts it.
+    /// (by berth): only running containers are in the DNS records and
+    /// publish their ports, as with Docker. A container that exits on its
+    /// own while no berth runs stays listed (and keeps its ports) until
+    /// berth next stops or starts it.
     #[serde(default)]
     pub running: bool,
+    /// `links`: alias → the name it stands for, resolved by the DNS
+    /// server for this container's queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// Paths under the state root.
@@ -287,6 +303,7 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
             created: now_rfc3339(),
         };
         write_json(&paths.network_file("p_default"), &n).unwrap();

@@ -146,6 +146,7 @@ fn containers_reach_each_other_and_published_ports_answer() {
                 container_port: 80,
                 protocol: "tcp".into(),
             }],
+            links: Vec::new(),
         })
         .unwrap();
     let b = net
@@ -155,6 +156,7 @@ fn containers_reach_each_other_and_published_ports_answer() {
             hostname: None,
             networks: vec![join("p_default", &["db"])],
             ports: vec![],
+            links: Vec::new(),
         })
         .unwrap();
     let ip_a = a.attachments[0].ip;
@@ -166,6 +168,10 @@ fn containers_reach_each_other_and_published_ports_answer() {
 
     serve(&netns(&c, 1), 80, "web");
     serve(&netns(&c, 2), 5432, "db");
+    // Created, not started: its port is not published yet.
+    assert!(fetch(([127, 0, 0, 1], 8080).into()).is_err());
+    net.set_running(&id(1), true).unwrap();
+    net.set_running(&id(2), true).unwrap();
     // Container to container over the bridge, source address kept.
     let got = in_ns(&netns(&c, 1), || fetch((ip_b, 5432).into())).unwrap();
     assert_eq!(got, format!("db from {ip_a}"));
@@ -189,8 +195,6 @@ fn containers_reach_each_other_and_published_ports_answer() {
     assert_eq!(got, "web from 172.17.0.1");
 
     // The DNS records name both containers once they run.
-    net.set_running(&id(1), true).unwrap();
-    net.set_running(&id(2), true).unwrap();
     let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
     let dns: serde_json::Value = serde_json::from_str(&dns).unwrap();
     assert_eq!(dns["version"], 1);
@@ -308,6 +312,7 @@ fn udp_ports_ephemeral_ports_and_a_reboot_are_handled() {
         })
         .unwrap();
     assert_eq!(ep.attachments[0].ip, Ipv4Addr::new(10, 77, 0, 53));
+    net.set_running(&id(5), true).unwrap();
     let eph = ep.ports[1].host_port;
     assert!(eph >= 1024, "ephemeral port {eph}");
     let ns = netns(&c, 5);
@@ -357,6 +362,7 @@ fn udp_ports_ephemeral_ports_and_a_reboot_are_handled() {
             ..Default::default()
         })
         .unwrap();
+    net.set_running(&id(6), true).unwrap();
     serve(&netns(&c, 6), 80, "back");
     assert!(
         fetch(([127, 0, 0, 1], 8081).into())

@@ -117,6 +117,8 @@ pub fn spec(f: &Fixture<'_>, service: &str, number: u32) -> ContainerSpec {
         ports: Vec::new(),
         networks: Vec::new(),
         network_mode: None,
+        mac_address: None,
+        links: Vec::new(),
         resources: Default::default(),
         ulimits: Vec::new(),
         user: None,
@@ -376,6 +378,8 @@ pub fn network_store(f: &Fixture<'_>) -> Outcome {
         ipv6_address: None,
         mac_address: None,
         priority: None,
+        gw_priority: None,
+        link_local_ips: Vec::new(),
     });
     let rt = f.backends.runtime;
     let id = ok(S, "create a container on it", rt.create(&c))?;

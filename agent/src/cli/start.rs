@@ -25,8 +25,25 @@ pub fn run(args: StartArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     };
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
+    let net = berth_net::Net::open(&global.root);
     for c in &names {
-        match rt.start(c) {
+        // A container on networks takes its published ports back (freed
+        // at its stop) before it runs; a port taken meanwhile fails here.
+        let id = rt.inspect(c).ok().map(|i| i.config.id);
+        if let Some(id) = &id
+            && let Err(e) = net.ensure(id).and_then(|()| net.set_running(id, true))
+        {
+            eprintln!("berth: {c}: {e}");
+            code = ExitCode::FAILURE;
+            continue;
+        }
+        let started = rt.start(c);
+        if started.is_err()
+            && let Some(id) = &id
+        {
+            let _ = net.set_running(id, false);
+        }
+        match started {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("berth: {c}: {e}");

@@ -76,6 +76,17 @@ pub fn prepare(
             Ok(Undo::Nothing)
         }
         None => {
+            if let Some(n) = spec.networks.iter().find(|n| !n.link_local_ips.is_empty()) {
+                return Err(BackendError::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "container {}: link_local_ips on network {} is not supported: berth \
+                         gives each interface its network's address only",
+                        spec.name, n.name
+                    ),
+                ));
+            }
+            let macs = macs(spec)?;
             let request = AttachRequest {
                 container_id: config.id.clone(),
                 container_name: spec.name.clone(),
@@ -83,13 +94,17 @@ pub fn prepare(
                 networks: spec
                     .networks
                     .iter()
-                    .map(|n| JoinRequest {
+                    .zip(macs)
+                    .map(|(n, mac_address)| JoinRequest {
                         network: n.name.clone(),
                         aliases: n.aliases.clone(),
                         ipv4_address: n.ipv4_address.clone(),
                         priority: n.priority,
+                        gw_priority: n.gw_priority,
+                        mac_address,
                     })
                     .collect(),
+                links: spec.links.clone(),
                 ports: spec
                     .ports
                     .iter()
@@ -131,6 +146,42 @@ pub fn prepare(
             Ok(Undo::Detach)
         }
     }
+}
+
+/// Each network's `mac_address`: its own, or the service's for the
+/// interface that becomes eth0 (the highest `priority`, first on a tie),
+/// as Compose gives it. Both on that network, differing, is refused.
+fn macs(spec: &ContainerSpec) -> Result<Vec<Option<String>>, BackendError> {
+    let mut macs: Vec<Option<String>> = spec
+        .networks
+        .iter()
+        .map(|n| n.mac_address.clone())
+        .collect();
+    let Some(service_mac) = &spec.mac_address else {
+        return Ok(macs);
+    };
+    let first = spec
+        .networks
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, n)| (n.priority.unwrap_or(0), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
+    if let Some(i) = first {
+        match &macs[i] {
+            Some(own) if !own.eq_ignore_ascii_case(service_mac) => {
+                return Err(BackendError::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "container {}: mac_address {service_mac} and networks.{}.mac_address {own} \
+                         differ: set one of them",
+                        spec.name, spec.networks[i].name
+                    ),
+                ));
+            }
+            _ => macs[i] = Some(service_mac.clone()),
+        }
+    }
+    Ok(macs)
 }
 
 /// `network_mode: service:NAME` (that service's first container in the

@@ -58,6 +58,7 @@ impl Engine {
         let net = berth_net::Net::open(root).with_dns(std::sync::Arc::new(BerthDns {
             exe: runtime.shim_exe().to_owned(),
         }));
+        restore_networks_once(root, &net);
         Ok(Engine {
             containers: Containers::new(
                 runtime.clone(),
@@ -77,6 +78,29 @@ impl Engine {
             images: &self.images,
             volumes: &self.volumes,
             networks: &self.networks,
+        }
+    }
+}
+
+/// After a reboot (or someone deleting a bridge or berth's nftables
+/// table), running containers' published ports and names work again as
+/// soon as any berth process opens the state: the agent at its start,
+/// every compose verb. Once per root and process; a failure is logged,
+/// not fatal (the verb at hand may not need networks).
+fn restore_networks_once(root: &Path, net: &berth_net::Net) {
+    static DONE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.iter().any(|r| r == root) {
+        return;
+    }
+    done.push(root.to_owned());
+    match net.restore_if_missing() {
+        Ok(true) => tracing::info!(root = %root.display(), "networks restored"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(root = %root.display(), error = %e, "cannot restore networks; published ports may not answer")
         }
     }
 }

@@ -229,10 +229,17 @@ impl ContainerRuntime for Containers {
         // After a reboot the namespace, bridge and rules are gone while
         // the files remain: rebuilt before the container joins them.
         self.net.ensure(&info.config.id).map_err(from_net)?;
-        self.runtime.start(&info.config.id).map_err(from_runtime)?;
+        // Its ports were freed when it stopped: taken again first, so a
+        // port someone took meanwhile fails the start before it runs.
         self.net
             .set_running(&info.config.id, true)
             .map_err(from_net)?;
+        if let Err(e) = self.runtime.start(&info.config.id) {
+            if let Err(e) = self.net.set_running(&info.config.id, false) {
+                tracing::warn!(container = %info.config.name, error = %e, "cannot release the ports of a container that did not start");
+            }
+            return Err(from_runtime(e));
+        }
         if ran_before {
             record.restart_count += 1 + info.state.restart_count;
         }

@@ -50,11 +50,24 @@ pub(crate) enum Outcome {
 /// Decides what to do with `packet`. `others` are the zones of the
 /// client's other networks (see `DnsRecords::set_other_networks`), asked
 /// after `zone` and before the upstreams.
+#[cfg(test)]
 pub(crate) fn answer(
     zone: &mut Zone,
     others: &mut [&mut Zone],
     packet: &[u8],
     transport: Transport,
+) -> Outcome {
+    answer_for(zone, others, packet, transport, None)
+}
+
+/// [`answer`] for a query from `client`: its `links` aliases resolve to
+/// what they stand for (in this zone or its other networks').
+pub(crate) fn answer_for(
+    zone: &mut Zone,
+    others: &mut [&mut Zone],
+    packet: &[u8],
+    transport: Transport,
+    client: Option<std::net::IpAddr>,
 ) -> Outcome {
     let query = match Message::from_vec(packet) {
         Ok(query) => query,
@@ -72,8 +85,13 @@ pub(crate) fn answer(
     if question.query_class() != DNSClass::IN {
         return Outcome::Forward;
     }
-    let name = lower_name(question.name());
+    let mut name = lower_name(question.name());
     let qtype = question.query_type();
+    if let Some(std::net::IpAddr::V4(client)) = client
+        && let Some(target) = zone.link(client, &name)
+    {
+        name = target.to_owned();
+    }
     tracing::trace!(%name, %qtype, id = query.metadata.id, "query");
     if qtype == RecordType::PTR {
         let target = std::iter::once(&*zone)
@@ -365,6 +383,41 @@ mod tests {
             answer(&mut z, &mut [], &q, Transport::Udp),
             Outcome::Forward
         );
+    }
+
+    #[test]
+    fn link_aliases_answer_for_the_linking_container_only() {
+        let mut r = DnsRecords::new(vec![], vec!["192.0.2.53:53".parse().unwrap()]);
+        r.set_domain(Some("berth.internal")).unwrap();
+        r.set_container("db", ["shop-db-1", "db"], Ipv4Addr::new(10, 89, 0, 5))
+            .unwrap();
+        r.set_container("w", ["shop-web-1", "web"], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
+        let links = std::collections::BTreeMap::from([("Database".to_owned(), "db".to_owned())]);
+        assert!(r.set_links("w", links).unwrap());
+        let mut z = Zone::new(&r);
+        let ask_from = |z: &mut Zone, client: [u8; 4], name: &str| match answer_for(
+            z,
+            &mut [],
+            &query_bytes(3, name, RecordType::A, false),
+            Transport::Udp,
+            Some(std::net::IpAddr::from(client)),
+        ) {
+            Outcome::Reply(b) => Some(Message::from_vec(&b).unwrap()),
+            Outcome::Forward => None,
+            Outcome::Ignore => panic!(),
+        };
+        for name in ["database", "DATABASE", "database.berth.internal"] {
+            let m = ask_from(&mut z, [10, 89, 0, 2], name).unwrap();
+            assert_eq!(addresses(&m), [Ipv4Addr::new(10, 89, 0, 5)], "{name}");
+            // The answer names what was asked.
+            assert_eq!(
+                m.answers[0].name.to_ascii().to_ascii_lowercase(),
+                format!("{}.", name.to_ascii_lowercase())
+            );
+        }
+        // Another container does not have the alias: forwarded upstream.
+        assert!(ask_from(&mut z, [10, 89, 0, 5], "database").is_none());
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct ContainerRecord {
     /// [`DnsRecords::set_other_networks`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_networks: Vec<PathBuf>,
+    /// `links` of the container: alias → the name it stands for, answered
+    /// for the container's own queries only (Docker's per-container link
+    /// aliases on user-defined networks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 impl DnsRecords {
@@ -136,10 +141,10 @@ impl DnsRecords {
                 normalized.push(name);
             }
         }
-        let other_networks = self
+        let (other_networks, links) = self
             .containers
             .remove(id)
-            .map(|c| c.other_networks)
+            .map(|c| (c.other_networks, c.links))
             .unwrap_or_default();
         self.containers.insert(
             id.to_owned(),
@@ -147,6 +152,7 @@ impl DnsRecords {
                 names: normalized,
                 ipv4,
                 other_networks,
+                links,
             },
         );
         Ok(())
@@ -166,6 +172,22 @@ impl DnsRecords {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Sets the link aliases of container `id` (alias → name, any case);
+    /// false when it has no entry here.
+    pub fn set_links(&mut self, id: &str, links: BTreeMap<String, String>) -> Result<bool> {
+        let mut normalized = BTreeMap::new();
+        for (alias, name) in links {
+            normalized.insert(normalize_name(&alias)?, normalize_name(&name)?);
+        }
+        match self.containers.get_mut(id) {
+            Some(c) => {
+                c.links = normalized;
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -213,6 +235,10 @@ impl DnsRecords {
             for name in &mut c.names {
                 name.make_ascii_lowercase();
             }
+            c.links = std::mem::take(&mut c.links)
+                .into_iter()
+                .map(|(a, n)| (a.to_ascii_lowercase(), n.to_ascii_lowercase()))
+                .collect();
         }
         if let Some(domain) = &mut records.domain {
             domain.make_ascii_lowercase();

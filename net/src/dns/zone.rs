@@ -29,6 +29,8 @@ pub(crate) struct Zone {
     upstreams: Vec<SocketAddr>,
     /// Per client address, the other networks whose names it resolves.
     other_networks: HashMap<Ipv4Addr, Vec<PathBuf>>,
+    /// Per client address, its `links`: alias → name.
+    links: HashMap<Ipv4Addr, HashMap<String, String>>,
     /// Per name, how far the next answer's order is rotated.
     turn: HashMap<String, usize>,
 }
@@ -38,7 +40,14 @@ impl Zone {
         let mut names: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
         let mut reverse: HashMap<Ipv4Addr, String> = HashMap::new();
         let mut other_networks: HashMap<Ipv4Addr, Vec<PathBuf>> = HashMap::new();
+        let mut links: HashMap<Ipv4Addr, HashMap<String, String>> = HashMap::new();
         for container in records.containers().values() {
+            if !container.links.is_empty() {
+                links
+                    .entry(container.ipv4)
+                    .or_default()
+                    .extend(container.links.iter().map(|(a, n)| (a.clone(), n.clone())));
+            }
             if !container.other_networks.is_empty() {
                 other_networks
                     .entry(container.ipv4)
@@ -73,6 +82,7 @@ impl Zone {
             domain: records.domain().map(str::to_owned),
             upstreams,
             other_networks,
+            links,
             turn: HashMap::new(),
         }
     }
@@ -85,6 +95,20 @@ impl Zone {
     /// container's address on this network) resolves.
     pub(crate) fn other_networks(&self, client: Ipv4Addr) -> &[PathBuf] {
         self.other_networks.get(&client).map_or(&[], Vec::as_slice)
+    }
+
+    /// The name a `links` alias of `client` stands for: `name` is the
+    /// alias, bare or under the search domain.
+    pub(crate) fn link(&self, client: Ipv4Addr, name: &str) -> Option<&str> {
+        let links = self.links.get(&client)?;
+        let bare = match &self.domain {
+            Some(d) => name
+                .strip_suffix(d.as_str())
+                .and_then(|r| r.strip_suffix('.'))
+                .unwrap_or(name),
+            None => name,
+        };
+        links.get(bare).map(String::as_str)
     }
 
     /// Every other network named by any container here.
