@@ -67,6 +67,12 @@ pub struct AttachRequest {
     pub hostname: Option<String>,
     pub networks: Vec<JoinRequest>,
     pub ports: Vec<PortRequest>,
+    /// Out of service until [`Net::promote`]: its ports are reserved but
+    /// not forwarded, its names not in DNS (a start-first replacement).
+    pub standby: bool,
+    /// The container a standby one replaces: the host ports it publishes
+    /// are not in the way (it hands them over at the promotion).
+    pub replacing: Option<String>,
 }
 
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -417,6 +423,7 @@ impl Net {
                     .collect();
                 let taken: Vec<ports::Taken> = endpoints
                     .iter()
+                    .filter(|e| req.replacing.as_deref() != Some(e.container_id.as_str()))
                     .flat_map(|e| {
                         e.ports.iter().map(|p| ports::Taken {
                             port: *p,
@@ -438,7 +445,54 @@ impl Net {
             ports,
             port_target,
             running: false,
+            standby: req.standby,
         })
+    }
+
+    /// Puts a standby container in service and the one it replaces out of
+    /// it, in one nftables transaction: from one packet to the next, the
+    /// published ports lead to `container_id` and no longer to
+    /// `replacing`; the DNS records of their networks are rewritten at the
+    /// same time. `replacing` keeps its namespace and addresses (it still
+    /// runs, answering the connections it has) until it is detached.
+    /// Refused (`Conflict`) when a container in service other than
+    /// `replacing` publishes one of the same host ports.
+    pub fn promote(&self, container_id: &str, replacing: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let Some(mut ep) = self.endpoint(container_id)? else {
+            return Ok(());
+        };
+        let endpoints = self.endpoints()?;
+        for other in endpoints
+            .iter()
+            .filter(|e| !e.standby && e.container_id != container_id && e.container_id != replacing)
+        {
+            if let Some(p) = ep
+                .ports
+                .iter()
+                .find(|p| other.ports.iter().any(|o| o.clashes(p)))
+            {
+                return Err(Error::Conflict(format!(
+                    "{}: host port {p} is published by {}",
+                    ep.container_name, other.container_name
+                )));
+            }
+        }
+        let mut networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        // The new one first: a crash between the two writes leaves both
+        // in service (the first DNAT rule wins), never neither.
+        ep.standby = false;
+        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
+        if let Some(mut old) = self.endpoint(replacing)? {
+            old.standby = true;
+            state::write_json(&self.paths.endpoint_file(replacing), &old)?;
+            networks.extend(old.attachments.iter().map(|a| a.network.clone()));
+        }
+        networks.sort();
+        networks.dedup();
+        self.sync_locked(&networks)?;
+        tracing::info!(container = %ep.container_name, replacing, "in service");
+        Ok(())
     }
 
     /// Records whether the container runs: its names are in its networks'

@@ -47,7 +47,7 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
     s.push_str("  chain published {\n");
-    for ep in endpoints {
+    for ep in endpoints.iter().filter(|e| !e.standby) {
         let Some(target) = ep.port_target else {
             continue;
         };
@@ -203,8 +203,19 @@ mod tests {
             ],
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
             running: true,
+            standby: false,
         };
-        let s = render(&nets, &[ep]);
+        // A standby endpoint (a start-first replacement not promoted yet)
+        // is not forwarded to.
+        let standby = Endpoint {
+            container_id: "d".repeat(64),
+            container_name: "p-web-2".into(),
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 3)),
+            standby: true,
+            ..ep.clone()
+        };
+        let s = render(&nets, &[ep, standby]);
+        assert!(!s.contains("172.18.0.3"), "{s}");
         for line in [
             "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
             "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",

@@ -102,6 +102,11 @@ pub struct Endpoint {
     /// stays listed until berth next stops or starts it.
     #[serde(default)]
     pub running: bool,
+    /// Out of service: a start-first replacement not yet promoted, or a
+    /// container its replacement was promoted over. Its ports are not
+    /// forwarded and its names are not in DNS, running or not.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 /// Paths under the state root.
