@@ -89,11 +89,14 @@ fn get() -> Result<String, String> {
     }
 }
 
+/// Answers by body, and the failures.
+type Tally = (BTreeMap<String, usize>, Vec<String>);
+
 /// Requests the port back to back on a thread of this (private) network
 /// namespace until dropped: answers counted by body, failures kept.
 struct Client {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<(BTreeMap<String, usize>, Vec<String>)>>,
+    seen: Arc<Mutex<Tally>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -120,7 +123,7 @@ impl Client {
     }
 
     /// Stops the loop: answers by body, and the failures.
-    fn finish(mut self) -> (BTreeMap<String, usize>, Vec<String>) {
+    fn finish(mut self) -> Tally {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
