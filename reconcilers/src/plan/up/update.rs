@@ -122,3 +122,96 @@ pub fn start_first_blocker(spec: &ContainerSpec, service: &Service) -> Option<St
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use berth_spec::compose::model::Project;
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired;
+
+    fn service(def: serde_json::Value) -> (Project, Service) {
+        let p: Project =
+            serde_json::from_value(json!({"name": "p", "services": {"web": def}})).unwrap();
+        let s = p.services["web"].clone();
+        (p, s)
+    }
+
+    fn blocker(def: serde_json::Value) -> Option<String> {
+        let (p, s) = service(def);
+        let spec = desired::container_spec(&p, "web", &s, 1, None, &BTreeMap::new());
+        start_first_blocker(&spec, &s)
+    }
+
+    #[test]
+    fn defaults_are_composes() {
+        let (_, s) = service(json!({"image": "x"}));
+        let u = UpdatePolicy::of(&s);
+        assert_eq!(u.order, UpdateOrder::StopFirst);
+        assert_eq!(u.parallelism, 0);
+        assert_eq!(u.delay, Duration::ZERO);
+        assert_eq!(u.gate.timeout, DEFAULT_GATE_TIMEOUT);
+        assert_eq!(u.gate.stable, STABLE_PERIOD);
+    }
+
+    #[test]
+    fn update_config_and_the_healthcheck_set_order_batches_and_gate() {
+        let (_, s) = service(json!({
+            "image": "x",
+            "healthcheck": {"test": ["CMD", "true"], "interval": "10s", "timeout": "5s",
+                            "retries": 5, "start_period": "30s"},
+            "deploy": {"update_config": {"order": "start-first", "parallelism": 2, "delay": "3s"}}
+        }));
+        let u = UpdatePolicy::of(&s);
+        assert_eq!(u.order, UpdateOrder::StartFirst);
+        assert_eq!(u.parallelism, 2);
+        assert_eq!(u.delay, Duration::from_secs(3));
+        // 30 s start period + 6 probes of 10 s + 5 s.
+        assert_eq!(u.gate.timeout, Duration::from_secs(120));
+        let (_, s) = service(json!({
+            "image": "x",
+            "deploy": {"update_config": {"order": "start-first", "monitor": "1s"}}
+        }));
+        let u = UpdatePolicy::of(&s);
+        assert_eq!(u.gate.timeout, Duration::from_secs(1));
+        assert_eq!(
+            u.gate.stable,
+            Duration::from_secs(1),
+            "never past the timeout"
+        );
+    }
+
+    #[test]
+    fn replicas_that_cannot_run_twice_are_named() {
+        assert_eq!(blocker(json!({"image": "x", "ports": ["80:80"]})), None);
+        assert!(
+            blocker(json!({"image": "x", "container_name": "w"}))
+                .unwrap()
+                .contains("container_name")
+        );
+        assert!(
+            blocker(json!({"image": "x", "network_mode": "host", "ports": ["80:80"]}))
+                .unwrap()
+                .contains("host")
+        );
+        assert_eq!(
+            blocker(json!({"image": "x", "network_mode": "host"})),
+            None,
+            "host networking binding nothing declared"
+        );
+        assert!(
+            blocker(json!({"image": "x", "network_mode": "service:db"}))
+                .unwrap()
+                .contains("service:db")
+        );
+        let fixed = blocker(json!({
+            "image": "x",
+            "networks": {"front": {"ipv4_address": "10.0.0.5"}}
+        }));
+        assert!(fixed.unwrap().contains("ipv4_address"));
+    }
+}
