@@ -76,6 +76,12 @@ pub struct AttachRequest {
     /// `links`: (alias, name): the alias resolves, for this container
     /// only, to the addresses of the name on its networks.
     pub links: Vec<(String, String)>,
+    /// Out of service until [`Net::promote`]: its ports are reserved but
+    /// not forwarded, its names not in DNS (a start-first replacement).
+    pub standby: bool,
+    /// The container a standby one replaces: the host ports it publishes
+    /// are not in the way (it hands them over at the promotion).
+    pub replacing: Option<String>,
 }
 
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -460,12 +466,16 @@ impl Net {
                         ..p.clone()
                     })
                     .collect();
-                let published = ports::resolve(
-                    &req.container_name,
-                    &requests,
-                    &published_ports(&endpoints, &req.container_id),
-                    &ports::BindCheck,
-                )?;
+                // The container a standby one replaces hands its ports
+                // over at the promotion: not in the way.
+                let others: Vec<Endpoint> = endpoints
+                    .iter()
+                    .filter(|e| req.replacing.as_deref() != Some(e.container_id.as_str()))
+                    .cloned()
+                    .collect();
+                let taken = published_ports(&others, &req.container_id);
+                let published =
+                    ports::resolve(&req.container_name, &requests, &taken, &ports::BindCheck)?;
                 (published, requests, Some(*ip))
             }
         };
@@ -484,7 +494,53 @@ impl Net {
                 .map(|(alias, name)| (alias.to_ascii_lowercase(), name.to_ascii_lowercase()))
                 .collect(),
             running: false,
+            standby: req.standby,
         })
+    }
+
+    /// Puts a standby container in service and the one it replaces out of
+    /// it, in one nftables transaction: from one packet to the next, the
+    /// published ports lead to `container_id` and no longer to
+    /// `replacing`; the DNS records of their networks are rewritten at the
+    /// same time. `replacing` keeps its namespace and addresses (it still
+    /// runs, answering the connections it has) until it is detached.
+    /// Refused (`Conflict`) when a container in service other than
+    /// `replacing` publishes one of the same host ports.
+    pub fn promote(&self, container_id: &str, replacing: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let Some(mut ep) = self.endpoint(container_id)? else {
+            return Ok(());
+        };
+        let endpoints = self.endpoints()?;
+        for other in endpoints.iter().filter(|e| {
+            e.running && !e.standby && e.container_id != container_id && e.container_id != replacing
+        }) {
+            if let Some(p) = ep
+                .ports
+                .iter()
+                .find(|p| other.ports.iter().any(|o| o.clashes(p)))
+            {
+                return Err(Error::Conflict(format!(
+                    "{}: host port {p} is published by {}",
+                    ep.container_name, other.container_name
+                )));
+            }
+        }
+        let mut networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        // The new one first: a crash between the two writes leaves both
+        // in service (the first DNAT rule wins), never neither.
+        ep.standby = false;
+        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
+        if let Some(mut old) = self.endpoint(replacing)? {
+            old.standby = true;
+            state::write_json(&self.paths.endpoint_file(replacing), &old)?;
+            networks.extend(old.attachments.iter().map(|a| a.network.clone()));
+        }
+        networks.sort();
+        networks.dedup();
+        self.sync_locked(&networks)?;
+        tracing::info!(container = %ep.container_name, replacing, "in service");
+        Ok(())
     }
 
     /// Records whether the container runs: its names are in its networks'
@@ -501,7 +557,9 @@ impl Net {
         if ep.running == running {
             return Ok(());
         }
-        if running && !ep.ports.is_empty() {
+        // A standby container's ports are checked when it is promoted: the
+        // one it replaces still holds them now.
+        if running && !ep.standby && !ep.ports.is_empty() {
             let endpoints = self.endpoints()?;
             ep.ports = ports::rebind(
                 &ep.container_name,
@@ -731,11 +789,12 @@ impl Net {
     }
 }
 
-/// The ports other running containers publish, with their owners.
+/// The ports other running containers in service publish, with their
+/// owners (a standby container's are forwarded nowhere).
 fn published_ports(endpoints: &[Endpoint], except: &str) -> Vec<ports::Taken> {
     endpoints
         .iter()
-        .filter(|e| e.running && e.container_id != except)
+        .filter(|e| e.running && !e.standby && e.container_id != except)
         .flat_map(|e| {
             e.ports.iter().map(|p| ports::Taken {
                 port: *p,

@@ -1,6 +1,7 @@
 //! The names a network's DNS server answers, written to
 //! `networks/<name>/dns.json` whenever a container joins or leaves: for
-//! every running container on the network, its container name, service name and
+//! every running container on the network that is in service (not a
+//! start-first replacement's standby), its container name, service name and
 //! aliases, hostname and short id, to its address (so a service's
 //! replicas answer round-robin).
 //!
@@ -68,7 +69,7 @@ pub fn records(
     networks_dir: &Path,
 ) -> NameRecords {
     let mut containers = BTreeMap::new();
-    for ep in endpoints.iter().filter(|e| e.running) {
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
         for a in ep.attachments.iter().filter(|a| a.network == network.name) {
             let mut names: Vec<String> = Vec::new();
             let short: String = ep.container_id.chars().take(12).collect();

@@ -49,8 +49,9 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     );
     s.push_str("  chain published {\n");
     // A stopped container's ports are free for others, as Docker frees
-    // them at stop.
-    for ep in endpoints.iter().filter(|e| e.running) {
+    // them at stop; a standby one (a start-first replacement not promoted
+    // yet, or the container it replaced) is not forwarded to.
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
         let Some(target) = ep.port_target else {
             continue;
         };
@@ -254,8 +255,19 @@ mod tests {
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
             running: true,
             links: BTreeMap::new(),
+            standby: false,
         };
-        let s = render(&nets, std::slice::from_ref(&ep));
+        // A standby endpoint (a start-first replacement not promoted yet)
+        // is not forwarded to.
+        let standby = Endpoint {
+            container_id: "d".repeat(64),
+            container_name: "p-web-2".into(),
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 3)),
+            standby: true,
+            ..ep.clone()
+        };
+        let s = render(&nets, &[ep.clone(), standby]);
+        assert!(!s.contains("172.18.0.3"), "{s}");
         for line in [
             "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
             "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",
@@ -309,6 +321,7 @@ mod tests {
             port_target: None,
             running: true,
             links: BTreeMap::new(),
+            standby: false,
         };
         let s = render(
             &nets,

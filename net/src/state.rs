@@ -118,6 +118,11 @@ pub struct Endpoint {
     /// server for this container's queries only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
+    /// Out of service: a start-first replacement not yet promoted, or a
+    /// container its replacement was promoted over. Its ports are not
+    /// forwarded and its names are not in DNS, running or not.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 /// Paths under the state root.

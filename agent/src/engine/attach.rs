@@ -17,11 +17,16 @@ pub enum Undo {
 }
 
 /// Fills `config.network`, `etc_hosts` and `resolv_conf` for `spec`.
+/// With `replacing` (a start-first replacement), the container joins its
+/// networks out of service: its ports reserved, not forwarded (those of
+/// `replacing` are not in the way), its names not in DNS, until
+/// `Net::promote`.
 pub fn prepare(
     net: &Net,
     runtime: &Runtime,
     spec: &ContainerSpec,
     config: &mut ContainerConfig,
+    replacing: Option<&str>,
 ) -> Result<Undo, BackendError> {
     let dns = DnsSettings {
         servers: spec.dns.clone(),
@@ -115,6 +120,8 @@ pub fn prepare(
                         protocol: p.protocol.clone(),
                     })
                     .collect(),
+                standby: replacing.is_some(),
+                replacing: replacing.map(str::to_owned),
             };
             let ep = net.attach(&request).map_err(|e| match e.kind() {
                 berth_net::ErrorKind::NotFound => BackendError::not_found(format!(

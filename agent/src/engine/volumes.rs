@@ -20,6 +20,7 @@ use berth_reconcilers::observed::ObservedVolume;
 use berth_reconcilers::{BackendError, ErrorKind, VolumeStore};
 use berth_runtime::{ContainerConfig, Runtime};
 
+use super::error::io;
 use super::records::{self, Record};
 use super::runtime::container_configs;
 
@@ -94,6 +95,44 @@ impl Volumes {
                 }
             };
             out.insert(target.clone(), name);
+        }
+        Ok(out)
+    }
+
+    /// A start-first replacement's anonymous volumes: those `old` binds at
+    /// the same targets, carried over as a stop-first recreate carries
+    /// them (the two containers share them while both run, as they share
+    /// named volumes). Each is relabelled with the new replica number, so
+    /// later replacements of that replica find it.
+    pub fn inherit_anonymous(
+        &self,
+        old: &ContainerConfig,
+        spec: &ContainerSpec,
+        targets: &[String],
+    ) -> Result<BTreeMap<String, String>, BackendError> {
+        let mut out = BTreeMap::new();
+        if targets.is_empty() {
+            return Ok(out);
+        }
+        for mut r in records::list(&self.dir, FILE)? {
+            let target = match r.labels.get(TARGET_LABEL) {
+                Some(t) if r.labels.contains_key(ANONYMOUS_LABEL) && targets.contains(t) => {
+                    t.clone()
+                }
+                _ => continue,
+            };
+            if out.contains_key(&target) || !binds(old, &self.data_dir(&r.name)) {
+                continue;
+            }
+            r.labels = anonymous_labels(spec, &spec.number.to_string(), &target);
+            let file = self.dir.join(&r.name).join(FILE);
+            let bytes = serde_json::to_vec_pretty(&r)
+                .map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))?;
+            let tmp = file.with_extension("json.tmp");
+            std::fs::write(&tmp, bytes).map_err(|e| io("write", &tmp, e))?;
+            std::fs::rename(&tmp, &file).map_err(|e| io("rename into place", &file, e))?;
+            tracing::info!(container = %spec.name, from = %old.name, volume = %r.name, %target, "anonymous volume carried over");
+            out.insert(target, r.name);
         }
         Ok(out)
     }

@@ -126,7 +126,9 @@ pub fn run(
 fn label(plan: &mut Plan, dir: &Path) {
     let dir = dir.display().to_string();
     for a in &mut plan.actions {
-        if let Action::CreateContainer { spec, .. } | Action::Recreate { spec, .. } = &mut a.action
+        if let Action::CreateContainer { spec, .. }
+        | Action::Recreate { spec, .. }
+        | Action::Replace { spec, .. } = &mut a.action
         {
             spec.labels.insert(AGENT_DIR_LABEL.to_owned(), dir.clone());
         }

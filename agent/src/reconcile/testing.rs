@@ -109,6 +109,16 @@ impl ContainerRuntime for TestHost {
     fn remove(&self, id: &str) -> Result<(), BackendError> {
         self.fake.remove(id)
     }
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        self.fake.create_standby(spec, replacing)
+    }
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        self.fake.promote(id, replacing)
+    }
 }
 
 impl Host for TestHost {
