@@ -89,5 +89,4 @@ mod tests {
         let layer = store.write_layer(&mut |w| w.write_all(data)).unwrap();
         store.read_blob(&layer.blob).unwrap()
     }
-
 }

@@ -238,12 +238,22 @@ impl<'a> StageRun<'a> {
             self.report(name, StepStatus::Metadata);
             return Ok(());
         }
-        let inputs = self.inputs(&instruction, &at)?;
-        let key = Key::step(&self.key, &what, &inputs);
         shared.progress.event(Event::Started {
             vertex,
             name: name.clone(),
         });
+        let inputs = match self.inputs(&instruction, &at) {
+            Ok(i) => i,
+            Err(e) => {
+                shared.progress.event(Event::Failed {
+                    vertex,
+                    elapsed: started.elapsed(),
+                    error: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        let key = Key::step(&self.key, &what, &inputs);
         if self.cache_ok
             && let Some(entry) = shared.cache.get(&key)
         {
