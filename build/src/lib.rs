@@ -32,6 +32,7 @@ mod error;
 mod fsop;
 mod imageconfig;
 mod layer;
+mod mounts;
 mod prune;
 mod request;
 mod run;

@@ -349,9 +349,35 @@ impl<'a> StageRun<'a> {
     fn inputs(&self, instruction: &Instruction, at: &StepAt) -> Result<Vec<u8>> {
         let shared = self.shared;
         let mut h = Sha256::new();
+        let bind_sources: Vec<String>;
         let (sources, from) = match instruction {
             Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
             Instruction::Add(a) => (&a.sources, None),
+            Instruction::Run(r) => {
+                // What bind mounts read is part of the key; cache, tmpfs
+                // and secret mounts are not (as in BuildKit).
+                let binds = r
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == berth_spec::dockerfile::MountType::Bind);
+                for m in binds.clone() {
+                    if let Some(f) = &m.from {
+                        h.update(m.spec.as_bytes());
+                        h.update(self.source_key(f, at)?.0.as_bytes());
+                    }
+                }
+                bind_sources = binds
+                    .filter(|m| m.from.is_none())
+                    .map(|m| {
+                        let s = clean_rel(m.source.as_deref().unwrap_or("."));
+                        if s.is_empty() { ".".to_owned() } else { s }
+                    })
+                    .collect();
+                if bind_sources.is_empty() {
+                    return Ok(h.finalize().to_vec());
+                }
+                (&bind_sources, None)
+            }
             _ => return Ok(Vec::new()),
         };
         if let Some(from) = from {
@@ -699,8 +725,26 @@ impl<'a> StageRun<'a> {
             at: at.clone(),
             message,
         };
-        if !run.mounts.is_empty() {
-            return Err(err("RUN --mount is not supported yet".into()));
+        let lowers = self.lowers()?;
+        let workdir = self.state.workdir();
+        let state_dir = shared.builder.state_dir();
+        let mount_env = crate::mounts::MountEnv {
+            state_dir: &state_dir,
+            tmp: &shared.tmp,
+            workdir: &workdir,
+            secrets: &shared.request.secrets,
+        };
+        let mut prepared = crate::mounts::Prepared::default();
+        for m in &run.mounts {
+            let bind_from = || match &m.from {
+                Some(f) => self
+                    .source_layers(f, at)
+                    .map(crate::mounts::BindFrom::Layers)
+                    .map_err(|e| e.to_string()),
+                None => Ok(crate::mounts::BindFrom::Context(shared.context.clone())),
+            };
+            crate::mounts::prepare(m, &mount_env, bind_from, &mut prepared)
+                .map_err(|e| err(format!("--mount={}: {e}", m.spec)))?;
         }
         let argv = self.run_argv(run);
         let mut env: Vec<String> = self
@@ -720,6 +764,7 @@ impl<'a> StageRun<'a> {
             full.insert(0, format!("PATH={}", crate::imageconfig::DEFAULT_PATH));
         }
         full.extend(env);
+        full.extend(prepared.env.iter().cloned());
         let network = match run.network {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::None) => Network::None,
@@ -735,14 +780,14 @@ impl<'a> StageRun<'a> {
             .map_err(|e| BuildError::io(&shared.tmp, e))?;
         let upper = staging.path().join("upper");
         let spec = RunSpec {
-            lowers: self.lowers()?,
+            lowers: lowers.clone(),
             argv: argv.clone(),
             env: full,
             user: self.state.user(),
-            cwd: self.state.workdir(),
+            cwd: workdir.clone(),
             network,
             shm_size: shared.request.shm_size,
-            mounts: Vec::new(),
+            mounts: std::mem::take(&mut prepared.mounts),
         };
         let code = run::run(
             &shared.builder.runtime,
@@ -752,6 +797,8 @@ impl<'a> StageRun<'a> {
             vertex,
             started,
         )?;
+        crate::mounts::remove_stubs(&upper, &lowers, &prepared.targets);
+        drop(prepared);
         if code != 0 {
             return Err(BuildError::RunFailed {
                 at: at.clone(),
