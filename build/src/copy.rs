@@ -179,6 +179,32 @@ pub fn copy_sources(
     Ok(())
 }
 
+/// Writes one file at `target_rel` (parents created) from `src`, with
+/// `mtime` when given (else now).
+pub fn install_file(
+    root: &Path,
+    target_rel: &str,
+    src: &Path,
+    mtime: Option<std::time::SystemTime>,
+    attrs: Attrs,
+) -> Result<(), String> {
+    let parent = Path::new(target_rel)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    mkdir_all(root, &parent, attrs)?;
+    let target = berth_runtime::secure_join(root, target_rel).map_err(|e| e.to_string())?;
+    let meta = fs::metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    copy_file(src, &meta, &target, attrs)?;
+    if let Some(t) = mtime {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let ts = TimeSpec::new(d.as_secs() as i64, i64::from(d.subsec_nanos()));
+        utimensat(None, &target, &ts, &ts, UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| format!("set mtime of {}: {e}", target.display()))?;
+    }
+    Ok(())
+}
+
 fn copy_file(src: &Path, meta: &fs::Metadata, target: &Path, attrs: Attrs) -> Result<(), String> {
     if let Ok(m) = fs::symlink_metadata(target) {
         if m.is_dir() {

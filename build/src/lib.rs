@@ -29,6 +29,7 @@ mod cache;
 mod context;
 mod copy;
 mod error;
+mod fetch;
 mod fsop;
 mod imageconfig;
 mod layer;

@@ -389,8 +389,23 @@ impl<'a> StageRun<'a> {
             .lock()
             .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
         for pattern in sources {
-            if is_url(pattern) {
+            if crate::fetch::is_url(pattern) {
+                let checksum = match instruction {
+                    Instruction::Add(a) => a.checksum.as_deref(),
+                    _ => None,
+                };
+                let fetched = crate::fetch::fetch(
+                    pattern,
+                    checksum,
+                    &shared.builder.state_dir().join("downloads"),
+                )
+                .map_err(|message| BuildError::Step {
+                    at: at.clone(),
+                    message,
+                })?;
                 h.update(pattern.as_bytes());
+                h.update(fetched.digest.as_bytes());
+                h.update(fetched.name.as_bytes());
                 continue;
             }
             let found = shared
@@ -593,11 +608,18 @@ impl<'a> StageRun<'a> {
                     .map_err(err)?;
                 let (dest, dir_hint) = copy::dest_path(&a.dest, &workdir);
                 let mut all = Vec::new();
+                let mut urls = Vec::new();
                 for pattern in &a.sources {
-                    if is_url(pattern) {
-                        return Err(err(format!(
-                            "ADD of a URL ({pattern}) is not supported yet: download it in a RUN step or COPY it from the context"
-                        )));
+                    if crate::fetch::is_url(pattern) {
+                        urls.push(
+                            crate::fetch::fetch(
+                                pattern,
+                                a.checksum.as_deref(),
+                                &shared.builder.state_dir().join("downloads"),
+                            )
+                            .map_err(&err)?,
+                        );
+                        continue;
                     }
                     all.extend(shared.context.expand(pattern).map_err(|message| {
                         BuildError::Context {
@@ -607,6 +629,21 @@ impl<'a> StageRun<'a> {
                     })?);
                 }
                 let dir_hint = dir_hint || a.sources.len() > 1;
+                for f in &urls {
+                    let target_rel = if dir_hint {
+                        copy::mkdir_all(&root, &dest, attrs).map_err(&err)?;
+                        format!("{}/{}", dest.trim_end_matches('/'), f.name)
+                    } else {
+                        dest.clone()
+                    };
+                    // Docker: downloaded files are 0600 unless --chmod.
+                    let url_attrs = Attrs {
+                        mode: Some(attrs.mode.unwrap_or(0o600)),
+                        ..attrs
+                    };
+                    copy::install_file(&root, &target_rel, &f.path, f.modified, url_attrs)
+                        .map_err(&err)?;
+                }
                 let unpack = a.unpack.unwrap_or(true);
                 let (archives, plain): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| {
                     unpack && s.path.is_file() && crate::archive::is_archive(&s.path)
@@ -835,10 +872,6 @@ impl<'a> StageRun<'a> {
             }
         }
     }
-}
-
-fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
 }
 
 /// WORKDIR relative to the current one.
