@@ -117,7 +117,7 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched, S
         .headers()
         .get(reqwest::header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate(v));
+        .and_then(httpdate);
     let tmp = dir.join(format!("{key}.part{}", std::process::id()));
     let mut out = fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut hasher = Sha256::new();
