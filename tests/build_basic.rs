@@ -104,7 +104,10 @@ HEALTHCHECK --interval=5s --retries=2 CMD test -f /app/hello.txt
     let layers = img["RootFS"]["Layers"].as_array().unwrap().len();
     let history = root.run(&["history", "--no-trunc", "test/multi:1"]);
     let history = text(&history.stdout);
-    assert!(history.contains("RUN /bin/sh -c rm /made.txt"), "{history}");
+    assert!(
+        history.contains("RUN |1 GREETING=hey /bin/sh -c rm /made.txt"),
+        "{history}"
+    );
     let manifest_layers = whiteouts_in_layers(&root, "test/multi:1");
     assert_eq!(manifest_layers.len(), layers);
     assert!(
@@ -346,4 +349,40 @@ fn dockerignore_keeps_files_out_of_copies_and_the_cache_key() {
     );
     std::fs::write(ctx.join("src/key.secret"), "changed").unwrap();
     assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "ign:1"])).0, 0);
+}
+
+#[test]
+fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
+    if !need_root("entrypoint_resets_an_inherited_cmd_and_history_shows_values") {
+        return;
+    }
+    let root = Root::new("build-cmd");
+    let ctx = context(
+        &root,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch AS base\nCMD [\"base-cmd\"]\n\nFROM base AS reset\nENTRYPOINT [\"/ep\"]\n\nFROM base AS kept\nENTRYPOINT [\"/ep\"]\nCMD [\"own\"]\n\nFROM base AS shell\nARG V=val\nENV E=$V\nSHELL [\"/bin/ash\", \"-e\", \"-c\"]\nCMD run this\n",
+        )],
+    );
+    build_ok(&root, &ctx, &["--target", "reset", "-t", "reset:1"]);
+    assert!(inspect(&root, "reset:1")["Config"]["Cmd"].is_null());
+    build_ok(&root, &ctx, &["--target", "kept", "-t", "kept:1"]);
+    assert_eq!(
+        inspect(&root, "kept:1")["Config"]["Cmd"],
+        serde_json::json!(["own"])
+    );
+    build_ok(&root, &ctx, &["--target", "shell", "-t", "shell:1"]);
+    let c = inspect(&root, "shell:1")["Config"].clone();
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["/bin/ash", "-e", "-c", "run this"])
+    );
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/ash", "-e", "-c"]));
+    let history = text(
+        &root
+            .run(&["history", "--no-trunc", "--format", "json", "shell:1"])
+            .stdout,
+    );
+    assert!(history.contains("\"CreatedBy\":\"ENV E=val\""), "{history}");
 }

@@ -218,7 +218,7 @@ impl<'a> StageRun<'a> {
                 | Instruction::Add(_)
                 | Instruction::Workdir(_)
         );
-        let history_text = history_text(&instruction, &command.original, &self.state);
+        let history_text = history_text(&instruction, &command.original, &self.state, &self.args);
         // Metadata steps change the key too (as in Docker), so a later
         // layer step built under another ENV is not confused with this one.
         let what = self.describe(&instruction);
@@ -892,17 +892,48 @@ fn now_rfc3339(epoch: Option<u64>) -> String {
 }
 
 /// The history `created_by` text, as BuildKit writes it.
-fn history_text(instruction: &Instruction, original: &str, state: &ImageState) -> String {
+fn history_text(
+    instruction: &Instruction,
+    original: &str,
+    state: &ImageState,
+    args: &[(String, Option<String>)],
+) -> String {
+    let joined = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     match instruction {
-        Instruction::Run(r) => match &r.command {
-            CommandLine::Exec(a) => format!("RUN {} # buildkit", a.join(" ")),
-            CommandLine::Shell(s) => format!("RUN {} {s} # buildkit", state.shell().join(" ")),
-        },
-        Instruction::Copy(_) | Instruction::Add(_) => {
-            let text: String = original.split_whitespace().collect::<Vec<_>>().join(" ");
-            format!("{text} # buildkit")
+        Instruction::Run(r) => {
+            // BuildKit's `|N K=V ...` prefix: the ARGs RUN saw.
+            let with: Vec<String> = args
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                .collect();
+            let prefix = if with.is_empty() {
+                String::new()
+            } else {
+                format!("|{} {} ", with.len(), with.join(" "))
+            };
+            match &r.command {
+                CommandLine::Exec(a) => format!("RUN {prefix}{} # buildkit", a.join(" ")),
+                CommandLine::Shell(s) => {
+                    format!("RUN {prefix}{} {s} # buildkit", state.shell().join(" "))
+                }
+            }
         }
-        _ => original.split_whitespace().collect::<Vec<_>>().join(" "),
+        Instruction::Copy(_) | Instruction::Add(_) => format!("{} # buildkit", joined(original)),
+        Instruction::Env(kvs) | Instruction::Label(kvs) => {
+            let word = if matches!(instruction, Instruction::Env(_)) {
+                "ENV"
+            } else {
+                "LABEL"
+            };
+            let pairs: Vec<String> = kvs
+                .iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect();
+            format!("{word} {}", pairs.join(" "))
+        }
+        Instruction::Workdir(w) => format!("WORKDIR {w}"),
+        Instruction::User(u) => format!("USER {u}"),
+        _ => joined(original),
     }
 }
 

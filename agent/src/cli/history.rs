@@ -139,6 +139,7 @@ fn truncate(s: &str, n: usize) -> String {
     t
 }
 
+/// go-units' `HumanDuration` + " ago", as `docker history` prints it.
 fn since(created: Option<&str>) -> String {
     let Some(t) = created.and_then(|c| humantime::parse_rfc3339_weak(c).ok()) else {
         return "N/A".to_owned();
@@ -147,20 +148,21 @@ fn since(created: Option<&str>) -> String {
         .duration_since(t)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (n, unit) = match secs {
-        0..=59 => return format!("{secs} seconds ago"),
-        60..=3599 => (secs / 60, "minute"),
-        3600..=86_399 => (secs / 3600, "hour"),
-        86_400..=2_591_999 => (secs / 86_400, "day"),
-        2_592_000..=31_535_999 => (secs / 2_592_000, "month"),
-        _ => (secs / 31_536_000, "year"),
+    let (minutes, hours) = (secs / 60, secs / 3600);
+    let text = match secs {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        2..=59 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".to_owned(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
     };
-    if n == 1 {
-        let article = if unit == "hour" { "An" } else { "A" };
-        format!("{article} {unit} ago")
-    } else {
-        format!("{n} {unit}s ago")
-    }
+    format!("{text} ago")
 }
 
 fn human_size(bytes: u64) -> String {
