@@ -386,3 +386,37 @@ fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
     );
     assert!(history.contains("\"CreatedBy\":\"ENV E=val\""), "{history}");
 }
+
+#[test]
+fn copy_exclude_and_parents() {
+    if !need_root("copy_exclude_and_parents") {
+        return;
+    }
+    let root = Root::new("build-excl");
+    let dockerfile = format!(
+        "{BUSYBOX_STAGE}COPY --exclude=**/*.log --exclude=tmp src/ /ex/\nCOPY --parents src/a/one.txt src/b /par/\n"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("Dockerfile", &dockerfile),
+            ("src/a/one.txt", "1"),
+            ("src/a/skip.log", "x"),
+            ("src/tmp/t.txt", "x"),
+            ("src/b/two.txt", "2"),
+        ],
+    );
+    build_ok(&root, &ctx, &["-t", "ex:1"]);
+    assert_eq!(
+        sh(
+            &root,
+            "ex:1",
+            "cd /ex && find . -type f | sort; cd /par && find . -type f | sort"
+        ),
+        "./a/one.txt\n./b/two.txt\n./src/a/one.txt\n./src/b/two.txt\n"
+    );
+    // An excluded file does not reach the cache key either.
+    std::fs::write(ctx.join("src/a/skip.log"), "changed").unwrap();
+    assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "ex:1"])).0, 0);
+}

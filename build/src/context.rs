@@ -26,6 +26,8 @@ pub struct SourceRoot {
     pub ignore: Option<DockerIgnore>,
     /// The build context: symlinks must not lead out of it.
     pub strict: bool,
+    /// COPY/ADD `--exclude` patterns, matched relative to each source.
+    pub exclude: Option<DockerIgnore>,
 }
 
 /// One matched source.
@@ -67,6 +69,7 @@ impl SourceRoot {
             root,
             ignore,
             strict: true,
+            exclude: None,
         }
     }
 
@@ -75,7 +78,56 @@ impl SourceRoot {
             root,
             ignore: None,
             strict: false,
+            exclude: None,
         }
+    }
+
+    /// This root with COPY/ADD `--exclude` patterns (matched like
+    /// `.dockerignore` lines, relative to each source: the name of a
+    /// matched source, the path below a copied directory).
+    pub fn with_excludes(&self, exclude: &[String]) -> Result<SourceRoot, String> {
+        if exclude.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut root = self.clone();
+        let mut ignore = DockerIgnore::default();
+        for pattern in exclude {
+            if let Some(p) =
+                IgnorePattern::new(pattern, 0).map_err(|e| format!("--exclude={pattern}: {e}"))?
+            {
+                ignore.patterns.push(p);
+            }
+        }
+        root.exclude = Some(ignore);
+        Ok(root)
+    }
+
+    /// Whether `child_rel` (root-relative) below source `base` is left out,
+    /// by `.dockerignore` or by `--exclude`.
+    pub fn excluded_below(&self, base: &str, child_rel: &str, is_dir: bool) -> bool {
+        if self.excluded(child_rel, is_dir) {
+            return true;
+        }
+        let Some(ex) = &self.exclude else {
+            return false;
+        };
+        let below = if base.is_empty() {
+            child_rel
+        } else {
+            child_rel
+                .strip_prefix(base)
+                .map_or(child_rel, |r| r.trim_start_matches('/'))
+        };
+        ex.is_excluded(below, is_dir)
+    }
+
+    /// Whether a matched source itself is left out by `--exclude`.
+    fn source_excluded(&self, rel: &str, is_dir: bool) -> bool {
+        let Some(ex) = &self.exclude else {
+            return false;
+        };
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        ex.is_excluded(name, is_dir) || ex.is_excluded(rel, is_dir)
     }
 
     fn excluded(&self, rel: &str, is_dir: bool) -> bool {
@@ -249,7 +301,9 @@ impl SourceRoot {
         }
         let out: Vec<Source> = found
             .into_iter()
-            .filter(|(rel, p)| !self.excluded(rel, p.is_dir()))
+            .filter(|(rel, p)| {
+                !self.excluded(rel, p.is_dir()) && !self.source_excluded(rel, p.is_dir())
+            })
             .map(|(rel, path)| Source {
                 rel,
                 path,
@@ -271,12 +325,13 @@ impl SourceRoot {
         cache: &mut StatCache,
         hasher: &mut Sha256,
     ) -> Result<(), String> {
-        self.hash_path(&source.path, &source.rel, "", cache, hasher)
+        self.hash_path(&source.path, &source.rel, &source.rel, "", cache, hasher)
     }
 
     fn hash_path(
         &self,
         path: &Path,
+        base: &str,
         rel: &str,
         shown: &str,
         cache: &mut StatCache,
@@ -314,7 +369,7 @@ impl SourceRoot {
                 };
                 let child = path.join(&name);
                 let is_dir = child.symlink_metadata().is_ok_and(|m| m.is_dir());
-                if self.excluded(&child_rel, is_dir) {
+                if self.excluded_below(base, &child_rel, is_dir) {
                     if is_dir
                         && self
                             .ignore
@@ -328,6 +383,7 @@ impl SourceRoot {
                 }
                 self.hash_path(
                     &child,
+                    base,
                     &child_rel,
                     &format!("{shown}/{name}"),
                     cache,

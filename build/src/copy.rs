@@ -153,7 +153,7 @@ pub fn copy_sources(
         let meta = fs::metadata(&s.path).map_err(|e| format!("{}: {e}", s.rel))?;
         if meta.is_dir() {
             let target = mkdir_all(root, dest, attrs)?;
-            copy_dir_contents(from, &s.path, &s.rel, &target, root, attrs)?;
+            copy_dir_contents(from, &s.path, &s.rel, &s.rel, &target, attrs)?;
         } else {
             let into_dir = dest_is_dir_hint || existing_dir || many;
             let target_rel = if into_dir {
@@ -229,9 +229,9 @@ fn copy_file(src: &Path, meta: &fs::Metadata, target: &Path, attrs: Attrs) -> Re
 fn copy_dir_contents(
     from: &SourceRoot,
     src: &Path,
+    base: &str,
     rel: &str,
     target: &Path,
-    root: &Path,
     attrs: Attrs,
 ) -> Result<(), String> {
     let mut names: Vec<String> = fs::read_dir(src)
@@ -248,9 +248,12 @@ fn copy_dir_contents(
         };
         let child = src.join(&name);
         let meta = fs::symlink_metadata(&child).map_err(|e| format!("{child_rel}: {e}"))?;
-        if let Some(ignore) = &from.ignore
-            && ignore.is_excluded(&child_rel, meta.is_dir())
-            && !(meta.is_dir() && ignore.may_contain_exceptions(&child_rel))
+        if from.excluded_below(base, &child_rel, meta.is_dir())
+            && !(meta.is_dir()
+                && from
+                    .ignore
+                    .as_ref()
+                    .is_some_and(|i| i.may_contain_exceptions(&child_rel)))
         {
             continue;
         }
@@ -265,7 +268,7 @@ fn copy_dir_contents(
                 }
                 Err(_) => fs::create_dir(&out).map_err(|e| format!("{}: {e}", out.display()))?,
             }
-            copy_dir_contents(from, &child, &child_rel, &out, root, attrs)?;
+            copy_dir_contents(from, &child, base, &child_rel, &out, attrs)?;
             chown(&out, attrs.uid, attrs.gid)?;
             let mode = attrs.mode.unwrap_or(meta.mode() & 0o7777);
             fs::set_permissions(&out, fs::Permissions::from_mode(mode))
@@ -290,7 +293,6 @@ fn copy_dir_contents(
         // Devices, fifos and sockets in a context are skipped, as BuildKit
         // does for the local context.
     }
-    let _ = root;
     Ok(())
 }
 

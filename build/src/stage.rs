@@ -350,6 +350,20 @@ impl<'a> StageRun<'a> {
         let shared = self.shared;
         let mut h = Sha256::new();
         let bind_sources: Vec<String>;
+        let no_excludes = Vec::new();
+        let excludes = match instruction {
+            Instruction::Copy(c) => &c.exclude,
+            Instruction::Add(a) => &a.exclude,
+            _ => &no_excludes,
+        };
+        let context =
+            shared
+                .context
+                .with_excludes(excludes)
+                .map_err(|message| BuildError::Context {
+                    at: at.clone(),
+                    message,
+                })?;
         let (sources, from) = match instruction {
             Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
             Instruction::Add(a) => (&a.sources, None),
@@ -408,8 +422,7 @@ impl<'a> StageRun<'a> {
                 h.update(fetched.name.as_bytes());
                 continue;
             }
-            let found = shared
-                .context
+            let found = context
                 .expand(pattern)
                 .map_err(|message| BuildError::Context {
                     at: at.clone(),
@@ -417,8 +430,7 @@ impl<'a> StageRun<'a> {
                 })?;
             for s in &found {
                 h.update(s.rel.as_bytes());
-                shared
-                    .context
+                context
                     .hash(s, &mut cache, &mut h)
                     .map_err(|message| BuildError::Context {
                         at: at.clone(),
@@ -588,6 +600,7 @@ impl<'a> StageRun<'a> {
                     }
                     None => shared.context.clone(),
                 };
+                let from_root = from_root.with_excludes(&c.exclude).map_err(&err)?;
                 let mut all = Vec::new();
                 for pattern in &c.sources {
                     all.extend(from_root.expand(pattern).map_err(|message| {
@@ -598,7 +611,33 @@ impl<'a> StageRun<'a> {
                     })?);
                 }
                 let dir_hint = dir_hint || c.sources.len() > 1;
-                copy::copy_sources(&from_root, &all, &root, &dest, dir_hint, attrs).map_err(err)?;
+                if c.parents {
+                    // --parents: each source keeps its path below the
+                    // destination directory.
+                    for src in &all {
+                        let sub = if src.path.is_dir() {
+                            src.rel.clone()
+                        } else {
+                            std::path::Path::new(&src.rel)
+                                .parent()
+                                .map(|p| p.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        };
+                        let d = format!("{}/{sub}/", dest.trim_end_matches('/'));
+                        copy::copy_sources(
+                            &from_root,
+                            std::slice::from_ref(src),
+                            &root,
+                            &d,
+                            true,
+                            attrs,
+                        )
+                        .map_err(&err)?;
+                    }
+                } else {
+                    copy::copy_sources(&from_root, &all, &root, &dest, dir_hint, attrs)
+                        .map_err(&err)?;
+                }
                 self.write_inline(&c.inline_sources, &root, &dest, dir_hint, attrs)
                     .map_err(err)?;
             }
@@ -607,6 +646,7 @@ impl<'a> StageRun<'a> {
                     .attrs(a.chown.as_deref(), a.chmod.as_deref(), &root)
                     .map_err(err)?;
                 let (dest, dir_hint) = copy::dest_path(&a.dest, &workdir);
+                let add_root = shared.context.with_excludes(&a.exclude).map_err(&err)?;
                 let mut all = Vec::new();
                 let mut urls = Vec::new();
                 for pattern in &a.sources {
@@ -621,7 +661,7 @@ impl<'a> StageRun<'a> {
                         );
                         continue;
                     }
-                    all.extend(shared.context.expand(pattern).map_err(|message| {
+                    all.extend(add_root.expand(pattern).map_err(|message| {
                         BuildError::Context {
                             at: at.clone(),
                             message,
@@ -649,7 +689,7 @@ impl<'a> StageRun<'a> {
                     unpack && s.path.is_file() && crate::archive::is_archive(&s.path)
                 });
                 copy::copy_sources(
-                    &shared.context,
+                    &add_root,
                     &plain,
                     &root,
                     &dest,
