@@ -420,3 +420,38 @@ fn copy_exclude_and_parents() {
     std::fs::write(ctx.join("src/a/skip.log"), "changed").unwrap();
     assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "ex:1"])).0, 0);
 }
+
+#[test]
+fn builds_on_an_image_in_the_store_and_copies_from_images() {
+    if !need_root("builds_on_an_image_in_the_store_and_copies_from_images") {
+        return;
+    }
+    let root = Root::new("build-fromimg");
+    let mut tar = Vec::new();
+    berth_image::testing::busybox_rootfs_tar(std::path::Path::new("/bin/busybox"), &mut tar)
+        .unwrap();
+    let tar_path = root.dir.join("bb.tar");
+    std::fs::write(&tar_path, tar).unwrap();
+    let out = root.run(&[
+        "image",
+        "import",
+        tar_path.to_str().unwrap(),
+        "local/busybox:1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dockerfile = "ARG BASE=local/busybox:1\nFROM --platform=$BUILDPLATFORM ${BASE} AS b\nRUN echo from-image > /f\n\nFROM scratch\nCOPY --from=local/busybox:1 /bin/busybox /bin/busybox\nCOPY --from=b /f /f\nENTRYPOINT [\"/bin/busybox\", \"cat\", \"/f\"]\n";
+    let ctx = context(&root, "ctx", &[("Dockerfile", dockerfile)]);
+    build_ok(&root, &ctx, &["-t", "img:1"]);
+    let run = root.run(&["run", "--rm", "img:1"]);
+    assert_eq!(text(&run.stdout), "from-image\n", "{}", text(&run.stderr));
+    // Another platform is refused by name.
+    let err = text(&build(&root, &ctx, &["--platform", "linux/s390x"]).stderr);
+    assert!(err.contains("linux/s390x"), "{err}");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=linux/riscv64 scratch\n",
+    )
+    .unwrap();
+    let err = text(&build(&root, &ctx, &[]).stderr);
+    assert!(err.contains("host platform"), "{err}");
+}

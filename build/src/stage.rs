@@ -138,6 +138,32 @@ impl<'a> StageRun<'a> {
                 at: at.clone(),
                 message: e.to_string(),
             })?;
+        if let Some(platform) = &self.stage.platform {
+            let lookup = |k: &str| {
+                shared
+                    .args
+                    .globals
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .and_then(|(_, v)| v.clone())
+                    .or_else(|| shared.args.global_lookup(k))
+            };
+            let platform = berth_spec::dockerfile::expand_word(platform, &lookup, df.escape)
+                .map_err(|e| BuildError::Step {
+                    at: at.clone(),
+                    message: e.to_string(),
+                })?;
+            let host = format!("linux/{}", berth_image::platform::host_arch());
+            if platform != host {
+                return Err(BuildError::Step {
+                    at,
+                    message: format!(
+                        "--platform={platform}: berth builds for the host platform ({host}) only"
+                    ),
+                });
+            }
+        }
         let vertex = shared.next_vertex();
         let name = self.step_name(1, &format!("FROM {base}"));
         shared.progress.event(Event::Started {
