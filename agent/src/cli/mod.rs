@@ -4,11 +4,14 @@
 //! process exit code; errors bubble up to `main`, which prints them once.
 
 mod agent;
+mod build;
+mod builder_cmd;
 mod compose;
 mod config;
 mod dns;
 mod down;
 mod exec;
+mod history;
 mod image;
 mod image_import;
 mod image_inspect;
@@ -155,6 +158,12 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// Unpause all processes within containers (or services).
     Unpause(pause::PauseArgs),
+    /// Build an image from a Dockerfile (like `docker build`).
+    Build(Box<build::BuildArgs>),
+    /// Manage the build cache (`berth builder prune`).
+    Builder(builder_cmd::BuilderArgs),
+    /// Show an image's history (like `docker history`).
+    History(history::HistoryArgs),
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
@@ -215,6 +224,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(args) => top::run(args, global),
         Command::Pause(args) => pause::run(args, global, true),
         Command::Unpause(args) => pause::run(args, global, false),
+        Command::Build(args) => build::run(*args, global),
+        Command::Builder(args) => builder_cmd::run(args, global),
+        Command::History(args) => history::run(&args, global),
         Command::Shim(args) => shim::run(args, global),
         Command::Dns(args) => dns::run(args),
     }

@@ -125,6 +125,11 @@ impl Store {
         for desc in self.read_index()? {
             self.mark(&desc, &mut blobs, &mut snapshots, 0);
         }
+        // What a build cache (or any owner of a root) still refers to.
+        for root in self.gc_roots() {
+            blobs.extend(root.blobs);
+            snapshots.extend(root.snapshots.iter().map(|c| c.hex().to_owned()));
+        }
         let mut collected = Collected::default();
         for digest in self.list_blobs()? {
             if blobs.contains(&digest) {
