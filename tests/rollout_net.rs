@@ -33,7 +33,8 @@ services:
   web:
     image: busybox:latest
     init: true
-    command: ["sh", "-c", "mkdir -p /www && echo v$$VERSION > /www/index.html && exec httpd -f -p 80 -h /www"]
+    command: ["sh", "-c", "mkdir -p /www && echo v$$VERSION > /www/index.html && echo v$$VERSION >> /data/log && exec httpd -f -p 80 -h /www"]
+    volumes: ["/data"]
     environment:
       VERSION: "{version}"
     ports: ["{PORT}:80"]
@@ -223,6 +224,11 @@ fn a_start_first_rollout_drops_no_request_and_a_failed_gate_keeps_the_old_versio
     assert_eq!(get().unwrap(), "v2");
     assert_eq!(containers(&root), ["roll-web-2"]);
     assert_eq!(dns_names(&root), ["roll-web-2"]);
+    // The anonymous volume came along: the old version's line is there.
+    assert_eq!(
+        ok(root.run(&["exec", "roll-web-2", "cat", "/data/log"])),
+        "v1\nv2\n"
+    );
     let ps = ok(root.run(&["ps"]));
     assert!(ps.contains(&format!("0.0.0.0:{PORT}->80/tcp")), "{ps}");
 
@@ -246,6 +252,24 @@ fn a_start_first_rollout_drops_no_request_and_a_failed_gate_keeps_the_old_versio
     assert_eq!(get().unwrap(), "v2");
     assert_eq!(containers(&root), ["roll-web-2"]);
     assert_eq!(dns_names(&root), ["roll-web-2"]);
+    // Still one anonymous volume, still replica 2's (the failed new
+    // container shared it, and wrote to it).
+    assert_eq!(
+        ok(root.run(&["exec", "roll-web-2", "cat", "/data/log"])),
+        "v1\nv2\nv3\n"
+    );
+    let volumes: Vec<serde_json::Value> = std::fs::read_dir(root.dir.join("volumes"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_slice(&std::fs::read(e.unwrap().path().join("volume.json")).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(
+        volumes[0]["labels"]["com.docker.compose.container-number"],
+        "2"
+    );
 
     ok(root.run(&["down", "-f", f]));
     assert!(containers(&root).is_empty());

@@ -154,9 +154,7 @@ impl Containers {
         })?;
         let targets = translate::anonymous_targets(spec, prepared.image.config());
         let mut anonymous = match replacing.and_then(|id| self.runtime.inspect(id).ok()) {
-            Some(old) => self
-                .volumes
-                .inherit_anonymous(&old.config, spec, &targets)?,
+            Some(old) => self.volumes.inherit_anonymous(&old.config, &targets)?,
             None => std::collections::BTreeMap::new(),
         };
         let rest: Vec<String> = targets
@@ -279,6 +277,9 @@ impl ContainerRuntime for Containers {
         let mut record = sidecar::load(&self.runtime, &info.config.id);
         record.standby = false;
         sidecar::save(&self.runtime, &info.config.id, record)?;
+        if let Some(number) = info.config.labels.get(berth_reconcilers::labels::NUMBER) {
+            self.volumes.adopt_anonymous(&info.config, number)?;
+        }
         if let Some(old) = old {
             let mut record = sidecar::load(&self.runtime, &old);
             record.standby = true;
