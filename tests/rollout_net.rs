@@ -33,7 +33,8 @@ services:
   web:
     image: busybox:latest
     init: true
-    command: ["sh", "-c", "mkdir -p /www && echo v$$VERSION > /www/index.html && exec httpd -f -p 80 -h /www"]
+    command: ["sh", "-c", "mkdir -p /www && echo v$$VERSION > /www/index.html && echo v$$VERSION >> /data/log && exec httpd -f -p 80 -h /www"]
+    volumes: ["/data"]
     environment:
       VERSION: "{version}"
     ports: ["{PORT}:80"]
@@ -73,7 +74,11 @@ fn ok(out: Output) -> String {
 
 /// One `GET /index.html` on the published port: the body, or why not.
 fn get() -> Result<String, String> {
-    let mut c = TcpStream::connect_timeout(&([127, 0, 0, 1], PORT).into(), Duration::from_secs(5))
+    get_on(PORT)
+}
+
+fn get_on(port: u16) -> Result<String, String> {
+    let mut c = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))
         .map_err(|e| format!("connect: {e}"))?;
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(c, "GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -102,12 +107,21 @@ struct Client {
 
 impl Client {
     fn start() -> Self {
+        Self::on(&[PORT])
+    }
+
+    /// Round-robin over `ports`, one request each in turn.
+    fn on(ports: &[u16]) -> Self {
+        let ports = ports.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new((BTreeMap::new(), Vec::new())));
         let (s, r) = (stop.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                let answer = get();
+            for port in ports.iter().cycle() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let answer = get_on(*port);
                 let mut seen = r.lock().unwrap();
                 match answer {
                     Ok(body) => *seen.0.entry(body).or_default() += 1,
@@ -223,6 +237,11 @@ fn a_start_first_rollout_drops_no_request_and_a_failed_gate_keeps_the_old_versio
     assert_eq!(get().unwrap(), "v2");
     assert_eq!(containers(&root), ["roll-web-2"]);
     assert_eq!(dns_names(&root), ["roll-web-2"]);
+    // The anonymous volume came along: the old version's line is there.
+    assert_eq!(
+        ok(root.run(&["exec", "roll-web-2", "cat", "/data/log"])),
+        "v1\nv2\n"
+    );
     let ps = ok(root.run(&["ps"]));
     assert!(ps.contains(&format!("0.0.0.0:{PORT}->80/tcp")), "{ps}");
 
@@ -246,7 +265,87 @@ fn a_start_first_rollout_drops_no_request_and_a_failed_gate_keeps_the_old_versio
     assert_eq!(get().unwrap(), "v2");
     assert_eq!(containers(&root), ["roll-web-2"]);
     assert_eq!(dns_names(&root), ["roll-web-2"]);
+    // Still one anonymous volume, still replica 2's (the failed new
+    // container shared it, and wrote to it).
+    assert_eq!(
+        ok(root.run(&["exec", "roll-web-2", "cat", "/data/log"])),
+        "v1\nv2\nv3\n"
+    );
+    let volumes: Vec<serde_json::Value> = std::fs::read_dir(root.dir.join("volumes"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_slice(&std::fs::read(e.unwrap().path().join("volume.json")).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(
+        volumes[0]["labels"]["com.docker.compose.container-number"],
+        "2"
+    );
 
     ok(root.run(&["down", "-f", f]));
     assert!(containers(&root).is_empty());
+}
+
+/// Two replicas on a port range, replaced one batch of one at a time with
+/// a delay between: both ports answer throughout, each replica switches
+/// on its own.
+#[test]
+fn replicas_roll_one_at_a_time_and_every_port_keeps_answering() {
+    if !need_root("replicas_roll_one_at_a_time_and_every_port_keeps_answering") {
+        return;
+    }
+    let root = setup("rollout-batches");
+    let project = root.dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let file = project.join("compose.yaml");
+    let f = file.to_str().unwrap();
+    let yaml = |version: &str| {
+        compose(version, "/index.html")
+            .replace(
+                &format!("ports: [\"{PORT}:80\"]"),
+                &format!("ports: [\"{PORT}-{}:80\"]", PORT + 1),
+            )
+            .replace(
+                "      update_config:\n",
+                "      replicas: 2\n      update_config:\n        parallelism: 1\n        delay: 1s\n",
+            )
+    };
+    std::fs::write(&file, yaml("1")).unwrap();
+    ok(root.run(&["up", "-d", "-f", f]));
+    for port in [PORT, PORT + 1] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get_on(port).as_deref() != Ok("v1") {
+            assert!(Instant::now() < deadline, "port {port}: {:?}", get_on(port));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    std::fs::write(&file, yaml("2")).unwrap();
+    let plan = ok(root.run(&["up", "--dry-run", "-f", f]));
+    assert_eq!(
+        plan.lines().collect::<Vec<_>>(),
+        [
+            "0 Replace roll-web-1 (start-first: roll-web-3) [ConfigChanged: environment changed]",
+            "1 Replace roll-web-2 (start-first: roll-web-4) [ConfigChanged: environment changed]",
+        ]
+    );
+    let client = Client::on(&[PORT, PORT + 1]);
+    let out = root.run(&["up", "-d", "-f", f]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (answers, failures) = client.finish();
+    eprintln!("during the rollout: {answers:?}, {} failed", failures.len());
+    ok(out);
+    assert!(
+        failures.is_empty(),
+        "failed requests: {failures:?}\nanswers: {answers:?}"
+    );
+    assert_eq!(get_on(PORT).unwrap(), "v2");
+    assert_eq!(get_on(PORT + 1).unwrap(), "v2");
+    assert_eq!(containers(&root), ["roll-web-3", "roll-web-4"]);
+    let ps = ok(root.run(&["ps"]));
+    for port in [PORT, PORT + 1] {
+        assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
+    }
+    ok(root.run(&["down", "-f", f]));
 }

@@ -527,18 +527,40 @@ impl Net {
             }
         }
         let mut networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        let before = ep.clone();
+        let old_before = self.endpoint(replacing)?;
         // The new one first: a crash between the two writes leaves both
         // in service (the first DNAT rule wins), never neither.
         ep.standby = false;
-        state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
-        if let Some(mut old) = self.endpoint(replacing)? {
-            old.standby = true;
-            state::write_json(&self.paths.endpoint_file(replacing), &old)?;
-            networks.extend(old.attachments.iter().map(|a| a.network.clone()));
+        let switched = state::write_json(&self.paths.endpoint_file(container_id), &ep)
+            .and_then(|()| match &old_before {
+                Some(old) => {
+                    networks.extend(old.attachments.iter().map(|a| a.network.clone()));
+                    state::write_json(
+                        &self.paths.endpoint_file(replacing),
+                        &Endpoint {
+                            standby: true,
+                            ..old.clone()
+                        },
+                    )
+                }
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                networks.sort();
+                networks.dedup();
+                self.sync_locked(&networks)
+            });
+        if let Err(e) = switched {
+            // Back as it was, so the old one keeps serving: the rules
+            // and records on the host are the old ones or get them back.
+            let _ = state::write_json(&self.paths.endpoint_file(container_id), &before);
+            if let Some(old) = &old_before {
+                let _ = state::write_json(&self.paths.endpoint_file(replacing), old);
+            }
+            let _ = self.sync_locked(&networks);
+            return Err(e);
         }
-        networks.sort();
-        networks.dedup();
-        self.sync_locked(&networks)?;
         tracing::info!(container = %ep.container_name, replacing, "in service");
         Ok(())
     }

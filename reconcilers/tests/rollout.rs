@@ -12,6 +12,7 @@ use std::time::Duration;
 use berth_reconcilers::Clock;
 use berth_reconcilers::fakes::FakeHost;
 use berth_reconcilers::observed::ContainerState;
+use berth_reconcilers::status::summarize;
 use berth_reconcilers::{Action, ContainerRuntime, ErrorKind, Outcome, Plan, Report, UpdateOrder};
 use support::*;
 
@@ -316,6 +317,14 @@ fn an_interrupted_replacement_is_cleaned_up_by_the_next_plan() {
     assert!(!exec(&host, &plan_up(&host, &changed)).succeeded());
     host.recover();
     assert!(standby(&host, "shop-web-2"));
+    // The standby one is not counted as one of the service's replicas.
+    let observed = berth_reconcilers::observe(&changed, host.backends()).unwrap();
+    let status = summarize(&changed, &observed, None, None, &opts(&host));
+    assert_eq!(
+        (status[0].running_replicas, status[0].replicas.len()),
+        (1, 1),
+        "{status:#?}"
+    );
     let plan = plan_up(&host, &changed);
     assert_eq!(
         plan.lines(),
@@ -359,4 +368,53 @@ fn stop_first_in_update_config_recreates() {
         ["0 Recreate shop-web-1 [ConfigChanged: environment changed]"]
     );
     assert_eq!(UpdateOrder::default(), UpdateOrder::StopFirst);
+}
+
+/// The agent killed after every mutating call of a start-first rollout of
+/// three replicas (batches of one): at every crash point two replicas
+/// still serve (run, in service), and the recovery converges on three
+/// replicas of the new version.
+#[test]
+fn a_start_first_rollout_killed_at_any_call_keeps_serving_and_converges() {
+    let yaml = WEB
+        .replace("ports: [\"8080:80\"]", "ports: [\"80\"]")
+        .replace(
+            "      update_config:",
+            "      replicas: 3\n      update_config:\n        parallelism: 1",
+        );
+    let before = project(&yaml);
+    let after = project(&v2(&yaml));
+    let serving = |host: &FakeHost| {
+        host.list("shop")
+            .unwrap()
+            .iter()
+            .filter(|c| c.is_running() && !c.standby)
+            .count()
+    };
+    let reference = host();
+    up(&reference, &before);
+    reference.clear_calls();
+    assert!(exec(&reference, &plan_up(&reference, &after)).succeeded());
+    let calls = reference.calls().len();
+    assert_eq!(calls, 15, "{:?}", reference.calls());
+    for k in 0..calls {
+        let host = host();
+        up(&host, &before);
+        host.crash_after(k);
+        assert!(!exec(&host, &plan_up(&host, &after)).succeeded(), "k={k}");
+        host.recover();
+        // Two replicas keep serving at any crash point: one batch is
+        // being replaced, and its old container serves until the switch.
+        assert!(serving(&host) >= 2, "k={k}: {:?}", host.container_states());
+        up(&host, &after);
+        assert_eq!(serving(&host), 3, "k={k}");
+        let envs: Vec<String> = host
+            .list("shop")
+            .unwrap()
+            .iter()
+            .map(|c| host.spec_of(&c.name).unwrap().env["V"].clone())
+            .collect();
+        assert_eq!(envs, ["2", "2", "2"], "k={k}");
+        assert_converged(&host, &after, &opts(&host));
+    }
 }

@@ -154,9 +154,7 @@ impl Containers {
         })?;
         let targets = translate::anonymous_targets(spec, prepared.image.config());
         let mut anonymous = match replacing.and_then(|id| self.runtime.inspect(id).ok()) {
-            Some(old) => self
-                .volumes
-                .inherit_anonymous(&old.config, spec, &targets)?,
+            Some(old) => self.volumes.inherit_anonymous(&old.config, &targets)?,
             None => std::collections::BTreeMap::new(),
         };
         let rest: Vec<String> = targets
@@ -276,15 +274,30 @@ impl ContainerRuntime for Containers {
         self.net
             .promote(&info.config.id, old.as_deref().unwrap_or(replacing))
             .map_err(from_net)?;
-        let mut record = sidecar::load(&self.runtime, &info.config.id);
-        record.standby = false;
-        sidecar::save(&self.runtime, &info.config.id, record)?;
-        if let Some(old) = old {
-            let mut record = sidecar::load(&self.runtime, &old);
-            record.standby = true;
-            sidecar::save(&self.runtime, &old, record)?;
+        let records = (|| {
+            let mut record = sidecar::load(&self.runtime, &info.config.id);
+            record.standby = false;
+            sidecar::save(&self.runtime, &info.config.id, record)?;
+            if let Some(number) = info.config.labels.get(berth_reconcilers::labels::NUMBER) {
+                self.volumes.adopt_anonymous(&info.config, number)?;
+            }
+            if let Some(old) = &old {
+                let mut record = sidecar::load(&self.runtime, old);
+                record.standby = true;
+                sidecar::save(&self.runtime, old, record)?;
+            }
+            Ok::<(), BackendError>(())
+        })();
+        match records {
+            // With an endpoint, its flag decides the traffic and what is
+            // reported, and the traffic has moved: failing now would have
+            // the new container removed while it serves.
+            Err(e) if self.net.endpoint(&info.config.id).ok().flatten().is_some() => {
+                tracing::warn!(container = %info.config.name, error = %e, "in service, but its records could not be updated");
+                Ok(())
+            }
+            other => other,
         }
-        Ok(())
     }
 
     /// Idempotent on a running container, and on one its shim is about

@@ -251,32 +251,31 @@ impl ServicePlanner<'_> {
                     batches.previous(),
                 ]
                 .concat();
-                let action = match self.start_first(c, &spec, start, update.order) {
-                    true => {
-                        let new_number = (1..).find(|n| !taken.contains(n)).unwrap_or(number);
-                        taken.insert(new_number);
-                        Action::Replace {
-                            old: container_ref(c),
-                            grace,
-                            signal: signal.clone(),
-                            spec: Box::new(desired::container_spec(
-                                self.desired,
-                                self.name,
-                                self.service,
-                                new_number,
-                                spec_digest,
-                                &self.options.file_digests,
-                            )),
-                            gate: update.gate,
-                        }
+                let action = if self.start_first(c, &spec, start, update.order) {
+                    let new_number = (1..).find(|n| !taken.contains(n)).unwrap_or(number);
+                    taken.insert(new_number);
+                    Action::Replace {
+                        old: container_ref(c),
+                        grace,
+                        signal: signal.clone(),
+                        spec: Box::new(desired::container_spec(
+                            self.desired,
+                            self.name,
+                            self.service,
+                            new_number,
+                            spec_digest,
+                            &self.options.file_digests,
+                        )),
+                        gate: update.gate,
                     }
-                    false => Action::Recreate {
+                } else {
+                    Action::Recreate {
                         old: container_ref(c),
                         grace,
                         signal: signal.clone(),
                         spec: Box::new(spec),
                         start,
-                    },
+                    }
                 };
                 let id = b.push(Some(self.name), action, reasons, after);
                 if let Some(a) = b.get_mut(id) {
