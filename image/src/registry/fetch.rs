@@ -139,6 +139,9 @@ pub(crate) async fn fetch_blob(
             // oci-client checks the digest itself at the end of a full
             // response: a mismatch is final, and reported below by ours.
             None => break,
+            // Everything arrived (oci-client's own digest check may have
+            // complained at the end): ours below decides.
+            Some(_) if offset >= size => break,
             Some(e) if e.kind() == std::io::ErrorKind::InvalidData => break,
             Some(e) if failures < RETRIES && offset < size => {
                 failures += 1;

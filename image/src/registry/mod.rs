@@ -225,6 +225,11 @@ pub(crate) fn registry_error(
             _ => ErrorKind::Registry,
         },
         OciDistributionError::DigestError(_) => ErrorKind::Invalid,
+        OciDistributionError::RequestError(e) => match e.status().map(|s| s.as_u16()) {
+            Some(401 | 403) => ErrorKind::Unauthorized,
+            Some(404) => ErrorKind::NotFound,
+            _ => ErrorKind::Registry,
+        },
         _ => ErrorKind::Registry,
     };
     let mut message = error_chain(&err);
