@@ -492,3 +492,70 @@ fn an_image_skopeo_copied_in_pulls_and_runs() {
     ok(root.run(&["pull", &name]));
     assert_eq!(cat(&root, &name, "/hello.txt"), "hello from the registry\n");
 }
+
+mod compose_support;
+
+#[test]
+fn compose_up_pulls_a_missing_image_and_never_refuses_clearly() {
+    if !need_root("registry compose") {
+        return;
+    }
+    // The project's network namespace first: the registry must listen in
+    // the same one as the berth processes.
+    let p = compose_support::Project::new("reg-compose", "services: {}\n");
+    let Some(reg) = TestRegistry::start("compose_pull", None) else {
+        return;
+    };
+    let name = reg.name("hello:1");
+    let pusher = Root::new("reg-compose-push");
+    load(&pusher, &[hello_image(&name)]);
+    ok(pusher.run(&["push", &name]));
+
+    p.write(&format!(
+        "name: regproj\nservices:\n  never:\n    image: {}\n    pull_policy: never\n    command: [\"cat\", \"/hello.txt\"]\n",
+        reg.name("other:1")
+    ));
+    let out = p.run(&["compose", "up", "-d"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("never") && err.contains(&reg.name("other:1")),
+        "the error names the service and the image: {err}"
+    );
+
+    p.write(&format!(
+        "name: regproj\nservices:\n  app:\n    image: {name}\n    command: [\"sh\", \"-c\", \"cat /hello.txt; sleep 30\"]\n"
+    ));
+    let out = p.run(&["compose", "up", "-d", "--remove-orphans"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let images = ok(p.root.run(&["images", "-q"]));
+    assert!(!images.trim().is_empty(), "{images}");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = p.ok(&["logs", "app"]);
+        if logs.contains("hello from the registry") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(logs.contains("hello from the registry"), "{logs}");
+    // pull_policy daily: pulled once; the next up within the day does not
+    // go to the registry (stopped, it would fail otherwise).
+    p.write(&format!(
+        "name: regproj\nservices:\n  app:\n    image: {name}\n    pull_policy: daily\n    command: [\"sh\", \"-c\", \"cat /hello.txt; sleep 30\"]\n"
+    ));
+    drop(reg);
+    let out = p.run(&["compose", "up", "-d"]);
+    assert!(
+        out.status.success(),
+        "a daily image pulled minutes ago is not pulled again: {}",
+        text(&out)
+    );
+    // always: pulls at every up, so with the registry gone it fails.
+    p.write(&format!(
+        "name: regproj\nservices:\n  app:\n    image: {name}\n    pull_policy: always\n    command: [\"sh\", \"-c\", \"cat /hello.txt; sleep 30\"]\n"
+    ));
+    let out = p.run(&["compose", "up", "-d"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    p.ok(&["down"]);
+}

@@ -13,6 +13,7 @@ mod image;
 mod image_import;
 mod image_inspect;
 mod image_load;
+mod image_prune;
 mod image_rm;
 mod images;
 mod inspect;
@@ -29,6 +30,7 @@ mod registry_opts;
 mod restart;
 mod rm;
 pub(crate) mod run;
+mod save;
 pub(crate) mod shim;
 mod start;
 mod stats;
@@ -119,6 +121,8 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Log out from a registry (like `docker logout`).
     Logout(login::LogoutArgs),
+    /// Save images to a tar archive (like `docker save`).
+    Save(save::SaveArgs),
     /// Run a command in a new container, from an image or a rootfs
     /// directory.
     #[command(
@@ -212,6 +216,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(&args, global),
         Command::Login(args) => login::run_login(&args),
         Command::Logout(args) => login::run_logout(&args),
+        Command::Save(args) => save::run(&args, global),
         Command::Run(args) => run::run(*args, global),
         Command::Create(args) => run::create(*args, global),
         Command::Start(args) => start::run(args, global),

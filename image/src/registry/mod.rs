@@ -130,6 +130,10 @@ impl Registry {
             max_concurrent_download: self.concurrency,
             max_concurrent_upload: self.concurrency,
             user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
+            // An unreachable registry fails in bounded time; a slow blob
+            // is fine as long as bytes keep coming.
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
+            read_timeout: Some(std::time::Duration::from_secs(120)),
             ..ClientConfig::default()
         }))
     }
