@@ -97,6 +97,16 @@ fn push_then_pull_into_a_fresh_store_runs_with_the_same_digests() {
     assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
     assert!(again.contains(&push_digest), "{again}");
 
+    // Another repository of the same registry: its blobs are mounted.
+    let copy = reg.name("hello-copy:1");
+    ok(a.run(&["tag", &name, &copy]));
+    let mounted = ok(a.run(&["push", &copy]));
+    assert_eq!(
+        mounted.matches(": Mounted from hello").count(),
+        2,
+        "{mounted}"
+    );
+    assert!(mounted.contains(&push_digest), "same manifest: {mounted}");
     // skopeo reads what berth pushed, with the same digest.
     let raw = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]);
     let info: Value = serde_json::from_str(&raw).unwrap();

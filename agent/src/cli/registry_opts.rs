@@ -48,7 +48,7 @@ pub enum Verb {
 enum LayerState {
     Waiting,
     Moving { done: u64, size: u64 },
-    Finished(&'static str),
+    Finished(String),
 }
 
 /// Per-layer lines as docker prints them: redrawn in place on a terminal
@@ -105,13 +105,13 @@ impl Progress for Display {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let (digest, new, plain): (Digest, LayerState, Option<&str>) = match event {
+        let (digest, new, plain): (Digest, LayerState, Option<String>) = match event {
             ProgressEvent::Exists { digest } => {
                 let word = match self.verb {
                     Verb::Pull => "Already exists",
                     Verb::Push => "Layer already exists",
                 };
-                (digest, LayerState::Finished(word), Some(word))
+                (digest, LayerState::Finished(word.into()), Some(word.into()))
             }
             ProgressEvent::Started {
                 digest,
@@ -126,7 +126,7 @@ impl Progress for Display {
                 (
                     digest,
                     LayerState::Moving { done: offset, size },
-                    Some(word),
+                    Some(word.into()),
                 )
             }
             ProgressEvent::Bytes { digest, done, size } => {
@@ -137,15 +137,11 @@ impl Progress for Display {
                     Verb::Pull => "Pull complete",
                     Verb::Push => "Pushed",
                 };
-                (digest, LayerState::Finished(word), Some(word))
+                (digest, LayerState::Finished(word.into()), Some(word.into()))
             }
             ProgressEvent::Mounted { digest, from } => {
-                let _ = from;
-                (
-                    digest,
-                    LayerState::Finished("Mounted from another repository"),
-                    Some("Mounted from another repository"),
-                )
+                let word = format!("Mounted from {from}");
+                (digest, LayerState::Finished(word.clone()), Some(word))
             }
         };
         if !state.layers.contains_key(&digest) {
@@ -154,7 +150,7 @@ impl Progress for Display {
         }
         if !self.tty {
             if let Some(word) = plain {
-                self.line(&digest, word);
+                self.line(&digest, &word);
             }
             state.layers.insert(digest, new);
             return;
@@ -178,7 +174,7 @@ fn draw(state: &mut DisplayState) {
     for digest in &state.order {
         let text = match state.layers.get(digest) {
             Some(LayerState::Waiting) | None => "Waiting".to_owned(),
-            Some(LayerState::Finished(word)) => (*word).to_owned(),
+            Some(LayerState::Finished(word)) => word.clone(),
             Some(LayerState::Moving { done, size }) => bar(*done, *size),
         };
         let _ = writeln!(out, "\x1b[2K{}: {text}", digest.short());
