@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use berth_image::Reference;
 use berth_image::registry::{PullOptions, PullStatus, block_on};
 
@@ -50,7 +49,8 @@ pub fn run(args: &PullArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     };
     let outcome = block_on(registry.pull(&store, &reference, &options, display.clone()))?;
     display.finish();
-    let outcome = outcome.with_context(|| format!("cannot pull {}", reference.familiar()))?;
+    // The registry's errors name the operation and the image already.
+    let outcome = outcome?;
     if args.quiet {
         println!("{reference}");
         return Ok(ExitCode::SUCCESS);

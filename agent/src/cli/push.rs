@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use berth_image::Reference;
 use berth_image::registry::block_on;
 
@@ -34,7 +33,8 @@ pub fn run(args: &PushArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let display = Arc::new(Display::new(Verb::Push, args.quiet));
     let outcome = block_on(registry.push(&store, &reference, display.clone()))?;
     display.finish();
-    let outcome = outcome.with_context(|| format!("cannot push {}", reference.familiar()))?;
+    // The registry's errors name the operation and the image already.
+    let outcome = outcome?;
     if args.quiet {
         println!("{}", outcome.digest);
     } else {

@@ -237,6 +237,9 @@ pub(crate) fn registry_error(
         _ => ErrorKind::Registry,
     };
     let mut message = error_chain(&err);
+    if kind == ErrorKind::NotFound {
+        message = format!("not found in the registry ({message})");
+    }
     if kind == ErrorKind::Unauthorized {
         message.push_str(" (log in with `berth login REGISTRY`)");
     }
