@@ -93,6 +93,9 @@ pub fn run(
         let planned = steps_of(&plan, None);
         on_plan(&planned);
         let report = execute(&plan, backends, clock, exec);
+        // Images are refreshed once per reconcile: the next rounds (and
+        // the residual) converge with what was pulled.
+        options.refresh_images = false;
         steps.extend(steps_of(&plan, Some(&report)));
         if let Some(failure) = first_failure(&report) {
             error = Some(failure);
