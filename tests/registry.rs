@@ -549,6 +549,14 @@ fn compose_up_pulls_a_missing_image_and_never_refuses_clearly() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(logs.contains("hello from the registry"), "{logs}");
+    // `compose pull`: the image is there and current.
+    let out = p.run(&["compose", "pull"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app Pulled (up to date)"),
+        "{}",
+        text(&out)
+    );
     // pull_policy daily: pulled once; the next up within the day does not
     // go to the registry (stopped, it would fail otherwise).
     p.write(&format!(
