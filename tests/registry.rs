@@ -135,6 +135,9 @@ fn push_then_pull_into_a_fresh_store_runs_with_the_same_digests() {
         again.contains(&format!("Status: Image is up to date for {name}")),
         "{again}"
     );
+    // Layers in the store are not fetched again, under another name.
+    let shared = ok(b.run(&["pull", &copy]));
+    assert_eq!(shared.matches("Already exists").count(), 2, "{shared}");
     // -q: the name only.
     assert_eq!(ok(b.run(&["pull", "-q", &name])).trim(), format!("{name}"));
     // By digest.
