@@ -580,3 +580,35 @@ fn compose_up_pulls_a_missing_image_and_never_refuses_clearly() {
     assert!(!out.status.success(), "{}", text(&out));
     p.ok(&["down"]);
 }
+
+#[test]
+fn two_pulls_of_one_image_at_once_both_succeed() {
+    if !need_root("registry concurrent pulls") {
+        return;
+    }
+    let Some(reg) = TestRegistry::start("concurrent_pulls", None) else {
+        return;
+    };
+    let a = Root::new("reg-conc-push");
+    let name = reg.name("hello:1");
+    load(&a, &[hello_image(&name)]);
+    ok(a.run(&["push", &name]));
+    let b = Root::new("reg-conc-pull");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            b.cmd(&["pull", "-q", &name])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(cat(&b, &name, "/hello.txt"), "hello from the registry\n");
+    let partial = b.dir.join("tmp/partial");
+    let left = std::fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no partial files left");
+}

@@ -61,7 +61,13 @@ pub(crate) async fn fetch_blob(
     // finds the blob in the store.
     let mut file = lock(file, &path).await?;
     if store.has_blob(digest) {
-        let _ = std::fs::remove_file(&path);
+        // The other puller renamed its file into the store; ours (if the
+        // path is still ours) is an empty leftover.
+        use std::os::unix::fs::MetadataExt;
+        let ours = file.metadata().map(|m| m.ino()).ok();
+        if std::fs::metadata(&path).map(|m| m.ino()).ok() == ours {
+            let _ = std::fs::remove_file(&path);
+        }
         progress.event(ProgressEvent::Exists {
             digest: digest.clone(),
         });
