@@ -71,7 +71,7 @@ pub fn run_login(args: &LoginArgs) -> anyhow::Result<ExitCode> {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p.clone()
     } else {
-        prompt("Password: ")?
+        prompt_hidden("Password: ")?
     };
     if username.is_empty() || password.is_empty() {
         bail!("a username and a password are needed to log in to {domain}");
@@ -125,6 +125,24 @@ fn prompt(question: &str) -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("cannot read from the terminal")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// [`prompt`] with the terminal's echo off, as `docker login` asks.
+fn prompt_hidden(question: &str) -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let Ok(saved) = tcgetattr(&stdin) else {
+        return prompt(question);
+    };
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("cannot turn the terminal's echo off")?;
+    let answer = prompt(question);
+    // Restored whatever the read did; the newline the user typed was
+    // not echoed.
+    let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    eprintln!();
+    answer
 }
 
 #[cfg(test)]
