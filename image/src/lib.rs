@@ -32,6 +32,8 @@ pub mod import;
 pub mod load;
 pub mod platform;
 pub mod reference;
+pub mod registry;
+pub mod save;
 pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]

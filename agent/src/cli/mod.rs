@@ -16,18 +16,24 @@ mod image;
 mod image_import;
 mod image_inspect;
 mod image_load;
+mod image_prune;
 mod image_rm;
 mod images;
 mod inspect;
 mod kill;
+mod login;
 mod logs;
 mod pause;
 mod procs;
 mod project_opts;
 mod ps;
+mod pull;
+mod push;
+mod registry_opts;
 mod restart;
 mod rm;
 pub(crate) mod run;
+mod save;
 pub(crate) mod shim;
 mod start;
 mod stats;
@@ -110,6 +116,16 @@ pub enum Command {
     Load(image_load::LoadArgs),
     /// Give an image another name (like `docker tag`).
     Tag(image_rm::TagArgs),
+    /// Download an image from a registry (like `docker pull`).
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry (like `docker push`).
+    Push(push::PushArgs),
+    /// Log in to a registry (like `docker login`).
+    Login(login::LoginArgs),
+    /// Log out from a registry (like `docker logout`).
+    Logout(login::LogoutArgs),
+    /// Save images to a tar archive (like `docker save`).
+    Save(save::SaveArgs),
     /// Run a command in a new container, from an image or a rootfs
     /// directory.
     #[command(
@@ -205,6 +221,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rmi(args) => image_rm::run_rmi(&args, global),
         Command::Load(args) => image_load::run(&args, global),
         Command::Tag(args) => image_rm::run_tag(&args, global),
+        Command::Pull(args) => pull::run(&args, global),
+        Command::Push(args) => push::run(&args, global),
+        Command::Login(args) => login::run_login(&args),
+        Command::Logout(args) => login::run_logout(&args),
+        Command::Save(args) => save::run(&args, global),
         Command::Run(args) => run::run(*args, global),
         Command::Create(args) => run::create(*args, global),
         Command::Start(args) => start::run(args, global),
