@@ -208,7 +208,7 @@ fn a_project_runs_is_edited_survives_a_broken_edit_and_is_torn_down() {
     // nothing, so they did not push it out).
     let op = until(&agent, "the edit's operation", || {
         let d = detail(&agent, "shop")?;
-        d["status"]["history"]
+        d["status"]["operations"]
             .as_array()?
             .iter()
             .find(|op| op["trigger"] == "fswatch" && op["phase"] == "Succeeded")

@@ -172,6 +172,8 @@ pub struct ReconcileState {
     pub reconciling: Condition,
     pub stalled: Condition,
     pub healthy: Condition,
+    /// Revisions, the revision in place, the gate (`rollout.rs`).
+    pub rollout: super::rollout::RolloutState,
 }
 
 pub mod reason {
@@ -211,6 +213,7 @@ impl ReconcileState {
             reconciling: Condition::new("Reconciling", reason::IDLE, now),
             stalled: Condition::new("Stalled", reason::IDLE, now),
             healthy: Condition::new("Healthy", reason::NOT_OBSERVED, now),
+            rollout: super::rollout::RolloutState::default(),
         }
     }
 
@@ -428,7 +431,7 @@ pub fn phase(p: &ProjectState) -> Phase {
     if r.operation.is_none() {
         return Phase::Pending;
     }
-    if r.applying().is_some() {
+    if r.applying().is_some() || r.rollout.gate.is_some() {
         return Phase::Progressing;
     }
     if r.consecutive_failures > 0 {
