@@ -453,3 +453,6 @@ fn save_suspended(path: &std::path::Path, dirs: &BTreeSet<PathBuf>) -> std::io::
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rollout_tests;

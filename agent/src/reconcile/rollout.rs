@@ -354,7 +354,8 @@ pub async fn clear_pin_file(shared: &Shared, name: &str) {
 }
 
 /// Before a fresh rollout runs: its revision record, `Progressing` (a
-/// retry of the same files reuses the record). Returns its number.
+/// retry of the same files, or a forced one after a rollback, reuses the
+/// newest record when it has the same files). Returns its number.
 pub async fn begin(shared: &Shared, key: &str, job: &Job) -> Option<u64> {
     let (name, revision, tracked) = {
         let store = shared.store.read().await;
@@ -375,12 +376,13 @@ pub async fn begin(shared: &Shared, key: &str, job: &Job) -> Option<u64> {
             let retry = s
                 .latest()
                 .filter(|r| r.source.digest == revision)
-                .filter(|r| matches!(r.state, RevisionState::Progressing | RevisionState::Failed))
+                .filter(|r| r.state != RevisionState::Applied)
                 .map(|r| r.number);
             let number = match retry {
                 Some(n) => {
                     s.update(n, |r| {
                         r.state = RevisionState::Progressing;
+                        r.rolled_back_to = None;
                         r.updated_at = now.clone();
                         r.reconciliations += 1;
                         r.model = model;
