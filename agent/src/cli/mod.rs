@@ -4,6 +4,7 @@
 //! process exit code; errors bubble up to `main`, which prints them once.
 
 mod agent;
+mod agent_client;
 mod compose;
 mod config;
 mod dns;
@@ -24,6 +25,7 @@ mod project_opts;
 mod ps;
 mod restart;
 mod rm;
+mod rollback;
 pub(crate) mod run;
 pub(crate) mod shim;
 mod start;
@@ -95,6 +97,11 @@ pub enum Command {
     /// Watch a directory of Compose projects, keep their containers as
     /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
+    /// Roll a project back to an earlier revision, through the running
+    /// agent (`--to N`, or the previous applied one).
+    Rollback(rollback::RollbackArgs),
+    /// List a project's revisions, as the running agent keeps them.
+    History(rollback::HistoryArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
     /// Manage images: import, inspect, ls, rm, load, tag.
@@ -191,6 +198,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
+        Command::Rollback(args) => rollback::rollback(args),
+        Command::History(args) => rollback::history(args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),
         Command::Rmi(args) => image_rm::run_rmi(&args, global),
