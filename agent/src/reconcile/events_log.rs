@@ -390,6 +390,7 @@ pub mod reason {
     pub const HEALTH_GATE_FAILED: &str = "HealthGateFailed";
     pub const ROLLED_BACK: &str = "RolledBack";
     pub const ROLLBACK_FAILED: &str = "RollbackFailed";
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
     pub const CONTAINER_EXITED: &str = "ContainerExited";
     pub const CONTAINER_RESTARTED: &str = "ContainerRestarted";
     pub const CONTAINER_RECOVERED: &str = "ContainerRecovered";

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use berth_reconcilers::status::{ReplicaStatus, ServiceStatus};
 
 use super::Shared;
-use super::events_log::{InvolvedObject, NewEvent, reason};
+use super::events_log::{EventLog, InvolvedObject, NewEvent, reason};
 use super::status::RunResult;
 
 /// How long a restarted container must have run before it counts as
@@ -78,7 +78,13 @@ pub fn run_events(
         }
     }
     if let Some(obs) = &result.observation {
-        container_events(shared, project, old, &obs.services, SystemTime::now());
+        container_events(
+            &shared.events,
+            project,
+            old,
+            &obs.services,
+            SystemTime::now(),
+        );
     }
 }
 
@@ -88,7 +94,7 @@ fn action_reason(action: &'static str) -> &'static str {
 }
 
 fn container_events(
-    shared: &Shared,
+    events: &EventLog,
     project: &str,
     old: &[ServiceStatus],
     new: &[ServiceStatus],
@@ -108,7 +114,7 @@ fn container_events(
             let restarts = r.restart_count
                 - prev.map_or(r.restart_count, |p| p.restart_count.min(r.restart_count));
             if restarts > 0 {
-                shared.events.emit(NewEvent::warning(
+                events.emit(NewEvent::warning(
                     reason::CONTAINER_RESTARTED,
                     object.clone(),
                     format!(
@@ -125,7 +131,7 @@ fn container_events(
                 && prev.is_none_or(|p| p.state == "running" || p.restart_count != r.restart_count);
             let failed = r.exit_code.is_some_and(|c| c != 0);
             if exited_now && failed {
-                shared.events.emit(NewEvent::warning(
+                events.emit(NewEvent::warning(
                     reason::CONTAINER_EXITED,
                     object.clone(),
                     format!(
@@ -144,7 +150,7 @@ fn container_events(
                     .and_then(|t| now.duration_since(t).ok())
                     .is_some_and(|up| up >= RECOVERED_AFTER);
             if settled {
-                shared.events.recover(
+                events.recover(
                     &[reason::CONTAINER_RESTARTED, reason::CONTAINER_EXITED],
                     NewEvent::normal(
                         reason::CONTAINER_RECOVERED,
@@ -160,7 +166,11 @@ fn container_events(
         }
     }
     // A container that is gone cannot recover: its warnings stop counting.
-    shared.events.clear_where(project, |o| {
+    events.clear_where(project, |o| {
         o.kind == "Container" && o.container.as_ref().is_some_and(|c| !present.contains(c))
     });
 }
+
+#[cfg(test)]
+#[path = "rollout_events_tests.rs"]
+mod tests;

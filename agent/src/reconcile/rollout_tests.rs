@@ -305,3 +305,33 @@ async fn an_invalid_manifest_on_every_resync_is_one_warning() {
         Some(5.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_fails_to_apply_is_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = rollout_setup(tmp.path(), gate::FailureAction::Rollback);
+    t.load("shop", "r1", model("shop", V1)).await;
+    t.mgr.request("shop", Trigger::Initial).await.unwrap();
+    t.host.fake.fail_next(
+        berth_reconcilers::fakes::Op::Create,
+        berth_reconcilers::ErrorKind::Unavailable,
+    );
+    t.load("shop", "r3", model("shop", V3)).await;
+    let done = t.mgr.request("shop", Trigger::FsWatch).await.unwrap();
+    let op = done.operation.unwrap();
+    assert_eq!(op.trigger, Trigger::Rollback);
+    assert_eq!(op.phase, status::OperationPhase::Succeeded);
+    assert_eq!(
+        history(&t).await,
+        [
+            (2, RevisionState::RolledBack, Some(1)),
+            (1, RevisionState::Applied, None)
+        ]
+    );
+    assert_eq!(web_command(&t), ["sleep", "1"]);
+    assert!(
+        events(&t)
+            .iter()
+            .any(|(kind, reason, _)| *kind == EventType::Warning && reason == "RolloutFailed")
+    );
+}
