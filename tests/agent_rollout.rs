@@ -211,6 +211,11 @@ fn a_failing_revision_is_rolled_back_not_retried_and_manual_rollbacks_work() {
         st["history"][0]
     );
     assert_eq!(st["rollout"]["desiredRevision"], 2);
+    assert_eq!(
+        st["phase"], "Failed",
+        "healthy, but not the files' revision"
+    );
+    assert_eq!(st["sync"]["status"], "OutOfSync");
     assert_eq!(st["rollout"]["blocked"]["revision"], 2);
     assert_eq!(st["lastAppliedRevision"], st["history"][1]["revision"]);
     let (kept_id, _) = web(&st).unwrap();

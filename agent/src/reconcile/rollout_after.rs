@@ -327,7 +327,9 @@ async fn put_in_place(
         });
         r.blocked = None;
         r.forced = None;
+        super::status::refresh_conditions(p, SystemTime::now());
     }
+    shared.metrics.observe(&store);
 }
 
 /// Applies the revision in place before `failed` again and blocks
@@ -409,6 +411,19 @@ async fn roll_back(
     };
     let message = format!("{why}; rolled back to rev-{}", prev.number);
     let to = prev.number;
+    // Blocked first: whoever sees the record rolled back sees the block.
+    {
+        let mut store = shared.store.write().await;
+        if let Some(p) = store.get_mut(key) {
+            p.reconcile.rollout.blocked = Some(Blocked {
+                number: failed,
+                digest,
+                message: message.clone(),
+            });
+            super::status::refresh_conditions(p, SystemTime::now());
+        }
+        shared.metrics.observe(&store);
+    }
     let record_message = message.clone();
     update_revision(shared, key, name, failed, move |r| {
         r.state = RevisionState::RolledBack;
@@ -425,16 +440,6 @@ async fn roll_back(
             r.reconciliations += 1;
         })
         .await;
-    }
-    {
-        let mut store = shared.store.write().await;
-        if let Some(p) = store.get_mut(key) {
-            p.reconcile.rollout.blocked = Some(Blocked {
-                number: failed,
-                digest,
-                message: message.clone(),
-            });
-        }
     }
     shared.metrics.rolled_back(name, "automatic");
     let event = if ok {
@@ -508,6 +513,7 @@ async fn manual_rollback_done(shared: &Shared, key: &str, name: &str, number: u6
                 digest: updated.source.digest.clone(),
                 model: updated.model.clone(),
             });
+            super::status::refresh_conditions(p, SystemTime::now());
         }
     }
     shared.metrics.rolled_back(name, "manual");

@@ -134,6 +134,16 @@ async fn a_failed_gate_rolls_back_and_the_revision_is_not_retried() {
                 .desired(store.get("shop").unwrap().last_good.as_ref()),
             Some(2)
         );
+        // What runs is healthy, but the files' revision is not it.
+        let p = store.get("shop").unwrap();
+        assert_eq!(p.phase(), crate::state::Phase::Failed);
+        assert_eq!(
+            (r.ready.status, r.ready.reason),
+            (crate::state::ConditionStatus::False, "RolledBack")
+        );
+        assert_eq!(r.stalled.reason, "RolledBack");
+        assert_eq!(status::sync_status(p).0, status::SyncStatus::OutOfSync);
+        assert_eq!(r.healthy.status, crate::state::ConditionStatus::True);
     }
     assert_eq!(
         t.metric("berth_rollbacks_total{project=\"shop\",kind=\"automatic\"}"),
@@ -174,6 +184,10 @@ async fn a_failed_gate_rolls_back_and_the_revision_is_not_retried() {
                 .rollout
                 .blocked
                 .is_none()
+        );
+        assert_eq!(
+            store.get("shop").unwrap().phase(),
+            crate::state::Phase::Ready
         );
     }
 

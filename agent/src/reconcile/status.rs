@@ -185,6 +185,10 @@ pub mod reason {
     pub const IDLE: &str = "Idle";
     pub const DELETING: &str = "Deleting";
     pub const SUSPENDED: &str = "Suspended";
+    /// The files' revision failed and the previous one runs again.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// A manual rollback holds the project on an earlier revision.
+    pub const PINNED: &str = "Pinned";
     pub const HEALTHY: &str = "AllServicesHealthy";
     pub const UNHEALTHY: &str = "ServicesUnhealthy";
     pub const STARTING: &str = "ServicesStarting";
@@ -406,6 +410,24 @@ pub fn sync_status(p: &ProjectState) -> (SyncStatus, String) {
             "the spec is invalid: cannot compare".into(),
         );
     }
+    let rollout = &p.reconcile.rollout;
+    // Argo's sense: the files' revision is not what runs.
+    if let Some(b) = &rollout.blocked {
+        return (
+            SyncStatus::OutOfSync,
+            format!(
+                "revision rev-{} was rolled back; rev-{} runs",
+                b.number,
+                rollout.in_place.as_ref().map_or(0, |i| i.number)
+            ),
+        );
+    }
+    if let Some((pin, _)) = &rollout.pin {
+        return (
+            SyncStatus::OutOfSync,
+            format!("pinned to rev-{} by a manual rollback", pin.number),
+        );
+    }
     match &p.reconcile.residual {
         None => (SyncStatus::Unknown, "not observed yet".into()),
         Some(steps) if steps.is_empty() => (SyncStatus::Synced, String::new()),
@@ -434,7 +456,7 @@ pub fn phase(p: &ProjectState) -> Phase {
     if r.applying().is_some() || r.rollout.gate.is_some() {
         return Phase::Progressing;
     }
-    if r.consecutive_failures > 0 {
+    if r.consecutive_failures > 0 || r.rollout.blocked.is_some() {
         return Phase::Failed;
     }
     match project_health(p).0 {
@@ -488,6 +510,14 @@ pub fn refresh_conditions(p: &mut ProjectState, now: SystemTime) {
         (Unknown, reason::PROGRESSING, what.clone())
     } else if r.consecutive_failures > 0 {
         (False, reason::FAILED, last_error.clone())
+    } else if let Some(b) = &r.rollout.blocked {
+        (False, reason::ROLLED_BACK, b.message.clone())
+    } else if let Some((pin, _)) = &r.rollout.pin {
+        (
+            True,
+            reason::PINNED,
+            format!("rolled back by hand to rev-{}", pin.number),
+        )
     } else {
         let revision = r.last_applied_revision.clone().unwrap_or_default();
         (
@@ -525,6 +555,9 @@ pub fn refresh_conditions(p: &mut ProjectState, now: SystemTime) {
         (True, why, message.clone())
     } else if r.consecutive_failures > 0 && hopeless {
         (True, reason::FAILED, last_error)
+    } else if let Some(b) = &r.rollout.blocked {
+        // No retry until the files change: the kstatus sense of stalled.
+        (True, reason::ROLLED_BACK, b.message.clone())
     } else {
         (False, reason::IDLE, String::new())
     };
