@@ -724,5 +724,9 @@ fn a_crash_looping_service_is_restarted_with_backoff_beside_a_quiet_project() {
     );
     // The calm project: same container, still Ready.
     assert_eq!(running_id(&root, "calm-w-1"), Some(calm));
-    assert_eq!(detail(&agent, "calm").unwrap()["status"]["phase"], "Ready");
+    // Ready once its first revision has passed the health gate (running
+    // for the agent's stable period).
+    until(&agent, "calm Ready", || {
+        (detail(&agent, "calm")?["status"]["phase"] == "Ready").then_some(())
+    });
 }

@@ -131,7 +131,7 @@ enum Judged {
     Broken(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gate {
     policy: GatePolicy,
     deadline: Instant,

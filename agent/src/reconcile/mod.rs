@@ -351,6 +351,7 @@ impl Reconcilers {
         rollout::check_files(&self.shared, &name, revision.number, &revision.model)
             .await
             .map_err(|e| (409, e))?;
+        rollout::abandon_gate(&self.shared, key, &name, "a manual rollback came first").await;
         let pin = revisions::Pin {
             number: revision.number,
             files_digest,
@@ -401,23 +402,6 @@ impl Reconcilers {
         });
         Some(task.await.unwrap_or_else(|e| Err(e.to_string())))
     }
-}
-
-/// Observes `model`'s services now: the health gate's eyes (blocking).
-pub fn observe_services(
-    host: &dyn Host,
-    model: &berth_spec::compose::model::Project,
-) -> Result<Vec<berth_reconcilers::status::ServiceStatus>, String> {
-    let options = berth_reconcilers::PlanOptions {
-        file_digests: digests::file_digests(model),
-        now: SystemTime::now(),
-        ..Default::default()
-    };
-    berth_reconcilers::observe(model, host.backends())
-        .map(|observed| {
-            berth_reconcilers::status::summarize(model, &observed, None, None, &options)
-        })
-        .map_err(|e| e.to_string())
 }
 
 /// Reads the suspended project folders saved by [`save_suspended`];

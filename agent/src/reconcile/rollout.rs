@@ -4,7 +4,10 @@
 //! A reconcile whose last good model is not the revision in place is a
 //! rollout ([`Target::Fresh`]): a revision record is written before it
 //! runs (`revisions.rs`), and once the run succeeded the services it
-//! changed go through the health gate (`gate.rs`). Passed: the revision
+//! changed go through the health gate (`gate.rs`). The gate waits across
+//! reconciles ([`Target::Gating`], one a second): each repairs drift as
+//! usual and looks again, so a container removed mid-gate comes back and
+//! a file change abandons the gate for the next rollout. Passed: the revision
 //! is `Applied` and in place. Failed: by `failure_action`, the previous
 //! good revision is applied again (`rollback`, the default; only what
 //! differs is touched, in dependency order, as any plan), the new one is
@@ -49,6 +52,9 @@ pub enum Target {
     Blocked { failed: u64, in_place: u64 },
     /// A manual rollback's revision.
     Pinned(u64),
+    /// The files' model, applied and waiting for its health gate
+    /// (revision number): each reconcile repairs and looks again.
+    Gating(u64),
 }
 
 /// The revision running now.
@@ -76,6 +82,12 @@ pub struct GateState {
     pub deadline: SystemTime,
     pub failure_action: FailureAction,
     pub message: String,
+    /// The files' revision it gates.
+    pub digest: String,
+    pub machine: super::gate::Gate,
+    /// The rollout's actions, for the record.
+    pub actions: Vec<super::revisions::ActionRecord>,
+    pub started: std::time::Instant,
 }
 
 /// A project's rollout state (in its `ReconcileState`).
@@ -192,6 +204,11 @@ pub fn target<'a>(r: &'a RolloutState, good: &'a LastGood) -> (Target, &'a Proje
             .find(|h| h.number == number)
             .map_or(good.revision.as_str(), |h| h.source.digest.as_str());
         return (Target::Pinned(number), model, digest);
+    }
+    if let Some(gate) = &r.gate
+        && gate.digest == good.revision
+    {
+        return (Target::Gating(gate.revision), &good.project, &good.revision);
     }
     let Some(in_place) = &r.in_place else {
         return (Target::Fresh, &good.project, &good.revision);
@@ -347,5 +364,5 @@ pub async fn clear_pin_file(shared: &Shared, name: &str) {
     }
 }
 
-pub use super::rollout_after::{Runner, after, check_files};
+pub use super::rollout_after::{After, Runner, abandon_gate, after, check_files};
 pub use super::rollout_records::begin;

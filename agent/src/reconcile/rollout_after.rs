@@ -18,8 +18,8 @@ use super::status::RunResult;
 use super::{Finished, Shared, digests};
 use crate::timefmt::rfc3339;
 
-/// How often the gate looks at the services.
-const GATE_POLL: Duration = Duration::from_millis(500);
+/// How often the gate looks at the services (each look is a reconcile).
+const GATE_POLL: Duration = Duration::from_secs(1);
 
 /// What the worker needs to run a job and record it, handed to [`after`]
 /// so a rollback can run through the same path.
@@ -31,8 +31,21 @@ pub trait Runner {
     ) -> impl std::future::Future<Output = (Finished, super::worker::Next)> + Send;
 }
 
-/// After a run was recorded: events, and for a rollout the gate and what
-/// follows it. Returns a replacement answer when it ran a rollback.
+/// What the worker does with its answer after [`after`].
+pub enum After {
+    /// Keep the run's answer and next step.
+    Keep,
+    /// A rollback ran: its answer replaces the run's.
+    Replace((Finished, super::worker::Next)),
+    /// The gate waits: reconcile again after this long (which also
+    /// repairs drift meanwhile, as any reconcile).
+    Poll(Duration),
+}
+
+/// After a run was recorded: events, and for a rollout one look of the
+/// health gate and, once it decides, what follows. The gate is level
+/// triggered: it lives in the project's state between reconciles, each
+/// of which repairs what drifted and looks again (`Target::Gating`).
 #[allow(clippy::too_many_arguments)]
 pub async fn after(
     shared: &Shared,
@@ -45,91 +58,132 @@ pub async fn after(
     old_services: &[ServiceStatus],
     started: Instant,
     runner: &impl Runner,
-) -> Option<(Finished, super::worker::Next)> {
+) -> After {
+    let number = match target {
+        Target::Gating(n) => Some(*n),
+        _ => number,
+    };
     let label = number.map(|n| format!("rev-{n}"));
     super::rollout_events::run_events(shared, name, result, old_services, label.as_deref());
+    let rolling = matches!(target, Target::Fresh | Target::Gating(_));
     if let Some((_, message)) = &result.error {
+        let Some(n) = number.filter(|_| rolling) else {
+            return After::Keep;
+        };
         // A rollout that fails half-way may have replaced containers
         // already: with `rollback`, the previous revision comes back
         // rather than an app left down while the worker retries.
-        if let (Target::Fresh, Some(n)) = (target, number) {
-            let mut touched: Vec<String> = result
-                .steps
-                .iter()
-                .filter_map(|s| s.service.clone())
-                .collect();
-            touched.sort();
-            touched.dedup();
-            if touched.is_empty() {
-                touched = job.project.services.keys().cloned().collect();
-            }
-            let policy = super::gate::policy(&job.project, touched, shared.options.rollout.gate);
-            let previous = {
-                let store = shared.store.read().await;
-                store
-                    .get(key)
-                    .is_some_and(|p| p.reconcile.rollout.in_place.is_some())
-            };
-            if policy.failure_action == FailureAction::Rollback && previous {
-                shared.events.emit(
-                    NewEvent::warning(
-                        reason::ROLLOUT_FAILED,
-                        InvolvedObject::project(name),
-                        format!("revision rev-{n} failed to apply: {message}"),
-                    )
-                    .revision(format!("rev-{n}")),
-                );
-                let why = format!("apply failed: {message}");
-                let actions = action_records(&result.steps);
-                let elapsed = started.elapsed().as_millis() as u64;
-                return roll_back(
-                    shared,
-                    key,
-                    name,
-                    job,
-                    n,
-                    why,
-                    actions,
-                    BTreeMap::new(),
-                    elapsed,
-                    runner,
-                )
-                .await;
-            }
+        let mut touched: Vec<String> = result
+            .steps
+            .iter()
+            .filter_map(|s| s.service.clone())
+            .collect();
+        touched.sort();
+        touched.dedup();
+        if touched.is_empty() {
+            touched = job.project.services.keys().cloned().collect();
         }
-        if let Some(n) = number {
-            let message = message.clone();
-            update_revision(shared, key, name, n, move |r| {
-                r.state = RevisionState::Failed;
-                r.message = format!("apply failed: {message}");
-            })
+        let policy = super::gate::policy(&job.project, touched, shared.options.rollout.gate);
+        let previous = {
+            let store = shared.store.read().await;
+            store
+                .get(key)
+                .is_some_and(|p| p.reconcile.rollout.in_place.is_some())
+        };
+        if policy.failure_action == FailureAction::Rollback && previous {
+            take_gate(shared, key).await;
+            shared.events.emit(
+                NewEvent::warning(
+                    reason::ROLLOUT_FAILED,
+                    InvolvedObject::project(name),
+                    format!("revision rev-{n} failed to apply: {message}"),
+                )
+                .revision(format!("rev-{n}")),
+            );
+            let why = format!("apply failed: {message}");
+            let actions = action_records(&result.steps);
+            let elapsed = started.elapsed().as_millis() as u64;
+            return roll_back(
+                shared,
+                key,
+                name,
+                job,
+                n,
+                why,
+                actions,
+                BTreeMap::new(),
+                elapsed,
+                runner,
+            )
             .await;
         }
-        return None;
+        let message = message.clone();
+        update_revision(shared, key, name, n, move |r| {
+            r.state = RevisionState::Failed;
+            r.message = format!("apply failed: {message}");
+        })
+        .await;
+        return After::Keep;
     }
-    match target {
-        Target::Fresh => {}
-        Target::Pinned(n) => {
-            manual_rollback_done(shared, key, name, *n).await;
-            return None;
+    if let Target::Pinned(n) = target {
+        manual_rollback_done(shared, key, name, *n).await;
+        return After::Keep;
+    }
+    let Some(number) = number.filter(|_| rolling) else {
+        return After::Keep;
+    };
+    let mut gate = match take_gate(shared, key).await {
+        Some(g) if g.revision == number => g,
+        _ => {
+            let changed = changed_services(&result.steps);
+            let policy = super::gate::policy(&job.project, changed, shared.options.rollout.gate);
+            tracing::info!(revision = number, services = ?policy.services, timeout = ?policy.timeout,
+                failure_action = policy.failure_action.as_str(), "health gate");
+            let now = SystemTime::now();
+            GateState {
+                revision: number,
+                digest: job_digest(shared, key).await,
+                services: policy.services.clone(),
+                started_at: now,
+                deadline: now + policy.timeout,
+                failure_action: policy.failure_action,
+                message: String::new(),
+                machine: Gate::new(policy, Instant::now()),
+                actions: action_records(&result.steps),
+                started,
+            }
         }
-        _ => return None,
-    }
-    let number = number?;
-    let changed = changed_services(&result.steps);
-    let policy = super::gate::policy(&job.project, changed, shared.options.rollout.gate);
-    let action = policy.failure_action;
-    let verdict = run_gate(shared, key, &job.project, number, policy).await;
-    let actions = action_records(&result.steps);
-    let hashes = config_hashes(result);
-    let elapsed = started.elapsed().as_millis() as u64;
-    let object = InvolvedObject::project(name);
-    let failure = match verdict {
+    };
+    let observed: &[ServiceStatus] = result
+        .observation
+        .as_ref()
+        .map_or(&[], |o| o.services.as_slice());
+    let verdict = if gate.services.is_empty() {
+        Verdict::Passed
+    } else {
+        gate.machine.step(Instant::now(), observed)
+    };
+    let why = match verdict {
+        Verdict::Waiting(why) => {
+            gate.message = why;
+            let mut store = shared.store.write().await;
+            if let Some(p) = store.get_mut(key) {
+                p.reconcile.rollout.gate = Some(gate);
+                super::status::refresh_conditions(p, SystemTime::now());
+            }
+            shared.metrics.observe(&store);
+            return After::Poll(GATE_POLL);
+        }
         Verdict::Passed => None,
         Verdict::Failed(why) => Some(why),
-        Verdict::Waiting(why) => Some(why),
     };
-    let Some(why) = failure else {
+    let action = gate.failure_action;
+    let actions = std::mem::take(&mut gate.actions);
+    let hashes = config_hashes(result);
+    let elapsed = gate.started.elapsed().as_millis() as u64;
+    let object = InvolvedObject::project(name);
+    let Some(why) = why else {
+        let done = actions_done(&actions);
         put_in_place(
             shared,
             key,
@@ -155,14 +209,11 @@ pub async fn after(
             NewEvent::normal(
                 reason::REVISION_APPLIED,
                 object,
-                format!(
-                    "revision rev-{number} applied and healthy ({} action(s))",
-                    result.steps.len()
-                ),
+                format!("revision rev-{number} applied and healthy ({done} action(s))"),
             )
             .revision(format!("rev-{number}")),
         );
-        return None;
+        return After::Keep;
     };
     shared.events.emit(
         NewEvent::warning(
@@ -191,7 +242,7 @@ pub async fn after(
                 elapsed,
             )
             .await;
-            None
+            After::Keep
         }
         FailureAction::Pause => {
             let message =
@@ -209,7 +260,7 @@ pub async fn after(
                 elapsed,
             )
             .await;
-            None
+            After::Keep
         }
         FailureAction::Rollback => {
             let why = format!("health gate failed: {why}");
@@ -221,77 +272,48 @@ pub async fn after(
     }
 }
 
-/// Watches the changed services until the gate decides.
-async fn run_gate(
-    shared: &Shared,
-    key: &str,
-    model: &Project,
-    number: u64,
-    policy: super::gate::GatePolicy,
-) -> Verdict {
-    if policy.services.is_empty() {
-        return Verdict::Passed;
-    }
-    let now = SystemTime::now();
-    let mut gate = Gate::new(policy.clone(), Instant::now());
-    let set_state = |message: String| GateState {
-        revision: number,
-        services: policy.services.clone(),
-        started_at: now,
-        deadline: now + policy.timeout,
-        failure_action: policy.failure_action,
-        message,
-    };
-    tracing::info!(services = ?policy.services, timeout = ?policy.timeout, failure_action = policy.failure_action.as_str(), "health gate");
-    {
-        let mut store = shared.store.write().await;
-        if let Some(p) = store.get_mut(key) {
-            p.reconcile.rollout.gate = Some(set_state("waiting for the first look".into()));
-            super::status::refresh_conditions(p, SystemTime::now());
-        }
-    }
-    let verdict = loop {
-        let host = shared.host.clone();
-        let project = model.clone();
-        let observed =
-            tokio::task::spawn_blocking(move || super::observe_services(&*host, &project))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-        let verdict = match observed {
-            Ok(services) => gate.step(Instant::now(), &services),
-            Err(e) => gate
-                .step(Instant::now(), &[])
-                .map_waiting(|w| format!("{w}; cannot observe: {e}")),
-        };
-        match verdict {
-            Verdict::Waiting(why) => {
-                let mut store = shared.store.write().await;
-                if let Some(p) = store.get_mut(key)
-                    && let Some(g) = &mut p.reconcile.rollout.gate
-                {
-                    g.message = why;
-                }
-                drop(store);
-                tokio::time::sleep(GATE_POLL).await;
-            }
-            done => break done,
-        }
-    };
-    let mut store = shared.store.write().await;
-    if let Some(p) = store.get_mut(key) {
-        p.reconcile.rollout.gate = None;
-        super::status::refresh_conditions(p, SystemTime::now());
-    }
-    verdict
+fn actions_done(actions: &[ActionRecord]) -> usize {
+    actions
+        .iter()
+        .filter(|a| a.outcome.as_deref() == Some("done"))
+        .count()
 }
 
-impl Verdict {
-    fn map_waiting(self, f: impl FnOnce(String) -> String) -> Self {
-        match self {
-            Verdict::Waiting(w) => Verdict::Waiting(f(w)),
-            other => other,
-        }
-    }
+/// The files' revision the job applies (for the gate's identity).
+async fn job_digest(shared: &Shared, key: &str) -> String {
+    let store = shared.store.read().await;
+    store
+        .get(key)
+        .and_then(|p| p.last_good.as_ref())
+        .map(|g| g.revision.clone())
+        .unwrap_or_default()
+}
+
+async fn take_gate(shared: &Shared, key: &str) -> Option<GateState> {
+    let mut store = shared.store.write().await;
+    let p = store.get_mut(key)?;
+    let gate = p.reconcile.rollout.gate.take();
+    super::status::refresh_conditions(p, SystemTime::now());
+    gate
+}
+
+/// Drops a gate in progress (its files changed, or a manual rollback
+/// came first); its revision is recorded as failed, saying why.
+pub async fn abandon_gate(shared: &Shared, key: &str, name: &str, why: &str) {
+    let Some(gate) = take_gate(shared, key).await else {
+        return;
+    };
+    tracing::info!(
+        revision = gate.revision,
+        reason = why,
+        "health gate abandoned"
+    );
+    let message = format!("health gate not finished: {why}");
+    update_revision(shared, key, name, gate.revision, move |r| {
+        r.state = RevisionState::Failed;
+        r.message = message;
+    })
+    .await;
 }
 
 /// Marks `number` in place with `state`.
@@ -346,11 +368,13 @@ async fn roll_back(
     hashes: BTreeMap<String, String>,
     elapsed: u64,
     runner: &impl Runner,
-) -> Option<(Finished, super::worker::Next)> {
+) -> After {
     let object = InvolvedObject::project(name);
     let previous = {
         let store = shared.store.read().await;
-        store.get(key)?.reconcile.rollout.in_place.clone()
+        store
+            .get(key)
+            .and_then(|p| p.reconcile.rollout.in_place.clone())
     };
     let refused = match &previous {
         None => Some("there is no earlier revision to roll back to".to_owned()),
@@ -377,9 +401,11 @@ async fn roll_back(
             elapsed,
         )
         .await;
-        return None;
+        return After::Keep;
     }
-    let prev = previous?;
+    let Some(prev) = previous else {
+        return After::Keep;
+    };
     tracing::warn!(failed = failed, to = prev.number, reason = %why, "rolling back");
     let rollback = Job {
         kind: job.kind,
@@ -452,7 +478,7 @@ async fn roll_back(
         )
     };
     shared.events.emit(event.revision(format!("rev-{to}")));
-    Some(answer)
+    After::Replace(answer)
 }
 
 /// `Err` naming the config and secret files of revision `number` whose

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use super::events_log::{EventType, Since};
 use super::revisions::RevisionState;
+use berth_reconcilers::ContainerRuntime;
+
 use super::testing::{Setup, model, options, setup};
 use super::*;
 
@@ -348,4 +350,60 @@ async fn a_rollout_that_fails_to_apply_is_rolled_back() {
             .iter()
             .any(|(kind, reason, _)| *kind == EventType::Warning && reason == "RolloutFailed")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_keeps_repairing_drift_while_it_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = rollout_setup(tmp.path(), gate::FailureAction::Rollback);
+    t.host.fake.healthy_after("api", Duration::from_secs(10));
+    let api = "
+services:
+  api:
+    image: busybox
+    healthcheck:
+      test: [CMD, 'true']
+";
+    t.load("shop", "r1", model("shop", api)).await;
+    let done = t.mgr.request("shop", Trigger::Initial).await.unwrap();
+    // The run's answer: the gate goes on after it.
+    assert_eq!(done.operation.unwrap().trigger, Trigger::Initial);
+    {
+        let store = t.store.read().await;
+        let p = store.get("shop").unwrap();
+        let gate = p.reconcile.rollout.gate.as_ref().unwrap();
+        assert_eq!(gate.services, ["api"]);
+        assert!(gate.message.contains("api: starting"), "{}", gate.message);
+        assert_eq!(p.phase(), crate::state::Phase::Progressing);
+    }
+    assert_eq!(history(&t).await, [(1, RevisionState::Progressing, None)]);
+
+    // Removed by hand mid-gate: the gate's next look repairs it.
+    let first = t.host.id_of("shop", "shop-api-1");
+    t.host.fake.delete_container("shop-api-1");
+    t.until("api recreated during the gate", |store, host| {
+        store.get("shop").unwrap().reconcile.rollout.gate.is_some()
+            && host
+                .fake
+                .list("shop")
+                .unwrap()
+                .iter()
+                .any(|c| c.name == "shop-api-1" && c.id != first)
+    })
+    .await;
+    t.host.fake.clock().advance(Duration::from_secs(11));
+    t.until("rev 1 applied", |store, _| {
+        store
+            .get("shop")
+            .unwrap()
+            .reconcile
+            .rollout
+            .in_place
+            .as_ref()
+            .is_some_and(|i| i.number == 1)
+    })
+    .await;
+    assert_eq!(history(&t).await, [(1, RevisionState::Applied, None)]);
+    let store = t.store.read().await;
+    assert!(store.get("shop").unwrap().reconcile.rollout.gate.is_none());
 }

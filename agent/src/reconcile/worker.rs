@@ -210,6 +210,8 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
     let started = Instant::now();
     let number = match job.rollout {
         Target::Fresh if shared.options.rollout.dir.is_some() => {
+            // A gate still running is for files that changed since.
+            super::rollout::abandon_gate(shared, key, &name, "the files changed again").await;
             super::rollout::begin(shared, key, &job).await
         }
         _ => None,
@@ -230,7 +232,7 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
         coalesced: pending.coalesced,
     };
     let (result, answer) = runner.execute(*job.clone(), revision).await;
-    let rolled_back = super::rollout::after(
+    let then = super::rollout::after(
         shared,
         key,
         &name,
@@ -243,7 +245,18 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
         &runner,
     )
     .await;
-    rolled_back.unwrap_or(answer)
+    match then {
+        super::rollout::After::Keep => answer,
+        super::rollout::After::Replace(rolled_back) => rolled_back,
+        super::rollout::After::Poll(every) => {
+            let next = match answer.1 {
+                Next::After(d, trigger) if d < every => Next::After(d, trigger),
+                Next::Exit => Next::Exit,
+                _ => Next::After(every, Trigger::Requeue),
+            };
+            (answer.0, next)
+        }
+    }
 }
 
 /// Runs jobs for one project and records them: the worker's own run,
