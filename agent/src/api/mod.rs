@@ -108,3 +108,6 @@ async fn not_found() -> ApiError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rollout_tests;
