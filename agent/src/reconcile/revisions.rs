@@ -271,13 +271,13 @@ impl RevisionStore {
         Ok(self.revisions.get(&number))
     }
 
-    /// The revision running now: the `Applied` one put in place last (a
-    /// rollback puts an older one back). `Failed` revisions left in place
-    /// by `failure_action: pause` count too: they are what runs.
+    /// The revision running now: the one put in place last (a rollback
+    /// puts an older one back). Whatever its state: a `Failed` one left in
+    /// place by `failure_action: pause`, or a rolled back one a user
+    /// pinned by hand, is what runs.
     pub fn in_place(&self) -> Option<&Revision> {
         self.revisions
             .values()
-            .filter(|r| matches!(r.state, RevisionState::Applied | RevisionState::Failed))
             .filter(|r| r.last_applied_at.is_some())
             .max_by(|a, b| {
                 (a.last_applied_at.as_deref(), a.number)

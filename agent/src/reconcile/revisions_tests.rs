@@ -178,3 +178,27 @@ fn pins_are_saved_and_cleared() {
     assert!(load_pin(tmp.path(), "shop").is_none());
     save_pin(tmp.path(), "shop", None).unwrap();
 }
+
+#[test]
+fn a_rolled_back_revision_pinned_by_hand_is_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = RevisionStore::open(tmp.path(), "shop", 10).unwrap();
+    store
+        .insert(revision(
+            1,
+            RevisionState::Applied,
+            Some("2026-01-01T00:00:01.000Z"),
+        ))
+        .unwrap();
+    store
+        .insert(revision(2, RevisionState::RolledBack, None))
+        .unwrap();
+    assert_eq!(store.in_place().unwrap().number, 1);
+    store
+        .update(2, |r| {
+            r.last_applied_at = Some("2026-01-01T00:00:09.000Z".into());
+        })
+        .unwrap();
+    assert_eq!(store.in_place().unwrap().number, 2);
+    assert_eq!(store.previous_good(2).unwrap().number, 1);
+}
