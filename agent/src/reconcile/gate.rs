@@ -150,6 +150,12 @@ impl Gate {
         }
     }
 
+    /// The same gate started again at `now` (a project resumed mid-gate:
+    /// the time it spent suspended is not held against it).
+    pub fn restarted(&self, now: Instant) -> Self {
+        Self::new(self.policy.clone(), now)
+    }
+
     /// Judges one observation of the project's services.
     pub fn step(&mut self, now: Instant, observed: &[ServiceStatus]) -> Verdict {
         let baseline = self.baseline.get_or_insert_with(|| {

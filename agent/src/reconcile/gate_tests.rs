@@ -270,3 +270,24 @@ fn monitor_applies_to_healthchecked_services_too() {
     assert!(matches!(g.step(now, &[healthy()]), Verdict::Waiting(_)));
     assert_eq!(g.step(secs(now, 10), &[healthy()]), Verdict::Passed);
 }
+
+#[test]
+fn a_restarted_gate_gets_its_full_time_again() {
+    let (g, t) = gate(&["web"]);
+    let starting = || {
+        service(
+            "web",
+            ServicePhase::Starting,
+            vec![replica("a", "running", "starting", 0)],
+        )
+    };
+    let mut again = g.restarted(secs(t, 100));
+    assert!(matches!(
+        again.step(secs(t, 159), &[starting()]),
+        Verdict::Waiting(_)
+    ));
+    assert!(matches!(
+        again.step(secs(t, 160), &[starting()]),
+        Verdict::Failed(_)
+    ));
+}

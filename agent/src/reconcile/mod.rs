@@ -239,8 +239,23 @@ impl Reconcilers {
         }
         tracing::info!(key, suspended, "suspension changed");
         if !suspended {
-            // Resuming also lifts a manual rollback's pin.
+            // Resuming also lifts a manual rollback's pin, and gives a
+            // health gate interrupted by the suspension its full time.
             self.unpin(key).await;
+            let mut store = self.shared.store.write().await;
+            if let Some(gate) = store
+                .get_mut(key)
+                .and_then(|p| p.reconcile.rollout.gate.as_mut())
+            {
+                let now = SystemTime::now();
+                gate.machine = gate.machine.restarted(std::time::Instant::now());
+                gate.deadline = now
+                    + (gate
+                        .deadline
+                        .duration_since(gate.started_at)
+                        .unwrap_or_default());
+                gate.started_at = now;
+            }
         }
         self.trigger(key, Trigger::Manual);
         Ok(())
