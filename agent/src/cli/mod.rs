@@ -4,6 +4,7 @@
 //! process exit code; errors bubble up to `main`, which prints them once.
 
 mod agent;
+mod agent_client;
 mod build;
 mod builder_cmd;
 mod compose;
@@ -32,6 +33,7 @@ mod push;
 mod registry_opts;
 mod restart;
 mod rm;
+mod rollback;
 pub(crate) mod run;
 mod save;
 pub(crate) mod shim;
@@ -104,6 +106,12 @@ pub enum Command {
     /// Watch a directory of Compose projects, keep their containers as
     /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
+    /// Roll a project back to an earlier revision, through the running
+    /// agent (`--to N`, or the previous applied one).
+    Rollback(rollback::RollbackArgs),
+    /// List a project's revisions, as the running agent keeps them
+    /// (`history` is an image's, as with docker).
+    Revisions(rollback::HistoryArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
     /// Manage images: import, inspect, ls, rm, load, tag.
@@ -216,6 +224,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
+        Command::Rollback(args) => rollback::rollback(args),
+        Command::Revisions(args) => rollback::history(args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),
         Command::Rmi(args) => image_rm::run_rmi(&args, global),

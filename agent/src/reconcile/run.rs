@@ -36,6 +36,8 @@ pub struct Job {
     pub dir: PathBuf,
     pub remove_orphans: bool,
     pub trigger: Trigger,
+    /// What the model is to the rollout (`rollout.rs`).
+    pub rollout: super::rollout::Target,
 }
 
 /// Runs `job`; `on_plan` sees each round's plan before it executes (the

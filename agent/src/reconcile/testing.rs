@@ -186,6 +186,7 @@ pub fn options() -> Options {
             poll_interval: Duration::from_millis(10),
             parallelism: 1,
         },
+        rollout: super::rollout::RolloutOptions::default(),
     }
 }
 
@@ -206,6 +207,8 @@ pub fn setup(options: Options) -> Setup {
         host: host.clone(),
         options,
         suspensions: None,
+        events: Arc::new(super::events_log::EventLog::new(100, Some(metrics.clone()))),
+        revisions: Arc::default(),
     });
     Setup {
         mgr,
