@@ -20,6 +20,7 @@ mod error;
 pub mod etc;
 pub mod ipam;
 pub mod ipv4;
+pub mod ipv6;
 pub mod links;
 pub mod names;
 pub mod netns;
@@ -56,6 +57,8 @@ pub struct JoinRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    /// On a network with `enable_ipv6`; refused on others.
+    pub ipv6_address: Option<String>,
     /// Interface order: higher first.
     pub priority: Option<i64>,
     /// The default route goes through the network with the highest
@@ -159,12 +162,10 @@ impl Net {
         }
         let network = self.plan_network(req)?;
         let n = network.clone();
-        let created = links::in_host(move |h| async move {
-            links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await
-        })
-        .and_then(|_| bridge_sysctls(&network))
-        .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
-        .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
+        let created = links::in_host(move |h| async move { bridge_up(&h, &n).await })
+            .and_then(|_| bridge_sysctls(&network))
+            .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
+            .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
         if let Err(e) = created {
             let bridge = network.bridge.clone();
             let _ = links::in_host(move |h| async move { links::delete(&h, &bridge).await });
@@ -186,21 +187,21 @@ impl Net {
                 )));
             }
         }
-        if req.enable_ipv6 {
+        let (v6, v4): (Vec<&ipam::IpamRequest>, Vec<&ipam::IpamRequest>) = req
+            .ipam
+            .iter()
+            .partition(|r| r.subnet.as_deref().is_some_and(|s| s.contains(':')));
+        if !v6.is_empty() && !req.enable_ipv6 {
             return Err(Error::Invalid(format!(
-                "network {}: enable_ipv6 is not supported yet: berth networks are IPv4",
+                "network {}: an IPv6 subnet needs enable_ipv6: true",
                 req.name
             )));
         }
-        let v4: Vec<&ipam::IpamRequest> = req
-            .ipam
-            .iter()
-            .filter(|r| !r.subnet.as_deref().is_some_and(|s| s.contains(':')))
-            .collect();
-        if v4.len() < req.ipam.len() {
+        if v6.len() > 1 {
             return Err(Error::Invalid(format!(
-                "network {}: IPv6 subnets are not supported yet",
-                req.name
+                "network {}: one IPv6 ipam config is supported, {} were given",
+                req.name,
+                v6.len()
             )));
         }
         if v4.len() > 1 {
@@ -211,6 +212,15 @@ impl Net {
             )));
         }
         let existing = self.networks()?;
+        let addressing6 = if req.enable_ipv6 {
+            let taken6: Vec<ipv6::Ipv6Net> = existing.iter().filter_map(|n| n.subnet6).collect();
+            Some(
+                ipam::plan6(v6.first().copied(), &taken6, &state::random_bytes)
+                    .map_err(|e| prefix_error(&req.name, e))?,
+            )
+        } else {
+            None
+        };
         let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
         let routes = links::in_host(move |h| async move { links::routes(&h).await })?;
         let addressing = ipam::plan(
@@ -290,6 +300,8 @@ impl Net {
             masquerade,
             host_binding,
             icc,
+            subnet6: addressing6.map(|a| a.0),
+            gateway6: addressing6.map(|a| a.1),
             created: state::now_rfc3339(),
         })
     }
@@ -404,6 +416,35 @@ impl Net {
                         e,
                     )
                 })?;
+            let ip6 = match (network.subnet6, network.gateway6) {
+                (Some(subnet6), Some(gateway6)) => {
+                    let used6: BTreeSet<std::net::Ipv6Addr> = endpoints
+                        .iter()
+                        .flat_map(|e| e.attachments.iter())
+                        .filter(|a| a.network == network.name)
+                        .filter_map(|a| a.ip6)
+                        .collect();
+                    Some(
+                        ipam::allocate6(subnet6, gateway6, &used6, j.ipv6_address.as_deref())
+                            .map_err(|e| {
+                                prefix_error(
+                                    &format!("{} on network {}", req.container_name, network.name),
+                                    e,
+                                )
+                            })?,
+                    )
+                }
+                _ => match &j.ipv6_address {
+                    Some(a) => {
+                        return Err(Error::Invalid(format!(
+                            "{} on network {}: ipv6_address {a} needs the network to have \
+                             enable_ipv6: true",
+                            req.container_name, network.name
+                        )));
+                    }
+                    None => None,
+                },
+            };
             let mac = match &j.mac_address {
                 Some(m) => {
                     let mac = ipam::parse_mac(m).map_err(|e| {
@@ -435,6 +476,7 @@ impl Net {
                 ifname: format!("eth{i}"),
                 host_veth: veth_name("veth", &req.container_id, i),
                 ip,
+                ip6,
                 mac,
                 aliases: j.aliases.clone(),
                 default_route: gateway_index == Some(i),
@@ -443,14 +485,15 @@ impl Net {
         let target = attachments
             .iter()
             .find(|a| self.network(&a.network).is_ok_and(|n| !n.internal))
-            .map(|a| (a.ip, a.network.clone()));
+            .map(|a| (a.ip, a.network.clone(), a.ip6));
+        let port_target6 = target.as_ref().and_then(|t| t.2);
         let (ports, port_requests, port_target) = match (&target, req.ports.is_empty()) {
             (_, true) => (Vec::new(), Vec::new(), None),
             (None, false) => {
                 tracing::warn!(container = %req.container_name, "ports are not published: the container is on no network that is not internal");
                 (Vec::new(), Vec::new(), None)
             }
-            (Some((ip, net_name)), false) => {
+            (Some((ip, net_name, ip6)), false) => {
                 let binding = self.network(net_name).ok().and_then(|n| n.host_binding);
                 let requests: Vec<PortRequest> = req
                     .ports
@@ -460,11 +503,12 @@ impl Net {
                         ..p.clone()
                     })
                     .collect();
-                let published = ports::resolve(
+                let published = ports::resolve_for(
                     &req.container_name,
                     &requests,
                     &published_ports(&endpoints, &req.container_id),
                     &ports::BindCheck,
+                    ip6.is_some(),
                 )?;
                 (published, requests, Some(*ip))
             }
@@ -478,6 +522,7 @@ impl Net {
             ports,
             port_requests,
             port_target,
+            port_target6: port_target.and(port_target6),
             links: req
                 .links
                 .iter()
@@ -547,14 +592,7 @@ impl Net {
                 let network = network.clone();
                 let host = a.host_veth.clone();
                 move |h| async move {
-                    let bridge = links::ensure_bridge(
-                        &h,
-                        &network.bridge,
-                        network.gateway,
-                        network.subnet,
-                        network.mtu,
-                    )
-                    .await?;
+                    let bridge = bridge_up(&h, &network).await?;
                     links::ensure_port(&h, &host, bridge).await
                 }
             })?;
@@ -576,6 +614,10 @@ impl Net {
                 prefix: network.subnet.prefix(),
                 mtu: network.mtu,
                 default_via: a.default_route.then_some(network.gateway),
+                ip6: a.ip6.zip(network.subnet6.map(|s| s.prefix())),
+                default_via6: network
+                    .gateway6
+                    .filter(|_| a.default_route && a.ip6.is_some()),
             };
             links::in_netns(&netns_path, move |h| async move {
                 links::configure_inside(&h, &inside).await
@@ -636,9 +678,7 @@ impl Net {
         let networks = self.networks()?;
         for n in &networks {
             let n2 = n.clone();
-            links::in_host(move |h| async move {
-                links::ensure_bridge(&h, &n2.bridge, n2.gateway, n2.subnet, n2.mtu).await
-            })?;
+            links::in_host(move |h| async move { bridge_up(&h, &n2).await })?;
             bridge_sysctls(n)?;
         }
         // A namespace that is not bound (after a reboot) is made again
@@ -711,6 +751,9 @@ impl Net {
         if networks.iter().any(|n| !n.internal) {
             enable_forwarding()?;
         }
+        if networks.iter().any(|n| !n.internal && n.subnet6.is_some()) {
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+        }
         nft::apply(&nft::render(&networks, &endpoints))?;
         let upstreams =
             names::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
@@ -743,6 +786,15 @@ fn published_ports(endpoints: &[Endpoint], except: &str) -> Vec<ports::Taken> {
             })
         })
         .collect()
+}
+
+/// A network's bridge, made if missing, with its gateway addresses, up.
+async fn bridge_up(h: &rtnetlink::Handle, n: &NetworkState) -> Result<u32> {
+    let idx = links::ensure_bridge(h, &n.bridge, n.gateway, n.subnet, n.mtu).await?;
+    if let (Some(subnet6), Some(gateway6)) = (n.subnet6, n.gateway6) {
+        links::ensure_address6(h, idx, &n.bridge, gateway6, subnet6.prefix()).await?;
+    }
+    Ok(idx)
 }
 
 /// Docker's rule for network names, which also keeps a name from being a
