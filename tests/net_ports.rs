@@ -142,3 +142,44 @@ fn ports_come_back_after_the_kernel_state_is_lost() {
     ok(root.run(&["down", "-f", &file]));
     assert_no_network_leftovers(&root);
 }
+
+#[test]
+fn the_networking_of_a_container_removed_behind_berths_back_is_released() {
+    if !need_root("the_networking_of_a_container_removed_behind_berths_back_is_released") {
+        return;
+    }
+    let root = setup("net-ports-stale");
+    let file = project(
+        &root,
+        "g",
+        &format!(
+            "name: g\nservices:\n  web:\n{}    ports: [\"18083:80\"]\n",
+            net_support::web_service("gone")
+        ),
+    );
+    ok(root.run(&["up", "-d", "-f", &file]));
+    let id = root.inspect("g-web-1")["Id"].as_str().unwrap().to_owned();
+    ok(root.run(&["compose", "-f", &file, "stop"]));
+    // What a shim's `--rm` does: the container's folder and name go, and
+    // nothing of berth's networking hears of it.
+    std::fs::remove_dir_all(root.dir.join("containers").join(&id)).unwrap();
+    std::fs::remove_file(root.dir.join("names").join("g-web-1")).unwrap();
+    let endpoint = root.dir.join("endpoints").join(format!("{id}.json"));
+    // A young record may be a create in flight elsewhere: kept.
+    ok(root.run(&["compose", "-f", &file, "ps"]));
+    assert!(endpoint.exists(), "a fresh endpoint was dropped");
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(&endpoint)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(root.run(&["compose", "-f", &file, "ps"]));
+    assert!(!endpoint.exists(), "the stale endpoint is still there");
+    assert!(!root.dir.join("netns").join(&id).exists());
+    let veths = net_support::ip(&["-o", "link", "show", "type", "veth"]);
+    assert!(veths.trim().is_empty(), "{veths}");
+
+    ok(root.run(&["down", "-f", &file]));
+    assert_no_network_leftovers(&root);
+}

@@ -692,6 +692,47 @@ impl Net {
         self.sync_locked(&names)
     }
 
+    /// Detaches the endpoints of containers that are gone (`exists` says
+    /// which are not: removed by a shim's `--rm`, by hand, or never
+    /// created by a process killed in between), once their record is
+    /// older than `min_age`: a younger one may belong to a create in
+    /// flight in another process, between its attach and the runtime's
+    /// create. The ids it detached.
+    pub fn drop_stale_endpoints(
+        &self,
+        exists: &dyn Fn(&str) -> bool,
+        min_age: std::time::Duration,
+    ) -> Result<Vec<String>> {
+        let stale: Vec<Endpoint> = self
+            .endpoints()?
+            .into_iter()
+            .filter(|ep| !exists(&ep.container_id))
+            .filter(|ep| {
+                std::fs::metadata(self.paths.endpoint_file(&ep.container_id))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age)
+            })
+            .collect();
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _lock = Lock::acquire(&self.paths)?;
+        let mut dropped = Vec::new();
+        for ep in stale {
+            // Checked again under the lock: it may have been detached or
+            // its container made meanwhile.
+            if self.endpoint(&ep.container_id)?.is_none() || exists(&ep.container_id) {
+                continue;
+            }
+            tracing::info!(container = %ep.container_name, id = %ep.container_id, "removing the networking of a container that is gone");
+            self.detach_locked(&ep.container_id)?;
+            dropped.push(ep.container_id);
+        }
+        Ok(dropped)
+    }
+
     /// [`Net::restore`] when something is missing, for a process opening
     /// the state: a bridge, the port of a bound container on it, the
     /// nftables table, a DNS server. Cheap when nothing is (one netlink
