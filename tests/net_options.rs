@@ -2,7 +2,7 @@
 //! `berth` in a private network namespace: `links` (aliases that resolve
 //! in the linking container only, and start order), `mac_address`,
 //! `gw_priority`, the bridge driver options (`bridge.name`, `mtu`,
-//! `enable_icc`), and `link_local_ips` refused by name.
+//! `enable_icc`, `host_binding_ipv4`), and `link_local_ips` refused by name.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -101,6 +101,7 @@ services:
         mac_address: "02:42:0a:00:00:bb"
   b:
 {SLEEPER}    networks: [quiet]
+    ports: ["18095:80"]
   c:
 {SLEEPER}    networks: [quiet]
 networks:
@@ -112,6 +113,7 @@ networks:
   quiet:
     driver_opts:
       com.docker.network.bridge.enable_icc: "false"
+      com.docker.network.bridge.host_binding_ipv4: "127.0.0.1"
 "#
         ),
     );
@@ -158,6 +160,14 @@ networks:
     let to_c = root.run(&["exec", "o-b-1", "ping", "-c", "1", "-W", "1", &c_ip]);
     assert!(!to_c.status.success(), "b reached c with icc off");
     ok(root.run(&["exec", "o-b-1", "ping", "-c", "1", "-W", "2", &quiet_gw]));
+    // host_binding_ipv4: a port with no address is published there only.
+    let ps = ok(root.run(&["ps"]));
+    assert!(ps.contains("127.0.0.1:18095->80/tcp"), "{ps}");
+    let table = net_support::nft_table();
+    assert!(
+        table.contains("ip daddr 127.0.0.1 tcp dport 18095"),
+        "{table}"
+    );
 
     ok(root.run(&["down", "-f", &file]));
     assert_no_network_leftovers(&root);

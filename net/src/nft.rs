@@ -1,6 +1,8 @@
-//! Published ports, masquerade and isolation as one nftables table,
-//! `ip berth`, rendered from the networks and endpoints on disk and
-//! replaced atomically (one `nft -f -` transaction) after every change.
+//! Published ports, masquerade and isolation as nftables tables, `ip
+//! berth` (and `ip6 berth` for networks with IPv6, `bridge berth` for
+//! `enable_icc: false`), rendered from the networks and endpoints on disk
+//! and replaced atomically (one `nft -f -` transaction) after every
+//! change.
 //!
 //! Kernel rules keep working with no berth process alive, cost nothing per
 //! packet beyond conntrack, and are rebuilt from the state files whenever
