@@ -50,8 +50,15 @@ fn a_stopped_container_frees_its_port_and_gets_it_back_at_start() {
     );
     ok(root.run(&["down", "-f", &b]));
 
+    let ports = root.inspect("a-web-1")["NetworkSettings"]["Ports"].clone();
+    assert_eq!(
+        ports,
+        serde_json::json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18081"}]})
+    );
     // Stopped, a publishes nothing and b takes the port.
     ok(root.run(&["compose", "-f", &a, "stop"]));
+    let ports = root.inspect("a-web-1")["NetworkSettings"]["Ports"].clone();
+    assert_eq!(ports, serde_json::json!({}), "a stopped container's ports");
     assert!(!nft_table().contains("dport 18081"), "{}", nft_table());
     assert!(
         try_get(local(18081)).is_err(),

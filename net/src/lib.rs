@@ -67,6 +67,10 @@ pub struct JoinRequest {
     pub gw_priority: Option<i64>,
     /// `02:42:…`; else derived from the address, as Docker does.
     pub mac_address: Option<String>,
+    /// The interface's name inside (`interface_name`); else the
+    /// network's `com.docker.network.container_iface_prefix` (default
+    /// `eth`) and the interface's index.
+    pub interface_name: Option<String>,
 }
 
 /// A container's networking, asked for before the runtime creates it.
@@ -87,6 +91,7 @@ const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 const ICC: &str = "com.docker.network.bridge.enable_icc";
+const IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -261,6 +266,19 @@ impl Net {
                     masquerade = v.parse::<bool>().map_err(|_| {
                         Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
                     })?;
+                }
+                IFACE_PREFIX => {
+                    if v.is_empty()
+                        || v.len() > 12
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(Error::Invalid(format!(
+                            "network {}: invalid {IFACE_PREFIX} {v:?} (1 to 12 letters, digits, '-' or '_')",
+                            req.name
+                        )));
+                    }
                 }
                 ICC => {
                     icc = v.parse::<bool>().map_err(|_| {
@@ -472,9 +490,40 @@ impl Net {
                     .collect::<Vec<_>>()
                     .join(":"),
             };
+            let ifname = match &j.interface_name {
+                Some(name) => {
+                    let valid = !name.is_empty()
+                        && name.len() <= 15
+                        && name != "lo"
+                        && !name.contains(['/', ':'])
+                        && !name.chars().any(char::is_whitespace);
+                    if !valid {
+                        return Err(Error::Invalid(format!(
+                            "{} on network {}: invalid interface_name {name:?} (1 to 15 \
+                             characters, no '/', ':' or spaces, not lo)",
+                            req.container_name, network.name
+                        )));
+                    }
+                    name.clone()
+                }
+                None => {
+                    let prefix = network
+                        .driver_opts
+                        .get(IFACE_PREFIX)
+                        .map(String::as_str)
+                        .unwrap_or("eth");
+                    format!("{prefix}{i}")
+                }
+            };
+            if attachments.iter().any(|a: &Attachment| a.ifname == ifname) {
+                return Err(Error::Invalid(format!(
+                    "{}: two networks would both be interface {ifname}",
+                    req.container_name
+                )));
+            }
             attachments.push(Attachment {
                 network: network.name.clone(),
-                ifname: format!("eth{i}"),
+                ifname,
                 host_veth: veth_name("veth", &req.container_id, i),
                 ip,
                 ip6,

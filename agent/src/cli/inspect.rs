@@ -182,7 +182,10 @@ fn network_settings(v: &mut Value, i: &ContainerInfo, global: &GlobalOpts) {
         return;
     };
     let mut ports = serde_json::Map::new();
-    for p in &ep.ports {
+    // As Docker's: a container that does not run publishes nothing (its
+    // ports are free for others until it starts).
+    let publishing = ep.running && i.observed.status == "running";
+    for p in ep.ports.iter().filter(|_| publishing) {
         let key = format!("{}/{}", p.container_port, p.protocol.as_str());
         let binding = json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()});
         match ports.get_mut(&key).and_then(Value::as_array_mut) {

@@ -103,6 +103,7 @@ pub fn prepare(
                         priority: n.priority,
                         gw_priority: n.gw_priority,
                         mac_address,
+                        interface_name: n.interface_name.clone(),
                     })
                     .collect(),
                 links: spec.links.clone(),
