@@ -92,7 +92,10 @@ impl Net {
         if networks.is_empty() {
             return Ok(false);
         }
-        let _lock = Lock::acquire(&self.paths)?;
+        // Checked without the lock (the files are replaced atomically), so
+        // a verb that finds everything in place never waits for another
+        // process's long change; a change caught half-way looks missing
+        // and costs one idempotent restore.
         let endpoints = self.endpoints()?;
         let checks: Vec<(String, Vec<String>)> = networks
             .iter()
