@@ -132,6 +132,7 @@ impl Net {
         tracing::info!(
             "restoring networks: a bridge, interface, nftables rule or DNS server is missing"
         );
+        let _lock = Lock::acquire(&self.paths)?;
         self.restore_locked(&|_| true)?;
         Ok(true)
     }
