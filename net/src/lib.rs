@@ -4,8 +4,9 @@
 //! berth has no daemon, so everything here is kernel state plus files:
 //! a Linux bridge per network (`br-<id12>`), a network namespace per
 //! container bound under the state root (joined by the runtime with
-//! `Network::Join`), a veth per container per network, one nftables table
-//! for published ports, masquerade and isolation. All of it keeps working
+//! `Network::Join`), a veth per container per network, nftables tables
+//! (`ip`, `ip6`, `bridge` families, named `berth`) for published ports,
+//! masquerade and isolation. Networks may have IPv6 (`ipv6`). All of it keeps working
 //! with no berth process, and [`Net::ensure`] / [`Net::restore`] rebuild
 //! what a reboot took away from the files (`state`).
 //!
