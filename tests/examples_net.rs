@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod net_support;
 mod runtime_support;
 
 use std::io::{Read, Write};
@@ -187,10 +188,7 @@ fn visits_proxy_round_robins_over_two_counting_web_servers() {
         TcpStream::connect(("127.0.0.1", 8080)).is_err(),
         "the port is unpublished"
     );
-    let left = std::fs::read_dir(root.dir.join("endpoints"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0);
+    net_support::assert_no_network_leftovers(&root);
 }
 
 #[test]
@@ -221,6 +219,7 @@ fn notes_survive_down_and_up_in_their_named_volume() {
     }
     ok(root.run(&["down", "-f", file]));
     assert!(root.ids().is_empty());
+    net_support::assert_no_network_leftovers(&root);
     assert!(
         root.dir.join("volumes/notes_data/_data/greeting").exists(),
         "down keeps the volume"
@@ -239,4 +238,5 @@ fn notes_survive_down_and_up_in_their_named_volume() {
         "hello world"
     );
     ok(root.run(&["down", "-f", file]));
+    net_support::assert_no_network_leftovers(&root);
 }

@@ -1,8 +1,9 @@
 //! End-to-end: the network options of Compose files, with the real
 //! `berth` in a private network namespace: `links` (aliases that resolve
 //! in the linking container only, and start order), `mac_address`,
-//! `gw_priority`, the bridge driver options (`bridge.name`, `mtu`,
-//! `enable_icc`), and `link_local_ips` refused by name.
+//! `gw_priority`, `interface_name`, the bridge driver options
+//! (`bridge.name`, `mtu`, `enable_icc`, `host_binding_ipv4`,
+//! `container_iface_prefix`), and `link_local_ips` refused by name.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -101,9 +102,18 @@ services:
         mac_address: "02:42:0a:00:00:bb"
   b:
 {SLEEPER}    networks: [quiet]
+    ports: ["18095:80"]
   c:
-{SLEEPER}    networks: [quiet]
+{SLEEPER}    networks:
+      quiet: {{}}
+      named:
+        interface_name: uplink7
+  d:
+{SLEEPER}    networks: [named]
 networks:
+  named:
+    driver_opts:
+      com.docker.network.container_iface_prefix: lan
   front: {{}}
   back:
     driver_opts:
@@ -112,6 +122,7 @@ networks:
   quiet:
     driver_opts:
       com.docker.network.bridge.enable_icc: "false"
+      com.docker.network.bridge.host_binding_ipv4: "127.0.0.1"
 "#
         ),
     );
@@ -158,6 +169,21 @@ networks:
     let to_c = root.run(&["exec", "o-b-1", "ping", "-c", "1", "-W", "1", &c_ip]);
     assert!(!to_c.status.success(), "b reached c with icc off");
     ok(root.run(&["exec", "o-b-1", "ping", "-c", "1", "-W", "2", &quiet_gw]));
+    // The network's iface prefix names d's interface; interface_name
+    // names c's (the prefix would have made it lan1).
+    let d_links = exec(&root, "o-d-1", "ip -o link");
+    assert!(d_links.contains(" lan0@"), "{d_links}");
+    let c_links = exec(&root, "o-c-1", "ip -o link");
+    assert!(c_links.contains(" uplink7@"), "{c_links}");
+    assert!(c_links.contains(" eth0@"), "{c_links}");
+    // host_binding_ipv4: a port with no address is published there only.
+    let ps = ok(root.run(&["ps"]));
+    assert!(ps.contains("127.0.0.1:18095->80/tcp"), "{ps}");
+    let table = net_support::nft_table();
+    assert!(
+        table.contains("ip daddr 127.0.0.1 tcp dport 18095"),
+        "{table}"
+    );
 
     ok(root.run(&["down", "-f", &file]));
     assert_no_network_leftovers(&root);

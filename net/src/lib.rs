@@ -4,8 +4,9 @@
 //! berth has no daemon, so everything here is kernel state plus files:
 //! a Linux bridge per network (`br-<id12>`), a network namespace per
 //! container bound under the state root (joined by the runtime with
-//! `Network::Join`), a veth per container per network, one nftables table
-//! for published ports, masquerade and isolation. All of it keeps working
+//! `Network::Join`), a veth per container per network, nftables tables
+//! (`ip`, `ip6`, `bridge` families, named `berth`) for published ports,
+//! masquerade and isolation. Networks may have IPv6 (`ipv6`). All of it keeps working
 //! with no berth process, and [`Net::ensure`] / [`Net::restore`] rebuild
 //! what a reboot took away from the files (`state`).
 //!
@@ -20,11 +21,13 @@ mod error;
 pub mod etc;
 pub mod ipam;
 pub mod ipv4;
+pub mod ipv6;
 pub mod links;
 pub mod names;
 pub mod netns;
 pub mod nft;
 pub mod ports;
+mod restore;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,6 +59,8 @@ pub struct JoinRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    /// On a network with `enable_ipv6`; refused on others.
+    pub ipv6_address: Option<String>,
     /// Interface order: higher first.
     pub priority: Option<i64>,
     /// The default route goes through the network with the highest
@@ -63,6 +68,10 @@ pub struct JoinRequest {
     pub gw_priority: Option<i64>,
     /// `02:42:…`; else derived from the address, as Docker does.
     pub mac_address: Option<String>,
+    /// The interface's name inside (`interface_name`); else the
+    /// network's `com.docker.network.container_iface_prefix` (default
+    /// `eth`) and the interface's index.
+    pub interface_name: Option<String>,
 }
 
 /// A container's networking, asked for before the runtime creates it.
@@ -89,6 +98,7 @@ const MTU: &str = "com.docker.network.driver.mtu";
 const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 const ICC: &str = "com.docker.network.bridge.enable_icc";
+const IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -165,12 +175,10 @@ impl Net {
         }
         let network = self.plan_network(req)?;
         let n = network.clone();
-        let created = links::in_host(move |h| async move {
-            links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await
-        })
-        .and_then(|_| bridge_sysctls(&network))
-        .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
-        .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
+        let created = links::in_host(move |h| async move { bridge_up(&h, &n).await })
+            .and_then(|_| bridge_sysctls(&network))
+            .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
+            .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
         if let Err(e) = created {
             let bridge = network.bridge.clone();
             let _ = links::in_host(move |h| async move { links::delete(&h, &bridge).await });
@@ -192,21 +200,21 @@ impl Net {
                 )));
             }
         }
-        if req.enable_ipv6 {
+        let (v6, v4): (Vec<&ipam::IpamRequest>, Vec<&ipam::IpamRequest>) = req
+            .ipam
+            .iter()
+            .partition(|r| r.subnet.as_deref().is_some_and(|s| s.contains(':')));
+        if !v6.is_empty() && !req.enable_ipv6 {
             return Err(Error::Invalid(format!(
-                "network {}: enable_ipv6 is not supported yet: berth networks are IPv4",
+                "network {}: an IPv6 subnet needs enable_ipv6: true",
                 req.name
             )));
         }
-        let v4: Vec<&ipam::IpamRequest> = req
-            .ipam
-            .iter()
-            .filter(|r| !r.subnet.as_deref().is_some_and(|s| s.contains(':')))
-            .collect();
-        if v4.len() < req.ipam.len() {
+        if v6.len() > 1 {
             return Err(Error::Invalid(format!(
-                "network {}: IPv6 subnets are not supported yet",
-                req.name
+                "network {}: one IPv6 ipam config is supported, {} were given",
+                req.name,
+                v6.len()
             )));
         }
         if v4.len() > 1 {
@@ -217,6 +225,15 @@ impl Net {
             )));
         }
         let existing = self.networks()?;
+        let addressing6 = if req.enable_ipv6 {
+            let taken6: Vec<ipv6::Ipv6Net> = existing.iter().filter_map(|n| n.subnet6).collect();
+            Some(
+                ipam::plan6(v6.first().copied(), &taken6, &state::random_bytes)
+                    .map_err(|e| prefix_error(&req.name, e))?,
+            )
+        } else {
+            None
+        };
         let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
         let routes = links::in_host(move |h| async move { links::routes(&h).await })?;
         let addressing = ipam::plan(
@@ -257,6 +274,19 @@ impl Net {
                         Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
                     })?;
                 }
+                IFACE_PREFIX => {
+                    if v.is_empty()
+                        || v.len() > 12
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(Error::Invalid(format!(
+                            "network {}: invalid {IFACE_PREFIX} {v:?} (1 to 12 letters, digits, '-' or '_')",
+                            req.name
+                        )));
+                    }
+                }
                 ICC => {
                     icc = v.parse::<bool>().map_err(|_| {
                         Error::Invalid(format!("network {}: invalid {ICC} {v:?}", req.name))
@@ -296,6 +326,8 @@ impl Net {
             masquerade,
             host_binding,
             icc,
+            subnet6: addressing6.map(|a| a.0),
+            gateway6: addressing6.map(|a| a.1),
             created: state::now_rfc3339(),
         })
     }
@@ -410,6 +442,35 @@ impl Net {
                         e,
                     )
                 })?;
+            let ip6 = match (network.subnet6, network.gateway6) {
+                (Some(subnet6), Some(gateway6)) => {
+                    let used6: BTreeSet<std::net::Ipv6Addr> = endpoints
+                        .iter()
+                        .flat_map(|e| e.attachments.iter())
+                        .filter(|a| a.network == network.name)
+                        .filter_map(|a| a.ip6)
+                        .collect();
+                    Some(
+                        ipam::allocate6(subnet6, gateway6, &used6, j.ipv6_address.as_deref())
+                            .map_err(|e| {
+                                prefix_error(
+                                    &format!("{} on network {}", req.container_name, network.name),
+                                    e,
+                                )
+                            })?,
+                    )
+                }
+                _ => match &j.ipv6_address {
+                    Some(a) => {
+                        return Err(Error::Invalid(format!(
+                            "{} on network {}: ipv6_address {a} needs the network to have \
+                             enable_ipv6: true",
+                            req.container_name, network.name
+                        )));
+                    }
+                    None => None,
+                },
+            };
             let mac = match &j.mac_address {
                 Some(m) => {
                     let mac = ipam::parse_mac(m).map_err(|e| {
@@ -436,11 +497,43 @@ impl Net {
                     .collect::<Vec<_>>()
                     .join(":"),
             };
+            let ifname = match &j.interface_name {
+                Some(name) => {
+                    let valid = !name.is_empty()
+                        && name.len() <= 15
+                        && name != "lo"
+                        && !name.contains(['/', ':'])
+                        && !name.chars().any(char::is_whitespace);
+                    if !valid {
+                        return Err(Error::Invalid(format!(
+                            "{} on network {}: invalid interface_name {name:?} (1 to 15 \
+                             characters, no '/', ':' or spaces, not lo)",
+                            req.container_name, network.name
+                        )));
+                    }
+                    name.clone()
+                }
+                None => {
+                    let prefix = network
+                        .driver_opts
+                        .get(IFACE_PREFIX)
+                        .map(String::as_str)
+                        .unwrap_or("eth");
+                    format!("{prefix}{i}")
+                }
+            };
+            if attachments.iter().any(|a: &Attachment| a.ifname == ifname) {
+                return Err(Error::Invalid(format!(
+                    "{}: two networks would both be interface {ifname}",
+                    req.container_name
+                )));
+            }
             attachments.push(Attachment {
                 network: network.name.clone(),
-                ifname: format!("eth{i}"),
+                ifname,
                 host_veth: veth_name("veth", &req.container_id, i),
                 ip,
+                ip6,
                 mac,
                 aliases: j.aliases.clone(),
                 default_route: gateway_index == Some(i),
@@ -449,14 +542,15 @@ impl Net {
         let target = attachments
             .iter()
             .find(|a| self.network(&a.network).is_ok_and(|n| !n.internal))
-            .map(|a| (a.ip, a.network.clone()));
+            .map(|a| (a.ip, a.network.clone(), a.ip6));
+        let port_target6 = target.as_ref().and_then(|t| t.2);
         let (ports, port_requests, port_target) = match (&target, req.ports.is_empty()) {
             (_, true) => (Vec::new(), Vec::new(), None),
             (None, false) => {
                 tracing::warn!(container = %req.container_name, "ports are not published: the container is on no network that is not internal");
                 (Vec::new(), Vec::new(), None)
             }
-            (Some((ip, net_name)), false) => {
+            (Some((ip, net_name, ip6)), false) => {
                 let binding = self.network(net_name).ok().and_then(|n| n.host_binding);
                 let requests: Vec<PortRequest> = req
                     .ports
@@ -473,9 +567,13 @@ impl Net {
                     .filter(|e| req.replacing.as_deref() != Some(e.container_id.as_str()))
                     .cloned()
                     .collect();
-                let taken = published_ports(&others, &req.container_id);
-                let published =
-                    ports::resolve(&req.container_name, &requests, &taken, &ports::BindCheck)?;
+                let published = ports::resolve_for(
+                    &req.container_name,
+                    &requests,
+                    &published_ports(&others, &req.container_id),
+                    &ports::BindCheck,
+                    ip6.is_some(),
+                )?;
                 (published, requests, Some(*ip))
             }
         };
@@ -488,6 +586,7 @@ impl Net {
             ports,
             port_requests,
             port_target,
+            port_target6: port_target.and(port_target6),
             links: req
                 .links
                 .iter()
@@ -627,14 +726,7 @@ impl Net {
                 let network = network.clone();
                 let host = a.host_veth.clone();
                 move |h| async move {
-                    let bridge = links::ensure_bridge(
-                        &h,
-                        &network.bridge,
-                        network.gateway,
-                        network.subnet,
-                        network.mtu,
-                    )
-                    .await?;
+                    let bridge = bridge_up(&h, &network).await?;
                     links::ensure_port(&h, &host, bridge).await
                 }
             })?;
@@ -656,6 +748,10 @@ impl Net {
                 prefix: network.subnet.prefix(),
                 mtu: network.mtu,
                 default_via: a.default_route.then_some(network.gateway),
+                ip6: a.ip6.zip(network.subnet6.map(|s| s.prefix())),
+                default_via6: network
+                    .gateway6
+                    .filter(|_| a.default_route && a.ip6.is_some()),
             };
             links::in_netns(&netns_path, move |h| async move {
                 links::configure_inside(&h, &inside).await
@@ -697,99 +793,15 @@ impl Net {
         Ok(())
     }
 
-    /// Brings back every network's bridge, the interfaces of containers
-    /// whose namespace is still bound, and the nftables table from the
-    /// files (after a reboot or a flush), and drops endpoints whose
-    /// container is gone (`exists` says which are not).
-    pub fn restore(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
-        let _lock = Lock::acquire(&self.paths)?;
-        self.restore_locked(exists)
-    }
-
-    fn restore_locked(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
-        for ep in self.endpoints()? {
-            if !exists(&ep.container_id) {
-                tracing::info!(container = %ep.container_name, "removing the networking of a container that is gone");
-                self.detach_locked(&ep.container_id)?;
-            }
-        }
-        let networks = self.networks()?;
-        for n in &networks {
-            let n2 = n.clone();
-            links::in_host(move |h| async move {
-                links::ensure_bridge(&h, &n2.bridge, n2.gateway, n2.subnet, n2.mtu).await
-            })?;
-            bridge_sysctls(n)?;
-        }
-        // A namespace that is not bound (after a reboot) is made again
-        // when its container starts (`ensure`), not here.
-        for ep in self.endpoints()? {
-            if netns::is_bound(&ep.netns) {
-                self.ensure_locked(&ep)?;
-            }
-        }
-        let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
-        self.sync_locked(&names)
-    }
-
-    /// [`Net::restore`] when something is missing, for a process opening
-    /// the state: a bridge, the port of a bound container on it, the
-    /// nftables table, a DNS server. Cheap when nothing is (one netlink
-    /// dump per link, one `nft list`); never drops endpoints (another
-    /// process may be between its attach and the container's create).
-    /// `true` when it restored something.
-    pub fn restore_if_missing(&self) -> Result<bool> {
-        let networks = self.networks()?;
-        if networks.is_empty() {
-            return Ok(false);
-        }
-        let _lock = Lock::acquire(&self.paths)?;
-        let endpoints = self.endpoints()?;
-        let checks: Vec<(String, Vec<String>)> = networks
-            .iter()
-            .map(|n| {
-                let ports = endpoints
-                    .iter()
-                    .filter(|e| netns::is_bound(&e.netns))
-                    .flat_map(|e| e.attachments.iter())
-                    .filter(|a| a.network == n.name)
-                    .map(|a| a.host_veth.clone())
-                    .collect();
-                (n.bridge.clone(), ports)
-            })
-            .collect();
-        let links_whole = links::in_host(move |h| async move {
-            for (bridge, ports) in &checks {
-                let Some(idx) = links::index(&h, bridge).await? else {
-                    return Ok(false);
-                };
-                for p in ports {
-                    if !links::is_port_of(&h, p, idx).await? {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
-        })?;
-        let dns_running = networks
-            .iter()
-            .all(|n| self.dns.is_none() || dns::is_running(&self.paths.network_dir(&n.name)));
-        if links_whole && dns_running && nft::table_exists() {
-            return Ok(false);
-        }
-        tracing::info!(
-            "restoring networks: a bridge, interface, nftables rule or DNS server is missing"
-        );
-        self.restore_locked(&|_| true)?;
-        Ok(true)
-    }
-
     /// Rewrites the nftables table and the DNS records of `changed`.
     fn sync_locked(&self, changed: &[String]) -> Result<()> {
         let networks = self.networks()?;
         let endpoints = self.endpoints()?;
         if networks.iter().any(|n| !n.internal) {
             enable_forwarding()?;
+        }
+        if networks.iter().any(|n| !n.internal && n.subnet6.is_some()) {
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
         }
         nft::apply(&nft::render(&networks, &endpoints))?;
         let upstreams =
@@ -824,6 +836,15 @@ fn published_ports(endpoints: &[Endpoint], except: &str) -> Vec<ports::Taken> {
             })
         })
         .collect()
+}
+
+/// A network's bridge, made if missing, with its gateway addresses, up.
+async fn bridge_up(h: &rtnetlink::Handle, n: &NetworkState) -> Result<u32> {
+    let idx = links::ensure_bridge(h, &n.bridge, n.gateway, n.subnet, n.mtu).await?;
+    if let (Some(subnet6), Some(gateway6)) = (n.subnet6, n.gateway6) {
+        links::ensure_address6(h, idx, &n.bridge, gateway6, subnet6.prefix()).await?;
+    }
+    Ok(idx)
 }
 
 /// Docker's rule for network names, which also keeps a name from being a

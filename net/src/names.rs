@@ -40,6 +40,8 @@ pub struct ContainerNames {
     /// reverse lookups answer).
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<std::net::Ipv6Addr>,
     /// The state dirs of the container's other networks, whose names its
     /// queries to this server resolve too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,6 +96,7 @@ pub fn records(
                 ContainerNames {
                     names,
                     ipv4: a.ip,
+                    ipv6: a.ip6,
                     other_networks,
                     links: ep.links.clone(),
                 },

@@ -1,6 +1,8 @@
-//! Published ports, masquerade and isolation as one nftables table,
-//! `ip berth`, rendered from the networks and endpoints on disk and
-//! replaced atomically (one `nft -f -` transaction) after every change.
+//! Published ports, masquerade and isolation as nftables tables, `ip
+//! berth` (and `ip6 berth` for networks with IPv6, `bridge berth` for
+//! `enable_icc: false`), rendered from the networks and endpoints on disk
+//! and replaced atomically (one `nft -f -` transaction) after every
+//! change.
 //!
 //! Kernel rules keep working with no berth process alive, cost nothing per
 //! packet beyond conntrack, and are rebuilt from the state files whenever
@@ -37,6 +39,7 @@ fn quoted(names: &[&str]) -> String {
 pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     let mut s = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
     s.push_str(&render_bridge(networks, endpoints));
+    s.push_str(&render6(networks, endpoints));
     if networks.is_empty() {
         return s;
     }
@@ -55,7 +58,7 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         let Some(target) = ep.port_target else {
             continue;
         };
-        for p in &ep.ports {
+        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv4()) {
             let daddr = if p.host_ip.is_unspecified() {
                 String::new()
             } else {
@@ -103,6 +106,87 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     }
     s.push_str("    ct status dnat accept\n");
     for n in networks {
+        let others: Vec<&str> = networks
+            .iter()
+            .filter(|o| o.bridge != n.bridge)
+            .map(|o| o.bridge.as_str())
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "    iifname \"{}\" oifname {} drop",
+                n.bridge,
+                quoted(&others)
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// The same for networks with IPv6, as table `ip6 berth`: published
+/// ports on `[::]` or a host IPv6 address DNAT'd to the container's IPv6
+/// address, hairpin and egress masquerade, isolation. (No localhost rule:
+/// Linux routes no packet from `::1` out of the loopback interface.)
+fn render6(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
+    let mut s = format!("table ip6 {TABLE}\ndelete table ip6 {TABLE}\n");
+    let v6: Vec<&NetworkState> = networks.iter().filter(|n| n.subnet6.is_some()).collect();
+    if v6.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "table ip6 {TABLE} {{");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str("  chain published {\n");
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
+        let Some(target) = ep.port_target6 else {
+            continue;
+        };
+        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv6()) {
+            let daddr = if p.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("ip6 daddr {} ", p.host_ip)
+            };
+            let _ = writeln!(
+                s,
+                "    {daddr}{} dport {} dnat to [{target}]:{} comment \"{}\"",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port,
+                ep.container_name
+            );
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in &v6 {
+        let (br, Some(subnet)) = (&n.bridge, n.subnet6) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip6 saddr {subnet} ct status dnat masquerade"
+        );
+        if !n.internal && n.masquerade {
+            let _ = writeln!(s, "    ip6 saddr {subnet} oifname != \"{br}\" masquerade");
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in v6.iter().filter(|n| n.internal) {
+        let br = &n.bridge;
+        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    s.push_str("    ct status dnat accept\n");
+    for n in &v6 {
         let others: Vec<&str> = networks
             .iter()
             .filter(|o| o.bridge != n.bridge)
@@ -221,6 +305,8 @@ mod tests {
             masquerade: true,
             host_binding: None,
             icc: true,
+            subnet6: None,
+            gateway6: None,
             created: String::new(),
         }
     }
@@ -239,13 +325,13 @@ mod tests {
             attachments: Vec::new(),
             ports: vec![
                 PublishedPort {
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_port: 8080,
                     container_port: 80,
                     protocol: Proto::Tcp,
                 },
                 PublishedPort {
-                    host_ip: Ipv4Addr::LOCALHOST,
+                    host_ip: Ipv4Addr::LOCALHOST.into(),
                     host_port: 5353,
                     container_port: 53,
                     protocol: Proto::Udp,
@@ -253,6 +339,7 @@ mod tests {
             ],
             port_requests: Vec::new(),
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+            port_target6: None,
             running: true,
             links: BTreeMap::new(),
             standby: false,
@@ -284,8 +371,10 @@ mod tests {
         );
         assert_eq!(
             render(&[], &[]),
-            "table ip berth\ndelete table ip berth\ntable bridge berth\ndelete table bridge berth\n"
+            "table ip berth\ndelete table ip berth\ntable bridge berth\ndelete table bridge berth\n\
+             table ip6 berth\ndelete table ip6 berth\n"
         );
+        assert!(!s.contains("table ip6 berth {"), "{s}");
         assert!(!s.contains("table bridge berth {"), "{s}");
         // A stopped container publishes nothing.
         let stopped = Endpoint {
@@ -306,6 +395,7 @@ mod tests {
             ifname: "eth0".into(),
             host_veth: veth.into(),
             ip: Ipv4Addr::new(172, 20, 0, 2),
+            ip6: None,
             mac: String::new(),
             aliases: Vec::new(),
             default_route: true,
@@ -319,6 +409,7 @@ mod tests {
             ports: Vec::new(),
             port_requests: Vec::new(),
             port_target: None,
+            port_target6: None,
             running: true,
             links: BTreeMap::new(),
             standby: false,
@@ -337,5 +428,59 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("vethc1b\" }"), "{s}");
+    }
+
+    #[test]
+    fn ipv6_networks_get_their_own_table() {
+        let mut a = network("a", "br-a", "172.18.0.0/16", false);
+        a.subnet6 = Some("fd12:3456::/64".parse().unwrap());
+        a.gateway6 = Some("fd12:3456::1".parse().unwrap());
+        let nets = [a, network("b", "br-b", "172.19.0.0/16", false)];
+        let ep = Endpoint {
+            container_id: "c".repeat(64),
+            container_name: "p-web-1".into(),
+            hostname: None,
+            netns: "/x".into(),
+            attachments: Vec::new(),
+            ports: vec![
+                PublishedPort {
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Proto::Tcp,
+                },
+                PublishedPort {
+                    host_ip: std::net::Ipv6Addr::UNSPECIFIED.into(),
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Proto::Tcp,
+                },
+                PublishedPort {
+                    host_ip: "fd99::7".parse().unwrap(),
+                    host_port: 53,
+                    container_port: 53,
+                    protocol: Proto::Udp,
+                },
+            ],
+            port_requests: Vec::new(),
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+            port_target6: Some("fd12:3456::2".parse().unwrap()),
+            running: true,
+            links: BTreeMap::new(),
+            standby: false,
+        };
+        let s = render(&nets, &[ep]);
+        for line in [
+            "table ip6 berth {",
+            "    tcp dport 8080 dnat to [fd12:3456::2]:80 comment \"p-web-1\"",
+            "    ip6 daddr fd99::7 udp dport 53 dnat to [fd12:3456::2]:53",
+            "    ip6 saddr fd12:3456::/64 oifname != \"br-a\" masquerade",
+            "    iifname \"br-a\" oifname { \"br-b\" } drop",
+            "    tcp dport 8080 dnat to 172.18.0.2:80",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        // IPv6 ports never land in the IPv4 table.
+        assert!(!s.contains("dport 53 dnat to 172.18.0.2"), "{s}");
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
+use crate::ipv6::Ipv6Net;
 use crate::ports::{PortRequest, PublishedPort};
 
 /// A bridge network.
@@ -59,6 +60,12 @@ pub struct NetworkState {
     /// and published ports still answer).
     #[serde(default = "yes")]
     pub icc: bool,
+    /// `enable_ipv6`: the IPv6 subnet (from `ipam.config`, else a unique
+    /// local /64) and the bridge's address on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     pub created: String,
 }
 
@@ -76,6 +83,9 @@ pub struct Attachment {
     /// The host end of the veth, on the network's bridge.
     pub host_veth: String,
     pub ip: Ipv4Addr,
+    /// On a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: String,
     /// DNS names on this network: the service name and `aliases`.
     #[serde(default)]
@@ -107,6 +117,10 @@ pub struct Endpoint {
     /// not internal); `None` when nothing is published.
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
+    /// Where IPv6 published ports lead (the same interface's IPv6
+    /// address), when that network has IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_target6: Option<Ipv6Addr>,
     /// Set when the container was started, cleared when it was stopped
     /// (by berth): only running containers are in the DNS records and
     /// publish their ports, as with Docker. A container that exits on its
@@ -257,6 +271,15 @@ pub fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Five random bytes (a unique local prefix's global ID).
+pub fn random_bytes() -> Result<[u8; 5]> {
+    let mut bytes = [0u8; 5];
+    let mut f = File::open("/dev/urandom").map_err(|e| Error::io("open", "/dev/urandom", e))?;
+    std::io::Read::read_exact(&mut f, &mut bytes)
+        .map_err(|e| Error::io("read", "/dev/urandom", e))?;
+    Ok(bytes)
+}
+
 /// Now, RFC 3339 in UTC (seconds), without a date crate.
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
@@ -309,6 +332,8 @@ mod tests {
             masquerade: true,
             host_binding: None,
             icc: true,
+            subnet6: None,
+            gateway6: None,
             created: now_rfc3339(),
         };
         write_json(&paths.network_file("p_default"), &n).unwrap();

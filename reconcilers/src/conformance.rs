@@ -420,6 +420,7 @@ pub fn network_store(f: &Fixture<'_>) -> Outcome {
         priority: None,
         gw_priority: None,
         link_local_ips: Vec::new(),
+        interface_name: None,
     });
     let rt = f.backends.runtime;
     let id = ok(S, "create a container on it", rt.create(&c))?;

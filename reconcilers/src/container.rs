@@ -253,6 +253,9 @@ pub struct NetworkAttachment {
     pub gw_priority: Option<i64>,
     #[serde(default)]
     pub link_local_ips: Vec<String>,
+    /// The interface's name in the container (`eth<n>` when unset).
+    #[serde(default)]
+    pub interface_name: Option<String>,
 }
 
 /// Resource limits in runtime units.

@@ -374,6 +374,7 @@ fn networks(project: &Project, service_name: &str, service: &Service) -> Vec<Net
                 priority: a.priority,
                 gw_priority: a.gw_priority,
                 link_local_ips: a.link_local_ips,
+                interface_name: a.interface_name,
             }
         })
         .collect()

@@ -104,9 +104,11 @@ pub fn prepare(
                         network: n.name.clone(),
                         aliases: n.aliases.clone(),
                         ipv4_address: n.ipv4_address.clone(),
+                        ipv6_address: n.ipv6_address.clone(),
                         priority: n.priority,
                         gw_priority: n.gw_priority,
                         mac_address,
+                        interface_name: n.interface_name.clone(),
                     })
                     .collect(),
                 links: spec.links.clone(),
@@ -138,8 +140,9 @@ pub fn prepare(
                 let extra =
                     etc::resolve_extra_hosts(&spec.extra_hosts, gateway).map_err(from_net)?;
                 let hostname = config.effective_hostname();
-                config.etc_hosts = Some(etc::hosts(
+                config.etc_hosts = Some(etc::hosts_dual(
                     primary.map(|a| (a.ip, hostname.as_str())),
+                    primary.and_then(|a| a.ip6),
                     &extra,
                 ));
                 config.resolv_conf = Some(etc::resolv_conf(gateway, &dns, &host_resolv));

@@ -4,7 +4,9 @@
 //! The rules, Docker's embedded DNS server's where it has one:
 //! - A for a network name: every address (every replica), rotated per
 //!   query; TTL 0, since replicas come and go and nothing may cache them.
-//! - Any other type for a network name (AAAA, MX, TXT...): NOERROR with no
+//! - AAAA: the same for the IPv6 addresses of containers on networks with
+//!   IPv6.
+//! - Any other type for a network name (AAAA without IPv6, MX, TXT...): NOERROR with no
 //!   records ("no data"), not NXDOMAIN, which would tell getaddrinfo and
 //!   busybox's nslookup that the name does not exist at all.
 //! - Names under the search domain work like the bare names; unknown ones
@@ -16,7 +18,7 @@
 //!   or its EDNS size) and marked truncated, so it retries over TCP.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::zone::{Match, Zone};
@@ -130,14 +132,21 @@ pub(crate) fn answer_for(
             }
         },
     };
-    let records = if matches!(qtype, RecordType::A | RecordType::ANY) {
-        zone.rotated(&key)
-            .into_iter()
-            .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip))))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut records: Vec<Record> = Vec::new();
+    if matches!(qtype, RecordType::A | RecordType::ANY) {
+        records.extend(
+            zone.rotated(&key)
+                .into_iter()
+                .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip)))),
+        );
+    }
+    if matches!(qtype, RecordType::AAAA | RecordType::ANY) {
+        records.extend(
+            zone.rotated6(&key)
+                .into_iter()
+                .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::AAAA(AAAA(ip)))),
+        );
+    }
     reply(&query, ResponseCode::NoError, records, transport)
 }
 
@@ -383,6 +392,52 @@ mod tests {
             answer(&mut z, &mut [], &q, Transport::Udp),
             Outcome::Forward
         );
+    }
+
+    #[test]
+    fn aaaa_answers_ipv6_addresses_and_ptr_maps_them_back() {
+        let mut r = DnsRecords::new(vec![], vec![]);
+        r.set_container("a", ["p-web-1", "web"], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
+        r.set_container("b", ["p-web-2", "web"], Ipv4Addr::new(10, 89, 0, 3))
+            .unwrap();
+        assert!(r.set_ipv6("a", Some("fd12::2".parse().unwrap())));
+        assert!(r.set_ipv6("b", Some("fd12::3".parse().unwrap())));
+        let mut z = Zone::new(&r);
+        let v6 = |m: &Message| -> Vec<std::net::Ipv6Addr> {
+            m.answers
+                .iter()
+                .filter_map(|rec| match &rec.data {
+                    RData::AAAA(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = ask(&mut z, "web", RecordType::AAAA, Transport::Udp);
+        let second = ask(&mut z, "web", RecordType::AAAA, Transport::Udp);
+        assert_eq!(
+            v6(&first),
+            [
+                "fd12::2".parse::<std::net::Ipv6Addr>().unwrap(),
+                "fd12::3".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            v6(&second)[0],
+            "fd12::3".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        // A still answers the IPv4 addresses only.
+        let a = ask(&mut z, "p-web-1", RecordType::A, Transport::Udp);
+        assert_eq!(addresses(&a), [Ipv4Addr::new(10, 89, 0, 2)]);
+        assert!(v6(&a).is_empty());
+        let ptr = ask(
+            &mut z,
+            "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.1.d.f.ip6.arpa",
+            RecordType::PTR,
+            Transport::Udp,
+        );
+        assert_eq!(ptr.answers.len(), 1, "{ptr:?}");
+        assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0.to_ascii() == "p-web-1."));
     }
 
     #[test]

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +74,9 @@ pub struct ContainerRecord {
     /// Lower-case, deduplicated, the container's own name first.
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    /// On a network with IPv6: answered to AAAA queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The state dirs of the container's other networks: its queries to
     /// this network's server also resolve their names (see
     /// [`DnsRecords::set_other_networks`]).
@@ -141,16 +144,17 @@ impl DnsRecords {
                 normalized.push(name);
             }
         }
-        let (other_networks, links) = self
+        let (other_networks, links, ipv6) = self
             .containers
             .remove(id)
-            .map(|c| (c.other_networks, c.links))
+            .map(|c| (c.other_networks, c.links, c.ipv6))
             .unwrap_or_default();
         self.containers.insert(
             id.to_owned(),
             ContainerRecord {
                 names: normalized,
                 ipv4,
+                ipv6,
                 other_networks,
                 links,
             },
@@ -169,6 +173,18 @@ impl DnsRecords {
         match self.containers.get_mut(id) {
             Some(c) => {
                 c.other_networks = dirs;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets (or clears) the IPv6 address of container `id`; false when it
+    /// has no entry here.
+    pub fn set_ipv6(&mut self, id: &str, ipv6: Option<Ipv6Addr>) -> bool {
+        match self.containers.get_mut(id) {
+            Some(c) => {
+                c.ipv6 = ipv6;
                 true
             }
             None => false,
