@@ -39,6 +39,21 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
+# The registry tests (tests/registry*.rs) push to and pull from Debian's
+# docker-registry (distribution v2) on 127.0.0.1, check interop with skopeo
+# and umoci, and make an htpasswd file for the auth test. Without them those
+# tests print SKIPPED.
+for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils; do
+  if ! need "${tool%%:*}"; then
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+      apt-get update
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${tool#*:}" ||
+        echo "warning: cannot install ${tool#*:}: the registry tests that need ${tool%%:*} will print SKIPPED" >&2
+    else
+      echo "warning: ${tool%%:*} is missing (package ${tool#*:}): the registry tests that need it will print SKIPPED" >&2
+    fi
+  fi
+done
 # The cgroup v2 test (tests/cgroup2_vm.rs) boots a Debian kernel in qemu:
 # both are unpacked once into a cache by tests/cgroup2-vm/fetch.sh (which
 # returns at once when they are there).

@@ -208,7 +208,7 @@ fn a_project_runs_is_edited_survives_a_broken_edit_and_is_torn_down() {
     // nothing, so they did not push it out).
     let op = until(&agent, "the edit's operation", || {
         let d = detail(&agent, "shop")?;
-        d["status"]["history"]
+        d["status"]["operations"]
             .as_array()?
             .iter()
             .find(|op| op["trigger"] == "fswatch" && op["phase"] == "Succeeded")
@@ -724,5 +724,9 @@ fn a_crash_looping_service_is_restarted_with_backoff_beside_a_quiet_project() {
     );
     // The calm project: same container, still Ready.
     assert_eq!(running_id(&root, "calm-w-1"), Some(calm));
-    assert_eq!(detail(&agent, "calm").unwrap()["status"]["phase"], "Ready");
+    // Ready once its first revision has passed the health gate (running
+    // for the agent's stable period).
+    until(&agent, "calm Ready", || {
+        (detail(&agent, "calm")?["status"]["phase"] == "Ready").then_some(())
+    });
 }

@@ -309,7 +309,8 @@ fn a_valid_project_shows_its_services() {
     let dir = TempDir::new("valid");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start(dir.path());
-    // Loaded, and the first reconcile tried (and failed: no registry).
+    // Loaded, and the first reconcile tried (and failed: no registry is
+    // reachable from the test's private network namespace).
     let item = agent.wait_for("shop reconciled", || {
         agent.item("shop").filter(|i| i["lastError"].is_string())
     });
@@ -322,7 +323,7 @@ fn a_valid_project_shows_its_services() {
         item["lastError"]
             .as_str()
             .unwrap()
-            .contains("registry pull is not implemented yet"),
+            .contains("pull nginx:1.27"),
         "{item}"
     );
 

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod compose_support;
+mod net_support;
 mod runtime_support;
 
 use std::collections::BTreeSet;
@@ -229,6 +230,8 @@ impl Checker {
         assert_eq!(shims(&p.root.dir), 0, "{context}: shims");
         assert_eq!(host_mounts(&p.root.dir), Vec::<String>::new(), "{context}");
         assert!(bound_netns(&p.root.dir).is_empty(), "{context}: netns");
+        // And no kernel state: veths, bridges, nftables rules, DNS servers.
+        net_support::assert_no_network_leftovers(&p.root);
         self.no_stale_cgroups(p, context);
     }
 }

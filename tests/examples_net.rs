@@ -11,16 +11,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod net_support;
 mod runtime_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, private_netns, text};
+use runtime_support::{Root, need_root, ok, private_netns, text};
 
 fn setup(label: &str) -> Root {
     private_netns();
@@ -38,17 +38,6 @@ fn example(name: &str) -> PathBuf {
         .join("examples")
         .join(name)
         .join("compose.yaml")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Whether this berth has the DNS server (`berth dns`).
@@ -199,10 +188,7 @@ fn visits_proxy_round_robins_over_two_counting_web_servers() {
         TcpStream::connect(("127.0.0.1", 8080)).is_err(),
         "the port is unpublished"
     );
-    let left = std::fs::read_dir(root.dir.join("endpoints"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0);
+    net_support::assert_no_network_leftovers(&root);
 }
 
 #[test]
@@ -233,6 +219,7 @@ fn notes_survive_down_and_up_in_their_named_volume() {
     }
     ok(root.run(&["down", "-f", file]));
     assert!(root.ids().is_empty());
+    net_support::assert_no_network_leftovers(&root);
     assert!(
         root.dir.join("volumes/notes_data/_data/greeting").exists(),
         "down keeps the volume"
@@ -251,4 +238,5 @@ fn notes_survive_down_and_up_in_their_named_volume() {
         "hello world"
     );
     ok(root.run(&["down", "-f", file]));
+    net_support::assert_no_network_leftovers(&root);
 }

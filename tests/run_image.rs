@@ -8,11 +8,10 @@
 mod runtime_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_image::testing::{TestImage, busybox_rootfs_tar, docker_save};
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, need_root, ok, text};
 use serde_json::{Value, json};
 
 /// The busybox rootfs as an uncompressed tar (one image layer).
@@ -36,17 +35,6 @@ fn load(root: &Root, images: &[TestImage]) {
     let archive = root.dir.join("images.tar");
     std::fs::write(&archive, docker_save(images)).unwrap();
     ok(root.run(&["load", "-i", archive.to_str().unwrap()]));
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// The snapshot dirs under the state root.

@@ -75,6 +75,19 @@ struct LoadLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    r#type: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RollbackLabels {
+    project: String,
+    /// `automatic` (a failed health gate) or `manual`.
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProjectLabels {
     project: String,
 }
@@ -93,6 +106,8 @@ pub struct Metrics {
     restarts: Family<ContainerLabels, Gauge>,
     conditions: Family<ConditionLabels, Gauge>,
     drift: Family<DriftLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    rollbacks: Family<RollbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -170,6 +185,19 @@ impl Metrics {
             "Actions a resync took to undo drift, by project, service and reason",
             drift.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        let rollbacks = Family::<RollbackLabels, Counter>::default();
+        registry.register(
+            "berth_events",
+            "Events emitted, by type (Normal, Warning) and reason; a repeat of a \
+             suppressed warning counts too",
+            events.clone(),
+        );
+        registry.register(
+            "berth_rollbacks",
+            "Rollbacks, by project and kind (automatic after a failed health gate, or manual)",
+            rollbacks.clone(),
+        );
         Self {
             registry,
             projects,
@@ -182,7 +210,27 @@ impl Metrics {
             restarts,
             conditions,
             drift,
+            events,
+            rollbacks,
         }
+    }
+
+    pub fn event(&self, kind: &str, reason: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                r#type: kind.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn rolled_back(&self, project: &str, kind: &str) {
+        self.rollbacks
+            .get_or_create(&RollbackLabels {
+                project: project.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// One reconcile ended.

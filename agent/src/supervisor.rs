@@ -130,6 +130,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host: config.host.clone(),
         options: config.reconcile.clone(),
         suspensions: config.suspensions.clone(),
+        events: Arc::new(reconcile::events_log::EventLog::new(
+            reconcile::events_log::DEFAULT_CAPACITY,
+            Some(metrics.clone()),
+        )),
+        revisions: Arc::default(),
     });
     let ctx = Arc::new(Ctx {
         root: config.dir.clone(),

@@ -1,5 +1,49 @@
-//! berth-build: executes parsed Dockerfiles (from `berth-spec`) as build steps
-//! on `berth-image` and `berth-runtime`, with a layer cache.
+//! berth-build: executes parsed Dockerfiles (from `berth-spec`) as build
+//! steps on `berth-image` and `berth-runtime`, with a layer cache.
 //!
-//! Not built yet: this crate lands with the images issue. It exists now so
-//! that the dependency rules in ARCHITECTURE.md hold from the first commit.
+//! Public API: [`Builder::new`]`(store, runtime)` then
+//! [`Builder::build`]`(&`[`BuildRequest`]`, &dyn `[`Progress`]`)` →
+//! [`BuildOutcome`] (the image ID, its tags, and per step whether it ran
+//! or came from the cache). [`prune`] empties the build cache.
+//!
+//! How a build runs:
+//! - `builder`: reads the Dockerfile and `.dockerignore`, picks the
+//!   stages the target needs, runs one thread per stage (a stage blocks
+//!   only on the stages it reads), commits the target's image.
+//! - `stage`: FROM (scratch, an image in the store, an earlier stage;
+//!   ONBUILD triggers of the base), then each instruction: metadata ones
+//!   change the config (`imageconfig`), COPY/ADD/WORKDIR write through an
+//!   overlay mount of the stage (`fsop`, `copy`, `archive`), RUN runs a
+//!   container on the runtime (`run`). A step's upper dir becomes the
+//!   layer (`layer`: overlayfs whiteouts → OCI `.wh.` entries) and, by
+//!   rename, the snapshot the next step mounts.
+//! - `cache`: keys chain parent key, the step as executed and the digest
+//!   of what it reads (`context`, with `statcache` so unchanged files are
+//!   not re-read); entries are GC roots of the image store.
+//! - `args`: ARG scoping, `--build-arg`, predefined platform and proxy args.
+
+mod archive;
+mod args;
+mod builder;
+mod cache;
+mod context;
+mod copy;
+mod error;
+mod fetch;
+mod fsop;
+mod imageconfig;
+mod layer;
+mod mounts;
+mod prune;
+mod request;
+mod run;
+mod stage;
+mod statcache;
+
+pub use builder::{Builder, parse_key_values};
+pub use error::{BuildError, Result, StepAt};
+pub use prune::{PruneOptions, Pruned, prune};
+pub use request::{
+    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NoProgress, Progress,
+    SecretSource, StepReport, StepStatus,
+};

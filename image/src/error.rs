@@ -27,6 +27,10 @@ pub enum ErrorKind {
     PermissionDenied,
     /// Any other I/O failure.
     Io,
+    /// A registry refused the credentials (or had none and wants some).
+    Unauthorized,
+    /// A registry could not be reached or answered with an error.
+    Registry,
 }
 
 /// Everything that can go wrong in berth-image.
@@ -82,6 +86,15 @@ pub enum Error {
     InUse { image: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("{action} {reference}: {message}")]
+    Registry {
+        action: &'static str,
+        reference: String,
+        message: String,
+        kind: ErrorKind,
+    },
+    #[error("registry credentials: {0}")]
+    Credentials(String),
     #[error("cannot lock {}", path.display())]
     Lock {
         path: PathBuf,
@@ -113,6 +126,8 @@ impl Error {
             | Error::UnsafeEntry { .. } => ErrorKind::Invalid,
             Error::InUse { .. } => ErrorKind::InUse,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Registry { kind, .. } => *kind,
+            Error::Credentials(_) => ErrorKind::Invalid,
         }
     }
 

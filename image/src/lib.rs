@@ -14,12 +14,16 @@
 //! - [`snapshot`]: [`Store::prepare_rootfs`], layers unpacked once into
 //!   overlayfs lower dirs (lowest first; see [`overlay_lowerdir`]).
 //!
+//! - [`commit`]: images made by a builder (layers from tar streams,
+//!   adopted snapshots, GC roots for a build cache).
+//!
 //! Errors are one [`Error`] type; branch on [`Error::kind`].
 //!
 //! **Invariant:** knows nothing of Compose, containers or the CLI; it takes
 //! references, digests and readers. Whether an image is in use is asked of
 //! the caller (`Store::remove`'s `in_use`).
 
+pub mod commit;
 pub mod compress;
 pub mod config;
 pub mod digest;
@@ -28,11 +32,14 @@ pub mod import;
 pub mod load;
 pub mod platform;
 pub mod reference;
+pub mod registry;
+pub mod save;
 pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
+pub use commit::{BuiltLayer, GcRoot};
 pub use config::{ConfigFile, ExposedPort, HealthTest, Healthcheck, ImageConfig};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};

@@ -37,6 +37,16 @@ pub fn resolve_extra_hosts(
 /// `/etc/hosts`: localhost, `extra_hosts`, then the container's own
 /// address with its hostname.
 pub fn hosts(own: Option<(Ipv4Addr, &str)>, extra: &[(String, String)]) -> String {
+    hosts_dual(own, None, extra)
+}
+
+/// [`hosts`] for a container that also has an IPv6 address: its line
+/// follows the IPv4 one, as Docker writes them.
+pub fn hosts_dual(
+    own: Option<(Ipv4Addr, &str)>,
+    own6: Option<std::net::Ipv6Addr>,
+    extra: &[(String, String)],
+) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
@@ -47,6 +57,9 @@ pub fn hosts(own: Option<(Ipv4Addr, &str)>, extra: &[(String, String)]) -> Strin
     }
     if let Some((ip, names)) = own {
         s.push_str(&format!("{ip}\t{names}\n"));
+        if let Some(ip6) = own6 {
+            s.push_str(&format!("{ip6}\t{names}\n"));
+        }
     }
     s
 }

@@ -9,10 +9,11 @@
 //! shadowed by a bridge).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
+use crate::ipv6::Ipv6Net;
 
 /// Docker's default address pools, in the order it tries them.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
@@ -158,6 +159,143 @@ pub fn allocate(
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// A new network's IPv6 subnet and gateway: the `ipam.config` entry with
+/// an IPv6 subnet when there is one (gateway: its own, else the subnet's
+/// first address), else a /64 of a random unique local prefix (RFC 4193,
+/// `fdXX:XXXX:XXXX::/64`; Docker takes its /64s from one per-host ULA
+/// /48 instead, which only changes which random bits are shared). Must
+/// not overlap `networks` (other berth networks' IPv6 subnets).
+pub fn plan6(
+    request: Option<&IpamRequest>,
+    networks: &[Ipv6Net],
+    random: &dyn Fn() -> Result<[u8; 5]>,
+) -> Result<(Ipv6Net, Ipv6Addr)> {
+    let subnet = match request.and_then(|r| r.subnet.as_deref()) {
+        Some(s) => {
+            let subnet: Ipv6Net = s
+                .parse()
+                .map_err(|e: crate::ipv4::ParseNetError| Error::Invalid(e.0))?;
+            if let Some(other) = networks.iter().find(|n| n.overlaps(&subnet)) {
+                return Err(Error::Conflict(format!(
+                    "subnet {subnet} overlaps {other}, the IPv6 subnet of another berth network: \
+                     choose another ipam subnet"
+                )));
+            }
+            if subnet.prefix() > 126 {
+                return Err(Error::Invalid(format!(
+                    "subnet {subnet} is too small: a bridge network needs at least a /126"
+                )));
+            }
+            subnet
+        }
+        None => {
+            let mut tries = 0;
+            loop {
+                let candidate = Ipv6Net::random_ula(random()?);
+                if !networks.iter().any(|n| n.overlaps(&candidate)) {
+                    break candidate;
+                }
+                tries += 1;
+                if tries > 16 {
+                    return Err(Error::Exhausted(
+                        "no free unique local IPv6 /64: set an IPv6 ipam.config subnet".to_owned(),
+                    ));
+                }
+            }
+        }
+    };
+    let gateway = match request.and_then(|r| r.gateway.as_deref()) {
+        Some(g) => {
+            let gw: Ipv6Addr = g.parse().map_err(|_| {
+                Error::Invalid(format!("invalid gateway {g:?}: expected an IPv6 address"))
+            })?;
+            if !subnet.is_usable_host(gw) {
+                return Err(Error::Invalid(format!(
+                    "gateway {gw} is not a usable address of subnet {subnet}"
+                )));
+            }
+            gw
+        }
+        None => subnet
+            .nth(1)
+            .ok_or_else(|| Error::Invalid(format!("subnet {subnet} has no host address")))?,
+    };
+    Ok((subnet, gateway))
+}
+
+/// A container's IPv6 address on a network: `requested` (`ipv6_address`)
+/// when in the subnet and free, else the lowest free one from the
+/// subnet's second address up.
+pub fn allocate6(
+    subnet: Ipv6Net,
+    gateway: Ipv6Addr,
+    used: &BTreeSet<Ipv6Addr>,
+    requested: Option<&str>,
+) -> Result<Ipv6Addr> {
+    if let Some(r) = requested {
+        let ip: Ipv6Addr = r
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| Error::Invalid(format!("invalid ipv6_address {r:?}")))?;
+        if !subnet.is_usable_host(ip) {
+            return Err(Error::Invalid(format!(
+                "ipv6_address {ip} is not a usable address of the network's subnet {subnet}"
+            )));
+        }
+        if ip == gateway {
+            return Err(Error::Conflict(format!(
+                "ipv6_address {ip} is the network's gateway"
+            )));
+        }
+        if used.contains(&ip) {
+            return Err(Error::Conflict(format!(
+                "ipv6_address {ip} is already in use by another container"
+            )));
+        }
+        return Ok(ip);
+    }
+    // Bounded: a /64 never fills up, and a /120 has 256 addresses.
+    (2u128..65_536)
+        .map_while(|n| subnet.nth(n))
+        .find(|ip| *ip != gateway && !used.contains(ip))
+        .ok_or_else(|| Error::Exhausted(format!("no free IPv6 address left in {subnet}")))
+}
+
+/// A `mac_address` as written (`02:42:AC:11:00:02`, or with `-`), in
+/// the lower-case colon form. Multicast addresses (low bit of the first
+/// octet set) are refused: no interface can have one.
+pub fn parse_mac(s: &str) -> Result<String> {
+    let parts: Vec<&str> = s.trim().split([':', '-']).collect();
+    let octets: Option<Vec<u8>> = (parts.len() == 6)
+        .then(|| {
+            parts
+                .iter()
+                .map(|p| {
+                    (p.len() == 2)
+                        .then(|| u8::from_str_radix(p, 16).ok())
+                        .flatten()
+                })
+                .collect()
+        })
+        .flatten();
+    let Some(octets) = octets else {
+        return Err(Error::Invalid(format!(
+            "invalid mac_address {s:?}: expected six hex octets, like 02:42:ac:11:00:02"
+        )));
+    };
+    if octets[0] & 1 == 1 {
+        return Err(Error::Invalid(format!(
+            "invalid mac_address {s:?}: a multicast address (the first octet is odd) cannot be an interface's"
+        )));
+    }
+    Ok(octets
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 #[cfg(test)]
@@ -316,5 +454,70 @@ mod tests {
             mac_for(Ipv4Addr::new(172, 18, 0, 2)),
             [2, 0x42, 172, 18, 0, 2]
         );
+    }
+
+    #[test]
+    fn mac_addresses_are_normalized_and_checked() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert_eq!(parse_mac("92-d0-c6-0a-29-33").unwrap(), "92:d0:c6:0a:29:33");
+        for bad in [
+            "01:00:5e:00:00:01",
+            "02:42:ac:11:00",
+            "zz:42:ac:11:00:02",
+            "2:42:ac:11:0:2",
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_subnets_and_addresses() {
+        let no_random = || -> Result<[u8; 5]> { panic!("not asked") };
+        let req = IpamRequest {
+            subnet: Some("fd12:3456::/64".into()),
+            ..Default::default()
+        };
+        let (subnet, gw) = plan6(Some(&req), &[], &no_random).unwrap();
+        assert_eq!(
+            (subnet.to_string(), gw.to_string()),
+            ("fd12:3456::/64".into(), "fd12:3456::1".into())
+        );
+        let e = plan6(Some(&req), &["fd12::/16".parse().unwrap()], &no_random).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        // No subnet: a random ULA /64, drawn again on a clash.
+        let draws = std::cell::Cell::new(0u8);
+        let random = || -> Result<[u8; 5]> {
+            draws.set(draws.get() + 1);
+            Ok([draws.get(), 0, 0, 0, 0])
+        };
+        let (subnet, gw) = plan6(None, &["fd01::/16".parse().unwrap()], &random).unwrap();
+        assert_eq!(subnet.to_string(), "fd02::/64");
+        assert_eq!(gw.to_string(), "fd02::1");
+        // Addresses: the lowest free from ::2, or the one asked for.
+        let used = BTreeSet::from(["fd02::2".parse().unwrap()]);
+        assert_eq!(
+            allocate6(subnet, gw, &used, None).unwrap().to_string(),
+            "fd02::3"
+        );
+        assert_eq!(
+            allocate6(subnet, gw, &used, Some("fd02::99"))
+                .unwrap()
+                .to_string(),
+            "fd02::99"
+        );
+        for (bad, kind) in [
+            ("fd02::2", crate::ErrorKind::Conflict),
+            ("fd02::1", crate::ErrorKind::Conflict),
+            ("fd03::5", crate::ErrorKind::InvalidInput),
+            ("nope", crate::ErrorKind::InvalidInput),
+        ] {
+            assert_eq!(
+                allocate6(subnet, gw, &used, Some(bad)).unwrap_err().kind(),
+                kind,
+                "{bad}"
+            );
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! berth has no daemon, so everything here is kernel state plus files:
 //! a Linux bridge per network (`br-<id12>`), a network namespace per
 //! container bound under the state root (joined by the runtime with
-//! `Network::Join`), a veth per container per network, one nftables table
-//! for published ports, masquerade and isolation. All of it keeps working
+//! `Network::Join`), a veth per container per network, nftables tables
+//! (`ip`, `ip6`, `bridge` families, named `berth`) for published ports,
+//! masquerade and isolation. Networks may have IPv6 (`ipv6`). All of it keeps working
 //! with no berth process, and [`Net::ensure`] / [`Net::restore`] rebuild
 //! what a reboot took away from the files (`state`).
 //!
@@ -20,11 +21,13 @@ mod error;
 pub mod etc;
 pub mod ipam;
 pub mod ipv4;
+pub mod ipv6;
 pub mod links;
 pub mod names;
 pub mod netns;
 pub mod nft;
 pub mod ports;
+mod restore;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,7 +59,19 @@ pub struct JoinRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
+    /// On a network with `enable_ipv6`; refused on others.
+    pub ipv6_address: Option<String>,
+    /// Interface order: higher first.
     pub priority: Option<i64>,
+    /// The default route goes through the network with the highest
+    /// (internal ones never carry it); ties go to the first interface.
+    pub gw_priority: Option<i64>,
+    /// `02:42:…`; else derived from the address, as Docker does.
+    pub mac_address: Option<String>,
+    /// The interface's name inside (`interface_name`); else the
+    /// network's `com.docker.network.container_iface_prefix` (default
+    /// `eth`) and the interface's index.
+    pub interface_name: Option<String>,
 }
 
 /// A container's networking, asked for before the runtime creates it.
@@ -67,6 +82,15 @@ pub struct AttachRequest {
     pub hostname: Option<String>,
     pub networks: Vec<JoinRequest>,
     pub ports: Vec<PortRequest>,
+    /// `links`: (alias, name): the alias resolves, for this container
+    /// only, to the addresses of the name on its networks.
+    pub links: Vec<(String, String)>,
+    /// Out of service until [`Net::promote`]: its ports are reserved but
+    /// not forwarded, its names not in DNS (a start-first replacement).
+    pub standby: bool,
+    /// The container a standby one replaces: the host ports it publishes
+    /// are not in the way (it hands them over at the promotion).
+    pub replacing: Option<String>,
 }
 
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -76,6 +100,8 @@ const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 /// Docker's mark of its default `bridge` network, which has no DNS server:
 /// its containers do not find each other by name.
 pub const DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+const ICC: &str = "com.docker.network.bridge.enable_icc";
+const IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
 
 /// Starts and stops a network's DNS server (a `berth dns` process per
 /// network, see `net/src/dns/`), whose records this crate writes. The
@@ -152,12 +178,10 @@ impl Net {
         }
         let network = self.plan_network(req)?;
         let n = network.clone();
-        let created = links::in_host(move |h| async move {
-            links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await
-        })
-        .and_then(|_| bridge_sysctls(&network))
-        .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
-        .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
+        let created = links::in_host(move |h| async move { bridge_up(&h, &n).await })
+            .and_then(|_| bridge_sysctls(&network))
+            .and_then(|()| state::write_json(&self.paths.network_file(&network.name), &network))
+            .and_then(|()| self.sync_locked(std::slice::from_ref(&network.name)));
         if let Err(e) = created {
             let bridge = network.bridge.clone();
             let _ = links::in_host(move |h| async move { links::delete(&h, &bridge).await });
@@ -179,21 +203,21 @@ impl Net {
                 )));
             }
         }
-        if req.enable_ipv6 {
+        let (v6, v4): (Vec<&ipam::IpamRequest>, Vec<&ipam::IpamRequest>) = req
+            .ipam
+            .iter()
+            .partition(|r| r.subnet.as_deref().is_some_and(|s| s.contains(':')));
+        if !v6.is_empty() && !req.enable_ipv6 {
             return Err(Error::Invalid(format!(
-                "network {}: enable_ipv6 is not supported yet: berth networks are IPv4",
+                "network {}: an IPv6 subnet needs enable_ipv6: true",
                 req.name
             )));
         }
-        let v4: Vec<&ipam::IpamRequest> = req
-            .ipam
-            .iter()
-            .filter(|r| !r.subnet.as_deref().is_some_and(|s| s.contains(':')))
-            .collect();
-        if v4.len() < req.ipam.len() {
+        if v6.len() > 1 {
             return Err(Error::Invalid(format!(
-                "network {}: IPv6 subnets are not supported yet",
-                req.name
+                "network {}: one IPv6 ipam config is supported, {} were given",
+                req.name,
+                v6.len()
             )));
         }
         if v4.len() > 1 {
@@ -204,6 +228,15 @@ impl Net {
             )));
         }
         let existing = self.networks()?;
+        let addressing6 = if req.enable_ipv6 {
+            let taken6: Vec<ipv6::Ipv6Net> = existing.iter().filter_map(|n| n.subnet6).collect();
+            Some(
+                ipam::plan6(v6.first().copied(), &taken6, &state::random_bytes)
+                    .map_err(|e| prefix_error(&req.name, e))?,
+            )
+        } else {
+            None
+        };
         let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
         let routes = links::in_host(move |h| async move { links::routes(&h).await })?;
         let addressing = ipam::plan(
@@ -217,6 +250,7 @@ impl Net {
         let mut mtu = None;
         let mut masquerade = true;
         let mut host_binding = None;
+        let mut icc = true;
         for (k, v) in &req.driver_opts {
             match k.as_str() {
                 BRIDGE_NAME => {
@@ -241,6 +275,24 @@ impl Net {
                 MASQUERADE => {
                     masquerade = v.parse::<bool>().map_err(|_| {
                         Error::Invalid(format!("network {}: invalid {MASQUERADE} {v:?}", req.name))
+                    })?;
+                }
+                IFACE_PREFIX => {
+                    if v.is_empty()
+                        || v.len() > 12
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(Error::Invalid(format!(
+                            "network {}: invalid {IFACE_PREFIX} {v:?} (1 to 12 letters, digits, '-' or '_')",
+                            req.name
+                        )));
+                    }
+                }
+                ICC => {
+                    icc = v.parse::<bool>().map_err(|_| {
+                        Error::Invalid(format!("network {}: invalid {ICC} {v:?}", req.name))
                     })?;
                 }
                 HOST_BINDING => {
@@ -277,6 +329,9 @@ impl Net {
             mtu,
             masquerade,
             host_binding,
+            icc,
+            subnet6: addressing6.map(|a| a.0),
+            gateway6: addressing6.map(|a| a.1),
             created: state::now_rfc3339(),
         })
     }
@@ -365,56 +420,45 @@ impl Net {
         // default route); the given order otherwise.
         joins.sort_by_key(|j| std::cmp::Reverse(j.priority.unwrap_or(0)));
         let endpoints = self.endpoints()?;
+        let networks = joins
+            .iter()
+            .map(|j| self.network(&j.network))
+            .collect::<Result<Vec<_>>>()?;
+        let gateway_index = joins
+            .iter()
+            .zip(&networks)
+            .enumerate()
+            .filter(|(_, (_, n))| !n.internal)
+            .max_by_key(|(i, (j, _))| (j.gw_priority.unwrap_or(0), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
         let mut attachments = Vec::new();
-        let mut default_taken = false;
-        for (i, j) in joins.iter().enumerate() {
-            let network = self.network(&j.network)?;
-            let used: BTreeSet<Ipv4Addr> = endpoints
-                .iter()
-                .flat_map(|e| e.attachments.iter())
-                .filter(|a| a.network == network.name)
-                .map(|a| a.ip)
-                .collect();
-            let addressing = ipam::Addressing {
-                subnet: network.subnet,
-                gateway: network.gateway,
-                ip_range: network.ip_range,
-            };
-            let ip =
-                ipam::allocate(&addressing, &used, j.ipv4_address.as_deref()).map_err(|e| {
-                    prefix_error(
-                        &format!("{} on network {}", req.container_name, network.name),
-                        e,
-                    )
-                })?;
-            let default_route = !network.internal && !default_taken;
-            default_taken |= default_route;
-            let mac = ipam::mac_for(ip);
-            attachments.push(Attachment {
-                network: network.name.clone(),
-                ifname: format!("eth{i}"),
-                host_veth: veth_name("veth", &req.container_id, i),
-                ip,
-                mac: mac
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
-                aliases: j.aliases.clone(),
-                default_route,
-            });
+        for (i, (j, network)) in joins.iter().zip(networks).enumerate() {
+            let a = plan_attachment(
+                &Slot {
+                    container_id: &req.container_id,
+                    container_name: &req.container_name,
+                    index: i,
+                    default_route: gateway_index == Some(i),
+                },
+                j,
+                &network,
+                &endpoints,
+                &attachments,
+            )?;
+            attachments.push(a);
         }
         let target = attachments
             .iter()
             .find(|a| self.network(&a.network).is_ok_and(|n| !n.internal))
-            .map(|a| (a.ip, a.network.clone()));
-        let (ports, port_target) = match (&target, req.ports.is_empty()) {
-            (_, true) => (Vec::new(), None),
+            .map(|a| (a.ip, a.network.clone(), a.ip6));
+        let port_target6 = target.as_ref().and_then(|t| t.2);
+        let (ports, port_requests, port_target) = match (&target, req.ports.is_empty()) {
+            (_, true) => (Vec::new(), Vec::new(), None),
             (None, false) => {
                 tracing::warn!(container = %req.container_name, "ports are not published: the container is on no network that is not internal");
-                (Vec::new(), None)
+                (Vec::new(), Vec::new(), None)
             }
-            (Some((ip, net_name)), false) => {
+            (Some((ip, net_name, ip6)), false) => {
                 let binding = self.network(net_name).ok().and_then(|n| n.host_binding);
                 let requests: Vec<PortRequest> = req
                     .ports
@@ -424,21 +468,21 @@ impl Net {
                         ..p.clone()
                     })
                     .collect();
-                // Held by running containers only: a stopped one frees
-                // its ports and asks again when it starts.
-                let taken: Vec<ports::Taken> = endpoints
+                // The container a standby one replaces hands its ports
+                // over at the promotion: not in the way.
+                let others: Vec<Endpoint> = endpoints
                     .iter()
-                    .filter(|e| e.running)
-                    .flat_map(|e| {
-                        e.ports.iter().map(|p| ports::Taken {
-                            port: *p,
-                            owner: e.container_name.clone(),
-                        })
-                    })
+                    .filter(|e| req.replacing.as_deref() != Some(e.container_id.as_str()))
+                    .cloned()
                     .collect();
-                let published =
-                    ports::resolve(&req.container_name, &requests, &taken, &ports::BindCheck)?;
-                (published, Some(*ip))
+                let published = ports::resolve_for(
+                    &req.container_name,
+                    &requests,
+                    &published_ports(&others, &req.container_id),
+                    &ports::BindCheck,
+                    ip6.is_some(),
+                )?;
+                (published, requests, Some(*ip))
             }
         };
         Ok(Endpoint {
@@ -448,13 +492,92 @@ impl Net {
             netns: self.paths.netns(&req.container_id),
             attachments,
             ports,
+            port_requests,
             port_target,
+            port_target6: port_target.and(port_target6),
+            links: req
+                .links
+                .iter()
+                .map(|(alias, name)| (alias.to_ascii_lowercase(), name.to_ascii_lowercase()))
+                .collect(),
             running: false,
+            standby: req.standby,
         })
     }
 
+    /// Puts a standby container in service and the one it replaces out of
+    /// it, in one nftables transaction: from one packet to the next, the
+    /// published ports lead to `container_id` and no longer to
+    /// `replacing`; the DNS records of their networks are rewritten at the
+    /// same time. `replacing` keeps its namespace and addresses (it still
+    /// runs, answering the connections it has) until it is detached.
+    /// Refused (`Conflict`) when a container in service other than
+    /// `replacing` publishes one of the same host ports.
+    pub fn promote(&self, container_id: &str, replacing: &str) -> Result<()> {
+        let _lock = Lock::acquire(&self.paths)?;
+        let Some(mut ep) = self.endpoint(container_id)? else {
+            return Ok(());
+        };
+        let endpoints = self.endpoints()?;
+        for other in endpoints.iter().filter(|e| {
+            e.running && !e.standby && e.container_id != container_id && e.container_id != replacing
+        }) {
+            if let Some(p) = ep
+                .ports
+                .iter()
+                .find(|p| other.ports.iter().any(|o| o.clashes(p)))
+            {
+                return Err(Error::Conflict(format!(
+                    "{}: host port {p} is published by {}",
+                    ep.container_name, other.container_name
+                )));
+            }
+        }
+        let mut networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
+        let before = ep.clone();
+        let old_before = self.endpoint(replacing)?;
+        // The new one first: a crash between the two writes leaves both
+        // in service (the first DNAT rule wins), never neither.
+        ep.standby = false;
+        let switched = state::write_json(&self.paths.endpoint_file(container_id), &ep)
+            .and_then(|()| match &old_before {
+                Some(old) => {
+                    networks.extend(old.attachments.iter().map(|a| a.network.clone()));
+                    state::write_json(
+                        &self.paths.endpoint_file(replacing),
+                        &Endpoint {
+                            standby: true,
+                            ..old.clone()
+                        },
+                    )
+                }
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                networks.sort();
+                networks.dedup();
+                self.sync_locked(&networks)
+            });
+        if let Err(e) = switched {
+            // Back as it was, so the old one keeps serving: the rules
+            // and records on the host are the old ones or get them back.
+            let _ = state::write_json(&self.paths.endpoint_file(container_id), &before);
+            if let Some(old) = &old_before {
+                let _ = state::write_json(&self.paths.endpoint_file(replacing), old);
+            }
+            let _ = self.sync_locked(&networks);
+            return Err(e);
+        }
+        tracing::info!(container = %ep.container_name, replacing, "in service");
+        Ok(())
+    }
+
     /// Records whether the container runs: its names are in its networks'
-    /// DNS records only while it does.
+    /// DNS records, and its ports published, only while it does. Called
+    /// with `true` before the container starts: its ports, free for
+    /// others while it was stopped, are taken again (the same ones where
+    /// still free); a port it asked for by number that another container
+    /// or a host process holds now fails the start, naming the holder.
     pub fn set_running(&self, container_id: &str, running: bool) -> Result<()> {
         let _lock = Lock::acquire(&self.paths)?;
         let Some(mut ep) = self.endpoint(container_id)? else {
@@ -463,50 +586,22 @@ impl Net {
         if ep.running == running {
             return Ok(());
         }
-        if running {
-            self.check_ports_free(&ep)?;
+        // A standby container's ports are checked when it is promoted: the
+        // one it replaces still holds them now.
+        if running && !ep.standby && !ep.ports.is_empty() {
+            let endpoints = self.endpoints()?;
+            ep.ports = ports::rebind(
+                &ep.container_name,
+                &ep.port_requests,
+                &ep.ports,
+                &published_ports(&endpoints, container_id),
+                &ports::BindCheck,
+            )?;
         }
         ep.running = running;
         state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
         let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
         self.sync_locked(&networks)
-    }
-
-    /// A container about to run takes its published ports back: refused,
-    /// naming the holder, when a running container or a host process has
-    /// one meanwhile (Docker's "port is already allocated" at start).
-    fn check_ports_free(&self, ep: &Endpoint) -> Result<()> {
-        if ep.ports.is_empty() {
-            return Ok(());
-        }
-        let others = self.endpoints()?;
-        for p in &ep.ports {
-            if let Some(o) = others.iter().find(|o| {
-                o.running
-                    && o.container_id != ep.container_id
-                    && o.ports.iter().any(|q| q.clashes(p))
-            }) {
-                return Err(Error::Conflict(format!(
-                    "{}: cannot publish {}:{}/{}: container {} publishes it",
-                    ep.container_name,
-                    p.host_ip,
-                    p.host_port,
-                    p.protocol.as_str(),
-                    o.container_name
-                )));
-            }
-            use ports::HostPorts as _;
-            if let Err(why) = ports::BindCheck.check(p.host_ip, p.host_port, p.protocol) {
-                return Err(Error::Conflict(format!(
-                    "{}: cannot publish {}:{}/{}: {why}",
-                    ep.container_name,
-                    p.host_ip,
-                    p.host_port,
-                    p.protocol.as_str()
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Makes a container's networking whole again (after a reboot took the
@@ -519,8 +614,11 @@ impl Net {
         let fresh = !netns::is_bound(&ep.netns);
         self.ensure_locked(&ep)?;
         if fresh {
+            // A namespace gone with the same boot id is a simulated or
+            // partial loss: the ruleset may be gone too, whatever the
+            // cache says.
             let networks: Vec<String> = ep.attachments.iter().map(|a| a.network.clone()).collect();
-            self.sync_locked(&networks)?;
+            self.sync_with(&networks, true)?;
         }
         Ok(())
     }
@@ -556,8 +654,10 @@ impl Net {
         let made: Vec<usize> = links::in_host(move |h| async move {
             let mut made = Vec::new();
             for (i, host, peer, mac, n) in &wanted {
-                links::ensure_bridge(&h, &n.bridge, n.gateway, n.subnet, n.mtu).await?;
-                if !fresh && links::index(&h, host).await?.is_some() {
+                let bridge = bridge_up(&h, n).await?;
+                // A veth still there is put back on its bridge (one made
+                // again after a reboot or a deletion has no ports).
+                if !fresh && links::ensure_port(&h, host, bridge).await? {
                     continue;
                 }
                 links::veth_into(&h, host, peer, *mac, &n.bridge, &ns, n.mtu).await?;
@@ -587,6 +687,10 @@ impl Net {
                 prefix: network.subnet.prefix(),
                 mtu: network.mtu,
                 default_via: a.default_route.then_some(network.gateway),
+                ip6: a.ip6.zip(network.subnet6.map(|s| s.prefix())),
+                default_via6: network
+                    .gateway6
+                    .filter(|_| a.default_route && a.ip6.is_some()),
             })
             .collect();
         links::in_netns(&netns_path, move |h| async move {
@@ -599,7 +703,8 @@ impl Net {
     }
 
     /// Joins a container that has an endpoint to one more network (`docker
-    /// network connect`): a new interface, its address, its names.
+    /// network connect`): a new interface, its addresses, its names. The
+    /// default route stays where it is unless no interface had one.
     pub fn connect(&self, container_id: &str, join: &JoinRequest) -> Result<Endpoint> {
         let _lock = Lock::acquire(&self.paths)?;
         let mut ep = self.endpoint(container_id)?.ok_or_else(|| {
@@ -614,41 +719,34 @@ impl Net {
             )));
         }
         let network = self.network(&join.network)?;
-        let used: BTreeSet<Ipv4Addr> = self
-            .endpoints()?
-            .iter()
-            .flat_map(|e| e.attachments.iter())
-            .filter(|a| a.network == network.name)
-            .map(|a| a.ip)
-            .collect();
-        let addressing = ipam::Addressing {
-            subnet: network.subnet,
-            gateway: network.gateway,
-            ip_range: network.ip_range,
-        };
-        let ip = ipam::allocate(&addressing, &used, join.ipv4_address.as_deref()).map_err(|e| {
-            prefix_error(
-                &format!("{} on network {}", ep.container_name, network.name),
-                e,
-            )
-        })?;
-        // The first free slot: interface names and veth names follow it.
-        let i = (0..)
-            .find(|i| !ep.attachments.iter().any(|a| a.ifname == format!("eth{i}")))
-            .unwrap_or(0);
-        ep.attachments.push(Attachment {
-            network: network.name.clone(),
-            ifname: format!("eth{i}"),
-            host_veth: veth_name("veth", container_id, i),
-            ip,
-            mac: ipam::mac_for(ip)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-            aliases: join.aliases.clone(),
-            default_route: !network.internal && !ep.attachments.iter().any(|a| a.default_route),
-        });
+        let prefix = network
+            .driver_opts
+            .get(IFACE_PREFIX)
+            .map(String::as_str)
+            .unwrap_or("eth");
+        // The first free slot: veth names (and default interface names)
+        // follow it.
+        let index = (0..)
+            .find(|i| {
+                !ep.attachments.iter().any(|a| {
+                    a.ifname == format!("{prefix}{i}")
+                        || a.host_veth == veth_name("veth", container_id, *i)
+                })
+            })
+            .unwrap_or(ep.attachments.len());
+        let attachment = plan_attachment(
+            &Slot {
+                container_id,
+                container_name: &ep.container_name,
+                index,
+                default_route: !network.internal && !ep.attachments.iter().any(|a| a.default_route),
+            },
+            join,
+            &network,
+            &self.endpoints()?,
+            &ep.attachments,
+        )?;
+        ep.attachments.push(attachment);
         state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
         let made = self
             .ensure_locked(&ep)
@@ -684,6 +782,7 @@ impl Net {
         if ep.port_target == Some(gone.ip) {
             // Published ports led through this network.
             ep.port_target = None;
+            ep.port_target6 = None;
         }
         state::write_json(&self.paths.endpoint_file(container_id), &ep)?;
         self.sync_locked(&[network.to_owned()])
@@ -733,29 +832,6 @@ impl Net {
         Ok(())
     }
 
-    /// Brings back every network's bridge and the nftables table from the
-    /// files (after a reboot or a flush), and drops endpoints whose
-    /// container is gone (`exists` says which are not).
-    pub fn restore(&self, exists: &dyn Fn(&str) -> bool) -> Result<()> {
-        let _lock = Lock::acquire(&self.paths)?;
-        for ep in self.endpoints()? {
-            if !exists(&ep.container_id) {
-                tracing::info!(container = %ep.container_name, "removing the networking of a container that is gone");
-                self.detach_locked(&ep.container_id)?;
-            }
-        }
-        let networks = self.networks()?;
-        for n in &networks {
-            let n2 = n.clone();
-            links::in_host(move |h| async move {
-                links::ensure_bridge(&h, &n2.bridge, n2.gateway, n2.subnet, n2.mtu).await
-            })?;
-            bridge_sysctls(n)?;
-        }
-        let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
-        self.sync_with(&names, true)
-    }
-
     /// Rewrites the nftables table (when it changed) and the DNS records
     /// of `changed`.
     fn sync_locked(&self, changed: &[String]) -> Result<()> {
@@ -769,6 +845,9 @@ impl Net {
         if networks.iter().any(|n| !n.internal) {
             enable_forwarding()?;
         }
+        if networks.iter().any(|n| !n.internal && n.subnet6.is_some()) {
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+        }
         nft::apply_cached(
             &self.paths.nft_cache(),
             &nft::render(&networks, &endpoints),
@@ -779,7 +858,7 @@ impl Net {
         for n in networks.iter().filter(|n| changed.contains(&n.name)) {
             state::write_json(
                 &self.paths.dns_file(&n.name),
-                &names::records(n, &endpoints, upstreams.clone()),
+                &names::records(n, &endpoints, upstreams.clone(), &self.paths.networks()),
             )?;
             if let Some(dns) = self.dns.as_ref().filter(|_| !n.is_default_bridge()) {
                 // A server that cannot start leaves names unresolved, not
@@ -791,6 +870,167 @@ impl Net {
         }
         Ok(())
     }
+}
+
+/// Where an attachment goes in its container: the interface's index
+/// (naming its veth and, by default, its interface) and whether it
+/// carries the default route.
+struct Slot<'a> {
+    container_id: &'a str,
+    container_name: &'a str,
+    index: usize,
+    default_route: bool,
+}
+
+/// One network's attachment for a container: its addresses (`join`'s or
+/// the next free ones), MAC, interface name; refused when another
+/// container has the address or MAC, or an interface in `siblings`
+/// (the container's other attachments) has the name.
+fn plan_attachment(
+    slot: &Slot<'_>,
+    j: &JoinRequest,
+    network: &NetworkState,
+    endpoints: &[Endpoint],
+    siblings: &[Attachment],
+) -> Result<Attachment> {
+    let used: BTreeSet<Ipv4Addr> = endpoints
+        .iter()
+        .flat_map(|e| e.attachments.iter())
+        .filter(|a| a.network == network.name)
+        .map(|a| a.ip)
+        .collect();
+    let addressing = ipam::Addressing {
+        subnet: network.subnet,
+        gateway: network.gateway,
+        ip_range: network.ip_range,
+    };
+    let ip = ipam::allocate(&addressing, &used, j.ipv4_address.as_deref()).map_err(|e| {
+        prefix_error(
+            &format!("{} on network {}", slot.container_name, network.name),
+            e,
+        )
+    })?;
+    let ip6 = match (network.subnet6, network.gateway6) {
+        (Some(subnet6), Some(gateway6)) => {
+            let used6: BTreeSet<std::net::Ipv6Addr> = endpoints
+                .iter()
+                .flat_map(|e| e.attachments.iter())
+                .filter(|a| a.network == network.name)
+                .filter_map(|a| a.ip6)
+                .collect();
+            Some(
+                ipam::allocate6(subnet6, gateway6, &used6, j.ipv6_address.as_deref()).map_err(
+                    |e| {
+                        prefix_error(
+                            &format!("{} on network {}", slot.container_name, network.name),
+                            e,
+                        )
+                    },
+                )?,
+            )
+        }
+        _ => match &j.ipv6_address {
+            Some(a) => {
+                return Err(Error::Invalid(format!(
+                    "{} on network {}: ipv6_address {a} needs the network to have \
+                     enable_ipv6: true",
+                    slot.container_name, network.name
+                )));
+            }
+            None => None,
+        },
+    };
+    let mac = match &j.mac_address {
+        Some(m) => {
+            let mac = ipam::parse_mac(m).map_err(|e| {
+                prefix_error(
+                    &format!("{} on network {}", slot.container_name, network.name),
+                    e,
+                )
+            })?;
+            if let Some(other) = endpoints.iter().find(|e| {
+                e.attachments
+                    .iter()
+                    .any(|a| a.network == network.name && a.mac == mac)
+            }) {
+                return Err(Error::Conflict(format!(
+                    "{} on network {}: mac_address {mac} is already used by container {}",
+                    slot.container_name, network.name, other.container_name
+                )));
+            }
+            mac
+        }
+        None => ipam::mac_for(ip)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    };
+    let ifname = match &j.interface_name {
+        Some(name) => {
+            let valid = !name.is_empty()
+                && name.len() <= 15
+                && name != "lo"
+                && !name.contains(['/', ':'])
+                && !name.chars().any(char::is_whitespace);
+            if !valid {
+                return Err(Error::Invalid(format!(
+                    "{} on network {}: invalid interface_name {name:?} (1 to 15 \
+                     characters, no '/', ':' or spaces, not lo)",
+                    slot.container_name, network.name
+                )));
+            }
+            name.clone()
+        }
+        None => {
+            let prefix = network
+                .driver_opts
+                .get(IFACE_PREFIX)
+                .map(String::as_str)
+                .unwrap_or("eth");
+            format!("{prefix}{}", slot.index)
+        }
+    };
+    if siblings.iter().any(|a| a.ifname == ifname) {
+        return Err(Error::Invalid(format!(
+            "{}: two networks would both be interface {ifname}",
+            slot.container_name
+        )));
+    }
+    Ok(Attachment {
+        network: network.name.clone(),
+        ifname,
+        host_veth: veth_name("veth", slot.container_id, slot.index),
+        ip,
+        ip6,
+        mac,
+        aliases: j.aliases.clone(),
+        default_route: slot.default_route,
+    })
+}
+
+/// The ports other running containers in service publish, with their
+/// owners (a standby container's are forwarded nowhere).
+fn published_ports(endpoints: &[Endpoint], except: &str) -> Vec<ports::Taken> {
+    endpoints
+        .iter()
+        .filter(|e| e.running && !e.standby && e.container_id != except)
+        .flat_map(|e| {
+            e.ports.iter().map(|p| ports::Taken {
+                port: *p,
+                owner: e.container_name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A network's bridge, made if missing, with its gateway addresses, up.
+async fn bridge_up(h: &rtnetlink::Handle, n: &NetworkState) -> Result<u32> {
+    let idx = links::ensure_bridge(h, &n.bridge, n.gateway, n.subnet, n.mtu).await?;
+    if let (Some(subnet6), Some(gateway6)) = (n.subnet6, n.gateway6) {
+        links::ensure_address6(h, idx, &n.bridge, gateway6, subnet6.prefix()).await?;
+    }
+    Ok(idx)
 }
 
 /// Docker's rule for network names, which also keeps a name from being a

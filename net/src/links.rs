@@ -8,7 +8,7 @@
 //! into a tokio worker or the caller.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -194,6 +194,83 @@ pub async fn ensure_bridge(
     Ok(idx)
 }
 
+/// Makes sure the host end of a container's veth is a port of the bridge
+/// at `bridge_idx` (a bridge deleted and made again has no ports).
+/// `false` when the veth itself is gone.
+pub async fn ensure_port(h: &Handle, host: &str, bridge_idx: u32) -> Result<bool> {
+    let mut links = h.link().get().match_name(host).execute();
+    let msg = match links.try_next().await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(false),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => return Ok(false),
+        Err(e) => return Err(nl(format!("look up link {host}"))(e)),
+    };
+    let controller = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(c) => Some(*c),
+        _ => None,
+    });
+    if controller == Some(bridge_idx) {
+        return Ok(true);
+    }
+    let idx = msg.header.index;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .controller(bridge_idx)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("attach {host} to its bridge again")))?;
+    h.link()
+        .set_port(LinkBridgePort::new(idx).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(nl(format!("turn hairpin mode on for {host}")))?;
+    Ok(true)
+}
+
+/// Whether the host end of a veth is a port of the bridge `bridge_idx`.
+pub async fn is_port_of(h: &Handle, host: &str, bridge_idx: u32) -> Result<bool> {
+    let mut links = h.link().get().match_name(host).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge_idx))),
+        Ok(None) => Ok(false),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(nl(format!("look up link {host}"))(e)),
+    }
+}
+
+/// Adds an IPv6 address to the link `idx` (no duplicate address
+/// detection: berth hands out each address once, and DAD would keep it
+/// unusable for a second), after turning IPv6 on for `ifname` (a host or
+/// namespace default of `disable_ipv6=1` would refuse it). Idempotent.
+pub async fn ensure_address6(
+    h: &Handle,
+    idx: u32,
+    ifname: &str,
+    ip: Ipv6Addr,
+    prefix: u8,
+) -> Result<()> {
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    if std::fs::read_to_string(&sysctl).is_ok_and(|v| v.trim() != "0") {
+        std::fs::write(&sysctl, "0").map_err(|e| Error::io("write", &sysctl, e))?;
+    }
+    let mut add = h.address().add(idx, ip.into(), prefix);
+    add.message_mut().attributes.push(AddressAttribute::Flags(
+        rtnetlink::packet_route::address::AddressFlags::Nodad,
+    ));
+    match add.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(nl(format!("add {ip}/{prefix} to {ifname}"))(e)),
+    }
+}
+
 /// Deletes a link; a missing one is fine.
 pub async fn delete(h: &Handle, name: &str) -> Result<()> {
     let Some(idx) = index(h, name).await? else {
@@ -270,6 +347,10 @@ pub struct InsideConfig {
     pub mtu: Option<u32>,
     /// Set on the one interface that carries the default route.
     pub default_via: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix, on a network with IPv6.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 default route, with `default_via`.
+    pub default_via6: Option<Ipv6Addr>,
 }
 
 /// Inside the container's namespace: `lo` up, the peer renamed, addressed,
@@ -305,11 +386,25 @@ pub async fn configure_inside(h: &Handle, c: &InsideConfig) -> Result<()> {
         Err(e) if errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(nl(format!("add {}/{} to {}", c.ip, c.prefix, c.ifname))(e)),
     }
+    if let Some((ip6, prefix6)) = c.ip6 {
+        ensure_address6(h, idx, &c.ifname, ip6, prefix6).await?;
+    }
     h.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
         .execute()
         .await
         .map_err(nl(format!("bring {} up", c.ifname)))?;
+    if let Some(gw) = c.default_via6 {
+        let route = RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gw)
+            .output_interface(idx)
+            .build();
+        match h.route().add(route).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+            Err(e) => return Err(nl(format!("add the IPv6 default route via {gw}"))(e)),
+        }
+    }
     if let Some(gw) = c.default_via {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gw)

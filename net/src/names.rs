@@ -1,6 +1,7 @@
 //! The names a network's DNS server answers, written to
 //! `networks/<name>/dns.json` whenever a container joins or leaves: for
-//! every running container on the network, its container name, service name and
+//! every running container on the network that is in service (not a
+//! start-first replacement's standby), its container name, service name and
 //! aliases, hostname and short id, to its address (so a service's
 //! replicas answer round-robin).
 //!
@@ -11,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +34,21 @@ pub struct NameRecords {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerNames {
     /// Lower-case, deduplicated, the container's own name first (the one
     /// reverse lookups answer).
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    /// The state dirs of the container's other networks, whose names its
+    /// queries to this server resolve too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_networks: Vec<PathBuf>,
+    /// `links`: alias → name, for this container's queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// The host's resolvers from `/etc/resolv.conf` text. Loopback ones are
@@ -50,14 +62,16 @@ pub fn upstreams(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// The records of `network` from every endpoint attached to it.
+/// The records of `network` from every endpoint attached to it;
+/// `networks_dir` holds every network's state dir.
 pub fn records(
     network: &NetworkState,
     endpoints: &[Endpoint],
     upstreams: Vec<SocketAddr>,
+    networks_dir: &Path,
 ) -> NameRecords {
     let mut containers = BTreeMap::new();
-    for ep in endpoints.iter().filter(|e| e.running) {
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
         for a in ep.attachments.iter().filter(|a| a.network == network.name) {
             let mut names: Vec<String> = Vec::new();
             let short: String = ep.container_id.chars().take(12).collect();
@@ -71,9 +85,21 @@ pub fn records(
                     names.push(n);
                 }
             }
+            let other_networks = ep
+                .attachments
+                .iter()
+                .filter(|o| o.network != network.name)
+                .map(|o| networks_dir.join(&o.network))
+                .collect();
             containers.insert(
                 ep.container_id.clone(),
-                ContainerNames { names, ipv4: a.ip },
+                ContainerNames {
+                    names,
+                    ipv4: a.ip,
+                    ipv6: a.ip6,
+                    other_networks,
+                    links: ep.links.clone(),
+                },
             );
         }
     }

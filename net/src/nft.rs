@@ -1,6 +1,8 @@
-//! Published ports, masquerade and isolation as one nftables table,
-//! `ip berth`, rendered from the networks and endpoints on disk and
-//! replaced atomically (one `nft -f -` transaction) after every change.
+//! Published ports, masquerade and isolation as nftables tables, `ip
+//! berth` (and `ip6 berth` for networks with IPv6, `bridge berth` for
+//! `enable_icc: false`), rendered from the networks and endpoints on disk
+//! and replaced atomically (one `nft -f -` transaction) after every
+//! change.
 //!
 //! Kernel rules keep working with no berth process alive, cost nothing per
 //! packet beyond conntrack, and are rebuilt from the state files whenever
@@ -36,6 +38,8 @@ fn quoted(names: &[&str]) -> String {
 /// left, the table is only deleted.
 pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     let mut s = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
+    s.push_str(&render_bridge(networks, endpoints));
+    s.push_str(&render6(networks, endpoints));
     if networks.is_empty() {
         return s;
     }
@@ -48,12 +52,13 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     );
     s.push_str("  chain published {\n");
     // A stopped container's ports are free for others, as Docker frees
-    // them at stop; `Net::set_running` takes them back at start.
-    for ep in endpoints.iter().filter(|e| e.running) {
+    // them at stop; a standby one (a start-first replacement not promoted
+    // yet, or the container it replaced) is not forwarded to.
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
         let Some(target) = ep.port_target else {
             continue;
         };
-        for p in &ep.ports {
+        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv4()) {
             let daddr = if p.host_ip.is_unspecified() {
                 String::new()
             } else {
@@ -119,6 +124,131 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
     s
 }
 
+/// The same for networks with IPv6, as table `ip6 berth`: published
+/// ports on `[::]` or a host IPv6 address DNAT'd to the container's IPv6
+/// address, hairpin and egress masquerade, isolation. (No localhost rule:
+/// Linux routes no packet from `::1` out of the loopback interface.)
+fn render6(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
+    let mut s = format!("table ip6 {TABLE}\ndelete table ip6 {TABLE}\n");
+    let v6: Vec<&NetworkState> = networks.iter().filter(|n| n.subnet6.is_some()).collect();
+    if v6.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "table ip6 {TABLE} {{");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str("  chain published {\n");
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
+        let Some(target) = ep.port_target6 else {
+            continue;
+        };
+        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv6()) {
+            let daddr = if p.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("ip6 daddr {} ", p.host_ip)
+            };
+            let _ = writeln!(
+                s,
+                "    {daddr}{} dport {} dnat to [{target}]:{} comment \"{}\"",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port,
+                ep.container_name
+            );
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in &v6 {
+        let (br, Some(subnet)) = (&n.bridge, n.subnet6) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip6 saddr {subnet} ct status dnat masquerade"
+        );
+        if !n.internal && n.masquerade {
+            let _ = writeln!(s, "    ip6 saddr {subnet} oifname != \"{br}\" masquerade");
+        }
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in v6.iter().filter(|n| n.internal) {
+        let br = &n.bridge;
+        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    s.push_str("    ct status dnat accept\n");
+    for n in &v6 {
+        let others: Vec<&str> = networks
+            .iter()
+            .filter(|o| o.bridge != n.bridge)
+            .map(|o| o.bridge.as_str())
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "    iifname \"{}\" oifname {} drop",
+                n.bridge,
+                quoted(&others)
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// `enable_icc: false`: frames between two containers' ports of such a
+/// network's bridge are dropped in the bridge family (no br_netfilter
+/// needed); what goes to the bridge itself (the host, the gateway, DNS,
+/// the outside) is not bridged and passes.
+fn render_bridge(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
+    let mut s = format!("table bridge {TABLE}\ndelete table bridge {TABLE}\n");
+    let mut rules = String::new();
+    for n in networks.iter().filter(|n| !n.icc) {
+        let ports: Vec<&str> = endpoints
+            .iter()
+            .flat_map(|e| e.attachments.iter())
+            .filter(|a| a.network == n.name)
+            .map(|a| a.host_veth.as_str())
+            .collect();
+        if !ports.is_empty() {
+            let set = quoted(&ports);
+            let _ = writeln!(
+                rules,
+                "    iifname {set} oifname {set} drop comment \"{}\"",
+                n.name
+            );
+        }
+    }
+    if !rules.is_empty() {
+        let _ = writeln!(
+            s,
+            "table bridge {TABLE} {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{rules}  }}\n}}"
+        );
+    }
+    s
+}
+
+/// Whether the table is in the kernel (a reboot or `nft flush ruleset`
+/// takes it away).
+pub fn table_exists() -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Applies `script` unless it is the one last applied since this boot
 /// (recorded in `cache`, with the kernel's boot id so that a reboot, which
 /// empties the ruleset, never matches): most container changes (a
@@ -179,6 +309,7 @@ mod tests {
 
     use super::*;
     use crate::ports::{Proto, PublishedPort};
+    use crate::state::Attachment;
 
     fn network(name: &str, bridge: &str, subnet: &str, internal: bool) -> NetworkState {
         NetworkState {
@@ -195,6 +326,9 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
+            subnet6: None,
+            gateway6: None,
             created: String::new(),
         }
     }
@@ -213,22 +347,36 @@ mod tests {
             attachments: Vec::new(),
             ports: vec![
                 PublishedPort {
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_port: 8080,
                     container_port: 80,
                     protocol: Proto::Tcp,
                 },
                 PublishedPort {
-                    host_ip: Ipv4Addr::LOCALHOST,
+                    host_ip: Ipv4Addr::LOCALHOST.into(),
                     host_port: 5353,
                     container_port: 53,
                     protocol: Proto::Udp,
                 },
             ],
+            port_requests: Vec::new(),
             port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+            port_target6: None,
             running: true,
+            links: BTreeMap::new(),
+            standby: false,
         };
-        let s = render(&nets, &[ep]);
+        // A standby endpoint (a start-first replacement not promoted yet)
+        // is not forwarded to.
+        let standby = Endpoint {
+            container_id: "d".repeat(64),
+            container_name: "p-web-2".into(),
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 3)),
+            standby: true,
+            ..ep.clone()
+        };
+        let s = render(&nets, &[ep.clone(), standby]);
+        assert!(!s.contains("172.18.0.3"), "{s}");
         for line in [
             "tcp dport 8080 dnat to 172.18.0.2:80 comment \"p-web-1\"",
             "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53",
@@ -243,6 +391,118 @@ mod tests {
             !s.contains("ip saddr 172.19.0.0/16 oifname != \"br-b\" masquerade"),
             "{s}"
         );
-        assert_eq!(render(&[], &[]), "table ip berth\ndelete table ip berth\n");
+        assert_eq!(
+            render(&[], &[]),
+            "table ip berth\ndelete table ip berth\ntable bridge berth\ndelete table bridge berth\n\
+             table ip6 berth\ndelete table ip6 berth\n"
+        );
+        assert!(!s.contains("table ip6 berth {"), "{s}");
+        assert!(!s.contains("table bridge berth {"), "{s}");
+        // A stopped container publishes nothing.
+        let stopped = Endpoint {
+            running: false,
+            ..ep
+        };
+        let s = render(&nets, &[stopped]);
+        assert!(!s.contains("dport"), "{s}");
+    }
+
+    #[test]
+    fn icc_off_drops_frames_between_the_networks_containers() {
+        let mut quiet = network("q", "br-q", "172.20.0.0/16", false);
+        quiet.icc = false;
+        let nets = [quiet, network("a", "br-a", "172.18.0.0/16", false)];
+        let attach = |network: &str, veth: &str| Attachment {
+            network: network.into(),
+            ifname: "eth0".into(),
+            host_veth: veth.into(),
+            ip: Ipv4Addr::new(172, 20, 0, 2),
+            ip6: None,
+            mac: String::new(),
+            aliases: Vec::new(),
+            default_route: true,
+        };
+        let ep = |id: &str, attachments| Endpoint {
+            container_id: id.into(),
+            container_name: id.into(),
+            hostname: None,
+            netns: "/x".into(),
+            attachments,
+            ports: Vec::new(),
+            port_requests: Vec::new(),
+            port_target: None,
+            port_target6: None,
+            running: true,
+            links: BTreeMap::new(),
+            standby: false,
+        };
+        let s = render(
+            &nets,
+            &[
+                ep("c1", vec![attach("q", "vethc1"), attach("a", "vethc1b")]),
+                ep("c2", vec![attach("q", "vethc2")]),
+            ],
+        );
+        assert!(
+            s.contains(
+                "iifname { \"vethc1\", \"vethc2\" } oifname { \"vethc1\", \"vethc2\" } drop comment \"q\""
+            ),
+            "{s}"
+        );
+        assert!(!s.contains("vethc1b\" }"), "{s}");
+    }
+
+    #[test]
+    fn ipv6_networks_get_their_own_table() {
+        let mut a = network("a", "br-a", "172.18.0.0/16", false);
+        a.subnet6 = Some("fd12:3456::/64".parse().unwrap());
+        a.gateway6 = Some("fd12:3456::1".parse().unwrap());
+        let nets = [a, network("b", "br-b", "172.19.0.0/16", false)];
+        let ep = Endpoint {
+            container_id: "c".repeat(64),
+            container_name: "p-web-1".into(),
+            hostname: None,
+            netns: "/x".into(),
+            attachments: Vec::new(),
+            ports: vec![
+                PublishedPort {
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Proto::Tcp,
+                },
+                PublishedPort {
+                    host_ip: std::net::Ipv6Addr::UNSPECIFIED.into(),
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Proto::Tcp,
+                },
+                PublishedPort {
+                    host_ip: "fd99::7".parse().unwrap(),
+                    host_port: 53,
+                    container_port: 53,
+                    protocol: Proto::Udp,
+                },
+            ],
+            port_requests: Vec::new(),
+            port_target: Some(Ipv4Addr::new(172, 18, 0, 2)),
+            port_target6: Some("fd12:3456::2".parse().unwrap()),
+            running: true,
+            links: BTreeMap::new(),
+            standby: false,
+        };
+        let s = render(&nets, &[ep]);
+        for line in [
+            "table ip6 berth {",
+            "    tcp dport 8080 dnat to [fd12:3456::2]:80 comment \"p-web-1\"",
+            "    ip6 daddr fd99::7 udp dport 53 dnat to [fd12:3456::2]:53",
+            "    ip6 saddr fd12:3456::/64 oifname != \"br-a\" masquerade",
+            "    iifname \"br-a\" oifname { \"br-b\" } drop",
+            "    tcp dport 8080 dnat to 172.18.0.2:80",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        // IPv6 ports never land in the IPv4 table.
+        assert!(!s.contains("dport 53 dnat to 172.18.0.2"), "{s}");
     }
 }

@@ -10,7 +10,7 @@
 //! `userland-proxy: false`).
 
 use std::fmt;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,21 +43,37 @@ impl Proto {
 }
 
 /// One `ports:` entry as the spec gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PortRequest {
+    #[serde(default)]
     pub host_ip: Option<String>,
     /// A port, a range (`8000-8010`), or `None`/`0` for any free port.
+    #[serde(default)]
     pub host_port: Option<String>,
     pub container_port: u32,
+    #[serde(default)]
     pub protocol: String,
+}
+
+impl PortRequest {
+    /// Whether the request names one host port (no range, not ephemeral):
+    /// such a port cannot move elsewhere when it is taken.
+    fn is_fixed(&self) -> bool {
+        self.host_port
+            .as_deref()
+            .map(str::trim)
+            .is_some_and(|s| !s.is_empty() && s != "0" && !s.contains('-'))
+    }
 }
 
 /// A published port, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishedPort {
-    /// `0.0.0.0` for every address of the host.
-    pub host_ip: Ipv4Addr,
+    /// `0.0.0.0` for every IPv4 address of the host, `::` for every IPv6
+    /// one.
+    pub host_ip: IpAddr,
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Proto,
@@ -68,6 +84,7 @@ impl PublishedPort {
     pub fn clashes(&self, other: &PublishedPort) -> bool {
         self.protocol == other.protocol
             && self.host_port == other.host_port
+            && self.host_ip.is_ipv4() == other.host_ip.is_ipv4()
             && (self.host_ip == other.host_ip
                 || self.host_ip.is_unspecified()
                 || other.host_ip.is_unspecified())
@@ -75,16 +92,24 @@ impl PublishedPort {
 }
 
 impl fmt::Display for PublishedPort {
-    /// Docker's `ps` form: `0.0.0.0:8080->80/tcp`.
+    /// Docker's `ps` form: `0.0.0.0:8080->80/tcp`, `[::]:8080->80/tcp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}->{}/{}",
-            self.host_ip,
+            bracketed(self.host_ip),
             self.host_port,
             self.container_port,
             self.protocol.as_str()
         )
+    }
+}
+
+/// An address as it goes before `:port`: IPv6 in brackets.
+pub fn bracketed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
 
@@ -98,7 +123,7 @@ pub struct Taken {
 /// How a candidate host port is checked against the host itself.
 pub trait HostPorts {
     /// `Err(reason)` when something on the host holds `ip:port/proto`.
-    fn check(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::result::Result<(), String>;
+    fn check(&self, ip: IpAddr, port: u16, proto: Proto) -> std::result::Result<(), String>;
     /// Where ephemeral ports come from (`ip_local_port_range`).
     fn ephemeral_range(&self) -> (u16, u16);
 }
@@ -107,10 +132,11 @@ pub trait HostPorts {
 pub struct BindCheck;
 
 impl HostPorts for BindCheck {
-    fn check(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::result::Result<(), String> {
-        let r = match proto {
-            Proto::Tcp => TcpListener::bind((ip, port)).map(drop),
-            Proto::Udp => UdpSocket::bind((ip, port)).map(drop),
+    fn check(&self, ip: IpAddr, port: u16, proto: Proto) -> std::result::Result<(), String> {
+        let r = match (ip, proto) {
+            (IpAddr::V4(_), Proto::Tcp) => TcpListener::bind((ip, port)).map(drop),
+            (IpAddr::V4(_), Proto::Udp) => UdpSocket::bind((ip, port)).map(drop),
+            (IpAddr::V6(v6), _) => bind_v6_only(v6, port, proto),
         };
         r.map_err(|e| match e.raw_os_error() {
             Some(libc::EADDRINUSE) => "another process on the host is using it".to_owned(),
@@ -130,16 +156,45 @@ impl HostPorts for BindCheck {
     }
 }
 
-fn parse_host_ip(raw: Option<&str>) -> Result<Ipv4Addr> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(Ipv4Addr::UNSPECIFIED),
-        Some(s) => match s.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => Ok(ip),
-            Ok(std::net::IpAddr::V6(_)) => Err(Error::Invalid(format!(
-                "cannot publish on {s}: berth publishes IPv4 ports only"
-            ))),
-            Err(_) => Err(Error::Invalid(format!("invalid host_ip {s:?}"))),
-        },
+/// Binds `[ip]:port` for IPv6 alone (`IPV6_V6ONLY`), so an IPv4 listener
+/// on the same port does not count against it.
+fn bind_v6_only(ip: Ipv6Addr, port: u16, proto: Proto) -> std::io::Result<()> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn6, bind, setsockopt, socket, sockopt,
+    };
+    let kind = match proto {
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
+    };
+    let fd = socket(AddressFamily::Inet6, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(ip, port, 0, 0));
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    Ok(())
+}
+
+/// The host address of a request; IPv6 ones only where the container has
+/// an IPv6 address to lead them to (`v6`).
+fn parse_host_ip(raw: Option<&str>, v6: bool) -> Result<Option<IpAddr>> {
+    let s = match raw.map(str::trim) {
+        None | Some("") => return Ok(None),
+        Some(s) => s,
+    };
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip @ IpAddr::V4(_)) => Ok(Some(ip)),
+        Ok(IpAddr::V6(ip)) if ip.is_loopback() => Err(Error::Invalid(format!(
+            "cannot publish on [{ip}]: Linux does not forward IPv6 loopback traffic to another \
+             interface, and berth publishes by NAT with no userland proxy; publish on [::] or \
+             127.0.0.1"
+        ))),
+        Ok(ip @ IpAddr::V6(_)) if v6 => Ok(Some(ip)),
+        Ok(IpAddr::V6(ip)) => Err(Error::Invalid(format!(
+            "cannot publish on [{ip}]: the container's network has no IPv6 (set enable_ipv6: \
+             true on it)"
+        ))),
+        Err(_) => Err(Error::Invalid(format!("invalid host_ip {s:?}"))),
     }
 }
 
@@ -155,13 +210,27 @@ fn parse_range(raw: &str) -> Result<(u16, u16)> {
 }
 
 /// Resolves `requests` for container `who`, avoiding `taken` and whatever
-/// `host` reports busy. Every port asked by number must be free: the
-/// error names what holds it.
+/// `host` reports busy, for a container with IPv4 only. Every port asked by
+/// number must be free: the error names what holds it.
 pub fn resolve(
     who: &str,
     requests: &[PortRequest],
     taken: &[Taken],
     host: &dyn HostPorts,
+) -> Result<Vec<PublishedPort>> {
+    resolve_for(who, requests, taken, host, false)
+}
+
+/// [`resolve`] for a container that also has an IPv6 address (`v6`): a
+/// port with no host address is published on `0.0.0.0` and `[::]`, the
+/// same host port on both (as Docker does), and IPv6 host addresses are
+/// allowed.
+pub fn resolve_for(
+    who: &str,
+    requests: &[PortRequest],
+    taken: &[Taken],
+    host: &dyn HostPorts,
+    v6: bool,
 ) -> Result<Vec<PublishedPort>> {
     let mut taken: Vec<Taken> = taken.to_vec();
     let mut out = Vec::new();
@@ -173,19 +242,27 @@ pub fn resolve(
             .ok_or_else(|| {
                 Error::Invalid(format!("invalid container port {}", r.container_port))
             })?;
-        let host_ip = parse_host_ip(r.host_ip.as_deref())?;
+        let asked = parse_host_ip(r.host_ip.as_deref(), v6)?;
+        let host_ip = asked.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        // No address given on an IPv6 network: `[::]` too.
+        let twin = (asked.is_none() && v6).then_some(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         let candidate = |port: u16| PublishedPort {
             host_ip,
             host_port: port,
             container_port,
             protocol,
         };
-        let busy = |p: &PublishedPort| -> Option<String> {
+        let busy_one = |p: &PublishedPort| -> Option<String> {
             if let Some(t) = taken.iter().find(|t| t.port.clashes(p)) {
                 return Some(format!("container {} publishes it", t.owner));
             }
             host.check(p.host_ip, p.host_port, p.protocol).err()
         };
+        let busy = |p: &PublishedPort| -> Option<String> {
+            busy_one(p)
+                .or_else(|| twin.and_then(|ip| busy_one(&PublishedPort { host_ip: ip, ..*p })))
+        };
+        let host_ip = bracketed(host_ip);
         let spec = r
             .host_port
             .as_deref()
@@ -225,6 +302,69 @@ pub fn resolve(
                     })?
             }
         };
+        let twin = twin.map(|ip| PublishedPort {
+            host_ip: ip,
+            ..port
+        });
+        for p in std::iter::once(port).chain(twin) {
+            taken.push(Taken {
+                port: p,
+                owner: who.to_owned(),
+            });
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The ports of a container about to start again, whose ports were
+/// released when it stopped (as Docker releases them): each one it had is
+/// kept when still free; one taken meanwhile is an error when the request
+/// named that port, and is chosen again from its range (or the ephemeral
+/// ports) otherwise. Each previous port goes back to the request that
+/// made it (same container port and protocol, a host address that fits);
+/// without one (endpoints recorded before requests were kept), it counts
+/// as fixed.
+pub fn rebind(
+    who: &str,
+    requests: &[PortRequest],
+    previous: &[PublishedPort],
+    taken: &[Taken],
+    host: &dyn HostPorts,
+) -> Result<Vec<PublishedPort>> {
+    let mut taken: Vec<Taken> = taken.to_vec();
+    let mut out = Vec::with_capacity(previous.len());
+    for prev in previous {
+        let request = requests.iter().find(|r| {
+            u16::try_from(r.container_port).ok() == Some(prev.container_port)
+                && Proto::parse(&r.protocol).ok() == Some(prev.protocol)
+                && match parse_host_ip(r.host_ip.as_deref(), true) {
+                    Ok(Some(ip)) => ip == prev.host_ip,
+                    Ok(None) => prev.host_ip.is_unspecified(),
+                    Err(_) => false,
+                }
+        });
+        let why = taken
+            .iter()
+            .find(|t| t.port.clashes(prev))
+            .map(|t| format!("container {} publishes it", t.owner))
+            .or_else(|| {
+                host.check(prev.host_ip, prev.host_port, prev.protocol)
+                    .err()
+            });
+        let port = match (why, request) {
+            (None, _) => *prev,
+            (Some(why), None) => return Err(conflict(who, prev, &why)),
+            (Some(why), Some(r)) if r.is_fixed() => return Err(conflict(who, prev, &why)),
+            (Some(_), Some(r)) => {
+                let v6 = prev.host_ip.is_ipv6();
+                let again = resolve_for(who, std::slice::from_ref(r), &taken, host, v6)?;
+                again
+                    .into_iter()
+                    .find(|p| p.host_ip.is_ipv6() == v6)
+                    .ok_or_else(|| Error::Exhausted(format!("no free host port for {who}")))?
+            }
+        };
         taken.push(Taken {
             port,
             owner: who.to_owned(),
@@ -232,6 +372,15 @@ pub fn resolve(
         out.push(port);
     }
     Ok(out)
+}
+
+fn conflict(who: &str, p: &PublishedPort, why: &str) -> Error {
+    Error::Conflict(format!(
+        "cannot publish port {}:{}/{} for {who}: {why}",
+        bracketed(p.host_ip),
+        p.host_port,
+        p.protocol.as_str()
+    ))
 }
 
 #[cfg(test)]
@@ -245,7 +394,7 @@ mod tests {
     }
 
     impl HostPorts for FakeHost {
-        fn check(&self, _: Ipv4Addr, port: u16, _: Proto) -> std::result::Result<(), String> {
+        fn check(&self, _: IpAddr, port: u16, _: Proto) -> std::result::Result<(), String> {
             if self.busy.contains(&port) {
                 Err("another process on the host is using it".into())
             } else {
@@ -304,7 +453,7 @@ mod tests {
     fn a_taken_port_names_its_holder() {
         let other = Taken {
             port: PublishedPort {
-                host_ip: Ipv4Addr::new(127, 0, 0, 1),
+                host_ip: IpAddr::from([127, 0, 0, 1]),
                 host_port: 8080,
                 container_port: 80,
                 protocol: Proto::Tcp,
@@ -365,6 +514,7 @@ mod tests {
     fn unsupported_requests_are_refused() {
         for r in [
             req(Some("::1"), Some("80"), 80, "tcp"),
+            req(Some("[::]"), Some("80"), 80, "tcp"),
             req(None, Some("80"), 80, "sctp"),
             req(None, Some("x"), 80, "tcp"),
             req(None, Some("90-80"), 80, "tcp"),
@@ -380,12 +530,135 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let e = BindCheck
-            .check(Ipv4Addr::LOCALHOST, port, Proto::Tcp)
+            .check(Ipv4Addr::LOCALHOST.into(), port, Proto::Tcp)
             .unwrap_err();
         assert_eq!(e, "another process on the host is using it");
         drop(l);
         BindCheck
-            .check(Ipv4Addr::LOCALHOST, port, Proto::Tcp)
+            .check(Ipv4Addr::LOCALHOST.into(), port, Proto::Tcp)
             .unwrap();
+    }
+
+    #[test]
+    fn a_restarted_container_keeps_free_ports_and_moves_only_ephemeral_ones() {
+        let requests = [
+            req(None, Some("8080"), 80, "tcp"),
+            req(None, None, 22, "tcp"),
+            req(None, Some("9000-9002"), 90, "tcp"),
+        ];
+        let before = resolve("w", &requests, &[], &host(&[])).unwrap();
+        // Nothing changed: the same ports.
+        assert_eq!(
+            rebind("w", &requests, &before, &[], &host(&[])).unwrap(),
+            before
+        );
+        // The ephemeral and the range port were taken meanwhile: moved.
+        let after = rebind("w", &requests, &before, &[], &host(&[40000, 9000])).unwrap();
+        let shown: Vec<String> = after.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "0.0.0.0:8080->80/tcp",
+                "0.0.0.0:40001->22/tcp",
+                "0.0.0.0:9001->90/tcp"
+            ]
+        );
+        // The fixed one was taken by another container: an error naming it.
+        let other = Taken {
+            port: before[0],
+            owner: "q-web-1".into(),
+        };
+        let e = rebind("w", &requests, &before, &[other], &host(&[])).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "cannot publish port 0.0.0.0:8080/tcp for w: container q-web-1 publishes it"
+        );
+        // Without the requests, every port is fixed.
+        let requests: &[PortRequest] = &[];
+        let e = rebind("w", requests, &before, &[], &host(&[40000])).unwrap_err();
+        assert!(e.to_string().contains("0.0.0.0:40000/tcp"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_networks_publish_on_both_families() {
+        let got = resolve_for(
+            "w",
+            &[
+                req(None, Some("8080"), 80, "tcp"),
+                req(Some("[::]"), Some("8081"), 81, "tcp"),
+                req(Some("fd00::1"), None, 82, "udp"),
+                req(Some("127.0.0.1"), Some("8083"), 83, "tcp"),
+            ],
+            &[],
+            &host(&[]),
+            true,
+        )
+        .unwrap();
+        let shown: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "0.0.0.0:8080->80/tcp",
+                "[::]:8080->80/tcp",
+                "[::]:8081->81/tcp",
+                "[fd00::1]:40000->82/udp",
+                "127.0.0.1:8083->83/tcp",
+            ]
+        );
+        // The families do not clash with each other.
+        let v4_only = Taken {
+            port: got[0],
+            owner: "other".into(),
+        };
+        resolve_for(
+            "x",
+            &[req(Some("::"), Some("8080"), 80, "tcp")],
+            std::slice::from_ref(&v4_only),
+            &host(&[]),
+            true,
+        )
+        .unwrap();
+        let e = resolve_for(
+            "x",
+            &[req(None, Some("8080"), 80, "tcp")],
+            &[v4_only],
+            &host(&[]),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("container other publishes it"),
+            "{e}"
+        );
+        // IPv6 loopback cannot be NATed: refused, saying what to do.
+        let e = resolve_for(
+            "w",
+            &[req(Some("::1"), Some("80"), 80, "tcp")],
+            &[],
+            &host(&[]),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("publish on [::] or 127.0.0.1"),
+            "{e}"
+        );
+        // A restart keeps both, and a conflict message brackets IPv6.
+        let requests = [req(None, Some("8080"), 80, "tcp")];
+        let both = resolve_for("w", &requests, &[], &host(&[]), true).unwrap();
+        assert_eq!(
+            rebind("w", &requests, &both, &[], &host(&[])).unwrap(),
+            both
+        );
+        let holder = Taken {
+            port: both[1],
+            owner: "v6".into(),
+        };
+        let e = rebind("w", &requests, &both, &[holder], &host(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot publish port [::]:8080/tcp for w: container v6 publishes it"
+        );
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipv4::Ipv4Net;
-use crate::ports::PublishedPort;
+use crate::ipv6::Ipv6Net;
+use crate::ports::{PortRequest, PublishedPort};
 
 /// A bridge network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,17 @@ pub struct NetworkState {
     /// are published on when a port names none.
     #[serde(default)]
     pub host_binding: Option<Ipv4Addr>,
+    /// `com.docker.network.bridge.enable_icc` (default true): false keeps
+    /// its containers from talking to each other (the host, the outside
+    /// and published ports still answer).
+    #[serde(default = "yes")]
+    pub icc: bool,
+    /// `enable_ipv6`: the IPv6 subnet (from `ipam.config`, else a unique
+    /// local /64) and the bridge's address on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     pub created: String,
 }
 
@@ -81,6 +93,9 @@ pub struct Attachment {
     /// The host end of the veth, on the network's bridge.
     pub host_veth: String,
     pub ip: Ipv4Addr,
+    /// On a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: String,
     /// DNS names on this network: the service name and `aliases`.
     #[serde(default)]
@@ -100,18 +115,38 @@ pub struct Endpoint {
     pub hostname: Option<String>,
     pub netns: PathBuf,
     pub attachments: Vec<Attachment>,
+    /// The host ports the container had when it last ran (or was
+    /// created): in the nftables table only while `running`, and chosen
+    /// again from `port_requests` where taken meanwhile when it starts.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// What `ports:` asked for, one per entry of `ports`.
+    #[serde(default)]
+    pub port_requests: Vec<PortRequest>,
     /// The address published ports lead to (on the first network that is
     /// not internal); `None` when nothing is published.
     #[serde(default)]
     pub port_target: Option<Ipv4Addr>,
+    /// Where IPv6 published ports lead (the same interface's IPv6
+    /// address), when that network has IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_target6: Option<Ipv6Addr>,
     /// Set when the container was started, cleared when it was stopped
     /// (by berth): only running containers are in the DNS records and
-    /// hold their published ports, as with Docker. The shim clears it
-    /// when the container exits for good (see the agent's `shim`).
+    /// publish their ports, as with Docker. The shim clears it when the
+    /// container exits for good while no berth runs (see the agent's
+    /// `shim`).
     #[serde(default)]
     pub running: bool,
+    /// `links`: alias → the name it stands for, resolved by the DNS
+    /// server for this container's queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
+    /// Out of service: a start-first replacement not yet promoted, or a
+    /// container its replacement was promoted over. Its ports are not
+    /// forwarded and its names are not in DNS, running or not.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 /// Paths under the state root.
@@ -250,6 +285,15 @@ pub fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Five random bytes (a unique local prefix's global ID).
+pub fn random_bytes() -> Result<[u8; 5]> {
+    let mut bytes = [0u8; 5];
+    let mut f = File::open("/dev/urandom").map_err(|e| Error::io("open", "/dev/urandom", e))?;
+    std::io::Read::read_exact(&mut f, &mut bytes)
+        .map_err(|e| Error::io("read", "/dev/urandom", e))?;
+    Ok(bytes)
+}
+
 /// Now, RFC 3339 in UTC (seconds), without a date crate.
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
@@ -301,6 +345,9 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
+            subnet6: None,
+            gateway6: None,
             created: now_rfc3339(),
         };
         write_json(&paths.network_file("p_default"), &n).unwrap();

@@ -146,6 +146,7 @@ fn containers_reach_each_other_and_published_ports_answer() {
                 container_port: 80,
                 protocol: "tcp".into(),
             }],
+            ..Default::default()
         })
         .unwrap();
     let b = net
@@ -155,6 +156,7 @@ fn containers_reach_each_other_and_published_ports_answer() {
             hostname: None,
             networks: vec![join("p_default", &["db"])],
             ports: vec![],
+            ..Default::default()
         })
         .unwrap();
     let ip_a = a.attachments[0].ip;
@@ -164,12 +166,13 @@ fn containers_reach_each_other_and_published_ports_answer() {
     assert_eq!(a.attachments[0].mac, "02:42:ac:11:00:02");
     assert_eq!(a.ports[0].to_string(), "0.0.0.0:8080->80/tcp");
 
-    // Published ports belong to running containers (as Docker allocates
-    // them at start).
-    net.set_running(&id(1), true).unwrap();
-    net.set_running(&id(2), true).unwrap();
     serve(&netns(&c, 1), 80, "web");
     serve(&netns(&c, 2), 5432, "db");
+    // Created, not started: its port is not published yet (Docker
+    // allocates ports at start).
+    assert!(fetch(([127, 0, 0, 1], 8080).into()).is_err());
+    net.set_running(&id(1), true).unwrap();
+    net.set_running(&id(2), true).unwrap();
     // Container to container over the bridge, source address kept.
     let got = in_ns(&netns(&c, 1), || fetch((ip_b, 5432).into())).unwrap();
     assert_eq!(got, format!("db from {ip_a}"));
@@ -193,8 +196,6 @@ fn containers_reach_each_other_and_published_ports_answer() {
     assert_eq!(got, "web from 172.17.0.1");
 
     // The DNS records name both containers once they run.
-    net.set_running(&id(1), true).unwrap();
-    net.set_running(&id(2), true).unwrap();
     let dns = std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
     let dns: serde_json::Value = serde_json::from_str(&dns).unwrap();
     assert_eq!(dns["version"], 1);
@@ -475,4 +476,108 @@ fn internal_networks_and_isolation() {
             .is_empty()
     );
     assert_eq!(net.network("b").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn a_standby_container_takes_over_published_ports_and_names_at_promotion() {
+    let Some(c) = setup() else { return };
+    let net = &c.net;
+    let n = net
+        .create_network(&NetworkRequest {
+            name: "p_default".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let port = |host: &str| PortRequest {
+        host_ip: None,
+        host_port: Some(host.into()),
+        container_port: 80,
+        protocol: "tcp".into(),
+    };
+    let old = net
+        .attach(&AttachRequest {
+            container_id: id(1),
+            container_name: "p-web-1".into(),
+            networks: vec![join("p_default", &["web"])],
+            ports: vec![port("8080")],
+            ..Default::default()
+        })
+        .unwrap();
+    net.set_running(&id(1), true).unwrap();
+    serve(&netns(&c, 1), 80, "old");
+    // The replacement asks for the same host port: not a conflict, as
+    // the container it replaces hands it over.
+    let new = net
+        .attach(&AttachRequest {
+            container_id: id(2),
+            container_name: "p-web-2".into(),
+            networks: vec![join("p_default", &["web"])],
+            ports: vec![port("8080")],
+            standby: true,
+            replacing: Some(id(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(new.standby);
+    assert_eq!(new.ports, old.ports);
+    net.set_running(&id(2), true).unwrap();
+    serve(&netns(&c, 2), 80, "new");
+    let records = || -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(c._dir.path().join("networks/p_default/dns.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    // Running but standby: neither forwarded to nor named.
+    assert_eq!(
+        fetch((n.gateway, 8080).into()).unwrap(),
+        "old from 172.17.0.1"
+    );
+    assert!(
+        records()["containers"].get(id(2)).is_none(),
+        "{}",
+        records()
+    );
+    assert!(records()["containers"].get(id(1)).is_some());
+    // Someone else still may not take the port.
+    let e = net
+        .attach(&AttachRequest {
+            container_id: id(3),
+            container_name: "p-other-1".into(),
+            networks: vec![join("p_default", &[])],
+            ports: vec![port("8080")],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+
+    net.promote(&id(2), &id(1)).unwrap();
+    assert_eq!(
+        fetch((n.gateway, 8080).into()).unwrap(),
+        "new from 172.17.0.1"
+    );
+    assert_eq!(
+        fetch(([127, 0, 0, 1], 8080).into()).unwrap(),
+        "new from 172.17.0.1"
+    );
+    let dns = records();
+    assert!(dns["containers"].get(id(1)).is_none(), "{dns}");
+    assert_eq!(dns["containers"][id(2)]["names"][1], "web");
+    assert!(net.endpoint(&id(1)).unwrap().unwrap().standby);
+    // The old one still answers on its own address (its open connections
+    // finish) until it is detached.
+    assert_eq!(
+        fetch((old.attachments[0].ip, 80).into()).unwrap(),
+        "old from 172.17.0.1"
+    );
+    net.detach(&id(1)).unwrap();
+    assert_eq!(
+        fetch((n.gateway, 8080).into()).unwrap(),
+        "new from 172.17.0.1"
+    );
+    // Promoting again, with the old one gone, changes nothing.
+    net.promote(&id(2), &id(1)).unwrap();
+    assert_eq!(
+        fetch((n.gateway, 8080).into()).unwrap(),
+        "new from 172.17.0.1"
+    );
 }

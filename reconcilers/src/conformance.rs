@@ -117,6 +117,8 @@ pub fn spec(f: &Fixture<'_>, service: &str, number: u32) -> ContainerSpec {
         ports: Vec::new(),
         networks: Vec::new(),
         network_mode: None,
+        mac_address: None,
+        links: Vec::new(),
         resources: Default::default(),
         ulimits: Vec::new(),
         user: None,
@@ -251,7 +253,47 @@ pub fn container_runtime(f: &Fixture<'_>) -> Outcome {
     let other = ok(S, "list", rt.list(&format!("{}-other", f.project)))?;
     ensure(S, other.is_empty(), || {
         format!("another project lists {other:?}")
-    })
+    })?;
+    start_first(f)
+}
+
+/// Start-first replacement: a standby container is listed as such until
+/// its promotion, which puts the container it replaces out of service.
+fn start_first(f: &Fixture<'_>) -> Outcome {
+    const S: &str = "ContainerRuntime start-first";
+    let rt = f.backends.runtime;
+    let old_spec = spec(f, "roll", 1);
+    let old = ok(S, "create", rt.create(&old_spec))?;
+    ok(S, "start", rt.start(&old))?;
+    let new_spec = spec(f, "roll", 2);
+    let new = ok(S, "create_standby", rt.create_standby(&new_spec, &old))?;
+    let listed = |name: &str| -> Result<ObservedContainer, Violation> {
+        find(f, S, name)?.ok_or_else(|| fail(S, format!("{name} is listed")))
+    };
+    let (o, n) = (listed(&old_spec.name)?, listed(&new_spec.name)?);
+    ensure(S, !o.standby && n.standby, || {
+        format!(
+            "before promotion: old standby {}, new standby {}",
+            o.standby, n.standby
+        )
+    })?;
+    ok(S, "start the standby one", rt.start(&new))?;
+    ensure(S, ok(S, "inspect", rt.inspect(&new))?.standby, || {
+        "a standby container stays standby when started".into()
+    })?;
+    ok(S, "promote", rt.promote(&new, &old))?;
+    let (o, n) = (listed(&old_spec.name)?, listed(&new_spec.name)?);
+    ensure(S, o.standby && !n.standby && o.is_running(), || {
+        format!(
+            "after promotion: old standby {} ({:?}), new standby {}",
+            o.standby, o.state, n.standby
+        )
+    })?;
+    ok(S, "stop old", rt.stop(&old, Duration::from_secs(2), None))?;
+    ok(S, "remove old", rt.remove(&old))?;
+    ok(S, "promote again, the old one gone", rt.promote(&new, &old))?;
+    ok(S, "stop new", rt.stop(&new, Duration::from_secs(2), None))?;
+    ok(S, "remove new", rt.remove(&new))
 }
 
 /// The [`crate::traits::ImageSource`] lifecycle.
@@ -376,6 +418,9 @@ pub fn network_store(f: &Fixture<'_>) -> Outcome {
         ipv6_address: None,
         mac_address: None,
         priority: None,
+        gw_priority: None,
+        link_local_ips: Vec::new(),
+        interface_name: None,
     });
     let rt = f.backends.runtime;
     let id = ok(S, "create a container on it", rt.create(&c))?;

@@ -68,6 +68,15 @@ pub struct ContainerSpec {
     /// `host`, `none`, `container:<id>`, `service:<name>` (resolved by the
     /// adapter to that service's first container).
     pub network_mode: Option<String>,
+    /// `mac_address` of the service: its first network's interface's
+    /// (a network's own `mac_address` wins).
+    #[serde(default)]
+    pub mac_address: Option<String>,
+    /// `links` and `external_links` as (alias, name it stands for): the
+    /// alias resolves, in this container only, to what the name resolves
+    /// to (a service, or another container by name).
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
     pub resources: ResourceLimits,
     pub ulimits: Vec<UlimitSpec>,
     pub user: Option<String>,
@@ -237,7 +246,16 @@ pub struct NetworkAttachment {
     pub ipv4_address: Option<String>,
     pub ipv6_address: Option<String>,
     pub mac_address: Option<String>,
+    /// Interface order: higher first (eth0 is the highest).
     pub priority: Option<i64>,
+    /// Which network carries the default route: the highest.
+    #[serde(default)]
+    pub gw_priority: Option<i64>,
+    #[serde(default)]
+    pub link_local_ips: Vec<String>,
+    /// The interface's name in the container (`eth<n>` when unset).
+    #[serde(default)]
+    pub interface_name: Option<String>,
 }
 
 /// Resource limits in runtime units.

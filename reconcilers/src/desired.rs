@@ -132,6 +132,8 @@ pub fn container_spec(
             .collect(),
         networks: networks(project, service_name, service),
         network_mode: service.network_mode.clone(),
+        mac_address: service.mac_address.clone(),
+        links: links(service),
         resources: resources(service),
         ulimits: service
             .ulimits
@@ -338,6 +340,20 @@ fn files(project: &Project, service: &Service) -> Vec<FileMount> {
     out
 }
 
+/// `links: [db, db:database]` and `external_links: [c, c:alias]`: (alias,
+/// target); without an alias the target's own name.
+fn links(service: &Service) -> Vec<(String, String)> {
+    service
+        .links
+        .iter()
+        .chain(&service.external_links)
+        .map(|l| match l.split_once(':') {
+            Some((target, alias)) => (alias.to_owned(), target.to_owned()),
+            None => (l.clone(), l.clone()),
+        })
+        .collect()
+}
+
 fn networks(project: &Project, service_name: &str, service: &Service) -> Vec<NetworkAttachment> {
     if service.network_mode.is_some() {
         return Vec::new();
@@ -355,7 +371,10 @@ fn networks(project: &Project, service_name: &str, service: &Service) -> Vec<Net
                 ipv4_address: a.ipv4_address,
                 ipv6_address: a.ipv6_address,
                 mac_address: a.mac_address,
-                priority: a.priority.or(a.gw_priority),
+                priority: a.priority,
+                gw_priority: a.gw_priority,
+                link_local_ips: a.link_local_ips,
+                interface_name: a.interface_name,
             }
         })
         .collect()

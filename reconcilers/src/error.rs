@@ -22,6 +22,11 @@ pub enum ErrorKind {
     InvalidArgument,
     /// A wait ran out of time.
     DeadlineExceeded,
+    /// A start-first replacement's new container did not pass its health
+    /// gate (unhealthy, exited, restarted, or not healthy in time): it was
+    /// removed and the old container keeps serving. What an agent rolls
+    /// back on.
+    GateFailed,
     /// Anything else.
     Internal,
 }
@@ -35,6 +40,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::InvalidArgument => "invalid argument",
             ErrorKind::DeadlineExceeded => "deadline exceeded",
+            ErrorKind::GateFailed => "health gate failed",
             ErrorKind::Internal => "internal",
         })
     }
@@ -124,6 +130,53 @@ pub enum Error {
     /// An earlier action this one depends on did not complete.
     #[error("skipped: {reason}")]
     Skipped { reason: String },
+    /// A start-first replacement's new container failed its health gate;
+    /// it was removed (`cleanup` says if that failed too) and `old` keeps
+    /// serving.
+    #[error(
+        "service {service}: {new} failed its health gate ({failure}); {old} keeps serving{cleanup}",
+        cleanup = cleanup.as_deref().map(|c| format!("; removing {new} failed: {c}")).unwrap_or_default()
+    )]
+    Gate {
+        service: String,
+        old: String,
+        new: String,
+        failure: GateFailure,
+        cleanup: Option<String>,
+    },
+}
+
+/// Why a new container did not pass its health gate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "cause")]
+pub enum GateFailure {
+    /// Its healthcheck reports unhealthy.
+    Unhealthy,
+    /// It exited (or died) before passing.
+    Exited { code: Option<i64> },
+    /// Its restart policy restarted it: it crashed at least once.
+    Restarted { count: u32 },
+    /// Not healthy (or not stable) within the gate's timeout.
+    TimedOut { waited: std::time::Duration },
+    /// It could not be started, or its traffic could not be switched.
+    NotStarted { message: String },
+}
+
+impl fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateFailure::Unhealthy => f.write_str("its healthcheck reports unhealthy"),
+            GateFailure::Exited { code: Some(c) } => write!(f, "it exited with code {c}"),
+            GateFailure::Exited { code: None } => f.write_str("it died"),
+            GateFailure::Restarted { count } => {
+                write!(f, "it crashed and was restarted {count} time(s)")
+            }
+            GateFailure::TimedOut { waited } => {
+                write!(f, "not healthy after {waited:?} (update_config.monitor)")
+            }
+            GateFailure::NotStarted { message } => write!(f, "{message}"),
+        }
+    }
 }
 
 impl Error {
@@ -141,6 +194,7 @@ impl Error {
             Error::Dependency { .. } | Error::Skipped { .. } => ErrorKind::FailedPrecondition,
             Error::Timeout { .. } => ErrorKind::DeadlineExceeded,
             Error::Cycle { .. } => ErrorKind::InvalidArgument,
+            Error::Gate { .. } => ErrorKind::GateFailed,
         }
     }
 }

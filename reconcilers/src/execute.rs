@@ -288,6 +288,12 @@ impl Run<'_> {
     /// Runs one wave's actions, `parallelism` at a time; their outcomes
     /// in the wave's order.
     fn wave(&self, wave: &[&PlannedAction]) -> Vec<(usize, Outcome, Option<Pulled>)> {
+        // `update_config.delay` between batches: once per wave, before
+        // it, so a batch's replacements still run side by side.
+        if let Some(delay) = wave.iter().map(|a| a.delay).max().filter(|d| !d.is_zero()) {
+            tracing::info!(?delay, "waiting before the next batch of replacements");
+            self.clock.sleep(delay);
+        }
         let width = self.options.parallelism.max(1);
         if width == 1 || wave.len() == 1 {
             return wave
@@ -432,6 +438,27 @@ impl Run<'_> {
             } => {
                 self.remove(&old.id, &old.name, *grace, signal.as_deref())?;
                 self.create(spec, *start)?;
+            }
+            Action::Replace {
+                old,
+                grace,
+                signal,
+                spec,
+                gate,
+            } => {
+                let spec = self.finish(spec)?;
+                crate::replace::replace(
+                    self.backends.runtime,
+                    self.clock,
+                    self.options.poll_interval,
+                    &crate::replace::Replacement {
+                        old,
+                        grace: *grace,
+                        signal: signal.as_deref(),
+                        spec: &spec,
+                        gate: *gate,
+                    },
+                )?;
             }
             Action::RemoveNetwork { name } => {
                 tolerate(b.networks.remove(name), ErrorKind::NotFound)

@@ -74,6 +74,8 @@ pub enum Op {
     RemoveVolume,
     CreateNetwork,
     RemoveNetwork,
+    CreateStandby,
+    Promote,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +313,45 @@ impl FakeHost {
         o
     }
 
+    /// `create` and `create_standby`.
+    fn create_as(&self, spec: &ContainerSpec, op: Op) -> Result<ContainerId, BackendError> {
+        let mut s = lock(&self.state);
+        self.enter(&mut s, op, &spec.name)?;
+        if s.containers.values().any(|c| c.observed.name == spec.name) {
+            return Err(BackendError::already_exists(format!(
+                "container name {} is in use",
+                spec.name
+            )));
+        }
+        s.next_id += 1;
+        let id = format!("{:012x}", s.next_id);
+        let observed = ObservedContainer {
+            id: id.clone(),
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            image: spec.image.clone(),
+            state: ContainerState::Created,
+            health: Health::None,
+            restart_count: 0,
+            started_at: None,
+            finished_at: None,
+            manually_stopped: false,
+            restart_policy_applied: false,
+            last_exit_code: None,
+            error: None,
+            standby: op == Op::CreateStandby,
+        };
+        s.containers.insert(
+            id.clone(),
+            FakeContainer {
+                observed,
+                spec: spec.clone(),
+                has_run: false,
+            },
+        );
+        Ok(id)
+    }
+
     fn find<'s>(s: &'s mut State, id: &str) -> Result<&'s mut FakeContainer, BackendError> {
         s.containers
             .get_mut(id)
@@ -330,6 +371,8 @@ fn op_name(op: Op) -> &'static str {
         Op::RemoveVolume => "remove-volume",
         Op::CreateNetwork => "create-network",
         Op::RemoveNetwork => "remove-network",
+        Op::CreateStandby => "create-standby",
+        Op::Promote => "promote",
     }
 }
 
@@ -355,40 +398,29 @@ impl ContainerRuntime for FakeHost {
     }
 
     fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, BackendError> {
-        let mut s = lock(&self.state);
-        self.enter(&mut s, Op::Create, &spec.name)?;
-        if s.containers.values().any(|c| c.observed.name == spec.name) {
-            return Err(BackendError::already_exists(format!(
-                "container name {} is in use",
-                spec.name
-            )));
+        self.create_as(spec, Op::Create)
+    }
+
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        if !lock(&self.state).containers.contains_key(replacing) {
+            tracing::debug!(replacing, "standby for a container that is gone");
         }
-        s.next_id += 1;
-        let id = format!("{:012x}", s.next_id);
-        let observed = ObservedContainer {
-            id: id.clone(),
-            name: spec.name.clone(),
-            labels: spec.labels.clone(),
-            image: spec.image.clone(),
-            state: ContainerState::Created,
-            health: Health::None,
-            restart_count: 0,
-            started_at: None,
-            finished_at: None,
-            manually_stopped: false,
-            restart_policy_applied: false,
-            last_exit_code: None,
-            error: None,
-        };
-        s.containers.insert(
-            id.clone(),
-            FakeContainer {
-                observed,
-                spec: spec.clone(),
-                has_run: false,
-            },
-        );
-        Ok(id)
+        self.create_as(spec, Op::CreateStandby)
+    }
+
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        let mut s = lock(&self.state);
+        let name = Self::find(&mut s, id)?.observed.name.clone();
+        self.enter(&mut s, Op::Promote, &name)?;
+        Self::find(&mut s, id)?.observed.standby = false;
+        if let Some(old) = s.containers.get_mut(replacing) {
+            old.observed.standby = true;
+        }
+        Ok(())
     }
 
     fn start(&self, id: &str) -> Result<(), BackendError> {

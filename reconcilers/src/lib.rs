@@ -28,6 +28,7 @@ pub mod hash;
 pub mod observed;
 pub mod order;
 pub mod plan;
+mod replace;
 pub mod restart;
 pub mod status;
 pub mod traits;
@@ -38,10 +39,13 @@ pub mod conformance;
 pub mod fakes;
 
 pub use container::{ContainerSpec, labels};
-pub use error::{BackendError, Error, ErrorKind};
+pub use error::{BackendError, Error, ErrorKind, GateFailure};
 pub use execute::{
     Clock, ExecuteOptions, Outcome, Report, SystemClock, converge, execute, observe,
 };
 pub use observed::Observed;
-pub use plan::{Action, Operation, Plan, PlanOptions, PlannedAction, Reason, ReasonKind, plan};
+pub use plan::{
+    Action, Gate, Operation, Plan, PlanOptions, PlannedAction, Reason, ReasonKind, UpdateOrder,
+    plan,
+};
 pub use traits::{Backends, ContainerRuntime, ImageSource, NetworkStore, VolumeStore};

@@ -78,6 +78,12 @@ pub struct ObservedContainer {
     pub last_exit_code: Option<i64>,
     /// The runtime's last error for it (failed start, OOM...).
     pub error: Option<String>,
+    /// Out of service: created by a start-first replacement and not yet
+    /// promoted, or put out of service by one (its published ports and
+    /// DNS names moved to its replacement). The planner keeps serving
+    /// containers over these.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 impl ObservedContainer {

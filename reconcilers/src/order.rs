@@ -1,5 +1,5 @@
 //! Service ordering: dependencies (declared `depends_on` and the implicit
-//! ones from `network_mode: service:x` and `volumes_from: x`), start levels,
+//! ones from `network_mode: service:x`, `volumes_from: x` and `links: [x]`), start levels,
 //! and the selection a subset of services (`up web`) pulls in.
 //!
 //! Every path orders the same way: starts go up the levels (a service after
@@ -86,6 +86,13 @@ pub fn dependencies(project: &Project) -> BTreeMap<String, Vec<Dependency>> {
                     .iter()
                     .filter(|v| !v.starts_with("container:"))
                     .map(|v| v.split(':').next().unwrap_or(v)),
+            )
+            // Compose starts a linked service first, as with depends_on.
+            .chain(
+                service
+                    .links
+                    .iter()
+                    .map(|l| l.split(':').next().unwrap_or(l)),
             );
         for dep in implicit {
             if project.services.contains_key(dep) && !deps.iter().any(|d| d.service == dep) {
@@ -199,6 +206,28 @@ mod tests {
         let deps = dependencies(&p);
         assert_eq!(deps["web"][0].condition, Condition::ServiceHealthy);
         assert_eq!(deps["sidecar"][0].service, "web");
+    }
+
+    #[test]
+    fn links_order_like_depends_on() {
+        let p = project(json!({
+            "web": {"links": ["db:database", "cache"]},
+            "db": {},
+            "cache": {},
+        }));
+        assert_eq!(
+            start_levels(&p).unwrap(),
+            vec![vec!["db", "cache"], vec!["web"]]
+        );
+        let deps = dependencies(&p);
+        let on: Vec<&str> = deps["web"].iter().map(|d| d.service.as_str()).collect();
+        assert_eq!(on, ["db", "cache"]);
+        assert_eq!(
+            select(&p, &["web".into()], false)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["cache", "db", "web"]
+        );
     }
 
     #[test]

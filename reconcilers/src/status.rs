@@ -147,8 +147,13 @@ pub fn summarize(
                 .get(name)
                 .copied()
                 .unwrap_or_else(|| desired::replicas(service));
-            let mut containers: Vec<&ObservedContainer> =
-                observed.service_containers(&desired.name, name).collect();
+            // Out of service (a start-first replacement waiting for its
+            // gate, or the container it is replacing once switched): not
+            // one of the service's replicas, whatever its health.
+            let mut containers: Vec<&ObservedContainer> = observed
+                .service_containers(&desired.name, name)
+                .filter(|c| !c.standby)
+                .collect();
             containers.sort_by_key(|c| (c.number(), c.name.clone()));
             let count = |f: &dyn Fn(&ObservedContainer) -> bool| {
                 containers.iter().filter(|c| f(c)).count() as u32

@@ -41,6 +41,22 @@ pub trait ContainerRuntime: Send + Sync {
     fn start(&self, id: &str) -> Result<(), BackendError>;
     fn stop(&self, id: &str, grace: Duration, signal: Option<&str>) -> Result<(), BackendError>;
     fn remove(&self, id: &str) -> Result<(), BackendError>;
+    /// Start-first replacement, first step: creates `spec` as `create`
+    /// does, but out of service: its published ports are reserved and not
+    /// forwarded, its names are not in DNS, until [`Self::promote`]. Its
+    /// ports may be those `replacing` publishes (that container hands them
+    /// over at the promotion). The container reports `standby` until then.
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError>;
+    /// Second step: puts `id` in service and `replacing` out of it in one
+    /// step, so no connection attempt finds the port closed: the published
+    /// ports lead to `id`, the DNS names answer with its addresses.
+    /// `replacing` keeps running (and reports `standby`) until stopped; a
+    /// `replacing` that is gone already is no error.
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError>;
 }
 
 /// Images by reference, as services name them.

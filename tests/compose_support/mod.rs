@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use berth_image::testing::busybox_rootfs_tar;
 use serde_json::Value;
 
+pub use crate::runtime_support::ok;
 use crate::runtime_support::{Root, text};
 
 /// A service command (YAML flow list) that prints `NAME up`, runs until
@@ -143,17 +144,6 @@ pub fn finish(mut child: Child, what: &[&str]) -> Output {
     }
 }
 
-pub fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// Lines, with the trailing padding of Docker's tables removed.
 pub fn lines(s: &str) -> Vec<String> {
     s.lines().map(|l| l.trim_end().to_owned()).collect()
@@ -166,4 +156,33 @@ pub fn signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// web depends on db (restarting with it); both run until SIGTERM.
+pub fn web_db() -> String {
+    format!(
+        r#"
+name: proj
+services:
+  db:
+    image: busybox
+    command: {db}
+    volumes: [data:/data]
+    stop_grace_period: 5s
+  web:
+    image: busybox
+    command: {web}
+    depends_on:
+      db: {{condition: service_started, restart: true}}
+    stop_grace_period: 5s
+volumes:
+  data: {{}}
+"#,
+        db = serve("db"),
+        web = serve("web")
+    )
+}
+
+pub fn stderr_lines(out: &std::process::Output) -> Vec<String> {
+    text(&out.stderr).lines().map(str::to_owned).collect()
 }

@@ -22,6 +22,10 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 pub struct ReconcileQuery {
     #[serde(default)]
     wait: bool,
+    /// Apply the files' revision even if it was rolled back, and lift a
+    /// manual rollback's pin.
+    #[serde(default)]
+    force: bool,
     /// How long `wait` waits (`30s`, `5m`); 2 minutes by default.
     timeout: Option<String>,
 }
@@ -86,7 +90,10 @@ pub async fn reconcile(
         message,
         operation,
     };
-    tracing::info!(project = %name, key, wait = query.wait, "manual reconcile requested");
+    tracing::info!(project = %name, key, wait = query.wait, force = query.force, "manual reconcile requested");
+    if query.force {
+        control.force(&key).await;
+    }
     let finished = control.request(&key, Trigger::Manual);
     if !query.wait {
         return Ok((

@@ -10,7 +10,10 @@
 //! | `GET /api/v1/projects/{name}` | one `Project`; 404 / 409 as `Status` |
 //! | `GET /api/v1/projects/{name}/health` | `200` when every service runs and is healthy (or completed), else `503` with reasons; observed live |
 //! | `POST /api/v1/projects/{name}/reconcile[?wait=true&timeout=2m]` | `202` queued; with `wait`, `200` and the operation once it ran |
-//! | `POST /api/v1/projects/{name}/suspend`, `.../resume` | `200` and the project |
+//! | `POST /api/v1/projects/{name}/suspend`, `.../resume` | `200` and the project (resume also lifts a manual rollback's pin) |
+//! | `GET /api/v1/projects/{name}/history` | the kept revisions, newest first |
+//! | `POST /api/v1/projects/{name}/rollback[?to=N&wait=false&timeout=2m]` | pins revision N (default: the previous applied one), `200` once applied |
+//! | `GET /api/v1/events[?since=&project=&watch=false]` | SSE stream of events (JSON list with `watch=false`) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! Mutating calls (`POST`) need `Authorization: Bearer <token>`, the token
@@ -21,8 +24,10 @@
 
 mod actions;
 mod auth;
+mod events;
 mod projects;
 mod redact;
+pub mod rollout;
 pub mod types;
 
 use std::sync::Arc;
@@ -64,6 +69,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/projects/{name}/suspend", post(actions::suspend))
         .route("/api/v1/projects/{name}/resume", post(actions::resume))
+        .route("/api/v1/projects/{name}/history", get(rollout::history))
+        .route("/api/v1/projects/{name}/rollback", post(rollout::rollback))
+        .route("/api/v1/events", get(events::events))
         .fallback(not_found)
         .with_state(state)
 }
@@ -100,3 +108,6 @@ async fn not_found() -> ApiError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rollout_tests;

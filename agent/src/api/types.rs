@@ -226,7 +226,12 @@ pub struct Status {
     pub operation: Option<OperationView>,
     /// The last operations that changed something or failed, newest
     /// first (at most 10).
-    pub history: Vec<OperationView>,
+    pub operations: Vec<OperationView>,
+    /// The revisions kept (applied, failed, rolled back), newest first:
+    /// what `POST .../rollback?to=N` takes.
+    pub history: Vec<super::rollout::HistoryEntry>,
+    /// Desired and applied revision, a pin, a block, the health gate.
+    pub rollout: super::rollout::RolloutView,
     /// What a plan made against the last observation would still do:
     /// empty when in sync.
     pub pending: Vec<StepView>,
@@ -465,7 +470,9 @@ impl ProjectDetail {
                 .map(ConditionView::from)
                 .collect(),
                 operation: r.operation.as_ref().map(OperationView::from),
-                history: r.history.iter().map(OperationView::from).collect(),
+                operations: r.history.iter().map(OperationView::from).collect(),
+                history: super::rollout::history_entries(p),
+                rollout: super::rollout::RolloutView::new(p),
                 pending: r.residual.iter().flatten().map(StepView::from).collect(),
                 skipped: r.skipped.clone(),
                 services: p

@@ -66,6 +66,24 @@ pub struct AgentArgs {
     /// its containers and networks are removed (named volumes are kept).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub delete_grace: Duration,
+    /// How many applied revisions each project keeps (for history and
+    /// rollback), under `<root>/agent/projects/<name>/revisions/`.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub revision_history: usize,
+    /// How long the services a new revision changed have to become
+    /// healthy (or running, or completed) before the rollout fails.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub health_timeout: Duration,
+    /// How long a service without a healthcheck must keep running to
+    /// pass the gate (a service's `deploy.update_config.monitor` wins).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_stable: Duration,
+    /// What a failed health gate does unless a changed service's
+    /// `deploy.update_config.failure_action` says otherwise: `rollback`
+    /// (apply the previous revision again), `pause` (leave the new one,
+    /// failed, and do not retry it) or `continue`.
+    #[arg(long, value_name = "ACTION", default_value = "rollback", value_parser = parse_failure_action)]
+    pub failure_action: reconcile::gate::FailureAction,
     /// How long file events are collected before a rescan.
     #[arg(long, value_name = "DURATION", default_value = "150ms", value_parser = humantime::parse_duration, hide = true)]
     pub debounce: Duration,
@@ -106,6 +124,15 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                 parallelism: 8,
                 ..ExecuteOptions::default()
             },
+            rollout: reconcile::rollout::RolloutOptions {
+                dir: Some(global.root.join("agent").join("projects")),
+                keep: args.revision_history,
+                gate: reconcile::gate::GateDefaults {
+                    timeout: args.health_timeout,
+                    stable: args.health_stable,
+                    failure_action: args.failure_action,
+                },
+            },
         },
         dir,
         listen,
@@ -127,6 +154,11 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_failure_action(text: &str) -> Result<reconcile::gate::FailureAction, String> {
+    reconcile::gate::FailureAction::parse(text)
+        .ok_or_else(|| format!("{text:?}: expected rollback, pause or continue"))
 }
 
 /// The API token: the first line of `--token-file`, else `BERTH_API_TOKEN`.

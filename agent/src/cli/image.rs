@@ -1,5 +1,6 @@
 //! `berth image ...`: the image verbs, grouped as `docker image` groups
-//! them. The top-level `images`, `rmi`, `load` and `tag` take the same
+//! them. The top-level `images`, `rmi`, `load`, `tag`, `pull`, `push` and
+//! `save` take the same
 //! arguments (see [`super::Command`]).
 
 use std::process::ExitCode;
@@ -9,7 +10,9 @@ use berth_image::Store;
 use clap::Subcommand;
 
 use super::GlobalOpts;
-use super::{image_import, image_inspect, image_load, image_rm, images};
+use super::{
+    image_import, image_inspect, image_load, image_prune, image_rm, images, pull, push, save,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct ImageArgs {
@@ -34,6 +37,15 @@ enum ImageCommand {
     Load(image_load::LoadArgs),
     /// Give an image another name (like `docker tag`).
     Tag(image_rm::TagArgs),
+    /// Remove dangling images, or with -a all unused ones (like `docker
+    /// image prune`).
+    Prune(image_prune::PruneArgs),
+    /// Download an image from a registry (like `docker pull`).
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry (like `docker push`).
+    Push(push::PushArgs),
+    /// Save images to a tar archive (like `docker save`).
+    Save(save::SaveArgs),
 }
 
 pub fn run(args: ImageArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -44,6 +56,10 @@ pub fn run(args: ImageArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         ImageCommand::Rm(args) => image_rm::run_rmi(&args, global),
         ImageCommand::Load(args) => image_load::run(&args, global),
         ImageCommand::Tag(args) => image_rm::run_tag(&args, global),
+        ImageCommand::Prune(args) => image_prune::run(&args, global),
+        ImageCommand::Pull(args) => pull::run(&args, global),
+        ImageCommand::Push(args) => push::run(&args, global),
+        ImageCommand::Save(args) => save::run(&args, global),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_image::registry::RegistryRecords;
 use berth_image::{Image, Store};
 use serde::Serialize;
 use serde_json::Value;
@@ -25,7 +26,10 @@ struct Inspect {
     id: String,
     repo_tags: Vec<String>,
     repo_digests: Vec<String>,
+    parent: String,
+    comment: String,
     created: Option<String>,
+    docker_version: String,
     author: String,
     architecture: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +40,8 @@ struct Inspect {
     #[serde(rename = "RootFS")]
     root_fs: RootFs,
     size: u64,
+    /// Docker's (since 25) equal to Size; older tools read it.
+    virtual_size: u64,
     /// The stored manifest (berth stores images as OCI manifests).
     descriptor: DescriptorOut,
 }
@@ -82,17 +88,43 @@ fn inspect(store: &Store, image: &Image) -> anyhow::Result<Inspect> {
     let raw = store.raw_config(image)?;
     let file = &image.config_file;
     let manifest_size = store.blob_size(&image.manifest_digest)?;
+    // As dockerd's: the digests registries gave this image on pull or
+    // push, and names pinned by digest; not the local manifest's digest
+    // (an image only loaded or built has none).
+    let mut repo_digests = store.repo_digests(image)?;
+    for r in &image.references {
+        if let Some(d) = r.digest() {
+            let entry = format!("{}@{d}", r.familiar_name());
+            if !repo_digests.contains(&entry) {
+                repo_digests.push(entry);
+            }
+        }
+    }
+    repo_digests.sort();
+    let history = raw.get("history").and_then(Value::as_array);
+    let comment = history
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     Ok(Inspect {
         id: image.id.to_string(),
-        repo_tags: image.references.iter().map(|r| r.familiar()).collect(),
-        repo_digests: image
+        repo_tags: image
             .references
             .iter()
-            .map(|r| format!("{}@{}", r.familiar_name(), image.manifest_digest))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
+            .filter(|r| r.tag().is_some() && r.digest().is_none())
+            .map(|r| r.familiar())
             .collect(),
+        repo_digests,
+        parent: String::new(),
+        comment,
         created: file.created.clone(),
+        docker_version: raw
+            .get("docker_version")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         author: file.author.clone().unwrap_or_default(),
         architecture: file.architecture.clone(),
         variant: file.variant.clone(),
@@ -106,6 +138,7 @@ fn inspect(store: &Store, image: &Image) -> anyhow::Result<Inspect> {
             layers: file.diff_ids.iter().map(ToString::to_string).collect(),
         },
         size: image.size,
+        virtual_size: image.size,
         descriptor: DescriptorOut {
             media_type: image.manifest.media_type().as_ref().map_or_else(
                 || "application/vnd.oci.image.manifest.v1+json".to_owned(),

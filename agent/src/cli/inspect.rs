@@ -186,7 +186,10 @@ fn network_settings(v: &mut Value, i: &ContainerInfo, global: &GlobalOpts) {
         v["HostConfig"]["NetworkMode"] = json!(first.network);
     }
     let mut ports = serde_json::Map::new();
-    for p in &ep.ports {
+    // As Docker's: a container that does not run publishes nothing (its
+    // ports are free for others until it starts).
+    let publishing = ep.running && i.observed.status == "running";
+    for p in ep.ports.iter().filter(|_| publishing) {
         let key = format!("{}/{}", p.container_port, p.protocol.as_str());
         let binding = json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()});
         match ports.get_mut(&key).and_then(Value::as_array_mut) {
@@ -206,6 +209,9 @@ fn network_settings(v: &mut Value, i: &ContainerInfo, global: &GlobalOpts) {
                 "IPAddress": a.ip.to_string(),
                 "IPPrefixLen": n.as_ref().map(|n| n.subnet.prefix()).unwrap_or(0),
                 "Gateway": n.as_ref().map(|n| n.gateway.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": a.ip6.map(|ip| ip.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": n.as_ref().and_then(|n| n.subnet6).map(|s| s.prefix()).unwrap_or(0),
+                "IPv6Gateway": n.as_ref().and_then(|n| n.gateway6).map(|g| g.to_string()).unwrap_or_default(),
                 "MacAddress": a.mac,
                 "Aliases": a.aliases,
                 "DNSNames": [&ep.container_name],

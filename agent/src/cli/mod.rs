@@ -4,19 +4,25 @@
 //! process exit code; errors bubble up to `main`, which prints them once.
 
 mod agent;
+mod agent_client;
+mod build;
+mod builder_cmd;
 mod compose;
 mod config;
 mod dns;
 mod down;
 mod exec;
+mod history;
 mod image;
 mod image_import;
 mod image_inspect;
 mod image_load;
+mod image_prune;
 mod image_rm;
 mod images;
 mod inspect;
 mod kill;
+mod login;
 mod logs;
 mod network;
 mod pause;
@@ -24,10 +30,15 @@ mod port;
 mod procs;
 mod project_opts;
 mod ps;
+mod pull;
+mod push;
+mod registry_opts;
 mod restart;
 mod rm;
+mod rollback;
 pub(crate) mod run;
 mod run_net;
+mod save;
 pub(crate) mod shim;
 mod start;
 mod stats;
@@ -98,6 +109,12 @@ pub enum Command {
     /// Watch a directory of Compose projects, keep their containers as
     /// declared, and serve their status over HTTP.
     Agent(agent::AgentArgs),
+    /// Roll a project back to an earlier revision, through the running
+    /// agent (`--to N`, or the previous applied one).
+    Rollback(rollback::RollbackArgs),
+    /// List a project's revisions, as the running agent keeps them
+    /// (`history` is an image's, as with docker).
+    Revisions(rollback::HistoryArgs),
     /// Print berth's version.
     Version(version::VersionArgs),
     /// Manage images: import, inspect, ls, rm, load, tag.
@@ -110,6 +127,16 @@ pub enum Command {
     Load(image_load::LoadArgs),
     /// Give an image another name (like `docker tag`).
     Tag(image_rm::TagArgs),
+    /// Download an image from a registry (like `docker pull`).
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry (like `docker push`).
+    Push(push::PushArgs),
+    /// Log in to a registry (like `docker login`).
+    Login(login::LoginArgs),
+    /// Log out from a registry (like `docker logout`).
+    Logout(login::LogoutArgs),
+    /// Save images to a tar archive (like `docker save`).
+    Save(save::SaveArgs),
     /// Run a command in a new container, from an image or a rootfs
     /// directory.
     #[command(
@@ -162,6 +189,12 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// Unpause all processes within containers (or services).
     Unpause(pause::PauseArgs),
+    /// Build an image from a Dockerfile (like `docker build`).
+    Build(Box<build::BuildArgs>),
+    /// Manage the build cache (`berth builder prune`).
+    Builder(builder_cmd::BuilderArgs),
+    /// Show an image's history (like `docker history`).
+    History(history::HistoryArgs),
     /// The per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
@@ -200,11 +233,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent::run(args, global),
         Command::Version(args) => version::run(&args),
+        Command::Rollback(args) => rollback::rollback(args),
+        Command::Revisions(args) => rollback::history(args),
         Command::Image(args) => image::run(args, global),
         Command::Images(args) => images::run(&args, global),
         Command::Rmi(args) => image_rm::run_rmi(&args, global),
         Command::Load(args) => image_load::run(&args, global),
         Command::Tag(args) => image_rm::run_tag(&args, global),
+        Command::Pull(args) => pull::run(&args, global),
+        Command::Push(args) => push::run(&args, global),
+        Command::Login(args) => login::run_login(&args),
+        Command::Logout(args) => login::run_logout(&args),
+        Command::Save(args) => save::run(&args, global),
         Command::Run(args) => run::run(*args, global),
         Command::Create(args) => run::create(*args, global),
         Command::Start(args) => start::run(args, global),
@@ -226,6 +266,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(args) => top::run(args, global),
         Command::Pause(args) => pause::run(args, global, true),
         Command::Unpause(args) => pause::run(args, global, false),
+        Command::Build(args) => build::run(*args, global),
+        Command::Builder(args) => builder_cmd::run(args, global),
+        Command::History(args) => history::run(&args, global),
         Command::Shim(args) => shim::run(args, global),
         Command::Dns(args) => dns::run(args),
     }

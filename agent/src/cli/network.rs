@@ -64,7 +64,7 @@ pub struct CreateArgs {
     opt: Vec<String>,
     #[arg(long = "label", value_name = "KEY=VALUE")]
     label: Vec<String>,
-    /// IPv6 (not supported: refused).
+    /// IPv6 too: on an IPv6 `--subnet`, else a random unique local /64.
     #[arg(long)]
     ipv6: bool,
     /// Accepted for Docker compatibility (every berth network is attachable).
@@ -118,6 +118,9 @@ pub struct ConnectArgs {
     /// Its IPv4 address on this network.
     #[arg(long)]
     ip: Option<String>,
+    /// Its IPv6 address on this network (one with IPv6).
+    #[arg(long)]
+    ip6: Option<String>,
     network: String,
     container: String,
 }
@@ -300,7 +303,10 @@ pub fn inspect_json(n: &NetworkState, endpoints: &[Endpoint]) -> Value {
                     "EndpointID": endpoint_id(&ep.container_id, &n.id),
                     "MacAddress": a.mac,
                     "IPv4Address": format!("{}/{}", a.ip, n.subnet.prefix()),
-                    "IPv6Address": "",
+                    "IPv6Address": match (a.ip6, n.subnet6) {
+                        (Some(ip6), Some(s6)) => format!("{ip6}/{}", s6.prefix()),
+                        _ => String::new(),
+                    },
                 }),
             );
         }
@@ -311,6 +317,10 @@ pub fn inspect_json(n: &NetworkState, endpoints: &[Endpoint]) -> Value {
         config.insert("IPRange".into(), json!(r.to_string()));
     }
     config.insert("Gateway".into(), json!(n.gateway.to_string()));
+    let mut configs = vec![Value::Object(config)];
+    if let (Some(subnet6), Some(gateway6)) = (n.subnet6, n.gateway6) {
+        configs.push(json!({"Subnet": subnet6.to_string(), "Gateway": gateway6.to_string()}));
+    }
     let options = n.driver_opts.clone();
     json!({
         "Name": n.name,
@@ -319,8 +329,8 @@ pub fn inspect_json(n: &NetworkState, endpoints: &[Endpoint]) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv4": true,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "EnableIPv6": n.subnet6.is_some(),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
         "Internal": n.internal,
         "Attachable": false,
         "Ingress": false,
@@ -440,7 +450,8 @@ fn connect(net: &Net, rt: &berth_runtime::Runtime, a: &ConnectArgs) -> anyhow::R
             network: n.name.clone(),
             aliases: a.alias.clone(),
             ipv4_address: a.ip.clone(),
-            priority: None,
+            ipv6_address: a.ip6.clone(),
+            ..JoinRequest::default()
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -476,6 +487,9 @@ mod tests {
             mtu: None,
             masquerade: true,
             host_binding: None,
+            icc: true,
+            subnet6: None,
+            gateway6: None,
             created: "2026-12-04T00:00:00Z".into(),
         }
     }
@@ -495,7 +509,9 @@ mod tests {
 
     #[test]
     fn inspect_lists_containers_with_their_addresses() {
-        let n = network();
+        let mut n = network();
+        n.subnet6 = Some("fd00:1::/64".parse().unwrap());
+        n.gateway6 = Some("fd00:1::1".parse().unwrap());
         let ep = Endpoint {
             container_id: "c1".repeat(32),
             container_name: "web".into(),
@@ -506,13 +522,18 @@ mod tests {
                 ifname: "eth0".into(),
                 host_veth: "vethc1".into(),
                 ip: "172.20.0.2".parse().unwrap(),
+                ip6: Some("fd00:1::2".parse().unwrap()),
                 mac: "02:42:ac:14:00:02".into(),
                 aliases: vec![],
                 default_route: true,
             }],
             ports: vec![],
+            port_requests: vec![],
             port_target: None,
+            port_target6: None,
             running: true,
+            links: BTreeMap::new(),
+            standby: false,
         };
         let v = inspect_json(&n, &[ep]);
         assert_eq!(v["Name"], "mynet");
@@ -521,6 +542,10 @@ mod tests {
         let c = &v["Containers"]["c1".repeat(32)];
         assert_eq!(c["Name"], "web");
         assert_eq!(c["IPv4Address"], "172.20.0.2/16");
+        assert_eq!(c["IPv6Address"], "fd00:1::2/64");
+        assert_eq!(v["EnableIPv6"], true);
+        assert_eq!(v["IPAM"]["Config"][1]["Subnet"], "fd00:1::/64");
+        assert_eq!(v["IPAM"]["Config"][1]["Gateway"], "fd00:1::1");
         assert_eq!(c["MacAddress"], "02:42:ac:14:00:02");
         assert_eq!(c["EndpointID"].as_str().unwrap().len(), 64);
         assert_eq!(v["Labels"]["team"], "web");

@@ -95,6 +95,13 @@ pub struct RunArgs {
     /// The container's IPv4 address on its (user-defined) network.
     #[arg(long)]
     pub ip: Option<String>,
+    /// The container's IPv6 address on its network (one with IPv6).
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// The container's MAC address (`02:42:ac:11:00:02`; default: derived
+    /// from its IPv4 address, as Docker does).
+    #[arg(long)]
+    pub mac_address: Option<String>,
     /// Publish a port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`
     /// (ranges too; no host port: an ephemeral one).
     #[arg(short = 'p', long = "publish", value_name = "PORT")]

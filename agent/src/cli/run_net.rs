@@ -189,10 +189,14 @@ pub fn prepare(
     let extra = parse_add_host(&args.add_host)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let user_network = matches!(&mode, Mode::Bridge(n) if n != DEFAULT_NETWORK);
-    if !user_network && (!args.network_alias.is_empty() || args.ip.is_some()) {
+    if !user_network && (!args.network_alias.is_empty() || args.ip.is_some() || args.ip6.is_some())
+    {
         bail!(
-            "--network-alias and --ip are supported only for containers on user-defined networks (berth network create)"
+            "--network-alias, --ip and --ip6 are supported only for containers on user-defined networks (berth network create)"
         );
+    }
+    if args.mac_address.is_some() && !matches!(&mode, Mode::Bridge(_)) {
+        bail!("--mac-address needs a bridge network (--network bridge or a user-defined one)");
     }
     let nothing = Prepared { net: None };
     match mode {
@@ -240,9 +244,12 @@ pub fn prepare(
                     network: network.name.clone(),
                     aliases: args.network_alias.clone(),
                     ipv4_address: args.ip.clone(),
-                    priority: None,
+                    ipv6_address: args.ip6.clone(),
+                    mac_address: args.mac_address.clone(),
+                    ..JoinRequest::default()
                 }],
                 ports,
+                ..AttachRequest::default()
             };
             let ep = net.attach(&request)?;
             let prepared = Prepared {

@@ -31,9 +31,18 @@ pub fn run(args: StopArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     };
     let rt = super::run::runtime(global);
     let mut code = ExitCode::SUCCESS;
+    let net = berth_net::Net::open(&global.root);
     for c in &names {
         match rt.stop(c, args.time.map(Duration::from_secs)) {
-            Ok(()) => println!("{c}"),
+            Ok(()) => {
+                // Its published ports are free for others until it starts.
+                if let Ok(i) = rt.inspect(c)
+                    && let Err(e) = net.set_running(&i.config.id, false)
+                {
+                    eprintln!("berth: {c}: cannot release its ports: {e}");
+                }
+                println!("{c}")
+            }
             Err(e) => {
                 eprintln!("berth: {c}: {e}");
                 code = ExitCode::FAILURE;

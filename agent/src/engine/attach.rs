@@ -17,11 +17,16 @@ pub enum Undo {
 }
 
 /// Fills `config.network`, `etc_hosts` and `resolv_conf` for `spec`.
+/// With `replacing` (a start-first replacement), the container joins its
+/// networks out of service: its ports reserved, not forwarded (those of
+/// `replacing` are not in the way), its names not in DNS, until
+/// `Net::promote`.
 pub fn prepare(
     net: &Net,
     runtime: &Runtime,
     spec: &ContainerSpec,
     config: &mut ContainerConfig,
+    replacing: Option<&str>,
 ) -> Result<Undo, BackendError> {
     let dns = DnsSettings {
         servers: spec.dns.clone(),
@@ -76,6 +81,17 @@ pub fn prepare(
             Ok(Undo::Nothing)
         }
         None => {
+            if let Some(n) = spec.networks.iter().find(|n| !n.link_local_ips.is_empty()) {
+                return Err(BackendError::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "container {}: link_local_ips on network {} is not supported: berth \
+                         gives each interface its network's address only",
+                        spec.name, n.name
+                    ),
+                ));
+            }
+            let macs = macs(spec)?;
             let request = AttachRequest {
                 container_id: config.id.clone(),
                 container_name: spec.name.clone(),
@@ -83,13 +99,19 @@ pub fn prepare(
                 networks: spec
                     .networks
                     .iter()
-                    .map(|n| JoinRequest {
+                    .zip(macs)
+                    .map(|(n, mac_address)| JoinRequest {
                         network: n.name.clone(),
                         aliases: n.aliases.clone(),
                         ipv4_address: n.ipv4_address.clone(),
+                        ipv6_address: n.ipv6_address.clone(),
                         priority: n.priority,
+                        gw_priority: n.gw_priority,
+                        mac_address,
+                        interface_name: n.interface_name.clone(),
                     })
                     .collect(),
+                links: spec.links.clone(),
                 ports: spec
                     .ports
                     .iter()
@@ -100,6 +122,8 @@ pub fn prepare(
                         protocol: p.protocol.clone(),
                     })
                     .collect(),
+                standby: replacing.is_some(),
+                replacing: replacing.map(str::to_owned),
             };
             let ep = net.attach(&request).map_err(|e| match e.kind() {
                 berth_net::ErrorKind::NotFound => BackendError::not_found(format!(
@@ -116,8 +140,9 @@ pub fn prepare(
                 let extra =
                     etc::resolve_extra_hosts(&spec.extra_hosts, gateway).map_err(from_net)?;
                 let hostname = config.effective_hostname();
-                config.etc_hosts = Some(etc::hosts(
+                config.etc_hosts = Some(etc::hosts_dual(
                     primary.map(|a| (a.ip, hostname.as_str())),
+                    primary.and_then(|a| a.ip6),
                     &extra,
                 ));
                 config.resolv_conf = Some(etc::resolv_conf(gateway, &dns, &host_resolv));
@@ -131,6 +156,42 @@ pub fn prepare(
             Ok(Undo::Detach)
         }
     }
+}
+
+/// Each network's `mac_address`: its own, or the service's for the
+/// interface that becomes eth0 (the highest `priority`, first on a tie),
+/// as Compose gives it. Both on that network, differing, is refused.
+fn macs(spec: &ContainerSpec) -> Result<Vec<Option<String>>, BackendError> {
+    let mut macs: Vec<Option<String>> = spec
+        .networks
+        .iter()
+        .map(|n| n.mac_address.clone())
+        .collect();
+    let Some(service_mac) = &spec.mac_address else {
+        return Ok(macs);
+    };
+    let first = spec
+        .networks
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, n)| (n.priority.unwrap_or(0), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
+    if let Some(i) = first {
+        match &macs[i] {
+            Some(own) if !own.eq_ignore_ascii_case(service_mac) => {
+                return Err(BackendError::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "container {}: mac_address {service_mac} and networks.{}.mac_address {own} \
+                         differ: set one of them",
+                        spec.name, spec.networks[i].name
+                    ),
+                ));
+            }
+            _ => macs[i] = Some(service_mac.clone()),
+        }
+    }
+    Ok(macs)
 }
 
 /// `network_mode: service:NAME` (that service's first container in the

@@ -26,6 +26,10 @@ pub fn from_image(e: berth_image::Error) -> BackendError {
         K::Invalid => ErrorKind::InvalidArgument,
         K::InUse | K::Conflict => ErrorKind::FailedPrecondition,
         K::PermissionDenied | K::Io => ErrorKind::Internal,
+        // Bad credentials do not heal by retrying; a registry that did
+        // not answer may.
+        K::Unauthorized => ErrorKind::FailedPrecondition,
+        K::Registry => ErrorKind::Unavailable,
     };
     BackendError::new(kind, e.to_string()).with_source(e)
 }

@@ -1,21 +1,100 @@
-//! [`ImageSource`] over the local [`Store`]. berth has no registry client
-//! and no builder yet: `pull` and `build` fail with `Unavailable` and say
-//! how to get an image in, rather than pretend.
+//! [`ImageSource`] over the local [`Store`] and the registries: `pull`
+//! downloads with berth's registry client (credentials from the docker
+//! config, insecure registries from `BERTH_INSECURE_REGISTRIES` and
+//! `/etc/berth/registries.json`). `build` is not wired here yet.
+//!
+//! Compose's `pull_policy`: `missing` (the default) and `never` are the
+//! planner's (a pull is planned only for a missing image, or never);
+//! `always` pulls whenever the caller asks for a refresh (`berth up`, an
+//! agent apply). `daily`, `weekly` and `every_<duration>` are gated here:
+//! a refresh of such an image is skipped while its last pull, recorded in
+//! the store (`registry.json`), is more recent than the interval.
 
-use berth_image::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use berth_image::registry::{
+    DockerConfig, INSECURE_ENV, Insecure, NoProgress, PullOptions, REGISTRIES_CONFIG, Registry,
+    RegistryRecords, block_on,
+};
+use berth_image::{Reference, Store};
 use berth_reconcilers::BackendError;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::container::BuildRequest;
+use berth_spec::compose::model::Project;
 
 use super::error::from_image;
 
 pub struct Images {
     store: Store,
+    /// Full reference → minimum time between pulls (timed policies).
+    intervals: RwLock<HashMap<String, Duration>>,
 }
 
 impl Images {
     pub fn new(store: Store) -> Self {
-        Images { store }
+        Images {
+            store,
+            intervals: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Learns the timed `pull_policy` of `project`'s services, so their
+    /// refreshes wait for the interval.
+    pub fn note_pull_policies(&self, project: &Project) {
+        let Ok(mut intervals) = self.intervals.write() else {
+            return;
+        };
+        for service in project.services.values() {
+            let (Some(image), Some(policy)) = (&service.image, &service.pull_policy) else {
+                continue;
+            };
+            let (Some(interval), Ok(reference)) =
+                (policy_interval(policy), Reference::parse(image))
+            else {
+                continue;
+            };
+            let entry = intervals.entry(reference.to_string()).or_insert(interval);
+            // Two projects, one image: the more eager policy wins.
+            *entry = (*entry).min(interval);
+        }
+    }
+
+    fn registry() -> Result<Registry, BackendError> {
+        let env = std::env::var(INSECURE_ENV).ok();
+        let insecure = Insecure::from_sources(
+            &[],
+            env.as_deref(),
+            Some(std::path::Path::new(REGISTRIES_CONFIG)),
+        )
+        .map_err(from_image)?;
+        Ok(Registry::new(insecure, DockerConfig::from_env()))
+    }
+
+    /// The local image's ID when a timed policy says it is not due yet.
+    fn not_due(&self, reference: &Reference) -> Option<String> {
+        let interval = *self.intervals.read().ok()?.get(&reference.to_string())?;
+        let since = self.store.since_pull(reference).ok()??;
+        if since >= interval {
+            return None;
+        }
+        let image = self.store.image(&reference.to_string()).ok()?;
+        tracing::debug!(%reference, ?since, ?interval, "pull not due yet");
+        Some(image.id.to_string())
+    }
+}
+
+/// `daily` → 24 h, `weekly` → 7 d, `every_12h` → 12 h; `None` for the
+/// other policies.
+pub fn policy_interval(policy: &str) -> Option<Duration> {
+    match policy {
+        "daily" => Some(Duration::from_secs(24 * 3600)),
+        "weekly" => Some(Duration::from_secs(7 * 24 * 3600)),
+        other => {
+            let d = other.strip_prefix("every_")?;
+            berth_spec::units::parse_duration(d).ok()
+        }
     }
 }
 
@@ -32,10 +111,26 @@ impl ImageSource for Images {
     }
 
     fn pull(&self, reference: &str) -> Result<String, BackendError> {
-        Err(BackendError::unavailable(format!(
-            "cannot pull {reference}: registry pull is not implemented yet; \
-             import or load the image (`berth load -i ARCHIVE`, `berth image import ROOTFS.tar {reference}`)"
-        )))
+        let parsed = Reference::parse(reference).map_err(from_image)?;
+        if let Some(id) = self.not_due(&parsed) {
+            return Ok(id);
+        }
+        let registry = Self::registry()?;
+        let outcome = block_on(registry.pull(
+            &self.store,
+            &parsed,
+            &PullOptions::default(),
+            Arc::new(NoProgress),
+        ))
+        .map_err(from_image)?
+        .map_err(from_image)?;
+        tracing::info!(
+            image = %parsed.familiar(),
+            digest = %outcome.digest,
+            fetched = outcome.fetched,
+            "pulled"
+        );
+        Ok(outcome.image.id.to_string())
     }
 
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError> {
@@ -44,5 +139,25 @@ impl ImageSource for Images {
              build it elsewhere and load it (`berth load -i ARCHIVE`)",
             request.reference, request.service
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_policies_have_intervals() {
+        assert_eq!(policy_interval("daily"), Some(Duration::from_secs(86400)));
+        assert_eq!(
+            policy_interval("weekly"),
+            Some(Duration::from_secs(7 * 86400))
+        );
+        assert_eq!(
+            policy_interval("every_12h"),
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(policy_interval("always"), None);
+        assert_eq!(policy_interval("missing"), None);
     }
 }

@@ -56,6 +56,7 @@ impl Engine {
         let store = Store::open(root).map_err(error::from_image)?;
         let volumes = Volumes::new(root, runtime.clone());
         let net = open_net(root, runtime.shim_exe());
+        restore_networks_once(root, &net, &runtime);
         Ok(Engine {
             containers: Containers::new(
                 runtime.clone(),
@@ -85,6 +86,37 @@ pub fn open_net(root: &Path, exe: &Path) -> berth_net::Net {
     berth_net::Net::open(root).with_dns(std::sync::Arc::new(BerthDns {
         exe: exe.to_owned(),
     }))
+}
+
+/// After a reboot (or someone deleting a bridge or berth's nftables
+/// table), running containers' published ports and names work again as
+/// soon as any berth process opens the state: the agent at its start,
+/// every compose verb. The networking of containers removed behind
+/// berth's back (a shim's `--rm`) is released then too. Once per root
+/// and process; a failure is logged, not fatal (the verb at hand may not
+/// need networks).
+fn restore_networks_once(root: &Path, net: &berth_net::Net, runtime: &Runtime) {
+    static DONE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.iter().any(|r| r == root) {
+        return;
+    }
+    done.push(root.to_owned());
+    // A minute is far longer than any create takes between its attach and
+    // the runtime's create.
+    let exists = |id: &str| runtime.inspect(id).is_ok();
+    if let Err(e) = net.drop_stale_endpoints(&exists, std::time::Duration::from_secs(60)) {
+        tracing::warn!(root = %root.display(), error = %e, "cannot release the networking of removed containers");
+    }
+    match net.restore_if_missing() {
+        Ok(true) => tracing::info!(root = %root.display(), "networks restored"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(root = %root.display(), error = %e, "cannot restore networks; published ports may not answer")
+        }
+    }
 }
 
 /// Each network's DNS server: a detached `berth dns` process of the same

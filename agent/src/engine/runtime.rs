@@ -49,8 +49,9 @@ fn time(t: Option<&str>) -> Option<SystemTime> {
     t.and_then(|t| humantime::parse_rfc3339_weak(t).ok())
 }
 
-/// The runtime's view in the reconciler's terms.
-fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
+/// The runtime's view in the reconciler's terms. `standby` is the
+/// network endpoint's flag when the container has one.
+fn observed(info: ContainerInfo, record: Sidecar, standby: Option<bool>) -> ObservedContainer {
     let state = match info.observed.status.as_str() {
         "creating" | "created" => ContainerState::Created,
         "running" => ContainerState::Running,
@@ -91,6 +92,7 @@ fn observed(info: ContainerInfo, record: Sidecar) -> ObservedContainer {
             && !info.observed.from_earlier_boot,
         last_exit_code: info.state.exit_code.map(i64::from),
         error,
+        standby: standby.unwrap_or(record.standby),
     }
 }
 
@@ -128,40 +130,14 @@ impl Containers {
             }
         }
     }
-}
 
-impl ContainerRuntime for Containers {
-    fn list(&self, project: &str) -> Result<Vec<ObservedContainer>, BackendError> {
-        let mut out: Vec<ObservedContainer> = self
-            .runtime
-            .list(true)
-            .into_iter()
-            .filter(|i| {
-                i.config
-                    .labels
-                    .get(berth_reconcilers::labels::PROJECT)
-                    .map(String::as_str)
-                    == Some(project)
-            })
-            .map(|i| {
-                let record = sidecar::load(&self.runtime, &i.config.id);
-                observed(i, record)
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    fn inspect(&self, id: &str) -> Result<ObservedContainer, BackendError> {
-        let info = self.info(id)?;
-        let record = sidecar::load(&self.runtime, &info.config.id);
-        Ok(observed(info, record))
-    }
-
-    /// The image is resolved and unpacked as `berth run` does it
-    /// ([`containers::prepare_image`]); a missing one is `NotFound` here,
-    /// before anything is created.
-    fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, BackendError> {
+    /// `create`, out of service when `replacing` is given (see
+    /// `attach::prepare`).
+    fn create_with(
+        &self,
+        spec: &ContainerSpec,
+        replacing: Option<&str>,
+    ) -> Result<ContainerId, BackendError> {
         match self.store.image(&spec.image) {
             Ok(_) => {}
             Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {
@@ -177,7 +153,16 @@ impl ContainerRuntime for Containers {
             BackendError::new(berth_reconcilers::ErrorKind::Internal, format!("{e:#}"))
         })?;
         let targets = translate::anonymous_targets(spec, prepared.image.config());
-        let anonymous = self.volumes.anonymous_for(spec, &targets)?;
+        let mut anonymous = match replacing.and_then(|id| self.runtime.inspect(id).ok()) {
+            Some(old) => self.volumes.inherit_anonymous(&old.config, &targets)?,
+            None => std::collections::BTreeMap::new(),
+        };
+        let rest: Vec<String> = targets
+            .iter()
+            .filter(|t| !anonymous.contains_key(*t))
+            .cloned()
+            .collect();
+        anonymous.extend(self.volumes.anonymous_for(spec, &rest)?);
         let mut config = translate::config(
             spec,
             prepared.image.config(),
@@ -190,7 +175,7 @@ impl ContainerRuntime for Containers {
         )?;
         containers::annotate(&mut config, &spec.image, &prepared.image.id);
         self.drop_orphan_endpoints(&spec.name);
-        let undo = attach::prepare(&self.net, &self.runtime, spec, &mut config)?;
+        let undo = attach::prepare(&self.net, &self.runtime, spec, &mut config, replacing)?;
         let created = self.runtime.create(
             &config,
             CreateOptions {
@@ -208,6 +193,111 @@ impl ContainerRuntime for Containers {
             return Err(from_runtime(e));
         }
         Ok(config.id)
+    }
+}
+
+impl ContainerRuntime for Containers {
+    fn list(&self, project: &str) -> Result<Vec<ObservedContainer>, BackendError> {
+        let standby: std::collections::HashMap<String, bool> = self
+            .net
+            .endpoints()
+            .map_err(from_net)?
+            .into_iter()
+            .map(|ep| (ep.container_id, ep.standby))
+            .collect();
+        let mut out: Vec<ObservedContainer> = self
+            .runtime
+            .list(true)
+            .into_iter()
+            .filter(|i| {
+                i.config
+                    .labels
+                    .get(berth_reconcilers::labels::PROJECT)
+                    .map(String::as_str)
+                    == Some(project)
+            })
+            .map(|i| {
+                let record = sidecar::load(&self.runtime, &i.config.id);
+                let standby = standby.get(&i.config.id).copied();
+                observed(i, record, standby)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn inspect(&self, id: &str) -> Result<ObservedContainer, BackendError> {
+        let info = self.info(id)?;
+        let record = sidecar::load(&self.runtime, &info.config.id);
+        let standby = self
+            .net
+            .endpoint(&info.config.id)
+            .map_err(from_net)?
+            .map(|ep| ep.standby);
+        Ok(observed(info, record, standby))
+    }
+
+    /// The image is resolved and unpacked as `berth run` does it
+    /// ([`containers::prepare_image`]); a missing one is `NotFound` here,
+    /// before anything is created.
+    fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, BackendError> {
+        self.create_with(spec, None)
+    }
+
+    /// As `create`, joined to its networks out of service (`attach`), and
+    /// recorded as standby for a container with no network.
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        let replacing = self
+            .info(replacing)
+            .map_or_else(|_| replacing.to_owned(), |i| i.config.id);
+        let id = self.create_with(spec, Some(&replacing))?;
+        let mut record = sidecar::load(&self.runtime, &id);
+        record.standby = true;
+        if let Err(e) = sidecar::save(&self.runtime, &id, record) {
+            let _ = self.runtime.remove(&id, true);
+            let _ = self.net.detach(&id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// The traffic switch is the network's (`Net::promote`: one nftables
+    /// transaction, then the DNS records); the records beside the two
+    /// containers follow.
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        let info = self.info(id)?;
+        let old = self.info(replacing).ok().map(|i| i.config.id);
+        self.net
+            .promote(&info.config.id, old.as_deref().unwrap_or(replacing))
+            .map_err(from_net)?;
+        let records = (|| {
+            let mut record = sidecar::load(&self.runtime, &info.config.id);
+            record.standby = false;
+            sidecar::save(&self.runtime, &info.config.id, record)?;
+            if let Some(number) = info.config.labels.get(berth_reconcilers::labels::NUMBER) {
+                self.volumes.adopt_anonymous(&info.config, number)?;
+            }
+            if let Some(old) = &old {
+                let mut record = sidecar::load(&self.runtime, old);
+                record.standby = true;
+                sidecar::save(&self.runtime, old, record)?;
+            }
+            Ok::<(), BackendError>(())
+        })();
+        match records {
+            // With an endpoint, its flag decides the traffic and what is
+            // reported, and the traffic has moved: failing now would have
+            // the new container removed while it serves.
+            Err(e) if self.net.endpoint(&info.config.id).ok().flatten().is_some() => {
+                tracing::warn!(container = %info.config.name, error = %e, "in service, but its records could not be updated");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Idempotent on a running container, and on one its shim is about
@@ -229,10 +319,17 @@ impl ContainerRuntime for Containers {
         // After a reboot the namespace, bridge and rules are gone while
         // the files remain: rebuilt before the container joins them.
         self.net.ensure(&info.config.id).map_err(from_net)?;
-        self.runtime.start(&info.config.id).map_err(from_runtime)?;
+        // Its ports were freed when it stopped: taken again first, so a
+        // port someone took meanwhile fails the start before it runs.
         self.net
             .set_running(&info.config.id, true)
             .map_err(from_net)?;
+        if let Err(e) = self.runtime.start(&info.config.id) {
+            if let Err(e) = self.net.set_running(&info.config.id, false) {
+                tracing::warn!(container = %info.config.name, error = %e, "cannot release the ports of a container that did not start");
+            }
+            return Err(from_runtime(e));
+        }
         if ran_before {
             record.restart_count += 1 + info.state.restart_count;
         }

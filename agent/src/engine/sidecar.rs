@@ -1,6 +1,7 @@
 //! What the reconciler needs to know about a container that the runtime
 //! does not record: how many times the engine started it again (the
-//! runtime counts its own restarts only since the last start).
+//! runtime counts its own restarts only since the last start), and
+//! whether a start-first replacement left it out of service.
 //!
 //! Kept in `engine.json` inside the runtime's container folder, not in the
 //! config's annotations: `config.json` is written once by `create` and
@@ -19,6 +20,12 @@ use super::error::io;
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
     pub restart_count: u32,
+    /// Out of service (a start-first replacement not promoted yet, or a
+    /// container one was promoted over). What the engine reports for a
+    /// container with no network endpoint; one with an endpoint reports
+    /// the endpoint's flag, which is what decides its traffic.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 fn path(rt: &Runtime, id: &str) -> PathBuf {

@@ -20,6 +20,7 @@ use berth_reconcilers::observed::ObservedVolume;
 use berth_reconcilers::{BackendError, ErrorKind, VolumeStore};
 use berth_runtime::{ContainerConfig, Runtime};
 
+use super::error::io;
 use super::records::{self, Record};
 use super::runtime::container_configs;
 
@@ -96,6 +97,63 @@ impl Volumes {
             out.insert(target.clone(), name);
         }
         Ok(out)
+    }
+
+    /// A start-first replacement's anonymous volumes: those `old` binds at
+    /// the same targets, carried over as a stop-first recreate carries
+    /// them (the two containers share them while both run, as they share
+    /// named volumes). They stay labelled with the old replica's number
+    /// until the new container is promoted ([`Volumes::adopt_anonymous`]),
+    /// so a failed replacement leaves them the old one's.
+    pub fn inherit_anonymous(
+        &self,
+        old: &ContainerConfig,
+        targets: &[String],
+    ) -> Result<BTreeMap<String, String>, BackendError> {
+        let mut out = BTreeMap::new();
+        if targets.is_empty() {
+            return Ok(out);
+        }
+        for r in records::list(&self.dir, FILE)? {
+            let target = match r.labels.get(TARGET_LABEL) {
+                Some(t) if r.labels.contains_key(ANONYMOUS_LABEL) && targets.contains(t) => {
+                    t.clone()
+                }
+                _ => continue,
+            };
+            if !out.contains_key(&target) && binds(old, &self.data_dir(&r.name)) {
+                tracing::info!(from = %old.name, volume = %r.name, %target, "anonymous volume carried over");
+                out.insert(target, r.name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Labels the anonymous volumes `config` binds with its replica
+    /// `number`: a promoted replacement's, so later replacements of that
+    /// replica find them.
+    pub fn adopt_anonymous(
+        &self,
+        config: &ContainerConfig,
+        number: &str,
+    ) -> Result<(), BackendError> {
+        for mut r in records::list(&self.dir, FILE)? {
+            if !r.labels.contains_key(ANONYMOUS_LABEL)
+                || r.labels.get(labels::NUMBER).map(String::as_str) == Some(number)
+                || !binds(config, &self.data_dir(&r.name))
+            {
+                continue;
+            }
+            r.labels
+                .insert(labels::NUMBER.to_string(), number.to_owned());
+            let file = self.dir.join(&r.name).join(FILE);
+            let bytes = serde_json::to_vec_pretty(&r)
+                .map_err(|e| BackendError::new(ErrorKind::Internal, e.to_string()))?;
+            let tmp = file.with_extension("json.tmp");
+            std::fs::write(&tmp, bytes).map_err(|e| io("write", &tmp, e))?;
+            std::fs::rename(&tmp, &file).map_err(|e| io("rename into place", &file, e))?;
+        }
+        Ok(())
     }
 
     /// Removes the anonymous volumes `config` mounts (`rm -v`), leaving

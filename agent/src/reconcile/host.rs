@@ -22,6 +22,11 @@ pub const AGENT_DIR_LABEL: &str = "berth.agent.dir";
 pub trait Host: Send + Sync + 'static {
     fn backends(&self) -> Backends<'_>;
 
+    /// Tells the image adapter the project's timed `pull_policy`s
+    /// (`daily`, `weekly`, `every_*`) before a reconcile that may refresh
+    /// images; fakes ignore it.
+    fn note_pull_policies(&self, _project: &berth_spec::compose::model::Project) {}
+
     /// Every `(project, folder)` pair named by the labels of a container
     /// an agent created ([`AGENT_DIR_LABEL`]).
     fn labelled_projects(&self) -> Result<BTreeSet<(String, PathBuf)>, BackendError>;
@@ -49,6 +54,10 @@ impl EngineHost {
 impl Host for EngineHost {
     fn backends(&self) -> Backends<'_> {
         self.engine.backends()
+    }
+
+    fn note_pull_policies(&self, project: &berth_spec::compose::model::Project) {
+        self.engine.images.note_pull_policies(project);
     }
 
     fn labelled_projects(&self) -> Result<BTreeSet<(String, PathBuf)>, BackendError> {

@@ -31,8 +31,15 @@
 
 pub mod digests;
 pub mod events;
+pub mod events_log;
+pub mod gate;
 pub mod host;
 mod queue;
+pub mod revisions;
+pub mod rollout;
+mod rollout_after;
+mod rollout_events;
+mod rollout_records;
 mod run;
 pub mod status;
 mod sweep;
@@ -71,6 +78,8 @@ pub struct Options {
     /// The longest wait between retries of a failing reconcile.
     pub max_retry_delay: Duration,
     pub execute: ExecuteOptions,
+    /// Revisions and the health gate (`rollout.rs`).
+    pub rollout: rollout::RolloutOptions,
 }
 
 /// The answer to a waiting trigger (`?wait=true`).
@@ -105,6 +114,10 @@ pub struct Shared {
     pub options: Options,
     /// Where suspensions are kept across restarts; `None` in tests.
     pub suspensions: Option<PathBuf>,
+    /// The events the API serves (`events_log.rs`).
+    pub events: Arc<events_log::EventLog>,
+    /// Every project's revision history, opened on first use.
+    pub revisions: Arc<rollout::Revisions>,
 }
 
 /// The workers, by project key.
@@ -225,8 +238,158 @@ impl Reconcilers {
                 .map_err(std::io::Error::other)??;
         }
         tracing::info!(key, suspended, "suspension changed");
+        if !suspended {
+            // Resuming also lifts a manual rollback's pin, and gives a
+            // health gate interrupted by the suspension its full time.
+            self.unpin(key).await;
+            let mut store = self.shared.store.write().await;
+            if let Some(gate) = store
+                .get_mut(key)
+                .and_then(|p| p.reconcile.rollout.gate.as_mut())
+            {
+                let now = SystemTime::now();
+                gate.machine = gate.machine.restarted(std::time::Instant::now());
+                gate.deadline = now
+                    + (gate
+                        .deadline
+                        .duration_since(gate.started_at)
+                        .unwrap_or_default());
+                gate.started_at = now;
+            }
+        }
         self.trigger(key, Trigger::Manual);
         Ok(())
+    }
+
+    /// The events served by the API.
+    pub fn events(&self) -> &Arc<events_log::EventLog> {
+        &self.shared.events
+    }
+
+    /// Lifts a manual rollback's pin, if any.
+    pub async fn unpin(&self, key: &str) {
+        let name = {
+            let mut store = self.shared.store.write().await;
+            let Some(p) = store.get_mut(key) else { return };
+            if p.reconcile.rollout.pin.take().is_none() {
+                return;
+            }
+            tracing::info!(project = %p.name, "the manual rollback's pin is lifted");
+            p.name.clone()
+        };
+        rollout::clear_pin_file(&self.shared, &name).await;
+    }
+
+    /// `?force=true`: apply the files' revision even when it was rolled
+    /// back, and lift a pin.
+    pub async fn force(&self, key: &str) {
+        self.unpin(key).await;
+        let mut store = self.shared.store.write().await;
+        if let Some(p) = store.get_mut(key) {
+            p.reconcile.rollout.forced = p.last_good.as_ref().map(|g| g.revision.clone());
+            p.reconcile.rollout.blocked = None;
+        }
+    }
+
+    /// The project's revisions, newest first, with their models (`None`
+    /// when the agent keeps none).
+    pub async fn history(&self, name: &str) -> Option<Result<Vec<revisions::Revision>, String>> {
+        let options = self.shared.options.rollout.clone();
+        options.dir.as_ref()?;
+        let revisions = self.shared.revisions.clone();
+        let name = name.to_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            revisions
+                .with(&options, &name, |s| Ok(s.list().cloned().collect()))
+                .map_err(|e| e.to_string())
+        });
+        Some(task.await.unwrap_or_else(|e| Err(e.to_string())))
+    }
+
+    /// Pins the project at `key` to revision `to` (by default the last
+    /// good one before the revision in place) and waits for the
+    /// reconcile that applies it. `Err((status, message))`: 404 when
+    /// there is no such revision, 409 when it cannot be applied.
+    pub async fn rollback(
+        self: &Arc<Self>,
+        key: &str,
+        to: Option<u64>,
+    ) -> Result<(u64, Option<u64>, oneshot::Receiver<Finished>), (u16, String)> {
+        let Some(dir) = self.shared.options.rollout.dir.clone() else {
+            return Err((409, "this agent keeps no revisions".into()));
+        };
+        rollout::prepare(&self.shared, key).await;
+        let (name, files_digest, in_place) = {
+            let store = self.shared.store.read().await;
+            let p = store
+                .get(key)
+                .ok_or((404, format!("project {key:?} not found")))?;
+            let files = p.last_good.as_ref().map(|g| g.revision.clone()).ok_or((
+                409,
+                "the project never loaded: nothing to roll back".to_owned(),
+            ))?;
+            (
+                p.name.clone(),
+                files,
+                p.reconcile.rollout.in_place.as_ref().map(|i| i.number),
+            )
+        };
+        let options = self.shared.options.rollout.clone();
+        let revisions = self.shared.revisions.clone();
+        let lookup_name = name.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            revisions.with(&options, &lookup_name, |s| {
+                let target = match to {
+                    Some(n) => s.get(n),
+                    None => s.previous_good(in_place.unwrap_or(0)),
+                };
+                Ok(target.cloned())
+            })
+        })
+        .await
+        .map_err(|e| (500, e.to_string()))?
+        .map_err(|e| (500, e.to_string()))?;
+        let Some(revision) = found else {
+            return Err(match to {
+                Some(n) => (
+                    404,
+                    format!(
+                        "project {name:?} has no revision {n} (see GET /api/v1/projects/{name}/history)"
+                    ),
+                ),
+                None => (
+                    409,
+                    format!("project {name:?} has no earlier applied revision to roll back to"),
+                ),
+            });
+        };
+        rollout::check_files(&self.shared, &name, revision.number, &revision.model)
+            .await
+            .map_err(|e| (409, e))?;
+        rollout::abandon_gate(&self.shared, key, &name, "a manual rollback came first").await;
+        let pin = revisions::Pin {
+            number: revision.number,
+            files_digest,
+            at: crate::timefmt::rfc3339(SystemTime::now()),
+        };
+        let saved = pin.clone();
+        let pin_name = name.clone();
+        tokio::task::spawn_blocking(move || revisions::save_pin(&dir, &pin_name, Some(&saved)))
+            .await
+            .map_err(|e| (500, e.to_string()))?
+            .map_err(|e| (500, format!("cannot save the pin: {e}")))?;
+        {
+            let mut store = self.shared.store.write().await;
+            if let Some(p) = store.get_mut(key) {
+                p.reconcile.rollout.pin = Some((pin, revision.model.clone()));
+            }
+        }
+        tracing::info!(project = %name, to = revision.number, from = ?in_place, "manual rollback requested");
+        Ok((
+            revision.number,
+            in_place,
+            self.request(key, Trigger::Manual),
+        ))
     }
 
     /// Observes the project now (not as of its last reconcile): every
@@ -291,3 +454,6 @@ fn save_suspended(path: &std::path::Path, dirs: &BTreeSet<PathBuf>) -> std::io::
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rollout_tests;

@@ -36,6 +36,8 @@ pub struct Job {
     pub dir: PathBuf,
     pub remove_orphans: bool,
     pub trigger: Trigger,
+    /// What the model is to the rollout (`rollout.rs`).
+    pub rollout: super::rollout::Target,
 }
 
 /// Runs `job`; `on_plan` sees each round's plan before it executes (the
@@ -60,8 +62,17 @@ pub fn run(
         // stopped container down: the agent restores what was removed or
         // died, not what someone chose to stop.
         keep_user_stops: true,
+        // `pull_policy: always` (and a due `daily`/`weekly`/`every_*`)
+        // pulls when the project is applied (the agent starts, its files
+        // change, a manual trigger), not at every resync or container
+        // event: those repair drift with the images at hand.
+        refresh_images: matches!(
+            job.trigger,
+            Trigger::Initial | Trigger::FsWatch | Trigger::Manual
+        ),
         ..PlanOptions::default()
     };
+    host.note_pull_policies(&job.project);
     let mut steps = Vec::new();
     let mut error = None;
     for _ in 0..MAX_ROUNDS {
@@ -84,6 +95,9 @@ pub fn run(
         let planned = steps_of(&plan, None);
         on_plan(&planned);
         let report = execute(&plan, backends, clock, exec);
+        // Images are refreshed once per reconcile: the next rounds (and
+        // the residual) converge with what was pulled.
+        options.refresh_images = false;
         steps.extend(steps_of(&plan, Some(&report)));
         if let Some(failure) = first_failure(&report) {
             error = Some(failure);
@@ -126,7 +140,9 @@ pub fn run(
 fn label(plan: &mut Plan, dir: &Path) {
     let dir = dir.display().to_string();
     for a in &mut plan.actions {
-        if let Action::CreateContainer { spec, .. } | Action::Recreate { spec, .. } = &mut a.action
+        if let Action::CreateContainer { spec, .. }
+        | Action::Recreate { spec, .. }
+        | Action::Replace { spec, .. } = &mut a.action
         {
             spec.labels.insert(AGENT_DIR_LABEL.to_owned(), dir.clone());
         }

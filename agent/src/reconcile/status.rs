@@ -172,6 +172,8 @@ pub struct ReconcileState {
     pub reconciling: Condition,
     pub stalled: Condition,
     pub healthy: Condition,
+    /// Revisions, the revision in place, the gate (`rollout.rs`).
+    pub rollout: super::rollout::RolloutState,
 }
 
 pub mod reason {
@@ -183,6 +185,10 @@ pub mod reason {
     pub const IDLE: &str = "Idle";
     pub const DELETING: &str = "Deleting";
     pub const SUSPENDED: &str = "Suspended";
+    /// The files' revision failed and the previous one runs again.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// A manual rollback holds the project on an earlier revision.
+    pub const PINNED: &str = "Pinned";
     pub const HEALTHY: &str = "AllServicesHealthy";
     pub const UNHEALTHY: &str = "ServicesUnhealthy";
     pub const STARTING: &str = "ServicesStarting";
@@ -211,6 +217,7 @@ impl ReconcileState {
             reconciling: Condition::new("Reconciling", reason::IDLE, now),
             stalled: Condition::new("Stalled", reason::IDLE, now),
             healthy: Condition::new("Healthy", reason::NOT_OBSERVED, now),
+            rollout: super::rollout::RolloutState::default(),
         }
     }
 
@@ -403,6 +410,24 @@ pub fn sync_status(p: &ProjectState) -> (SyncStatus, String) {
             "the spec is invalid: cannot compare".into(),
         );
     }
+    let rollout = &p.reconcile.rollout;
+    // Argo's sense: the files' revision is not what runs.
+    if let Some(b) = &rollout.blocked {
+        return (
+            SyncStatus::OutOfSync,
+            format!(
+                "revision rev-{} was rolled back; rev-{} runs",
+                b.number,
+                rollout.in_place.as_ref().map_or(0, |i| i.number)
+            ),
+        );
+    }
+    if let Some((pin, _)) = &rollout.pin {
+        return (
+            SyncStatus::OutOfSync,
+            format!("pinned to rev-{} by a manual rollback", pin.number),
+        );
+    }
     match &p.reconcile.residual {
         None => (SyncStatus::Unknown, "not observed yet".into()),
         Some(steps) if steps.is_empty() => (SyncStatus::Synced, String::new()),
@@ -428,10 +453,10 @@ pub fn phase(p: &ProjectState) -> Phase {
     if r.operation.is_none() {
         return Phase::Pending;
     }
-    if r.applying().is_some() {
+    if r.applying().is_some() || r.rollout.gate.is_some() {
         return Phase::Progressing;
     }
-    if r.consecutive_failures > 0 {
+    if r.consecutive_failures > 0 || r.rollout.blocked.is_some() {
         return Phase::Failed;
     }
     match project_health(p).0 {
@@ -485,6 +510,14 @@ pub fn refresh_conditions(p: &mut ProjectState, now: SystemTime) {
         (Unknown, reason::PROGRESSING, what.clone())
     } else if r.consecutive_failures > 0 {
         (False, reason::FAILED, last_error.clone())
+    } else if let Some(b) = &r.rollout.blocked {
+        (False, reason::ROLLED_BACK, b.message.clone())
+    } else if let Some((pin, _)) = &r.rollout.pin {
+        (
+            True,
+            reason::PINNED,
+            format!("rolled back by hand to rev-{}", pin.number),
+        )
     } else {
         let revision = r.last_applied_revision.clone().unwrap_or_default();
         (
@@ -522,6 +555,9 @@ pub fn refresh_conditions(p: &mut ProjectState, now: SystemTime) {
         (True, why, message.clone())
     } else if r.consecutive_failures > 0 && hopeless {
         (True, reason::FAILED, last_error)
+    } else if let Some(b) = &r.rollout.blocked {
+        // No retry until the files change: the kstatus sense of stalled.
+        (True, reason::ROLLED_BACK, b.message.clone())
     } else {
         (False, reason::IDLE, String::new())
     };

@@ -44,6 +44,7 @@ fn container(service: &str, n: u32, state: ContainerState) -> ObservedContainer 
         restart_policy_applied: false,
         last_exit_code: None,
         error: None,
+        standby: false,
     }
 }
 

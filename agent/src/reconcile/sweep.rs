@@ -104,6 +104,7 @@ impl Reconcilers {
             dir: dir.to_path_buf(),
             remove_orphans: true,
             trigger: Trigger::Deletion,
+            rollout: super::rollout::Target::None,
         };
         let host = self.shared.host.clone();
         let exec = self.shared.options.execute.clone();

@@ -109,6 +109,16 @@ impl ContainerRuntime for TestHost {
     fn remove(&self, id: &str) -> Result<(), BackendError> {
         self.fake.remove(id)
     }
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        self.fake.create_standby(spec, replacing)
+    }
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        self.fake.promote(id, replacing)
+    }
 }
 
 impl Host for TestHost {
@@ -176,6 +186,7 @@ pub fn options() -> Options {
             poll_interval: Duration::from_millis(10),
             parallelism: 1,
         },
+        rollout: super::rollout::RolloutOptions::default(),
     }
 }
 
@@ -196,6 +207,8 @@ pub fn setup(options: Options) -> Setup {
         host: host.clone(),
         options,
         suspensions: None,
+        events: Arc::new(super::events_log::EventLog::new(100, Some(metrics.clone()))),
+        revisions: Arc::default(),
     });
     Setup {
         mgr,

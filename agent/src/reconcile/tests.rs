@@ -597,3 +597,46 @@ async fn editing_a_config_file_recreates_only_the_services_that_mount_it() {
     assert_ne!(t.host.id_of("shop", "shop-web-1"), web);
     assert_eq!(t.host.id_of("shop", "shop-db-1"), db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_policy_always_pulls_when_applied_not_at_every_resync() {
+    let t = setup(options());
+    let project = model(
+        "pulled",
+        "
+services:
+  web:
+    image: busybox
+    pull_policy: always
+",
+    );
+    t.load("pulled", "r1", project).await;
+    // The registry has the image the store has: a pull changes nothing.
+    t.host.fake.publish("busybox", "sha256:bb");
+    let actions = |done: &Option<OperationState>| -> Vec<String> {
+        done.as_ref()
+            .unwrap()
+            .plan
+            .iter()
+            .map(|s| s.action.to_owned())
+            .collect()
+    };
+    let first = t.mgr.request("pulled", Trigger::Initial).await.unwrap();
+    assert!(
+        actions(&first.operation).contains(&"PullImage".to_owned()),
+        "{:?}",
+        actions(&first.operation)
+    );
+    let resync = t.mgr.request("pulled", Trigger::Resync).await.unwrap();
+    assert!(
+        !actions(&resync.operation).contains(&"PullImage".to_owned()),
+        "{:?}",
+        actions(&resync.operation)
+    );
+    let manual = t.mgr.request("pulled", Trigger::Manual).await.unwrap();
+    assert!(
+        actions(&manual.operation).contains(&"PullImage".to_owned()),
+        "{:?}",
+        actions(&manual.operation)
+    );
+}

@@ -21,6 +21,9 @@ pub enum Trigger {
     Deletion,
     /// `POST /api/v1/projects/{name}/reconcile` (or resume).
     Manual,
+    /// A rollout failed its health gate: the previous revision is
+    /// applied again.
+    Rollback,
 }
 
 impl Trigger {
@@ -33,6 +36,7 @@ impl Trigger {
             Trigger::FsWatch => "fswatch",
             Trigger::Deletion => "deletion",
             Trigger::Manual => "manual",
+            Trigger::Rollback => "rollback",
         }
     }
 

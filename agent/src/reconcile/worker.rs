@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 
 use super::queue::{Pending, Queue};
+use super::rollout::Target;
 use super::run::{self, Job};
 use super::status::{OperationKind, OperationPhase, OperationState, RunResult, refresh_conditions};
 use super::trigger::Trigger;
@@ -21,7 +22,7 @@ use crate::state::ProjectState;
 
 /// What the worker does after a reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Next {
+pub(crate) enum Next {
     /// Wait for the next trigger.
     Idle,
     /// Reconcile again after this long (under this trigger), unless a
@@ -63,22 +64,26 @@ pub(super) fn decide(
             "no valid model yet: fix the compose file (see status.errors)".to_owned(),
         );
     };
+    // A pin (manual rollback) or a rolled back revision picks another
+    // model than the files' (`rollout.rs`).
+    let (target, model, revision) = super::rollout::target(&p.reconcile.rollout, good);
     // A model not applied yet is a change of the spec, whatever woke the
     // worker: a container event or a retry can get there before the file
     // event that loaded it. Named so, its actions are not drift.
-    let fresh = p.reconcile.last_applied_revision.as_deref() != Some(good.revision.as_str());
+    let fresh = p.reconcile.last_applied_revision.as_deref() != Some(revision);
     let trigger = if fresh && trigger.finds_drift() {
         Trigger::FsWatch
     } else {
         trigger
     };
-    let job = |kind| {
+    let job = |kind, project: &berth_spec::compose::model::Project, target| {
         Box::new(Job {
             kind,
-            project: good.project.clone(),
+            project: project.clone(),
             dir: p.dir.clone(),
             remove_orphans,
             trigger,
+            rollout: target,
         })
     };
     if let Some(since) = p.deleting_since {
@@ -91,8 +96,9 @@ pub(super) fn decide(
         let due = since + shared_grace;
         return match due.duration_since(now) {
             Ok(left) if !left.is_zero() => Decision::Wait(left),
+            // What runs is torn down, whichever revision it is.
             _ => Decision::Run(
-                job(OperationKind::Delete),
+                job(OperationKind::Delete, &good.project, Target::None),
                 good.revision.clone(),
                 p.generation,
             ),
@@ -109,8 +115,8 @@ pub(super) fn decide(
     }
     // An invalid edit keeps the last good model running (and repaired).
     Decision::Run(
-        job(OperationKind::Apply),
-        good.revision.clone(),
+        job(OperationKind::Apply, model, target),
+        revision.to_owned(),
         p.generation,
     )
 }
@@ -150,6 +156,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// One pass: decide, run, record. Returns the answer for waiters and what
 /// to do next.
 pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> (Finished, Next) {
+    super::rollout::prepare(shared, key).await;
     let trigger = pending.trigger;
     let now = SystemTime::now();
     let manual_at = (trigger == Trigger::Manual).then_some(now);
@@ -200,75 +207,157 @@ pub(super) async fn reconcile(shared: &Shared, key: &str, pending: &Pending) -> 
         }
         Decision::Run(job, revision, generation) => (job, revision, generation),
     };
-    let trigger = job.trigger;
-
-    let span = tracing::info_span!(
-        "reconcile",
-        project = %name,
-        key,
-        trigger = trigger.as_str(),
-        operation = job.kind.as_str(),
-        coalesced = pending.coalesced,
-    );
     let started = Instant::now();
-    {
-        let mut store = shared.store.write().await;
-        if let Some(p) = store.get_mut(key) {
-            p.reconcile.begin(OperationState {
-                kind: job.kind,
-                phase: OperationPhase::Running,
-                trigger,
-                started_at: now,
-                finished_at: None,
-                revision,
-                generation,
-                plan: Vec::new(),
-                message: String::new(),
-            });
-            refresh_conditions(p, now);
+    let number = match job.rollout {
+        Target::Fresh if shared.options.rollout.dir.is_some() => {
+            // A gate still running is for files that changed since.
+            super::rollout::abandon_gate(shared, key, &name, "the files changed again").await;
+            super::rollout::begin(shared, key, &job).await
         }
-        shared.metrics.observe(&store);
-    }
-    let result = {
-        let host = shared.host.clone();
-        let store = shared.store.clone();
-        let exec = shared.options.execute.clone();
-        let key = key.to_owned();
-        let job = (*job).clone();
-        let blocking_span = span.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            blocking_span.in_scope(|| {
-                let mut on_plan = |steps: &[super::status::StepState]| {
-                    let mut store = store.blocking_write();
-                    if let Some(p) = store.get_mut(&key) {
-                        p.reconcile.planned(steps.to_vec());
-                        refresh_conditions(p, SystemTime::now());
-                    }
-                };
-                run::run(
-                    &*host,
-                    &job,
-                    &berth_reconcilers::SystemClock,
-                    &exec,
-                    &mut on_plan,
-                )
-            })
-        });
-        match task.instrument(span.clone()).await {
-            Ok(result) => result,
-            Err(e) => RunResult {
-                error: Some((
-                    berth_reconcilers::ErrorKind::Internal,
-                    format!("the reconcile task failed: {e}"),
-                )),
-                ..RunResult::default()
-            },
-        }
+        _ => None,
     };
-    let elapsed = started.elapsed();
-    record(shared, key, &name, job.kind, trigger, result, elapsed)
+    let old_services = {
+        let store = shared.store.read().await;
+        store
+            .get(key)
+            .map(|p| p.reconcile.services.clone())
+            .unwrap_or_default()
+    };
+    let target = job.rollout.clone();
+    let runner = WorkerRunner {
+        shared,
+        key,
+        name: &name,
+        generation,
+        coalesced: pending.coalesced,
+    };
+    let (result, answer) = runner.execute(*job.clone(), revision).await;
+    let then = super::rollout::after(
+        shared,
+        key,
+        &name,
+        &job,
+        &target,
+        number,
+        &result,
+        &old_services,
+        started,
+        &runner,
+    )
+    .await;
+    match then {
+        super::rollout::After::Keep => answer,
+        super::rollout::After::Replace(rolled_back) => rolled_back,
+        super::rollout::After::Poll(every) => {
+            let next = match answer.1 {
+                Next::After(d, trigger) if d < every => Next::After(d, trigger),
+                Next::Exit => Next::Exit,
+                _ => Next::After(every, Trigger::Requeue),
+            };
+            (answer.0, next)
+        }
+    }
+}
+
+/// Runs jobs for one project and records them: the worker's own run,
+/// and a rollback's (`rollout.rs`).
+struct WorkerRunner<'a> {
+    shared: &'a Shared,
+    key: &'a str,
+    name: &'a str,
+    generation: u64,
+    coalesced: usize,
+}
+
+impl super::rollout::Runner for WorkerRunner<'_> {
+    async fn run(&self, job: Job, revision: String) -> (Finished, Next) {
+        self.execute(job, revision).await.1
+    }
+}
+
+impl WorkerRunner<'_> {
+    /// Runs `job` on a blocking thread and records its result.
+    async fn execute(&self, job: Job, revision: String) -> (RunResult, (Finished, Next)) {
+        let (shared, key, name) = (self.shared, self.key, self.name);
+        let now = SystemTime::now();
+        let trigger = job.trigger;
+        let span = tracing::info_span!(
+            "reconcile",
+            project = %name,
+            key,
+            trigger = trigger.as_str(),
+            operation = job.kind.as_str(),
+            coalesced = self.coalesced,
+        );
+        let started = Instant::now();
+        {
+            let mut store = shared.store.write().await;
+            if let Some(p) = store.get_mut(key) {
+                p.reconcile.begin(OperationState {
+                    kind: job.kind,
+                    phase: OperationPhase::Running,
+                    trigger,
+                    started_at: now,
+                    finished_at: None,
+                    revision,
+                    generation: self.generation,
+                    plan: Vec::new(),
+                    message: String::new(),
+                });
+                refresh_conditions(p, now);
+            }
+            shared.metrics.observe(&store);
+        }
+        let result = {
+            let host = shared.host.clone();
+            let store = shared.store.clone();
+            let exec = shared.options.execute.clone();
+            let key = key.to_owned();
+            let job = job.clone();
+            let blocking_span = span.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                blocking_span.in_scope(|| {
+                    let mut on_plan = |steps: &[super::status::StepState]| {
+                        let mut store = store.blocking_write();
+                        if let Some(p) = store.get_mut(&key) {
+                            p.reconcile.planned(steps.to_vec());
+                            refresh_conditions(p, SystemTime::now());
+                        }
+                    };
+                    run::run(
+                        &*host,
+                        &job,
+                        &berth_reconcilers::SystemClock,
+                        &exec,
+                        &mut on_plan,
+                    )
+                })
+            });
+            match task.instrument(span.clone()).await {
+                Ok(result) => result,
+                Err(e) => RunResult {
+                    error: Some((
+                        berth_reconcilers::ErrorKind::Internal,
+                        format!("the reconcile task failed: {e}"),
+                    )),
+                    ..RunResult::default()
+                },
+            }
+        };
+        let elapsed = started.elapsed();
+        let answer = record(
+            shared,
+            key,
+            name,
+            job.kind,
+            trigger,
+            result.clone(),
+            elapsed,
+        )
         .instrument(span)
-        .await
+        .await;
+        (result, answer)
+    }
 }
 
 /// Stores the result, updates metrics, and picks what comes next.

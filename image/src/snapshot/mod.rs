@@ -84,7 +84,7 @@ impl Store {
         self.snapshots_dir().join(chain.hex()).join("fs")
     }
 
-    fn ensure_snapshot(
+    pub(crate) fn ensure_snapshot(
         &self,
         chain: &Digest,
         blob: &Digest,

@@ -125,6 +125,11 @@ impl Store {
         for desc in self.read_index()? {
             self.mark(&desc, &mut blobs, &mut snapshots, 0);
         }
+        // What a build cache (or any owner of a root) still refers to.
+        for root in self.gc_roots() {
+            blobs.extend(root.blobs);
+            snapshots.extend(root.snapshots.iter().map(|c| c.hex().to_owned()));
+        }
         let mut collected = Collected::default();
         for digest in self.list_blobs()? {
             if blobs.contains(&digest) {
@@ -151,9 +156,28 @@ impl Store {
         }
         // Nothing is being written (we hold the lock exclusively), so
         // whatever is in tmp/ is left over from a crash.
+        // Except partial registry downloads, which the next pull of the
+        // same blob resumes: those go once a day old.
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).io_at("list", &tmp)? {
-            remove_all(&entry.io_at("list", &tmp)?.path())?;
+            let entry = entry.io_at("list", &tmp)?;
+            if entry.file_name() == "partial" {
+                let dir = entry.path();
+                for part in fs::read_dir(&dir).io_at("list", &dir)? {
+                    let part = part.io_at("list", &dir)?;
+                    let stale = part
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_none_or(|age| age > std::time::Duration::from_secs(24 * 3600));
+                    if stale {
+                        remove_all(&part.path())?;
+                    }
+                }
+                continue;
+            }
+            remove_all(&entry.path())?;
         }
         let locks = self.root().join("locks");
         for entry in fs::read_dir(&locks).io_at("list", &locks)? {

@@ -4,7 +4,9 @@
 //! The rules, Docker's embedded DNS server's where it has one:
 //! - A for a network name: every address (every replica), rotated per
 //!   query; TTL 0, since replicas come and go and nothing may cache them.
-//! - Any other type for a network name (AAAA, MX, TXT...): NOERROR with no
+//! - AAAA: the same for the IPv6 addresses of containers on networks with
+//!   IPv6.
+//! - Any other type for a network name (AAAA without IPv6, MX, TXT...): NOERROR with no
 //!   records ("no data"), not NXDOMAIN, which would tell getaddrinfo and
 //!   busybox's nslookup that the name does not exist at all.
 //! - Names under the search domain work like the bare names; unknown ones
@@ -16,7 +18,7 @@
 //!   or its EDNS size) and marked truncated, so it retries over TCP.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::zone::{Match, Zone};
@@ -50,11 +52,24 @@ pub(crate) enum Outcome {
 /// Decides what to do with `packet`. `others` are the zones of the
 /// client's other networks (see `DnsRecords::set_other_networks`), asked
 /// after `zone` and before the upstreams.
+#[cfg(test)]
 pub(crate) fn answer(
     zone: &mut Zone,
     others: &mut [&mut Zone],
     packet: &[u8],
     transport: Transport,
+) -> Outcome {
+    answer_for(zone, others, packet, transport, None)
+}
+
+/// [`answer`] for a query from `client`: its `links` aliases resolve to
+/// what they stand for (in this zone or its other networks').
+pub(crate) fn answer_for(
+    zone: &mut Zone,
+    others: &mut [&mut Zone],
+    packet: &[u8],
+    transport: Transport,
+    client: Option<std::net::IpAddr>,
 ) -> Outcome {
     let query = match Message::from_vec(packet) {
         Ok(query) => query,
@@ -72,8 +87,13 @@ pub(crate) fn answer(
     if question.query_class() != DNSClass::IN {
         return Outcome::Forward;
     }
-    let name = lower_name(question.name());
+    let mut name = lower_name(question.name());
     let qtype = question.query_type();
+    if let Some(std::net::IpAddr::V4(client)) = client
+        && let Some(target) = zone.link(client, &name)
+    {
+        name = target.to_owned();
+    }
     tracing::trace!(%name, %qtype, id = query.metadata.id, "query");
     if qtype == RecordType::PTR {
         let target = std::iter::once(&*zone)
@@ -112,14 +132,21 @@ pub(crate) fn answer(
             }
         },
     };
-    let records = if matches!(qtype, RecordType::A | RecordType::ANY) {
-        zone.rotated(&key)
-            .into_iter()
-            .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip))))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut records: Vec<Record> = Vec::new();
+    if matches!(qtype, RecordType::A | RecordType::ANY) {
+        records.extend(
+            zone.rotated(&key)
+                .into_iter()
+                .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::A(A(ip)))),
+        );
+    }
+    if matches!(qtype, RecordType::AAAA | RecordType::ANY) {
+        records.extend(
+            zone.rotated6(&key)
+                .into_iter()
+                .map(|ip| Record::from_rdata(question.name().clone(), TTL, RData::AAAA(AAAA(ip)))),
+        );
+    }
     reply(&query, ResponseCode::NoError, records, transport)
 }
 
@@ -365,6 +392,87 @@ mod tests {
             answer(&mut z, &mut [], &q, Transport::Udp),
             Outcome::Forward
         );
+    }
+
+    #[test]
+    fn aaaa_answers_ipv6_addresses_and_ptr_maps_them_back() {
+        let mut r = DnsRecords::new(vec![], vec![]);
+        r.set_container("a", ["p-web-1", "web"], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
+        r.set_container("b", ["p-web-2", "web"], Ipv4Addr::new(10, 89, 0, 3))
+            .unwrap();
+        assert!(r.set_ipv6("a", Some("fd12::2".parse().unwrap())));
+        assert!(r.set_ipv6("b", Some("fd12::3".parse().unwrap())));
+        let mut z = Zone::new(&r);
+        let v6 = |m: &Message| -> Vec<std::net::Ipv6Addr> {
+            m.answers
+                .iter()
+                .filter_map(|rec| match &rec.data {
+                    RData::AAAA(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = ask(&mut z, "web", RecordType::AAAA, Transport::Udp);
+        let second = ask(&mut z, "web", RecordType::AAAA, Transport::Udp);
+        assert_eq!(
+            v6(&first),
+            [
+                "fd12::2".parse::<std::net::Ipv6Addr>().unwrap(),
+                "fd12::3".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            v6(&second)[0],
+            "fd12::3".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        // A still answers the IPv4 addresses only.
+        let a = ask(&mut z, "p-web-1", RecordType::A, Transport::Udp);
+        assert_eq!(addresses(&a), [Ipv4Addr::new(10, 89, 0, 2)]);
+        assert!(v6(&a).is_empty());
+        let ptr = ask(
+            &mut z,
+            "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.1.d.f.ip6.arpa",
+            RecordType::PTR,
+            Transport::Udp,
+        );
+        assert_eq!(ptr.answers.len(), 1, "{ptr:?}");
+        assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0.to_ascii() == "p-web-1."));
+    }
+
+    #[test]
+    fn link_aliases_answer_for_the_linking_container_only() {
+        let mut r = DnsRecords::new(vec![], vec!["192.0.2.53:53".parse().unwrap()]);
+        r.set_domain(Some("berth.internal")).unwrap();
+        r.set_container("db", ["shop-db-1", "db"], Ipv4Addr::new(10, 89, 0, 5))
+            .unwrap();
+        r.set_container("w", ["shop-web-1", "web"], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
+        let links = std::collections::BTreeMap::from([("Database".to_owned(), "db".to_owned())]);
+        assert!(r.set_links("w", links).unwrap());
+        let mut z = Zone::new(&r);
+        let ask_from = |z: &mut Zone, client: [u8; 4], name: &str| match answer_for(
+            z,
+            &mut [],
+            &query_bytes(3, name, RecordType::A, false),
+            Transport::Udp,
+            Some(std::net::IpAddr::from(client)),
+        ) {
+            Outcome::Reply(b) => Some(Message::from_vec(&b).unwrap()),
+            Outcome::Forward => None,
+            Outcome::Ignore => panic!(),
+        };
+        for name in ["database", "DATABASE", "database.berth.internal"] {
+            let m = ask_from(&mut z, [10, 89, 0, 2], name).unwrap();
+            assert_eq!(addresses(&m), [Ipv4Addr::new(10, 89, 0, 5)], "{name}");
+            // The answer names what was asked.
+            assert_eq!(
+                m.answers[0].name.to_ascii().to_ascii_lowercase(),
+                format!("{}.", name.to_ascii_lowercase())
+            );
+        }
+        // Another container does not have the alias: forwarded upstream.
+        assert!(ask_from(&mut z, [10, 89, 0, 5], "database").is_none());
     }
 
     #[test]

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,11 +74,19 @@ pub struct ContainerRecord {
     /// Lower-case, deduplicated, the container's own name first.
     pub names: Vec<String>,
     pub ipv4: Ipv4Addr,
+    /// On a network with IPv6: answered to AAAA queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The state dirs of the container's other networks: its queries to
     /// this network's server also resolve their names (see
     /// [`DnsRecords::set_other_networks`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_networks: Vec<PathBuf>,
+    /// `links` of the container: alias → the name it stands for, answered
+    /// for the container's own queries only (Docker's per-container link
+    /// aliases on user-defined networks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 impl DnsRecords {
@@ -136,17 +144,19 @@ impl DnsRecords {
                 normalized.push(name);
             }
         }
-        let other_networks = self
+        let (other_networks, links, ipv6) = self
             .containers
             .remove(id)
-            .map(|c| c.other_networks)
+            .map(|c| (c.other_networks, c.links, c.ipv6))
             .unwrap_or_default();
         self.containers.insert(
             id.to_owned(),
             ContainerRecord {
                 names: normalized,
                 ipv4,
+                ipv6,
                 other_networks,
+                links,
             },
         );
         Ok(())
@@ -166,6 +176,34 @@ impl DnsRecords {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Sets (or clears) the IPv6 address of container `id`; false when it
+    /// has no entry here.
+    pub fn set_ipv6(&mut self, id: &str, ipv6: Option<Ipv6Addr>) -> bool {
+        match self.containers.get_mut(id) {
+            Some(c) => {
+                c.ipv6 = ipv6;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the link aliases of container `id` (alias → name, any case);
+    /// false when it has no entry here.
+    pub fn set_links(&mut self, id: &str, links: BTreeMap<String, String>) -> Result<bool> {
+        let mut normalized = BTreeMap::new();
+        for (alias, name) in links {
+            normalized.insert(normalize_name(&alias)?, normalize_name(&name)?);
+        }
+        match self.containers.get_mut(id) {
+            Some(c) => {
+                c.links = normalized;
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -213,6 +251,10 @@ impl DnsRecords {
             for name in &mut c.names {
                 name.make_ascii_lowercase();
             }
+            c.links = std::mem::take(&mut c.links)
+                .into_iter()
+                .map(|(a, n)| (a.to_ascii_lowercase(), n.to_ascii_lowercase()))
+                .collect();
         }
         if let Some(domain) = &mut records.domain {
             domain.make_ascii_lowercase();

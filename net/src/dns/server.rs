@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use super::RECORDS_FILE;
-use super::answer::{Outcome, Transport, answer, server_failure};
+use super::answer::{Outcome, Transport, answer_for, server_failure};
 use super::clients::Clients;
 use super::error::{Error, Result};
 use super::forward::forward;
@@ -239,7 +239,7 @@ impl Shared {
             IpAddr::V6(_) => &[],
         };
         if dirs.is_empty() {
-            return answer(&mut loaded.zone, &mut [], packet, transport);
+            return answer_for(&mut loaded.zone, &mut [], packet, transport, Some(client));
         }
         for dir in dirs {
             refresh_other(&mut loaded.others, dir);
@@ -252,7 +252,13 @@ impl Shared {
         // In the order the records list them.
         others.sort_by_key(|(i, _)| *i);
         let mut others: Vec<&mut Zone> = others.into_iter().map(|(_, z)| z).collect();
-        answer(&mut loaded.zone, &mut others, packet, transport)
+        answer_for(
+            &mut loaded.zone,
+            &mut others,
+            packet,
+            transport,
+            Some(client),
+        )
     }
 }
 

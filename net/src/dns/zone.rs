@@ -2,7 +2,7 @@
 //! name, and the round-robin position of each name.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::records::DnsRecords;
@@ -24,11 +24,16 @@ pub(crate) enum Match {
 #[derive(Debug, Default)]
 pub(crate) struct Zone {
     names: HashMap<String, Vec<Ipv4Addr>>,
+    /// The IPv6 addresses of the names that have any.
+    names6: HashMap<String, Vec<Ipv6Addr>>,
     reverse: HashMap<Ipv4Addr, String>,
+    reverse6: HashMap<Ipv6Addr, String>,
     domain: Option<String>,
     upstreams: Vec<SocketAddr>,
     /// Per client address, the other networks whose names it resolves.
     other_networks: HashMap<Ipv4Addr, Vec<PathBuf>>,
+    /// Per client address, its `links`: alias → name.
+    links: HashMap<Ipv4Addr, HashMap<String, String>>,
     /// Per name, how far the next answer's order is rotated.
     turn: HashMap<String, usize>,
 }
@@ -37,8 +42,17 @@ impl Zone {
     pub(crate) fn new(records: &DnsRecords) -> Zone {
         let mut names: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
         let mut reverse: HashMap<Ipv4Addr, String> = HashMap::new();
+        let mut names6: HashMap<String, Vec<Ipv6Addr>> = HashMap::new();
+        let mut reverse6: HashMap<Ipv6Addr, String> = HashMap::new();
         let mut other_networks: HashMap<Ipv4Addr, Vec<PathBuf>> = HashMap::new();
+        let mut links: HashMap<Ipv4Addr, HashMap<String, String>> = HashMap::new();
         for container in records.containers().values() {
+            if !container.links.is_empty() {
+                links
+                    .entry(container.ipv4)
+                    .or_default()
+                    .extend(container.links.iter().map(|(a, n)| (a.clone(), n.clone())));
+            }
             if !container.other_networks.is_empty() {
                 other_networks
                     .entry(container.ipv4)
@@ -47,16 +61,26 @@ impl Zone {
             }
             for name in &container.names {
                 names.entry(name.clone()).or_default().push(container.ipv4);
+                if let Some(v6) = container.ipv6 {
+                    names6.entry(name.clone()).or_default().push(v6);
+                }
             }
             if let Some(own) = container.names.first() {
                 let target = match records.domain() {
                     Some(domain) => format!("{own}.{domain}"),
                     None => own.clone(),
                 };
+                if let Some(v6) = container.ipv6 {
+                    reverse6.entry(v6).or_insert(target.clone());
+                }
                 reverse.entry(container.ipv4).or_insert(target);
             }
         }
         for addrs in names.values_mut() {
+            addrs.sort();
+            addrs.dedup();
+        }
+        for addrs in names6.values_mut() {
             addrs.sort();
             addrs.dedup();
         }
@@ -69,10 +93,13 @@ impl Zone {
             .collect();
         Zone {
             names,
+            names6,
             reverse,
+            reverse6,
             domain: records.domain().map(str::to_owned),
             upstreams,
             other_networks,
+            links,
             turn: HashMap::new(),
         }
     }
@@ -85,6 +112,20 @@ impl Zone {
     /// container's address on this network) resolves.
     pub(crate) fn other_networks(&self, client: Ipv4Addr) -> &[PathBuf] {
         self.other_networks.get(&client).map_or(&[], Vec::as_slice)
+    }
+
+    /// The name a `links` alias of `client` stands for: `name` is the
+    /// alias, bare or under the search domain.
+    pub(crate) fn link(&self, client: Ipv4Addr, name: &str) -> Option<&str> {
+        let links = self.links.get(&client)?;
+        let bare = match &self.domain {
+            Some(d) => name
+                .strip_suffix(d.as_str())
+                .and_then(|r| r.strip_suffix('.'))
+                .unwrap_or(name),
+            None => name,
+        };
+        links.get(bare).map(String::as_str)
     }
 
     /// Every other network named by any container here.
@@ -129,12 +170,48 @@ impl Zone {
         out
     }
 
+    /// The IPv6 addresses of `name`, rotated like [`Zone::rotated`] (on
+    /// a turn of their own).
+    pub(crate) fn rotated6(&mut self, name: &str) -> Vec<Ipv6Addr> {
+        let Some(addrs) = self.names6.get(name) else {
+            return Vec::new();
+        };
+        let turn = self.turn.entry(format!("{name} aaaa")).or_insert(0);
+        let start = *turn % addrs.len().max(1);
+        *turn = turn.wrapping_add(1);
+        let mut out = Vec::with_capacity(addrs.len());
+        out.extend_from_slice(&addrs[start..]);
+        out.extend_from_slice(&addrs[..start]);
+        out
+    }
+
     /// The name a container's address maps back to, for a PTR query name
-    /// (`4.3.2.1.in-addr.arpa`, lower case, no trailing dot).
+    /// (`4.3.2.1.in-addr.arpa`, or the 32 nibbles of `ip6.arpa`, lower
+    /// case, no trailing dot).
     pub(crate) fn reverse(&self, name: &str) -> Option<&str> {
+        if let Some(ip) = parse_reverse_v6(name) {
+            return self.reverse6.get(&ip).map(String::as_str);
+        }
         let ip = parse_reverse_v4(name)?;
         self.reverse.get(&ip).map(String::as_str)
     }
+}
+
+/// `b.a.9.8. ... .ip6.arpa` (32 nibbles, least significant first) → the
+/// address; anything else → None.
+fn parse_reverse_v6(name: &str) -> Option<Ipv6Addr> {
+    let labels = name.strip_suffix(".ip6.arpa")?;
+    let mut value: u128 = 0;
+    let mut count = 0;
+    for (i, label) in labels.split('.').enumerate() {
+        let [c] = label.as_bytes() else {
+            return None;
+        };
+        let nibble = (*c as char).to_digit(16)?;
+        value |= u128::from(nibble) << (4 * i);
+        count += 1;
+    }
+    (count == 32).then(|| Ipv6Addr::from(value))
 }
 
 /// `d.c.b.a.in-addr.arpa` → `a.b.c.d`; anything else (a partial name, a

@@ -45,7 +45,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::observed::Observed;
 
-pub use types::{Action, ActionId, ContainerRef, PlannedAction, Reason, ReasonKind, WaitFor};
+pub use types::{
+    Action, ActionId, ContainerRef, Gate, PlannedAction, Reason, ReasonKind, UpdateOrder, WaitFor,
+};
 
 /// What the plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -265,6 +267,7 @@ impl Builder {
             after,
             wait: Vec::new(),
             not_before: None,
+            delay: Duration::ZERO,
         });
         id
     }

@@ -41,6 +41,7 @@ fn container(p: &Project, service: &str, n: u32, state: ContainerState) -> Obser
         restart_policy_applied: false,
         last_exit_code: None,
         error: None,
+        standby: false,
     }
 }
 

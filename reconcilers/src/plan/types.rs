@@ -68,13 +68,27 @@ pub enum Action {
         signal: Option<String>,
     },
     /// Stop and remove `old`, create `spec` (same replica number and name),
-    /// start it unless `start` is false.
+    /// start it unless `start` is false (`update_config.order:
+    /// stop-first`, the default).
     Recreate {
         old: ContainerRef,
         grace: Duration,
         signal: Option<String>,
         spec: Box<ContainerSpec>,
         start: bool,
+    },
+    /// Start-first replacement (`update_config.order: start-first`):
+    /// create and start `spec` (a replica number of its own) out of
+    /// service (no published ports, not in DNS), wait for its health
+    /// `gate`, move the published ports and DNS names from `old` to it in
+    /// one step, then stop and remove `old`. A failed gate removes the new
+    /// container and leaves `old` serving (`ErrorKind::GateFailed`).
+    Replace {
+        old: ContainerRef,
+        grace: Duration,
+        signal: Option<String>,
+        spec: Box<ContainerSpec>,
+        gate: Gate,
     },
     RemoveNetwork {
         name: String,
@@ -98,6 +112,7 @@ impl Action {
             Action::RestartContainer { .. } => "RestartContainer",
             Action::RemoveContainer { .. } => "RemoveContainer",
             Action::Recreate { .. } => "Recreate",
+            Action::Replace { .. } => "Replace",
             Action::RemoveNetwork { .. } => "RemoveNetwork",
             Action::RemoveVolume { .. } => "RemoveVolume",
         }
@@ -117,6 +132,7 @@ impl Action {
             | Action::RestartContainer { target, .. }
             | Action::RemoveContainer { target, .. } => &target.name,
             Action::Recreate { spec, .. } => &spec.name,
+            Action::Replace { old, .. } => &old.name,
             Action::RemoveNetwork { name } | Action::RemoveVolume { name } => name,
         }
     }
@@ -126,10 +142,47 @@ impl Action {
     pub fn starts_container(&self) -> bool {
         match self {
             Action::CreateContainer { start, .. } | Action::Recreate { start, .. } => *start,
-            Action::StartContainer { .. } | Action::RestartContainer { .. } => true,
+            Action::StartContainer { .. }
+            | Action::RestartContainer { .. }
+            | Action::Replace { .. } => true,
             _ => false,
         }
     }
+
+    /// What the line says beyond kind and target: how a replacement runs.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Action::Replace { spec, .. } => Some(format!("(start-first: {})", spec.name)),
+            _ => None,
+        }
+    }
+}
+
+/// How a changed replica is replaced: Compose's `update_config.order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop and remove the old container, then create the new one
+    /// (Compose's default: one container per replica at any time).
+    #[default]
+    StopFirst,
+    /// Start the new one, wait for its health gate, switch traffic, then
+    /// remove the old one.
+    StartFirst,
+}
+
+/// What a start-first replacement's new container must show before it
+/// takes the old one's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gate {
+    /// Longest wait for `healthy` (or for the stable period): the
+    /// service's `update_config.monitor`, else a default derived from its
+    /// healthcheck.
+    pub timeout: Duration,
+    /// With no healthcheck: how long the container must run without
+    /// exiting or restarting.
+    pub stable: Duration,
 }
 
 /// Why an action is planned: a stable identifier for machines and a
@@ -174,6 +227,9 @@ pub enum ReasonKind {
     ProjectStopped,
     /// Asked for by name (`compose start`, `compose restart`).
     Requested,
+    /// A start-first replacement left out of service by an interrupted
+    /// update: it never took traffic, so it is replaced like a stale one.
+    Standby,
 }
 
 impl fmt::Display for ReasonKind {
@@ -226,6 +282,10 @@ pub struct PlannedAction {
     /// Not before this time (restart backoff); the executor defers the
     /// action, and those after it, when it comes too early.
     pub not_before: Option<SystemTime>,
+    /// Waited right before the action runs: `update_config.delay` between
+    /// two batches of a service's replacements.
+    #[serde(skip_serializing_if = "Duration::is_zero")]
+    pub delay: Duration,
 }
 
 impl PlannedAction {
@@ -242,8 +302,13 @@ impl PlannedAction {
                 }
             })
             .collect();
+        let detail = self
+            .action
+            .detail()
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
         format!(
-            "{} {} {} [{}]",
+            "{} {} {}{detail} [{}]",
             self.wave,
             self.action.kind(),
             self.action.target(),

@@ -80,6 +80,18 @@ impl ContainerRuntime for CrashAfter<'_> {
     fn remove(&self, id: &str) -> Result<(), BackendError> {
         self.tick(self.inner.runtime.remove(id))
     }
+
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        self.tick(self.inner.runtime.create_standby(spec, replacing))
+    }
+
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        self.tick(self.inner.runtime.promote(id, replacing))
+    }
 }
 
 impl ImageSource for CrashAfter<'_> {

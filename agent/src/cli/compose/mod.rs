@@ -24,6 +24,7 @@ mod printer;
 pub mod progress;
 pub mod project;
 pub mod ps;
+mod pull;
 pub mod restart;
 pub mod rm;
 pub mod start;
@@ -80,6 +81,8 @@ pub enum Verb {
     Unpause(pause::PauseFlags),
     /// List images used by the created containers.
     Images(images::ImagesFlags),
+    /// Pull service images.
+    Pull(pull::PullFlags),
     /// Parse, resolve and render the compose file in canonical format.
     Config(super::config::ConfigArgs),
 }
@@ -144,6 +147,7 @@ pub fn run(args: ComposeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         Verb::Pause(flags) => pause::run(p, &flags, global, true),
         Verb::Unpause(flags) => pause::run(p, &flags, global, false),
         Verb::Images(flags) => images::run(p, &flags, global),
+        Verb::Pull(flags) => pull::run(p, &flags, global),
         Verb::Config(mut config) => {
             config.project = merged(p, &config.project);
             super::config::run(config)

@@ -149,6 +149,28 @@ impl ContainerRuntime for Progress<'_> {
             self.inner.runtime.remove(id)
         })
     }
+
+    fn create_standby(
+        &self,
+        spec: &ContainerSpec,
+        replacing: &str,
+    ) -> Result<ContainerId, BackendError> {
+        let resource = format!("Container {}", spec.name);
+        let id = self.around(&resource, "Creating", "Created", || {
+            self.inner.runtime.create_standby(spec, replacing)
+        })?;
+        self.remember(&id, &spec.name);
+        Ok(id)
+    }
+
+    /// ` Container shop-web-2 Serving` once the published ports and
+    /// names moved to it (berth's own event: Compose has no start-first).
+    fn promote(&self, id: &str, replacing: &str) -> Result<(), BackendError> {
+        let resource = format!("Container {}", self.name_of(id));
+        self.around(&resource, "Switching", "Serving", || {
+            self.inner.runtime.promote(id, replacing)
+        })
+    }
 }
 
 impl ImageSource for Progress<'_> {

@@ -101,6 +101,7 @@ impl ComposeProject {
         let engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
             format!("cannot open berth's state under {}", global.root.display())
         })?;
+        engine.images.note_pull_policies(&project);
         let mut cp = ComposeProject {
             project,
             declared,

@@ -214,6 +214,9 @@ fn plan_options(cp: &ComposeProject, flags: &UpFlags) -> anyhow::Result<PlanOpti
         },
         scale,
         stop_timeout: flags.timeout.map(Duration::from_secs),
+        // `docker compose up` pulls `pull_policy: always` images every
+        // time (the timed policies when due: `engine::images`).
+        refresh_images: true,
         ..PlanOptions::default()
     })
 }

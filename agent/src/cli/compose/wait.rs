@@ -127,6 +127,7 @@ mod tests {
             restart_policy_applied: false,
             last_exit_code: None,
             error: None,
+            standby: false,
         }
     }
 

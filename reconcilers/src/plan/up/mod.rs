@@ -6,13 +6,14 @@
 //! running containers whose dependency was restarted (`restart: true`).
 
 mod resources;
+mod update;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use berth_spec::compose::model::{Project, Service};
 
-use super::types::{Action, ActionId, ContainerRef, Reason, ReasonKind, WaitFor};
+use super::types::{Action, ActionId, ContainerRef, Reason, ReasonKind, UpdateOrder, WaitFor};
 use super::{Builder, PlanOptions};
 use crate::desired::{self, DEFAULT_STOP_GRACE};
 use crate::error::Error;
@@ -143,13 +144,17 @@ impl ServicePlanner<'_> {
         let refresh = self.plan_refresh(&reference, b, ctx);
 
         // Adopt by replica number; of two claiming one number, keep the
-        // running one.
+        // running one. Containers in service come before those a
+        // start-first replacement left out of service, so an interrupted
+        // replacement's extra container is the surplus.
         let mut existing: Vec<&ObservedContainer> = self
             .observed
             .service_containers(project, self.name)
             .collect();
+        let all_numbers: BTreeSet<u32> = existing.iter().filter_map(|c| c.number()).collect();
         existing.sort_by_key(|c| {
             (
+                c.standby,
                 c.number().unwrap_or(u32::MAX),
                 !c.is_running(),
                 c.name.clone(),
@@ -188,14 +193,18 @@ impl ServicePlanner<'_> {
             ));
         }
         for c in surplus.iter().rev() {
-            own.push(remove(
-                c,
+            let reason = if c.standby {
+                Reason::new(
+                    ReasonKind::Standby,
+                    "left out of service by an interrupted start-first replacement",
+                )
+            } else {
                 Reason::new(
                     ReasonKind::ScaledDown,
                     format!("service wants {replicas} replica(s)"),
-                ),
-                b,
-            ));
+                )
+            };
+            own.push(remove(c, reason, b));
         }
 
         // The digest new containers get: unknown when this plan pulls or
@@ -209,6 +218,18 @@ impl ServicePlanner<'_> {
         let after_deps = self.dependency_actions(ctx);
         let mut restarted: Option<&'static str> = None;
         let start = !self.options.no_start;
+
+        // Missing replicas get the lowest free numbers; start-first
+        // replacements the lowest numbers free after those.
+        let used: BTreeSet<u32> = kept.iter().filter_map(|c| c.number()).collect();
+        let missing_numbers: Vec<u32> = (1..)
+            .filter(|n| !used.contains(n))
+            .take(replicas as usize - kept.len().min(replicas as usize))
+            .collect();
+        let mut taken: BTreeSet<u32> = all_numbers;
+        taken.extend(&missing_numbers);
+        let update = update::UpdatePolicy::of(self.service);
+        let mut batches = Batches::new(update.parallelism, update.delay);
 
         for c in &kept {
             let number = c.number().unwrap_or(1);
@@ -227,20 +248,40 @@ impl ServicePlanner<'_> {
                     after_deps.clone(),
                     resources.clone(),
                     image.into_iter().collect(),
+                    batches.previous(),
                 ]
                 .concat();
-                let id = b.push(
-                    Some(self.name),
+                let action = if self.start_first(c, &spec, start, update.order) {
+                    let new_number = (1..).find(|n| !taken.contains(n)).unwrap_or(number);
+                    taken.insert(new_number);
+                    Action::Replace {
+                        old: container_ref(c),
+                        grace,
+                        signal: signal.clone(),
+                        spec: Box::new(desired::container_spec(
+                            self.desired,
+                            self.name,
+                            self.service,
+                            new_number,
+                            spec_digest,
+                            &self.options.file_digests,
+                        )),
+                        gate: update.gate,
+                    }
+                } else {
                     Action::Recreate {
                         old: container_ref(c),
                         grace,
                         signal: signal.clone(),
                         spec: Box::new(spec),
                         start,
-                    },
-                    reasons,
-                    after,
-                );
+                    }
+                };
+                let id = b.push(Some(self.name), action, reasons, after);
+                if let Some(a) = b.get_mut(id) {
+                    a.delay = batches.delay();
+                }
+                batches.add(id);
                 self.add_waits(b, id);
                 own.push(id);
                 restarted = Some("recreated");
@@ -259,17 +300,8 @@ impl ServicePlanner<'_> {
             }
         }
 
-        // Missing replicas: the lowest free numbers.
-        let used: BTreeSet<u32> = kept.iter().filter_map(|c| c.number()).collect();
         let highest = used.iter().max().copied();
-        let mut number = 0;
-        let mut missing = replicas as usize - kept.len().min(replicas as usize);
-        while missing > 0 {
-            number += 1;
-            if used.contains(&number) {
-                continue;
-            }
-            missing -= 1;
+        for number in missing_numbers {
             let reason = match highest {
                 Some(h) if number > h => Reason::new(
                     ReasonKind::ScaledUp,
@@ -333,6 +365,28 @@ impl ServicePlanner<'_> {
         })
     }
 
+    /// Whether `c` is replaced start-first: asked for, possible, and the
+    /// new container is to start at all.
+    fn start_first(
+        &self,
+        c: &ObservedContainer,
+        spec: &crate::container::ContainerSpec,
+        start: bool,
+        order: UpdateOrder,
+    ) -> bool {
+        if order != UpdateOrder::StartFirst || !start || !c.is_running() || c.standby {
+            return false;
+        }
+        match update::start_first_blocker(spec, self.service) {
+            Some(why) => {
+                tracing::warn!(service = %self.name, container = %c.name, reason = %why,
+                    "update_config.order is start-first, but this replica is replaced stop-first");
+                false
+            }
+            None => true,
+        }
+    }
+
     /// Why an existing container must be replaced, if it must.
     fn recreate_reasons(
         &self,
@@ -343,6 +397,12 @@ impl ServicePlanner<'_> {
         let mut reasons = Vec::new();
         if c.state == ContainerState::Dead {
             reasons.push(Reason::new(ReasonKind::Dead, "the runtime reports it dead"));
+        }
+        if c.standby {
+            reasons.push(Reason::new(
+                ReasonKind::Standby,
+                "left out of service by an interrupted start-first replacement",
+            ));
         }
         if self.options.force_recreate {
             reasons.push(Reason::new(ReasonKind::Forced, "--force-recreate"));
@@ -535,6 +595,47 @@ impl ServicePlanner<'_> {
                     .collect();
             }
         }
+    }
+}
+
+/// A service's replacements in batches of `parallelism` (0: one batch):
+/// each batch comes after the one before it, `delay` later.
+struct Batches {
+    parallelism: usize,
+    delay: Duration,
+    done: Vec<ActionId>,
+    current: Vec<ActionId>,
+}
+
+impl Batches {
+    fn new(parallelism: usize, delay: Duration) -> Self {
+        Batches {
+            parallelism,
+            delay,
+            done: Vec::new(),
+            current: Vec::new(),
+        }
+    }
+
+    /// Closes a full batch; what the next replacement comes after.
+    fn previous(&mut self) -> Vec<ActionId> {
+        if self.parallelism > 0 && self.current.len() >= self.parallelism {
+            self.done = std::mem::take(&mut self.current);
+        }
+        self.done.clone()
+    }
+
+    /// The delay before a replacement of the current batch.
+    fn delay(&self) -> Duration {
+        if self.done.is_empty() {
+            Duration::ZERO
+        } else {
+            self.delay
+        }
+    }
+
+    fn add(&mut self, id: ActionId) {
+        self.current.push(id);
     }
 }
 

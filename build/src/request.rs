@@ -1,0 +1,160 @@
+//! What a caller asks for ([`BuildRequest`]), what it gets back
+//! ([`BuildOutcome`]) and how it hears about progress ([`Progress`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_image::Digest;
+
+/// The Dockerfile: a file (`-f`, default `<context>/Dockerfile`) or text
+/// given inline (`-f -`, compose's `dockerfile_inline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerfileSource {
+    Path(PathBuf),
+    Inline(String),
+}
+
+/// The network of RUN steps that do not say `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildNetwork {
+    /// No network (only loopback): berth has no build bridge yet, so
+    /// `default` means this.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// A `--secret id=ID,src=FILE` or `--secret id=ID,env=VAR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    /// The value itself (read by the caller from its environment).
+    Value(Vec<u8>),
+}
+
+/// One build, as `docker build` flags describe it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// `None`: `<context>/Dockerfile`.
+    pub dockerfile: Option<DockerfileSource>,
+    /// `--build-arg K=V`; a `None` value means "take it from the caller's
+    /// environment" and is resolved by the caller (absent: skipped).
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: build up to this stage.
+    pub target: Option<String>,
+    /// `--label`, added to the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `-t`: references to tag the result with.
+    pub tags: Vec<String>,
+    /// `--no-cache`: run every step (results still fill the cache).
+    pub no_cache: bool,
+    pub network: BuildNetwork,
+    /// `/dev/shm` size of RUN containers, bytes.
+    pub shm_size: Option<u64>,
+    /// `--cache-from`: accepted for compose; the local cache is always
+    /// used, remote caches are not (no registry cache import yet).
+    pub cache_from: Vec<String>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--platform`: only the host's platform can be built.
+    pub platform: Option<String>,
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Taken from the build cache: nothing ran.
+    Cached,
+    /// Executed (a container ran, files were copied, ...).
+    Executed,
+    /// Metadata only (ENV, LABEL, CMD, ...): nothing to run or cache.
+    Metadata,
+}
+
+/// One instruction of the build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    /// The stage's name (`AS name`) or `stage-N`.
+    pub stage: String,
+    /// `[stage i/n] INSTRUCTION`, as shown in progress.
+    pub name: String,
+    pub status: StepStatus,
+}
+
+/// What a successful build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The image ID (the config digest).
+    pub image_id: Digest,
+    /// The full references it was tagged with.
+    pub tags: Vec<String>,
+    /// Every step of every stage built, in the order they finished.
+    pub steps: Vec<StepReport>,
+    /// Build args given but never declared with ARG.
+    pub unused_args: Vec<String>,
+}
+
+impl BuildOutcome {
+    /// Steps that ran (not cached, not metadata).
+    pub fn executed(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Executed)
+            .count()
+    }
+
+    /// Steps taken from the cache.
+    pub fn cached(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Cached)
+            .count()
+    }
+}
+
+/// A progress event. `vertex` numbers steps like BuildKit's `#N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        vertex: u32,
+        name: String,
+    },
+    Cached {
+        vertex: u32,
+    },
+    /// One line of a RUN's output (without the newline), `elapsed` since
+    /// the step started.
+    Output {
+        vertex: u32,
+        elapsed: Duration,
+        line: String,
+    },
+    Done {
+        vertex: u32,
+        elapsed: Duration,
+    },
+    Failed {
+        vertex: u32,
+        elapsed: Duration,
+        error: String,
+    },
+    /// A warning or note not tied to one step.
+    Warning(String),
+}
+
+/// Where progress goes (`berth build` renders it as BuildKit's plain
+/// progress). Called from the stage threads, hence `Sync`.
+pub trait Progress: Send + Sync {
+    fn event(&self, event: Event);
+}
+
+/// Drops every event.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _event: Event) {}
+}

@@ -1,0 +1,180 @@
+//! RUN: one container on the berth runtime over the stage's snapshots.
+//! Its output is followed from the container's json log and reported
+//! line by line as it comes; once it exits, its overlayfs upper dir (the
+//! step's filesystem diff) is moved out before the container is removed.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use berth_runtime::{
+    ContainerConfig, CreateOptions, LogConfig, Mount, Network, ProcessConfig, Rootfs, Runtime,
+    ShimEvent, new_id,
+};
+
+use crate::error::{BuildError, Result};
+use crate::request::{Event, Progress};
+
+/// What RUN runs and how.
+pub struct RunSpec {
+    pub lowers: Vec<PathBuf>,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub cwd: String,
+    pub network: Network,
+    pub shm_size: Option<u64>,
+    pub mounts: Vec<Mount>,
+}
+
+/// Removes the container however the step ends.
+struct ContainerGuard<'a> {
+    rt: &'a Runtime,
+    id: String,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.rt.remove(&self.id, true) {
+            tracing::warn!(id = %self.id, error = %e, "cannot remove build container");
+        }
+    }
+}
+
+/// Runs the container; returns its exit code and, moved to `upper_to`,
+/// its upper dir.
+pub fn run(
+    rt: &Runtime,
+    spec: RunSpec,
+    upper_to: &Path,
+    progress: &dyn Progress,
+    vertex: u32,
+    started: Instant,
+) -> Result<i32> {
+    let id = new_id();
+    let config = ContainerConfig {
+        id: id.clone(),
+        name: format!("berth-build-{}", id.get(..12).unwrap_or(&id)),
+        labels: Default::default(),
+        annotations: [("berth.build".to_owned(), "run".to_owned())].into(),
+        rootfs: Rootfs::Layers(spec.lowers),
+        process: ProcessConfig {
+            args: spec.argv,
+            env: spec.env,
+            cwd: Some(spec.cwd),
+            user: spec.user,
+            tty: false,
+            additional_groups: Vec::new(),
+        },
+        hostname: Some("buildkitsandbox".to_owned()),
+        mounts: spec.mounts,
+        resources: Default::default(),
+        init: false,
+        stop_signal: None,
+        stop_timeout: None,
+        log: LogConfig::default(),
+        network: spec.network,
+        auto_remove: false,
+        etc_hosts: None,
+        resolv_conf: None,
+        security: Default::default(),
+        rlimits: Vec::new(),
+        sysctls: Default::default(),
+        devices: Vec::new(),
+        domainname: None,
+        shm_size: spec.shm_size,
+        oom_score_adj: None,
+        hooks: Default::default(),
+        healthcheck: None,
+        restart_policy: Default::default(),
+    };
+    let created = rt.create(
+        &config,
+        CreateOptions {
+            start: true,
+            attach: false,
+        },
+    );
+    let _guard = ContainerGuard { rt, id: id.clone() };
+    let mut handle = match created {
+        Ok(h) => h,
+        Err(berth_runtime::Error::Start { code, message, .. }) => {
+            progress.event(Event::Output {
+                vertex,
+                elapsed: started.elapsed(),
+                line: message,
+            });
+            return Ok(code);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let code = loop {
+            match handle.next_event() {
+                Ok(Some(ShimEvent::Exited(code))) => break Ok(code),
+                Ok(Some(_)) => continue,
+                Ok(None) => break Err("the shim exited without reporting the exit".to_owned()),
+                Err(berth_runtime::Error::Start { code, message, .. }) => {
+                    break Ok(code).inspect(|_| tracing::debug!(%message, "start failed"));
+                }
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        let _ = tx.send(code);
+    });
+    let log = rt.state_root().container(&id).log();
+    let mut offset = 0u64;
+    let code = loop {
+        let done = rx.recv_timeout(Duration::from_millis(5));
+        offset = follow(&log, offset, progress, vertex, started);
+        match done {
+            Ok(result) => {
+                follow(&log, offset, progress, vertex, started);
+                break result.map_err(|reason| {
+                    BuildError::Invalid(format!("build container {id}: {reason}"))
+                })?;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(BuildError::Invalid(format!(
+                    "build container {id}: lost its shim"
+                )));
+            }
+        }
+    };
+    let upper = rt.state_root().container(&id).upper();
+    fs::rename(&upper, upper_to).map_err(|e| BuildError::io(&upper, e))?;
+    Ok(code)
+}
+
+/// Reports the complete log lines after `offset`; returns the new offset.
+fn follow(log: &Path, offset: u64, progress: &dyn Progress, vertex: u32, started: Instant) -> u64 {
+    let Ok(mut f) = fs::File::open(log) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut reader = BufReader::new(f);
+    let mut offset = offset;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(n) if n > 0 && line.last() == Some(&b'\n') => {
+                offset += n as u64;
+                if let Ok(e) = serde_json::from_slice::<berth_runtime::logs::LogEntry>(&line) {
+                    progress.event(Event::Output {
+                        vertex,
+                        elapsed: started.elapsed(),
+                        line: e.log.trim_end_matches('\n').to_owned(),
+                    });
+                }
+            }
+            _ => return offset,
+        }
+    }
+}

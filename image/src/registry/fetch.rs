@@ -1,0 +1,250 @@
+//! One blob from a registry into the store, streamed to disk and hashed as
+//! it arrives, never held in memory.
+//!
+//! The bytes land in `tmp/partial/<hex>` (keyed by digest, so a pull that
+//! dies half-way and the next one share it). A later fetch of the same blob
+//! hashes what is there and asks the registry for the rest with a `Range`
+//! request; a registry that answers `200` instead of `206` sends it all
+//! again and the partial file starts over. A dropped connection is resumed
+//! the same way a few times before the fetch gives up (leaving the partial
+//! file for next time). Only a blob whose SHA-256 and size match the
+//! descriptor is renamed into `blobs/sha256/`; a mismatch deletes the
+//! partial file and fails naming the blob and the registry.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use futures_util::StreamExt;
+use nix::fcntl::{Flock, FlockArg};
+use oci_client::client::BlobResponse;
+use sha2::{Digest as _, Sha256};
+use tracing::debug;
+
+use super::{Progress, ProgressEvent, registry_error};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{Store, sync_parent};
+
+/// Connection drops a fetch survives (each resumes where it broke).
+const RETRIES: usize = 3;
+
+/// Fetches blob `digest` (`size` bytes, as the manifest says) of `image`
+/// into `store`, unless it is there already. Returns whether bytes moved.
+pub(crate) async fn fetch_blob(
+    client: &oci_client::Client,
+    image: &oci_client::Reference,
+    store: &Store,
+    digest: &Digest,
+    size: u64,
+    progress: &dyn Progress,
+) -> Result<bool> {
+    if store.has_blob(digest) {
+        progress.event(ProgressEvent::Exists {
+            digest: digest.clone(),
+        });
+        return Ok(false);
+    }
+    let dir = store.tmp_dir().join("partial");
+    std::fs::create_dir_all(&dir).io_at("create", &dir)?;
+    let path = dir.join(digest.hex());
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .io_at("open partial download", &path)?;
+    // Two pulls of one blob at once: the second waits for the first, then
+    // finds the blob in the store.
+    let mut file = lock(file, &path).await?;
+    if store.has_blob(digest) {
+        // The other puller renamed its file into the store; ours (if the
+        // path is still ours) is an empty leftover.
+        use std::os::unix::fs::MetadataExt;
+        let ours = file.metadata().map(|m| m.ino()).ok();
+        if std::fs::metadata(&path).map(|m| m.ino()).ok() == ours {
+            let _ = std::fs::remove_file(&path);
+        }
+        progress.event(ProgressEvent::Exists {
+            digest: digest.clone(),
+        });
+        return Ok(false);
+    }
+    let (mut hasher, mut offset) = rehash(&mut file, &path, size)?;
+    progress.event(ProgressEvent::Started {
+        digest: digest.clone(),
+        size,
+        offset,
+    });
+    let digest_text = digest.to_string();
+    let mut failures = 0;
+    // A partial file that is already whole needs no request.
+    while offset < size || size == 0 {
+        let response = if offset > 0 {
+            client
+                .pull_blob_stream_partial(image, digest_text.as_str(), offset, None)
+                .await
+        } else {
+            client
+                .pull_blob_stream(image, digest_text.as_str())
+                .await
+                .map(BlobResponse::Full)
+        };
+        let mut stream = match response {
+            Ok(BlobResponse::Partial(stream)) => {
+                debug!(%digest, offset, "resuming blob download");
+                stream
+            }
+            Ok(BlobResponse::Full(stream)) => {
+                if offset > 0 {
+                    debug!(%digest, offset, "registry ignored the range: starting over");
+                    file.set_len(0).io_at("truncate", &path)?;
+                    file.seek(SeekFrom::Start(0)).io_at("seek", &path)?;
+                    hasher = Sha256::new();
+                    offset = 0;
+                }
+                stream
+            }
+            Err(e) if failures < RETRIES && is_transient(&e) => {
+                failures += 1;
+                continue;
+            }
+            Err(e) => return Err(registry_error("fetch blob", &digest_text, e)),
+        };
+        let mut broken = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            };
+            if offset + chunk.len() as u64 > size {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: offset + chunk.len() as u64,
+                });
+            }
+            file.write_all(&chunk).io_at("write", &path)?;
+            hasher.update(&chunk);
+            offset += chunk.len() as u64;
+            progress.event(ProgressEvent::Bytes {
+                digest: digest.clone(),
+                done: offset,
+                size,
+            });
+        }
+        match broken {
+            // oci-client checks the digest itself at the end of a full
+            // response: a mismatch is final, and reported below by ours.
+            None => break,
+            // Everything arrived (oci-client's own digest check may have
+            // complained at the end): ours below decides.
+            Some(_) if offset >= size => break,
+            Some(e) if e.kind() == std::io::ErrorKind::InvalidData => break,
+            Some(e) if failures < RETRIES && offset < size => {
+                failures += 1;
+                debug!(%digest, offset, error = %e, "blob download broke; resuming");
+            }
+            Some(e) => {
+                return Err(Error::Registry {
+                    action: "fetch blob",
+                    reference: digest_text,
+                    message: format!(
+                        "the download broke at byte {offset} of {size}: {e} (run the pull again to resume)"
+                    ),
+                    kind: crate::error::ErrorKind::Registry,
+                });
+            }
+        }
+    }
+    let actual = Digest::from_hex(&hex::encode(hasher.finalize()))?;
+    if offset != size || &actual != digest {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(if offset != size {
+            Error::SizeMismatch {
+                digest: digest.clone(),
+                expected: size,
+                actual: offset,
+            }
+        } else {
+            Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            }
+        });
+    }
+    file.sync_all().io_at("fsync", &path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
+        .io_at("chmod", &path)?;
+    let target = store.blob_path(digest);
+    std::fs::rename(&path, &target).io_at("rename blob into", &target)?;
+    sync_parent(&target)?;
+    progress.event(ProgressEvent::Done {
+        digest: digest.clone(),
+    });
+    Ok(true)
+}
+
+/// Takes the partial file's lock, waiting on a blocking thread when
+/// another pull holds it.
+async fn lock(file: File, path: &Path) -> Result<Flock<File>> {
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let path2 = path.to_owned();
+            tokio::task::spawn_blocking(move || {
+                Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Lock {
+                    path: path2,
+                    source: errno.into(),
+                })
+            })
+            .await
+            .map_err(|e| Error::Lock {
+                path: path.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        }
+        Err((_, errno)) => Err(Error::Lock {
+            path: path.to_owned(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// Hashes what a partial file holds (dropping it when it is longer than
+/// the blob) and leaves the file positioned at its end.
+fn rehash(file: &mut File, path: &Path, size: u64) -> Result<(Sha256, u64)> {
+    let len = file.metadata().io_at("stat", path)?.len();
+    let mut hasher = Sha256::new();
+    if len > size {
+        file.set_len(0).io_at("truncate", path)?;
+        return Ok((hasher, 0));
+    }
+    file.seek(SeekFrom::Start(0)).io_at("seek", path)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = 0u64;
+    loop {
+        let n = file.read(&mut buf).io_at("read", path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok((hasher, done))
+}
+
+/// A request that failed on the way (connection refused or reset,
+/// timeout), not an answer: worth another try.
+fn is_transient(e: &oci_client::errors::OciDistributionError) -> bool {
+    matches!(e, oci_client::errors::OciDistributionError::RequestError(_))
+}

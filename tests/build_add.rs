@@ -1,0 +1,118 @@
+//! End-to-end: ADD of local archives (unpacked), of http URLs (served on
+//! 127.0.0.1 by the test; `--checksum`), and the refusals (git URLs, a
+//! wrong checksum).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod build_support;
+mod runtime_support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, sh};
+use runtime_support::{Root, need_root, text};
+
+/// Serves `body` as `/files/payload.txt` to every request until the
+/// process ends; returns the port.
+fn serve(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn add_unpacks_archives_and_downloads_urls() {
+    if !need_root("add_unpacks_archives_and_downloads_urls") {
+        return;
+    }
+    let root = Root::new("build-add");
+    let port = serve("downloaded\n");
+    let sum = "sha256:a2b4d4d7b7ff0d9acf1ab6e7cc0b5a0fb44ea0b5eef8c4a1b8b4b43c1c8c6b2e";
+    let dockerfile = format!(
+        "{BUSYBOX_STAGE}\
+ADD tree.tar.gz /unpacked/
+ADD plain.txt /plain.txt
+ADD http://127.0.0.1:{port}/files/payload.txt /dl/
+ADD --chmod=0644 http://127.0.0.1:{port}/files/payload.txt /named.txt
+"
+    );
+    let ctx = context(
+        &root,
+        "ctx",
+        &[
+            ("Dockerfile", &dockerfile),
+            ("plain.txt", "plain\n"),
+            ("tree/a/b.txt", "in archive\n"),
+        ],
+    );
+    let st = std::process::Command::new("tar")
+        .args(["czf", "tree.tar.gz", "-C", "tree", "."])
+        .current_dir(&ctx)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let progress = build_ok(&root, &ctx, &["-t", "add:1"]);
+    assert_eq!(
+        sh(
+            &root,
+            "add:1",
+            "cat /unpacked/a/b.txt /plain.txt /dl/payload.txt; stat -c '%a %Y' /dl/payload.txt /named.txt"
+        ),
+        "in archive\nplain\ndownloaded\n600 784111777\n644 784111777\n",
+        "{progress}"
+    );
+    // Unchanged content: cached, though the URL was fetched again.
+    assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "add:1"])).0, 0);
+    // A wrong checksum fails the step and names both digests.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD --checksum={sum} http://127.0.0.1:{port}/files/payload.txt /x\n"
+        ),
+    )
+    .unwrap();
+    let err = text(&build(&root, &ctx, &[]).stderr);
+    assert!(err.contains("does not match"), "{err}");
+    // The right one passes.
+    let right = format!(
+        "sha256:{}",
+        text(
+            &std::process::Command::new("sh")
+                .arg("-c")
+                .arg("printf 'downloaded\\n' | sha256sum | cut -d' ' -f1")
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .trim()
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD --checksum={right} http://127.0.0.1:{port}/files/payload.txt /x\n"
+        ),
+    )
+    .unwrap();
+    build_ok(&root, &ctx, &[]);
+    // Git sources are refused with a way out.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD https://example.org/repo.git /src\n",
+    )
+    .unwrap();
+    let err = text(&build(&root, &ctx, &[]).stderr);
+    assert!(err.contains("git repository"), "{err}");
+}

@@ -1,0 +1,153 @@
+//! Helpers for the network end-to-end tests (`tests/net_*.rs`): a state
+//! root in a private network namespace with the busybox image imported,
+//! projects written into it, HTTP over published ports, and the check
+//! that `down` left no kernel state behind.
+
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_image::testing::busybox_rootfs_tar;
+
+use crate::runtime_support::{Root, ok, private_netns, text};
+
+/// A state root whose berth runs in a network namespace of the calling
+/// test thread's own, with `busybox:latest` imported.
+pub fn setup(label: &str) -> Root {
+    private_netns();
+    let root = Root::new(label);
+    let mut tar = Vec::new();
+    busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
+    let path = root.dir.join("busybox.tar");
+    std::fs::write(&path, tar).unwrap();
+    ok(root.run(&["image", "import", path.to_str().unwrap(), "busybox:latest"]));
+    root
+}
+
+/// Writes `yaml` as `<root>/<name>/compose.yaml`; its path.
+pub fn project(root: &Root, name: &str, yaml: &str) -> String {
+    let dir = root.dir.join("projects").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+/// A busybox service serving `body` over HTTP on port 80.
+pub fn web_service(body: &str) -> String {
+    format!(
+        r#"    image: busybox:latest
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www"]
+"#
+    )
+}
+
+/// `GET /` on `addr`: the body. Retries while nothing answers yet (up to
+/// 10 s), then panics with the last error.
+pub fn get(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_get(addr) {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// One attempt at `GET /` on `addr`.
+pub fn try_get(addr: SocketAddr) -> std::io::Result<String> {
+    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut s = String::new();
+    c.read_to_string(&mut s)?;
+    let s = s.replace("\r\n", "\n");
+    match s.split_once("\n\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") => Ok(body.trim().to_owned()),
+        _ => Err(std::io::Error::other(format!("not an HTTP answer: {s:?}"))),
+    }
+}
+
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)
+}
+
+/// `sh -c script` in `container`: its trimmed stdout (fails the test when
+/// it fails).
+pub fn exec(root: &Root, container: &str, script: &str) -> String {
+    ok(root.run(&["exec", container, "sh", "-c", script]))
+        .trim()
+        .to_owned()
+}
+
+/// `ip ARGS` in the test's namespace: stdout.
+pub fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The nftables table berth keeps, as `nft list` prints it (empty when
+/// there is none).
+pub fn nft_table() -> String {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", "berth"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+/// After `down` of every project of `root`: no bound network namespace
+/// under the root, no endpoint record, no veth or bridge in the test's
+/// namespace, no berth nftables table, no DNS server left running. Called
+/// before the root's own cleanup (which would unmount leftovers and hide
+/// them).
+pub fn assert_no_network_leftovers(root: &Root) {
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|p| Path::new(p).starts_with(root.dir.join("netns")))
+        .collect();
+    assert!(
+        mounts.is_empty(),
+        "network namespaces still bound: {mounts:?}"
+    );
+    let entries = |d: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(root.dir.join(d))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(entries("netns"), Vec::<PathBuf>::new(), "netns files left");
+    assert_eq!(
+        entries("endpoints"),
+        Vec::<PathBuf>::new(),
+        "endpoints left"
+    );
+    let networks: Vec<PathBuf> = entries("networks")
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(networks, Vec::<PathBuf>::new(), "networks left");
+    let veths = ip(&["-o", "link", "show", "type", "veth"]);
+    assert!(veths.trim().is_empty(), "veths left:\n{veths}");
+    let bridges = ip(&["-o", "link", "show", "type", "bridge"]);
+    assert!(bridges.trim().is_empty(), "bridges left:\n{bridges}");
+    let table = nft_table();
+    assert!(table.trim().is_empty(), "nftables table left:\n{table}");
+    let dns: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(" dns ") && c.contains(root.dir.to_str().unwrap()))
+        .collect();
+    assert!(dns.is_empty(), "DNS servers left: {dns:?}");
+}
