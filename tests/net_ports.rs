@@ -184,7 +184,7 @@ fn the_networking_of_a_container_removed_behind_berths_back_is_released() {
     ok(root.run(&["compose", "-f", &file, "ps"]));
     assert!(!endpoint.exists(), "the stale endpoint is still there");
     assert!(!root.dir.join("netns").join(&id).exists());
-    let veths = net_support::ip(&["-o", "link", "show", "type", "veth"]);
+    let veths = net_support::veths_after_teardown();
     assert!(veths.trim().is_empty(), "{veths}");
 
     ok(root.run(&["down", "-f", &file]));

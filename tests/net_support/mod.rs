@@ -104,6 +104,23 @@ pub fn nft_table() -> String {
     text(&out.stdout)
 }
 
+/// The veths of the test's namespace once the kernel is done tearing
+/// down the namespaces berth unbound: berth leaves a container's veth pair
+/// to that teardown, which runs in the background (a workqueue after an
+/// RCU grace period), so a pair can outlive `down` by some milliseconds.
+/// Waits for none to be left (a generous bound, not a speed check), then
+/// returns what is left.
+pub fn veths_after_teardown() -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let veths = ip(&["-o", "link", "show", "type", "veth"]);
+        if veths.trim().is_empty() || std::time::Instant::now() >= deadline {
+            return veths;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// After `down` of every project of `root`: no bound network namespace
 /// under the root, no endpoint record, no veth or bridge in the test's
 /// namespace, no berth nftables table, no DNS server left running. Called
@@ -136,7 +153,7 @@ pub fn assert_no_network_leftovers(root: &Root) {
         .filter(|p| p.is_dir())
         .collect();
     assert_eq!(networks, Vec::<PathBuf>::new(), "networks left");
-    let veths = ip(&["-o", "link", "show", "type", "veth"]);
+    let veths = veths_after_teardown();
     assert!(veths.trim().is_empty(), "veths left:\n{veths}");
     let bridges = ip(&["-o", "link", "show", "type", "bridge"]);
     assert!(bridges.trim().is_empty(), "bridges left:\n{bridges}");
