@@ -3,8 +3,10 @@
 //! networking of containers removed behind berth's back.
 
 use crate::error::Result;
+use crate::interfaces::bridge_up;
 use crate::state::{Endpoint, Lock};
-use crate::{Net, bridge_sysctls, bridge_up, dns, links, netns, nft};
+use crate::sysctl::bridge_sysctls;
+use crate::{Net, dns, links, netns, nft};
 
 impl Net {
     /// Brings back every network's bridge, the interfaces of containers

@@ -581,3 +581,104 @@ fn a_standby_container_takes_over_published_ports_and_names_at_promotion() {
         "new from 172.17.0.1"
     );
 }
+
+#[test]
+fn connect_adds_an_interface_with_ipv6_a_mac_and_the_network_prefix_and_disconnect_takes_it() {
+    let Some(c) = setup() else { return };
+    let net = &c.net;
+    net.create_network(&NetworkRequest {
+        name: "front".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let v6 = net
+        .create_network(&NetworkRequest {
+            name: "back".into(),
+            enable_ipv6: true,
+            driver_opts: [(
+                "com.docker.network.container_iface_prefix".to_owned(),
+                "bk".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let subnet6 = v6.subnet6.unwrap();
+    net.attach(&AttachRequest {
+        container_id: id(1),
+        container_name: "web".into(),
+        networks: vec![join("front", &[])],
+        ..Default::default()
+    })
+    .unwrap();
+    let other = net
+        .attach(&AttachRequest {
+            container_id: id(2),
+            container_name: "db".into(),
+            networks: vec![join("back", &["db"])],
+            ..Default::default()
+        })
+        .unwrap();
+    serve(&netns(&c, 2), 80, "db");
+    let ep = net
+        .connect(
+            &id(1),
+            &JoinRequest {
+                network: "back".into(),
+                aliases: vec!["web".into()],
+                mac_address: Some("02:42:0a:0b:0c:0d".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let a = &ep.attachments[1];
+    // The network's prefix and the first free slot; the default route
+    // stays on the first network.
+    assert_eq!(a.ifname, "bk1");
+    assert_eq!(a.mac, "02:42:0a:0b:0c:0d");
+    assert!(!a.default_route && ep.attachments[0].default_route);
+    let ip6 = a.ip6.unwrap();
+    assert!(
+        ip6.segments()[..4] == subnet6.network().segments()[..4],
+        "{ip6} in {subnet6}"
+    );
+    // The interface is there, with its MAC, and reaches the other
+    // container over IPv4 and IPv6.
+    // `ip` forked from the thread inside sees that namespace (sysfs would
+    // show the one it was mounted in).
+    let link = |name: &str| {
+        in_ns(&netns(&c, 1), || {
+            std::process::Command::new("ip")
+                .args(["-o", "link", "show", name])
+                .output()
+                .unwrap()
+        })
+    };
+    let shown = String::from_utf8(link("bk1").stdout).unwrap();
+    assert!(shown.contains("link/ether 02:42:0a:0b:0c:0d"), "{shown}");
+    let db4 = other.attachments[0].ip;
+    assert_eq!(
+        in_ns(&netns(&c, 1), || fetch((db4, 80).into())).unwrap(),
+        format!("db from {}", a.ip)
+    );
+    let db6 = other.attachments[0].ip6.unwrap();
+    let l6 = in_ns(&netns(&c, 2), || TcpListener::bind(("::", 81)).unwrap());
+    std::thread::spawn(move || {
+        for mut conn in l6.incoming().flatten() {
+            let peer = conn.peer_addr().map(|a| a.ip().to_string());
+            let _ = conn.write_all(format!("db6 from {}", peer.unwrap_or_default()).as_bytes());
+        }
+    });
+    let got = in_ns(&netns(&c, 1), || {
+        fetch(SocketAddr::new(std::net::IpAddr::V6(db6), 81))
+    })
+    .unwrap();
+    assert_eq!(got, format!("db6 from {ip6}"));
+    // A second connect to the same network is refused by name.
+    let e = net.connect(&id(1), &join("back", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    net.disconnect(&id(1), "back").unwrap();
+    let ep = net.endpoint(&id(1)).unwrap().unwrap();
+    assert_eq!(ep.attachments.len(), 1);
+    assert!(!link("bk1").status.success(), "bk1 is still there");
+}
