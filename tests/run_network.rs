@@ -471,3 +471,100 @@ fn rm_and_run_rm_leave_no_endpoint_address_or_rule() {
     let ls = ok(root.run(&["network", "ls"]));
     assert!(ls.contains("n1"), "{ls}");
 }
+
+#[test]
+fn ipv6_networks_take_ip6_mac_address_and_connect_ip6() {
+    if !need_root("ipv6_networks_take_ip6_mac_address_and_connect_ip6") {
+        return;
+    }
+    let root = setup("runnet-ipv6");
+    ok(root.run(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.126.0.0/24",
+        "--subnet",
+        "fd00:beef::/64",
+        "v6net",
+    ]));
+    ok(root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "v6net",
+        "--ip6",
+        "fd00:beef::50",
+        "--mac-address",
+        "02:42:0a:00:00:99",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let addrs = ok(root.run(&["exec", "a", "ip", "-o", "addr", "show", "eth0"]));
+    assert!(addrs.contains("inet6 fd00:beef::50/64"), "{addrs}");
+    assert!(addrs.contains("inet 10.126.0."), "{addrs}");
+    let link = ok(root.run(&["exec", "a", "ip", "-o", "link", "show", "eth0"]));
+    assert!(link.contains("link/ether 02:42:0a:00:00:99"), "{link}");
+    let net = network_inspect(&root, "v6net");
+    assert_eq!(net["EnableIPv6"], true);
+    assert_eq!(net["IPAM"]["Config"][1]["Subnet"], "fd00:beef::/64");
+    let a = net["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|c| c["Name"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["IPv6Address"], "fd00:beef::50/64");
+    assert_eq!(a["MacAddress"], "02:42:0a:00:00:99");
+
+    // A container on the default bridge joins it with its own IPv6
+    // address, and finds the first by name over IPv6.
+    ok(root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "bridge",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    ok(root.run(&["network", "connect", "--ip6", "fd00:beef::60", "v6net", "b"]));
+    let addrs = ok(root.run(&["exec", "b", "ip", "-o", "addr", "show", "eth1"]));
+    assert!(addrs.contains("inet6 fd00:beef::60/64"), "{addrs}");
+    let out = ok(root.run(&["exec", "a", "nslookup", "-type=AAAA", "b"]));
+    assert!(out.contains("fd00:beef::60"), "{out}");
+
+    // Refused by name: an address outside the network, a MAC with no
+    // bridge network.
+    let err = fails(root.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6net",
+        "--ip6",
+        "fd00:cafe::1",
+        "busybox",
+        "true",
+    ]));
+    assert!(err.contains("fd00:cafe::1"), "{err}");
+    let err = fails(root.run(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:42:0a:00:00:98",
+        "busybox",
+        "true",
+    ]));
+    assert!(err.contains("--mac-address"), "{err}");
+
+    ok(root.run(&["rm", "-f", "a", "b"]));
+    ok(root.run(&["network", "rm", "v6net"]));
+    assert!(entries(&root.dir.join("endpoints")).is_empty());
+    assert!(entries(&root.dir.join("netns")).is_empty());
+}
