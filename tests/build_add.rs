@@ -44,6 +44,8 @@ fn add_unpacks_archives_and_downloads_urls() {
     let dockerfile = format!(
         "{BUSYBOX_STAGE}\
 ADD tree.tar.gz /unpacked/
+ADD tree.tar.bz2 /bz/
+ADD tree.tar.xz /xz/
 ADD plain.txt /plain.txt
 ADD http://127.0.0.1:{port}/files/payload.txt /dl/
 ADD --chmod=0644 http://127.0.0.1:{port}/files/payload.txt /named.txt
@@ -64,14 +66,22 @@ ADD --chmod=0644 http://127.0.0.1:{port}/files/payload.txt /named.txt
         .status()
         .unwrap();
     assert!(st.success());
+    for (flag, name) in [("-j", "tree.tar.bz2"), ("-J", "tree.tar.xz")] {
+        let st = std::process::Command::new("tar")
+            .args(["c", flag, "-f", name, "-C", "tree", "."])
+            .current_dir(&ctx)
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar {flag}");
+    }
     let progress = build_ok(&root, &ctx, &["-t", "add:1"]);
     assert_eq!(
         sh(
             &root,
             "add:1",
-            "cat /unpacked/a/b.txt /plain.txt /dl/payload.txt; stat -c '%a %Y' /dl/payload.txt /named.txt"
+            "cat /unpacked/a/b.txt /bz/a/b.txt /xz/a/b.txt /plain.txt /dl/payload.txt; stat -c '%a %Y' /dl/payload.txt /named.txt"
         ),
-        "in archive\nplain\ndownloaded\n600 784111777\n644 784111777\n",
+        "in archive\nin archive\nin archive\nplain\ndownloaded\n600 784111777\n644 784111777\n",
         "{progress}"
     );
     // Unchanged content: cached, though the URL was fetched again.
