@@ -191,12 +191,36 @@ RUN cat /second.txt >> /combined
     // --no-cache runs everything again.
     let fresh = build_ok(&root, &ctx, &["-t", "cache:1", "--no-cache"]);
     assert_eq!(counts(&fresh), (6, 0), "{fresh}");
-    // builder prune --all empties the cache: the next build runs again.
-    let pruned = root.run(&["builder", "prune", "--all"]);
+    // builder prune removes what no image uses (the two steps of the
+    // first `second.txt`, once its untagged image is gone), keeps the
+    // rest: the build stays fully cached.
+    let first_id = serde_json::from_str::<serde_json::Value>(&id1).unwrap()[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rmi = root.run(&["rmi", &first_id]);
+    assert!(rmi.status.success(), "{}", text(&rmi.stderr));
+    let pruned = text(&root.run(&["builder", "prune"]).stdout);
     assert!(
-        text(&pruned.stdout).contains("Deleted build cache objects: 8"),
-        "{}",
-        text(&pruned.stdout)
+        pruned.contains("Deleted build cache objects: 2"),
+        "{pruned}"
+    );
+    assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "cache:1"])), (0, 6));
+    // Everything left was used within the hour.
+    let pruned = text(
+        &root
+            .run(&["builder", "prune", "--all", "--filter", "until=1h"])
+            .stdout,
+    );
+    assert!(
+        pruned.contains("Deleted build cache objects: 0"),
+        "{pruned}"
+    );
+    // builder prune --all empties the cache: the next build runs again.
+    let pruned = text(&root.run(&["builder", "prune", "--all"]).stdout);
+    assert!(
+        pruned.contains("Deleted build cache objects: 6"),
+        "{pruned}"
     );
     let after = build_ok(&root, &ctx, &["-t", "cache:2"]);
     assert_eq!(counts(&after), (6, 0), "{after}");
