@@ -235,6 +235,16 @@ impl<'a> StageRun<'a> {
             command.original.clone()
         };
         let name = self.step_name(n, &shown);
+        // A step that reads another stage starts (in the progress) once
+        // that stage is done, as BuildKit shows it.
+        for reference in berth_spec::dockerfile::stages::stage_refs(&instruction) {
+            if let Some(i) = shared
+                .dockerfile
+                .resolve_stage_ref(reference, self.stage.index)
+            {
+                let _ = shared.board.wait(i);
+            }
+        }
         let vertex = shared.next_vertex();
         let started = Instant::now();
         let layered = matches!(
