@@ -479,3 +479,42 @@ fn builds_on_an_image_in_the_store_and_copies_from_images() {
     let err = text(&build(&root, &ctx, &[]).stderr);
     assert!(err.contains("host platform"), "{err}");
 }
+
+#[test]
+fn an_interrupted_build_leaves_no_container() {
+    if !need_root("an_interrupted_build_leaves_no_container") {
+        return;
+    }
+    let root = Root::new("build-cancel");
+    let dockerfile = format!("{BUSYBOX_STAGE}RUN echo started && sleep 600\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &dockerfile)]);
+    let mut child = root
+        .cmd(&["build", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(" started") {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    assert_eq!(root.ids().len(), 1, "the RUN container exists");
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(rest.join("\n").contains("build cancelled"), "{rest:?}");
+    assert!(root.ids().is_empty(), "left: {:?}", root.ids());
+}

@@ -64,6 +64,9 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--platform`: only the host's platform can be built.
     pub platform: Option<String>,
+    /// Set (by a signal handler, say) to stop the build: a running RUN is
+    /// killed, its container removed, and the build fails as cancelled.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How one step ended.

@@ -219,6 +219,14 @@ impl<'a> StageRun<'a> {
 
     fn step(&mut self, n: usize, command: &Command, onbuild: bool) -> Result<()> {
         let shared = self.shared;
+        if shared
+            .request
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(BuildError::Cancelled);
+        }
         let at = self.at(Some(command));
         let escape = shared.dockerfile.escape;
         let step_err = |message: String| BuildError::Step {
@@ -909,6 +917,7 @@ impl<'a> StageRun<'a> {
             shared.progress,
             vertex,
             started,
+            shared.request.cancel.as_deref(),
         )?;
         crate::mounts::remove_stubs(&upper, &lowers, &prepared.targets);
         drop(prepared);
