@@ -219,11 +219,12 @@ impl<'a> StageRun<'a> {
 
     fn step(&mut self, n: usize, command: &Command, onbuild: bool) -> Result<()> {
         let shared = self.shared;
-        if shared
-            .request
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        if shared.failed.load(std::sync::atomic::Ordering::Relaxed)
+            || shared
+                .request
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
         {
             return Err(BuildError::Cancelled);
         }
