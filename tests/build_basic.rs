@@ -518,3 +518,37 @@ fn an_interrupted_build_leaves_no_container() {
     assert!(rest.join("\n").contains("build cancelled"), "{rest:?}");
     assert!(root.ids().is_empty(), "left: {:?}", root.ids());
 }
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    if !need_root("source_date_epoch_makes_builds_reproducible") {
+        return;
+    }
+    let root = Root::new("build-repro");
+    let dockerfile = format!("{BUSYBOX_STAGE}COPY f /f\nRUN mkdir -p /x/y && echo made > /x/y/z\n");
+    let ctx = context(
+        &root,
+        "ctx",
+        &[("Dockerfile", &dockerfile), ("f", "same\n")],
+    );
+    let args = [
+        "-q",
+        "--no-cache",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+    ];
+    let first = root.run(&[&["build"][..], &args, &[ctx.to_str().unwrap()]].concat());
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // Newer file times (in the context and in the RUN) are clamped.
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2030-01-01", ctx.join("f").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let second = root.run(&[&["build"][..], &args, &[ctx.to_str().unwrap()]].concat());
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let id = text(&first.stdout);
+    assert_eq!(id, text(&second.stdout), "same inputs, same image");
+    let img = inspect(&root, id.trim());
+    assert_eq!(img["Created"], "2023-11-14T22:13:20Z");
+}
