@@ -129,7 +129,15 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let store = open_store(global)?;
     let builder = Builder::new(store, runtime(global));
-    let request = request(&args)?;
+    let mut request = request(&args)?;
+    // Ctrl-C (or SIGTERM) stops the build: the running RUN container is
+    // killed and removed, not left behind with its shim.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("cannot install the build's signal handler")?;
+    }
+    request.cancel = Some(cancel);
     let quiet = args.quiet || args.progress == ProgressMode::Quiet;
     let plain = PlainProgress {
         out: Mutex::new(std::io::stderr()),
@@ -251,5 +259,6 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         cache_from: args.cache_from.clone(),
         secrets,
         platform: args.platform.clone(),
+        cancel: None,
     })
 }
