@@ -238,7 +238,7 @@ pub fn execute(
 
 /// Observe, plan, execute, until a plan is empty, fails, or makes no
 /// progress (only deferred actions); at most `max_rounds` rounds. `--build`,
-/// image refreshes and `--force-recreate` apply to the first round only:
+/// `pull_policy: build`, image refreshes and `--force-recreate` apply to the first round only:
 /// the rounds after it converge on what that one produced. Returns each
 /// round's plan and report.
 pub fn converge(
@@ -265,6 +265,7 @@ pub fn converge(
             break;
         }
         plan_options.build = false;
+        plan_options.build_policy = false;
         plan_options.refresh_images = false;
         plan_options.force_recreate = false;
     }

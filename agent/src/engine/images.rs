@@ -1,21 +1,38 @@
 //! [`ImageSource`] over the local [`Store`]. berth has no registry client
-//! and no builder yet: `pull` and `build` fail with `Unavailable` and say
-//! how to get an image in, rather than pretend.
+//! yet: `pull` fails with `Unavailable` and says how to get an image in,
+//! rather than pretend. `build` runs berth's builder on the service's
+//! `build:` section (see `build_request` and `build_output`).
+
+use std::sync::Arc;
 
 use berth_image::Store;
 use berth_reconcilers::BackendError;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::container::BuildRequest;
+use berth_runtime::Runtime;
 
+use super::build_output::BuildOutput;
 use super::error::from_image;
 
 pub struct Images {
     store: Store,
+    runtime: Runtime,
+    build_output: Arc<dyn BuildOutput>,
 }
 
 impl Images {
-    pub fn new(store: Store) -> Self {
-        Images { store }
+    pub fn new(store: Store, runtime: Runtime) -> Self {
+        Images {
+            store,
+            runtime,
+            build_output: Arc::new(super::build_output::Log),
+        }
+    }
+
+    /// Where builds report their steps: the log (the agent) unless a
+    /// CLI verb shows them.
+    pub fn set_build_output(&mut self, output: Arc<dyn BuildOutput>) {
+        self.build_output = output;
     }
 }
 
@@ -39,10 +56,11 @@ impl ImageSource for Images {
     }
 
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError> {
-        Err(BackendError::unavailable(format!(
-            "cannot build {} for service {}: builds are not implemented yet; \
-             build it elsewhere and load it (`berth load -i ARCHIVE`)",
-            request.reference, request.service
-        )))
+        super::build_output::run_build(
+            &self.store,
+            &self.runtime,
+            self.build_output.as_ref(),
+            request,
+        )
     }
 }

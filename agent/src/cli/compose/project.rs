@@ -98,9 +98,15 @@ impl ComposeProject {
         };
         let declared = load_options.is_some();
         let runtime = crate::cli::run::runtime(global);
-        let engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
+        let mut engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
             format!("cannot open berth's state under {}", global.root.display())
         })?;
+        // A verb that builds shows the steps, as compose does.
+        engine
+            .images
+            .set_build_output(std::sync::Arc::new(crate::engine::PlainBuildOutput::new(
+                false,
+            )));
         let mut cp = ComposeProject {
             project,
             declared,
