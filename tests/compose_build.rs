@@ -216,3 +216,58 @@ fn a_failing_build_leaves_running_containers_and_names_the_line() {
     assert!(states.iter().all(|(_, s)| s == "running"), "{states:?}");
     assert_eq!(exec(&p, "project-web-1", "cat /app/copy"), "hello\n");
 }
+
+#[test]
+fn compose_build_and_top_level_build_in_a_project_folder() {
+    if !need_root("compose_build_and_top_level_build_in_a_project_folder") {
+        return;
+    }
+    let p = project("cbuild-verb");
+    // Only the named service; the arg from the command line wins over the
+    // file's.
+    let out = p.run(&["compose", "build", "api", "--build-arg", "FLAVOR=mild"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(" Service api Built"), "{err}");
+    assert!(!err.contains("Service web"), "{err}");
+    let flavor = text(
+        &p.root
+            .run(&["run", "--rm", "shop/api:1", "cat", "/flavor", "/stage"])
+            .stdout,
+    );
+    assert_eq!(flavor, "mild\ndev\n");
+
+    // `berth build` with no folder: compose's meaning, every service with
+    // build: (db has none); -q prints nothing.
+    let out = p.run(&["build", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(text(&out.stdout), "");
+    let out = p
+        .root
+        .run(&["run", "--rm", "project-web", "cat", "/app/copy"]);
+    assert_eq!(text(&out.stdout), "hello\n", "{}", text(&out.stderr));
+
+    // `berth build web --no-cache` runs every step again.
+    let out = p.run(&["build", "web", "--no-cache"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(executed_steps(&err).len(), 3, "{err}");
+
+    // A folder keeps docker's meaning.
+    let out = p.run(&["build", "-q", "-t", "plain:1", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("sha256:"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = p.run(&["compose", "build", "--pull"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no registry client"),
+        "{}",
+        text(&out.stderr)
+    );
+}

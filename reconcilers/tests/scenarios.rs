@@ -399,6 +399,31 @@ fn built_images_build_when_missing_and_rebuild_with_build() {
 }
 
 #[test]
+fn pull_policy_build_builds_at_every_up_but_not_at_resyncs() {
+    let host = host();
+    let p = project("services:\n  app:\n    build: .\n    pull_policy: build\n");
+    up(&host, &p);
+    // The agent's resyncs leave build_policy off: converged.
+    assert_converged(&host, &p, &opts(&host));
+    let cli_up = PlanOptions {
+        build_policy: true,
+        ..opts(&host)
+    };
+    let rounds = converge_with(&host, &p, &cli_up);
+    assert_eq!(
+        rounds[0],
+        ["0 BuildImage shop-app [Forced: pull_policy build]"]
+    );
+    // --no-build wins.
+    let no_build = PlanOptions {
+        build_policy: true,
+        no_build: true,
+        ..opts(&host)
+    };
+    assert_converged(&host, &p, &no_build);
+}
+
+#[test]
 fn every_action_says_why() {
     let host = host();
     let plan = plan_up(&host, &project(SHOP));

@@ -189,6 +189,10 @@ impl Command {
         match self {
             Command::Agent(_) => "info,libcgroups=error",
             Command::Up(_) | Command::Down(_) | Command::Compose(_) => "warn,libcgroups=error",
+            // `berth build [SERVICE...]` in a project: compose's meaning.
+            Command::Build(args) if build::compose_services(args).is_some() => {
+                "warn,libcgroups=error"
+            }
             _ => "info,libcgroups=error,berth_reconcilers=warn",
         }
     }

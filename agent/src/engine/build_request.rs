@@ -110,6 +110,13 @@ pub fn translate(
             "no_cache_filter: not supported; use no_cache: true (or `build --no-cache`)",
         ));
     }
+    if b.pull {
+        return Err(refuse(
+            request,
+            "pull: pulling newer base images needs a registry client, which berth does not have yet; \
+             drop the key to build on the base images in the local store (`berth load`, `berth image import`)",
+        ));
+    }
     let platform = platform(request)?;
     let network = match b.network.as_deref() {
         None | Some("default") | Some("none") => BuildNetwork::None,

@@ -12,6 +12,7 @@
 
 mod apply;
 mod attach;
+pub mod build;
 #[cfg(debug_assertions)]
 mod crashpoint;
 pub mod down;
@@ -80,6 +81,8 @@ pub enum Verb {
     Unpause(pause::PauseFlags),
     /// List images used by the created containers.
     Images(images::ImagesFlags),
+    /// Build or rebuild services.
+    Build(build::BuildFlags),
     /// Parse, resolve and render the compose file in canonical format.
     Config(super::config::ConfigArgs),
 }
@@ -144,6 +147,7 @@ pub fn run(args: ComposeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         Verb::Pause(flags) => pause::run(p, &flags, global, true),
         Verb::Unpause(flags) => pause::run(p, &flags, global, false),
         Verb::Images(flags) => images::run(p, &flags, global),
+        Verb::Build(flags) => build::run(p, &flags, global),
         Verb::Config(mut config) => {
             config.project = merged(p, &config.project);
             super::config::run(config)

@@ -112,27 +112,12 @@ impl ServicePlanner<'_> {
         Some(id)
     }
 
-    /// The builder's input for this service: its `build:` section and the
-    /// definitions of the secrets it names.
     fn build_request(
         &self,
         reference: &str,
         build: &berth_spec::compose::model::BuildConfig,
     ) -> BuildRequest {
-        let secrets = build
-            .secrets
-            .iter()
-            .filter_map(|s| {
-                let def = self.desired.secrets.get(&s.source)?;
-                Some((s.source.clone(), def.clone()))
-            })
-            .collect();
-        BuildRequest {
-            service: self.name.to_string(),
-            reference: reference.to_string(),
-            build: build.clone(),
-            secrets,
-        }
+        desired::build_request(self.desired, self.name, reference, build)
     }
 
     /// Networks and volumes the service uses that do not exist yet.
