@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent_support;
 mod build_support;
 mod compose_support;
 mod runtime_support;
@@ -270,4 +271,176 @@ fn compose_build_and_top_level_build_in_a_project_folder() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn up_rebuilds_when_the_context_changed_and_says_why() {
+    if !need_root("up_rebuilds_when_the_context_changed_and_says_why") {
+        return;
+    }
+    let p = project("cbuild-ctx");
+    up(&p, &[]);
+    let before = ids(&p);
+    // A file nothing reads changes nothing... once .dockerignore leaves it
+    // out.
+    std::fs::write(p.dir.join("web/.dockerignore"), "notes.txt\n").unwrap();
+    let err = up(&p, &[]);
+    // .dockerignore itself is in the context: a rebuild, every step cached,
+    // the same image, nothing recreated.
+    assert!(err.contains(" Service web Built"), "{err}");
+    assert_eq!(executed_steps(&err), Vec::<String>::new(), "{err}");
+    std::fs::write(p.dir.join("web/notes.txt"), "ignored\n").unwrap();
+    let err = up(&p, &[]);
+    assert!(!err.contains("Building"), "{err}");
+    assert_eq!(ids(&p), before);
+
+    // The dry run says why it would build.
+    std::fs::write(p.dir.join("web/msg"), "edited\n").unwrap();
+    let plan = p.run(&["up", "--dry-run"]);
+    let plan = text(&plan.stdout);
+    assert!(
+        plan.contains("BuildImage project-web [BuildContextChanged: the build context changed since project-web was built]"),
+        "{plan}"
+    );
+    // --no-build keeps the image as it is.
+    let err = up(&p, &["--no-build"]);
+    assert!(!err.contains("Building"), "{err}");
+    assert_eq!(ids(&p), before);
+    // up rebuilds: only the steps after the edit, only web recreated.
+    let err = up(&p, &[]);
+    assert_eq!(executed_steps(&err).len(), 2, "{err}");
+    let after = ids(&p);
+    assert_ne!(after["project-web-1"], before["project-web-1"]);
+    assert_eq!(after["project-api-1"], before["project-api-1"]);
+    assert_eq!(exec(&p, "project-web-1", "cat /app/copy"), "edited\n");
+}
+
+#[test]
+fn the_agent_rebuilds_an_edited_context_and_recreates_the_service() {
+    if !need_root("the_agent_rebuilds_an_edited_context_and_recreates_the_service") {
+        return;
+    }
+    use std::time::{Duration, Instant};
+    let p = Project::new("cbuild-agent", "services: {}\n");
+    let projects = p.root.dir.join("projects");
+    let shop = projects.join("shop");
+    std::fs::create_dir_all(shop.join("web")).unwrap();
+    std::fs::write(shop.join("web/Dockerfile"), WEB_DOCKERFILE).unwrap();
+    std::fs::write(shop.join("web/msg"), "hello\n").unwrap();
+    std::fs::write(
+        shop.join("compose.yaml"),
+        "services:\n  web:\n    build: ./web\n  db:\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n    init: true\n",
+    )
+    .unwrap();
+    let root = p.root.dir.display().to_string();
+    let agent = agent_support::Agent::start_with(
+        &projects,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            &root,
+            "--resync-interval",
+            "1s",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = |name: &str| -> Option<String> {
+        let out = p.root.run(&["inspect", name]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v[0]["State"]["Running"] == true).then(|| v[0]["Id"].as_str().unwrap().to_owned())
+    };
+    let wait = |what: &str, probe: &dyn Fn() -> Option<String>| -> String {
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let web = wait("web built and running", &|| running("shop-web-1"));
+    let db = wait("db running", &|| running("shop-db-1"));
+    assert_eq!(
+        text(
+            &p.root
+                .run(&["exec", "shop-web-1", "cat", "/app/copy"])
+                .stdout
+        ),
+        "hello\n"
+    );
+
+    std::fs::write(shop.join("web/msg"), "from the agent\n").unwrap();
+    let web2 = wait("web rebuilt and recreated", &|| {
+        running("shop-web-1").filter(|id| *id != web)
+    });
+    assert_eq!(running("shop-db-1").as_deref(), Some(db.as_str()));
+    assert_eq!(
+        text(
+            &p.root
+                .run(&["exec", "shop-web-1", "cat", "/app/copy"])
+                .stdout
+        ),
+        "from the agent\n"
+    );
+    // The operation in the API: the build with its reason, then the
+    // recreate because the image changed.
+    let op = wait("the rebuild's operation", &|| {
+        let (status, body) = agent.get("/api/v1/projects/shop");
+        if status != 200 {
+            return None;
+        }
+        let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+        d["status"]["history"]
+            .as_array()?
+            .iter()
+            .find(|op| {
+                op["plan"].as_array().is_some_and(|plan| {
+                    plan.iter()
+                        .any(|s| s["reasons"][0]["kind"] == "BuildContextChanged")
+                })
+            })
+            .map(|op| op.to_string())
+    });
+    let op: serde_json::Value = serde_json::from_str(&op).unwrap();
+    let plan = op["plan"].as_array().unwrap();
+    assert_eq!(plan[0]["action"], "BuildImage", "{op:#}");
+    assert_eq!(
+        plan[0]["reasons"][0]["message"],
+        "the build context changed since shop-web was built"
+    );
+    assert!(
+        plan.iter().any(|s| s["action"] == "Recreate"
+            && s["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["kind"] == "ImageDigestChanged")),
+        "{op:#}"
+    );
+    // A resync after it builds and recreates nothing more.
+    let started = |agent: &agent_support::Agent| -> Option<(String, String)> {
+        let (status, body) = agent.get("/api/v1/projects/shop");
+        if status != 200 {
+            return None;
+        }
+        let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let op = &d["status"]["operation"];
+        Some((op["startedAt"].to_string(), op["phase"].to_string()))
+    };
+    let seen = started(&agent).unwrap().0;
+    wait("a resync after the rebuild", &|| {
+        started(&agent)
+            .filter(|(at, phase)| *at != seen && phase == "\"Succeeded\"")
+            .map(|_| String::new())
+    });
+    assert_eq!(running("shop-web-1").as_deref(), Some(web2.as_str()));
+    agent.kill();
 }

@@ -399,6 +399,39 @@ fn built_images_build_when_missing_and_rebuild_with_build() {
 }
 
 #[test]
+fn an_edited_build_context_rebuilds_and_recreates_when_the_image_changed() {
+    let host = host();
+    let p = project("services:\n  app:\n    build: .\n  db:\n    image: postgres:16\n");
+    host.add_image(
+        "postgres:16",
+        "sha256:0000000000000000000000000000000000000000000000000000000000000001",
+    );
+    up(&host, &p);
+    assert_converged(&host, &p, &opts(&host));
+    host.edit_build_context("shop-app");
+    let rounds = converge_with(&host, &p, &opts(&host));
+    assert_eq!(
+        rounds[0],
+        [
+            "0 BuildImage shop-app [BuildContextChanged: the build context changed since shop-app was built]"
+        ]
+    );
+    assert_eq!(rounds[1].len(), 1, "{rounds:?}");
+    assert!(
+        rounds[1][0].starts_with("0 Recreate shop-app-1 [ImageDigestChanged: shop-app is now"),
+        "{rounds:?}"
+    );
+    assert_converged(&host, &p, &opts(&host));
+    // --no-build keeps the stale image.
+    host.edit_build_context("shop-app");
+    let no_build = PlanOptions {
+        no_build: true,
+        ..opts(&host)
+    };
+    assert_converged(&host, &p, &no_build);
+}
+
+#[test]
 fn pull_policy_build_builds_at_every_up_but_not_at_resyncs() {
     let host = host();
     let p = project("services:\n  app:\n    build: .\n    pull_policy: build\n");

@@ -16,6 +16,7 @@ use berth_reconcilers::container::BuildRequest;
 use berth_reconcilers::{BackendError, ErrorKind};
 use berth_runtime::Runtime;
 
+use super::build_inputs::BuildInputs;
 use super::build_request::translate;
 use super::error::{from_image, from_runtime};
 
@@ -174,15 +175,25 @@ pub fn run_build(
     store: &Store,
     runtime: &Runtime,
     output: &dyn BuildOutput,
+    inputs: &BuildInputs,
     request: &BuildRequest,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
     let build = translate(request, &env)?;
+    // Hashed before the build: a file edited while it runs makes the next
+    // observation build again rather than be missed.
+    let digest = inputs.digest(&build);
     let builder = Builder::new(store.clone(), runtime.clone());
     let progress = output.progress(&request.service);
-    let outcome = builder
-        .build(&build, progress.as_ref())
-        .map_err(|e| from_build(&request.service, e))?;
+    let outcome = match builder.build(&build, progress.as_ref()) {
+        Ok(o) => o,
+        Err(e) => {
+            if let Ok(d) = &digest {
+                inputs.record_failure(&request.reference, d);
+            }
+            return Err(from_build(&request.service, e));
+        }
+    };
     drop(progress);
     if !outcome.unused_args.is_empty() {
         tracing::warn!(service = %request.service, args = ?outcome.unused_args,
@@ -190,6 +201,11 @@ pub fn run_build(
     }
     tracing::info!(service = %request.service, image = %outcome.image_id,
         executed = outcome.executed(), cached = outcome.cached(), "built");
+    match digest {
+        Ok(d) => inputs.record(&request.reference, &d, &outcome.image_id.to_string()),
+        Err(e) => tracing::warn!(service = %request.service, error = %e,
+            "cannot digest the build's inputs; a change to them will not trigger a rebuild"),
+    }
     Ok(outcome.image_id.to_string())
 }
 

@@ -11,6 +11,7 @@ use berth_reconcilers::ImageSource;
 use berth_reconcilers::container::BuildRequest;
 use berth_runtime::Runtime;
 
+use super::build_inputs::BuildInputs;
 use super::build_output::BuildOutput;
 use super::error::from_image;
 
@@ -18,11 +19,13 @@ pub struct Images {
     store: Store,
     runtime: Runtime,
     build_output: Arc<dyn BuildOutput>,
+    build_inputs: BuildInputs,
 }
 
 impl Images {
     pub fn new(store: Store, runtime: Runtime) -> Self {
         Images {
+            build_inputs: BuildInputs::new(store.root()),
             store,
             runtime,
             build_output: Arc::new(super::build_output::Log),
@@ -60,7 +63,20 @@ impl ImageSource for Images {
             &self.store,
             &self.runtime,
             self.build_output.as_ref(),
+            &self.build_inputs,
             request,
         )
+    }
+
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        let Some(image_id) = self.resolve(&request.reference)? else {
+            return Ok(None);
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let build = super::build_request::translate(request, &env)?;
+        let inputs = self.build_inputs.digest(&build)?;
+        Ok(self
+            .build_inputs
+            .stale(&request.reference, &image_id, &inputs))
     }
 }

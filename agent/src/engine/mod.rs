@@ -15,6 +15,7 @@
 //! with `InvalidArgument` naming them, see `translate`).
 
 mod attach;
+mod build_inputs;
 mod build_output;
 mod build_request;
 mod error;

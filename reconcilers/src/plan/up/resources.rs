@@ -76,6 +76,19 @@ impl ServicePlanner<'_> {
                 },
                 Reason::new(ReasonKind::Forced, "--build"),
             ),
+            Some(build)
+                if !self.options.no_build && self.observed.build_stale(reference).is_some() =>
+            {
+                (
+                    Action::BuildImage {
+                        request: Box::new(self.build_request(reference, build)),
+                    },
+                    Reason::new(
+                        ReasonKind::BuildContextChanged,
+                        self.observed.build_stale(reference).unwrap_or_default(),
+                    ),
+                )
+            }
             Some(build) if build_policy && self.options.build_policy && !self.options.no_build => (
                 Action::BuildImage {
                     request: Box::new(self.build_request(reference, build)),
