@@ -444,3 +444,41 @@ fn the_agent_rebuilds_an_edited_context_and_recreates_the_service() {
     assert_eq!(running("shop-web-1").as_deref(), Some(web2.as_str()));
     agent.kill();
 }
+
+#[test]
+fn args_without_a_value_come_from_dotenv_and_secrets_reach_run() {
+    if !need_root("args_without_a_value_come_from_dotenv_and_secrets_reach_run") {
+        return;
+    }
+    let p = Project::new(
+        "cbuild-env",
+        r#"
+services:
+  tool:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        ARG GREETING
+        RUN --mount=type=secret,id=token cat /run/secrets/token > /token && echo "$$GREETING" > /greeting
+      args: [GREETING]
+      secrets: [token]
+    command: ["true"]
+secrets:
+  token:
+    environment: TOKEN
+"#,
+    );
+    std::fs::write(p.dir.join(".env"), "GREETING=from-dotenv\nTOKEN=s3cret\n").unwrap();
+    let out = p.run(&["compose", "build"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = p
+        .root
+        .run(&["run", "--rm", "project-tool", "cat", "/greeting", "/token"]);
+    assert_eq!(
+        text(&out.stdout),
+        "from-dotenv\ns3cret",
+        "{}",
+        text(&out.stderr)
+    );
+}

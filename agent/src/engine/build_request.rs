@@ -15,6 +15,26 @@ use berth_reconcilers::BackendError;
 use berth_reconcilers::ErrorKind;
 use berth_reconcilers::container::BuildRequest;
 
+/// `build.args` entries without a value take it from the project's
+/// environment (the process environment under `.env`), as compose
+/// resolves them; unset ones stay without a value (and are left out of
+/// the build, unless the builder's process has them).
+pub fn resolve_build_args(
+    project: &mut berth_spec::compose::model::Project,
+    env: &BTreeMap<String, String>,
+) {
+    for service in project.services.values_mut() {
+        let Some(build) = service.build.as_mut() else {
+            continue;
+        };
+        for (k, v) in build.args.iter_mut() {
+            if v.is_none() {
+                *v = env.get(k).cloned();
+            }
+        }
+    }
+}
+
 /// Looks up a variable of the environment compose would read.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 

@@ -17,7 +17,7 @@
 mod attach;
 mod build_inputs;
 mod build_output;
-mod build_request;
+pub mod build_request;
 mod error;
 pub mod file_objects;
 mod images;

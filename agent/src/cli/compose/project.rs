@@ -245,6 +245,7 @@ fn load(
                 &mut project,
                 &loaded.environment,
             );
+            crate::engine::build_request::resolve_build_args(&mut project, &loaded.environment);
             Ok(Some((project, Some(options))))
         }
         Err(diagnostics) => {
