@@ -340,8 +340,10 @@ fn the_agent_rebuilds_an_edited_context_and_recreates_the_service() {
             "127.0.0.1:0",
             "--root",
             &root,
+            // No resync during the test: the rebuild comes from the
+            // file event.
             "--resync-interval",
-            "1s",
+            "600s",
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -425,7 +427,8 @@ fn the_agent_rebuilds_an_edited_context_and_recreates_the_service() {
                 .any(|r| r["kind"] == "ImageDigestChanged")),
         "{op:#}"
     );
-    // A resync after it builds and recreates nothing more.
+    // A reconcile after it (a file event, nothing the build reads) builds
+    // and recreates nothing more.
     let started = |agent: &agent_support::Agent| -> Option<(String, String)> {
         let (status, body) = agent.get("/api/v1/projects/shop");
         if status != 200 {
@@ -436,6 +439,7 @@ fn the_agent_rebuilds_an_edited_context_and_recreates_the_service() {
         Some((op["startedAt"].to_string(), op["phase"].to_string()))
     };
     let seen = started(&agent).unwrap().0;
+    std::fs::write(shop.join("README"), "not in any context\n").unwrap();
     wait("a resync after the rebuild", &|| {
         started(&agent)
             .filter(|(at, phase)| *at != seen && phase == "\"Succeeded\"")
