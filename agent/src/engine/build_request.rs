@@ -130,13 +130,6 @@ pub fn translate(
             "no_cache_filter: not supported; use no_cache: true (or `build --no-cache`)",
         ));
     }
-    if b.pull {
-        return Err(refuse(
-            request,
-            "pull: pulling newer base images needs a registry client, which berth does not have yet; \
-             drop the key to build on the base images in the local store (`berth load`, `berth image import`)",
-        ));
-    }
     let platform = platform(request)?;
     let network = match b.network.as_deref() {
         None | Some("default") | Some("none") => BuildNetwork::None,
@@ -257,6 +250,50 @@ fn platform(request: &BuildRequest) -> Result<Option<String>, BackendError> {
             platforms.join(", ")
         ),
     ))
+}
+
+/// The images the stages of `build` start from (not `scratch`, not an
+/// earlier stage), in file order: what `build.pull` / `build --pull`
+/// pull before building.
+pub fn base_images(build: &berth_build::BuildRequest) -> Result<Vec<String>, BackendError> {
+    let invalid = |m: String| BackendError::new(ErrorKind::InvalidArgument, m);
+    let (text, file) = match &build.dockerfile {
+        Some(DockerfileSource::Inline(text)) => (text.clone(), PathBuf::from("Dockerfile")),
+        Some(DockerfileSource::Path(p)) => (
+            std::fs::read_to_string(p).map_err(|e| super::error::io("read", p, e))?,
+            p.clone(),
+        ),
+        None => {
+            let p = build.context.join("Dockerfile");
+            (
+                std::fs::read_to_string(&p).map_err(|e| super::error::io("read", &p, e))?,
+                p,
+            )
+        }
+    };
+    let dockerfile = berth_spec::dockerfile::Dockerfile::parse(&text, &file)
+        .map_err(|d| invalid(d.to_string()))?;
+    let args = |k: &str| build.build_args.get(k).cloned();
+    let needed = dockerfile
+        .target_stages(build.target.as_deref(), &args)
+        .map_err(|d| invalid(d.to_string()))?;
+    let mut bases = Vec::new();
+    for index in needed {
+        let Some(stage) = dockerfile.stages.get(index) else {
+            continue;
+        };
+        let base = dockerfile
+            .expanded_base(stage, &args)
+            .map_err(|e| invalid(format!("{}: FROM {}: {e}", file.display(), stage.base)))?;
+        if base == "scratch"
+            || dockerfile.resolve_stage_ref(&base, index).is_some()
+            || bases.contains(&base)
+        {
+            continue;
+        }
+        bases.push(base);
+    }
+    Ok(bases)
 }
 
 fn resolve(context: &Path, file: &str) -> PathBuf {

@@ -5,7 +5,7 @@ use berth_reconcilers::ErrorKind;
 use berth_reconcilers::container::BuildRequest;
 use berth_spec::compose::model::{BuildConfig, FileRef, SecretConfig};
 
-use super::translate;
+use super::{base_images, translate};
 
 fn request(build: BuildConfig) -> BuildRequest {
     BuildRequest {
@@ -230,4 +230,24 @@ fn cache_from_and_isolation_are_accepted() {
     };
     let r = translate(&request(b), &no_env).unwrap();
     assert_eq!(r.cache_from, vec!["shop-web:cache"]);
+}
+
+#[test]
+fn base_images_are_the_needed_stages_bases_without_scratch_or_stages() {
+    let inline = |text: &str, target: Option<&str>| berth_build::BuildRequest {
+        context: "/nonexistent".into(),
+        dockerfile: Some(DockerfileSource::Inline(text.into())),
+        target: target.map(str::to_owned),
+        build_args: [("VERSION".to_owned(), "1.36".to_owned())].into(),
+        ..berth_build::BuildRequest::default()
+    };
+    let text = "ARG VERSION=1.0\nFROM busybox:${VERSION} AS base\nFROM scratch AS empty\nFROM base AS dev\nFROM alpine:3 AS tools\nFROM base\nCOPY --from=empty / /\n";
+    assert_eq!(
+        base_images(&inline(text, None)).unwrap(),
+        vec!["busybox:1.36".to_owned()]
+    );
+    assert_eq!(
+        base_images(&inline(text, Some("tools"))).unwrap(),
+        vec!["alpine:3".to_owned()]
+    );
 }

@@ -59,6 +59,23 @@ impl ImageSource for Images {
     }
 
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError> {
+        if request.build.pull {
+            // `build.pull` / `build --pull`: the bases are refreshed from
+            // their registry first.
+            let env = |k: &str| std::env::var(k).ok();
+            let build = super::build_request::translate(request, &env)?;
+            for base in super::build_request::base_images(&build)? {
+                self.pull(&base).map_err(|e| {
+                    BackendError::new(
+                        e.kind(),
+                        format!(
+                            "service {:?}: build.pull: cannot pull the base image {base}: {}",
+                            request.service, e.message
+                        ),
+                    )
+                })?;
+            }
+        }
         super::build_output::run_build(
             &self.store,
             &self.runtime,

@@ -3,9 +3,10 @@
 //! build` does; services without `build:` are skipped. The steps go to
 //! stderr as compose's plain build progress; `-q` shows none.
 //!
-//! `--pull` (and `build.pull: true`) would refresh the base images from
-//! their registry: berth has no registry client yet, so it fails saying
-//! so rather than build on a stale base silently.
+//! `--pull` (and `build.pull: true`) pulls the base images (each stage's
+//! `FROM` that is no stage and not `scratch`) before building; without a
+//! registry client that fails naming the image, rather than build on a
+//! stale base silently.
 //!
 //! `berth build` takes this meaning when what follows it is no folder
 //! (`berth build`, `berth build web`), see `cli::build`.
@@ -14,7 +15,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::bail;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::desired;
 
@@ -133,18 +133,13 @@ fn requests(
         let Some(build) = &service.build else {
             continue;
         };
-        if flags.pull {
-            bail!(
-                "--pull asks to pull newer base images, but berth has no registry client yet; \
-                 base images come from the local store (`berth load`, `berth image import`): drop --pull to build on them"
-            );
-        }
         let reference = desired::image_reference(&cp.project.name, name, service);
         let mut request = desired::build_request(&cp.project, name, &reference, build);
         for (k, v) in &overrides {
             request.build.args.insert(k.clone(), v.clone());
         }
         request.build.no_cache |= flags.no_cache;
+        request.build.pull |= flags.pull;
         out.push(request);
     }
     Ok(out)
