@@ -98,15 +98,22 @@ fn images_resolve_locally_and_refuse_pulls() {
     let err = engine.images.pull("alpine:3").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.message.contains("pull alpine:3"), "{err}");
+    // A build runs berth's builder: a context without a Dockerfile is the
+    // project's error, named with its service.
+    let empty = tempfile::tempdir().unwrap();
     let build = BuildRequest {
         service: "web".into(),
         reference: "proj-web".into(),
-        build: serde_json::from_value(serde_json::json!({"context": "."})).unwrap(),
+        build: serde_json::from_value(
+            serde_json::json!({"context": empty.path().to_str().unwrap()}),
+        )
+        .unwrap(),
+        secrets: BTreeMap::new(),
     };
-    assert_eq!(
-        engine.images.build(&build).unwrap_err().kind(),
-        ErrorKind::Unavailable
-    );
+    let err = engine.images.build(&build).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message.contains("service \"web\""), "{err}");
+    assert!(err.message.contains("Dockerfile"), "{err}");
 }
 
 fn network(name: &str, key: &str) -> NetworkSpec {

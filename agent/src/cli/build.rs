@@ -73,9 +73,13 @@ pub struct BuildArgs {
     /// Accepted for compatibility; the local cache is always used.
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
-    /// The build context directory.
+    /// The build context directory. In a compose project, no folder but
+    /// service names (or nothing) means `compose build [SERVICE...]`.
     #[arg(value_name = "CONTEXT")]
-    pub context: PathBuf,
+    pub context: Option<PathBuf>,
+    /// More services, for the compose meaning.
+    #[arg(value_name = "SERVICE", hide = true)]
+    pub more: Vec<String>,
 }
 
 /// BuildKit's plain progress on stderr.
@@ -125,7 +129,31 @@ impl Progress for QuietProgress {
     fn event(&self, _event: Event) {}
 }
 
+/// Docker's meaning when given one folder; else the names are services
+/// of the project found from the current folder (none: all of them).
+pub fn compose_services(args: &BuildArgs) -> Option<Vec<String>> {
+    match &args.context {
+        Some(c) if c.is_dir() && args.more.is_empty() => None,
+        Some(c) => Some(
+            std::iter::once(c.to_string_lossy().into_owned())
+                .chain(args.more.iter().cloned())
+                .collect(),
+        ),
+        None => Some(Vec::new()),
+    }
+}
+
 pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    if let Some(services) = compose_services(&args) {
+        let flags = super::compose::build::BuildFlags {
+            no_cache: args.no_cache,
+            pull: false,
+            build_args: args.build_args.clone(),
+            quiet: args.quiet || args.progress == ProgressMode::Quiet,
+            services,
+        };
+        return super::compose::build::run(&super::ProjectOpts::default(), &flags, global);
+    }
     let started = Instant::now();
     let store = open_store(global)?;
     let builder = Builder::new(store, runtime(global));
@@ -247,7 +275,7 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         secrets.insert(id, source);
     }
     Ok(BuildRequest {
-        context: args.context.clone(),
+        context: args.context.clone().unwrap_or_default(),
         dockerfile,
         build_args,
         target: args.target.clone(),

@@ -213,7 +213,8 @@ impl Command {
         match self {
             Command::Agent(_) => "info,libcgroups=error",
             Command::Up(_) | Command::Down(_) | Command::Compose(_) => "warn,libcgroups=error",
-            // The build's progress lines say what happens.
+            // The build's progress lines say what happens (also for
+            // `berth build [SERVICE...]` in compose's meaning).
             Command::Build(_) => "warn,libcgroups=error",
             _ => "info,libcgroups=error,berth_reconcilers=warn",
         }
