@@ -170,10 +170,12 @@ pub fn observe(desired: &Project, backends: Backends<'_>) -> Result<Observed, Er
                     stale_builds.insert(reference, why);
                 }
                 Ok(None) => {}
-                // An unreadable context fails the build, which says why;
-                // observing goes on with the image as it is.
+                // An unreadable context (a project folder being deleted,
+                // a verb that does not build) is no reason to fail
+                // observing: the image is taken as it is, and a build, if
+                // one is planned, says what is wrong.
                 Err(e) => {
-                    tracing::warn!(service = %name, error = %e, "cannot tell whether the image is stale")
+                    tracing::debug!(service = %name, error = %e, "cannot tell whether the image is stale")
                 }
             }
         }
