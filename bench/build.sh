@@ -33,6 +33,7 @@ fi
 work=$(mktemp -d)
 state="$work/state"
 cleanup() {
+  [ "${buildah_ok:-0}" = 1 ] && buildah rmi bench:1 >/dev/null 2>&1
   if [ -d "$state/containers" ]; then
     for id in $(ls "$state/containers"); do "$berth" --root "$state" rm -f "$id" >/dev/null 2>&1 || true; done
   fi
