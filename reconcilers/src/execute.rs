@@ -667,12 +667,5 @@ fn tolerate(result: Result<(), BackendError>, kind: ErrorKind) -> Result<(), Bac
 
 /// The error with its causes, for reports (logged once, here).
 fn error_chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    crate::error::describe_chain(e)
 }

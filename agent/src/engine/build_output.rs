@@ -188,7 +188,10 @@ pub fn run_build(
     let outcome = match builder.build(&build, progress.as_ref()) {
         Ok(o) => o,
         Err(e) => {
-            if let Ok(d) = &digest {
+            // A cancelled build did not fail on its inputs: try it again.
+            if let Ok(d) = &digest
+                && !matches!(e, BuildError::Cancelled)
+            {
                 inputs.record_failure(&request.reference, d);
             }
             return Err(from_build(&request.service, e));
