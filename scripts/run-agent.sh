@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The main job: build berth and run the agent on examples/, serving status on
 # http://127.0.0.1:${BERTH_PORT:-7878}. Extra arguments go to `berth agent`.
+#
+# The examples build their images FROM busybox:latest (berth cannot pull
+# yet): when the state root ($BERTH_ROOT, else /var/lib/berth) has no
+# busybox:latest, it is imported from the host's static busybox first
+# (scripts/make-busybox-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null 2>&1; then
@@ -8,4 +13,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 cargo build --release --locked --bin berth
-exec ./target/release/berth agent --dir examples --listen "127.0.0.1:${BERTH_PORT:-7878}" "$@"
+berth=./target/release/berth
+if [ -z "$("$berth" images -q busybox:latest 2>/dev/null)" ]; then
+  echo "busybox:latest is not in the state root; importing it from the host's busybox" >&2
+  BERTH=$berth scripts/make-busybox-image.sh busybox:latest
+fi
+exec "$berth" agent --dir examples --listen "127.0.0.1:${BERTH_PORT:-7878}" "$@"

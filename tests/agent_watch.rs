@@ -309,8 +309,7 @@ fn a_valid_project_shows_its_services() {
     let dir = TempDir::new("valid");
     dir.write("shop/compose.yaml", WEB_DB);
     let agent = Agent::start(dir.path());
-    // Loaded, and the first reconcile tried (and failed: no registry is
-    // reachable from the test's private network namespace).
+    // Loaded, and the first reconcile tried (and failed: no registry).
     let item = agent.wait_for("shop reconciled", || {
         agent.item("shop").filter(|i| i["lastError"].is_string())
     });
@@ -319,11 +318,12 @@ fn a_valid_project_shows_its_services() {
     assert_eq!(item["serviceCount"], 2);
     assert_eq!(item["errors"], json!([]));
     assert_eq!(item["phase"], "Failed", "{item}");
+    // The registry cannot be reached from the test's network namespace.
     assert!(
         item["lastError"]
             .as_str()
             .unwrap()
-            .contains("pull nginx:1.27"),
+            .contains("PullImage nginx:1.27: pull nginx:1.27"),
         "{item}"
     );
 

@@ -191,12 +191,36 @@ RUN cat /second.txt >> /combined
     // --no-cache runs everything again.
     let fresh = build_ok(&root, &ctx, &["-t", "cache:1", "--no-cache"]);
     assert_eq!(counts(&fresh), (6, 0), "{fresh}");
-    // builder prune --all empties the cache: the next build runs again.
-    let pruned = root.run(&["builder", "prune", "--all"]);
+    // builder prune removes what no image uses (the two steps of the
+    // first `second.txt`, once its untagged image is gone), keeps the
+    // rest: the build stays fully cached.
+    let first_id = serde_json::from_str::<serde_json::Value>(&id1).unwrap()[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rmi = root.run(&["rmi", &first_id]);
+    assert!(rmi.status.success(), "{}", text(&rmi.stderr));
+    let pruned = text(&root.run(&["builder", "prune"]).stdout);
     assert!(
-        text(&pruned.stdout).contains("Deleted build cache objects: 8"),
-        "{}",
-        text(&pruned.stdout)
+        pruned.contains("Deleted build cache objects: 2"),
+        "{pruned}"
+    );
+    assert_eq!(counts(&build_ok(&root, &ctx, &["-t", "cache:1"])), (0, 6));
+    // Everything left was used within the hour.
+    let pruned = text(
+        &root
+            .run(&["builder", "prune", "--all", "--filter", "until=1h"])
+            .stdout,
+    );
+    assert!(
+        pruned.contains("Deleted build cache objects: 0"),
+        "{pruned}"
+    );
+    // builder prune --all empties the cache: the next build runs again.
+    let pruned = text(&root.run(&["builder", "prune", "--all"]).stdout);
+    assert!(
+        pruned.contains("Deleted build cache objects: 6"),
+        "{pruned}"
     );
     let after = build_ok(&root, &ctx, &["-t", "cache:2"]);
     assert_eq!(counts(&after), (6, 0), "{after}");
@@ -454,4 +478,77 @@ fn builds_on_an_image_in_the_store_and_copies_from_images() {
     .unwrap();
     let err = text(&build(&root, &ctx, &[]).stderr);
     assert!(err.contains("host platform"), "{err}");
+}
+
+#[test]
+fn an_interrupted_build_leaves_no_container() {
+    if !need_root("an_interrupted_build_leaves_no_container") {
+        return;
+    }
+    let root = Root::new("build-cancel");
+    let dockerfile = format!("{BUSYBOX_STAGE}RUN echo started && sleep 600\n");
+    let ctx = context(&root, "ctx", &[("Dockerfile", &dockerfile)]);
+    let mut child = root
+        .cmd(&["build", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(" started") {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    assert_eq!(root.ids().len(), 1, "the RUN container exists");
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(rest.join("\n").contains("build cancelled"), "{rest:?}");
+    assert!(root.ids().is_empty(), "left: {:?}", root.ids());
+}
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    if !need_root("source_date_epoch_makes_builds_reproducible") {
+        return;
+    }
+    let root = Root::new("build-repro");
+    let dockerfile = format!("{BUSYBOX_STAGE}COPY f /f\nRUN mkdir -p /x/y && echo made > /x/y/z\n");
+    let ctx = context(
+        &root,
+        "ctx",
+        &[("Dockerfile", &dockerfile), ("f", "same\n")],
+    );
+    let args = [
+        "-q",
+        "--no-cache",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+    ];
+    let first = root.run(&[&["build"][..], &args, &[ctx.to_str().unwrap()]].concat());
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // Newer file times (in the context and in the RUN) are clamped.
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2030-01-01", ctx.join("f").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let second = root.run(&[&["build"][..], &args, &[ctx.to_str().unwrap()]].concat());
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let id = text(&first.stdout);
+    assert_eq!(id, text(&second.stdout), "same inputs, same image");
+    let img = inspect(&root, id.trim());
+    assert_eq!(img["Created"], "2023-11-14T22:13:20Z");
 }

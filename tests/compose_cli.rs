@@ -339,10 +339,13 @@ services:
     build: .
 "#,
     );
+    // The builder runs: a context without a Dockerfile fails naming the
+    // service and the file.
     let out = p.run(&["compose", "up", "-d", "--build", "--remove-orphans"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("for service app"), "{err}");
+    assert!(err.contains("service \"app\": build failed"), "{err}");
+    assert!(err.contains("Dockerfile"), "{err}");
     assert!(err.contains(" Service app Error"), "{err}");
 }
 

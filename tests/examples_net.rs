@@ -86,7 +86,26 @@ fn visits_proxy_round_robins_over_two_counting_web_servers() {
     let root = setup("ex-visits");
     let file = example("visits");
     let file = file.to_str().unwrap();
-    ok(root.run(&["up", "-d", "-f", file]));
+    let out = root.run(&["up", "-d", "-f", file]);
+    let progress = text(&out.stderr);
+    ok(out);
+    // The images are built from the example's Dockerfiles; web1 and web2
+    // share one, built once.
+    for service in ["store", "web1", "proxy"] {
+        assert_eq!(
+            progress
+                .lines()
+                .filter(|l| l.trim() == format!("Service {service} Built"))
+                .count(),
+            1,
+            "{progress}"
+        );
+    }
+    assert!(!progress.contains("Service web2 Built"), "{progress}");
+    let images = ok(root.run(&["images"]));
+    for image in ["visits-web ", "visits-store ", "visits-proxy "] {
+        assert!(images.contains(image), "{images}");
+    }
     let ps = ok(root.run(&["ps"]));
     let proxy = ps
         .lines()

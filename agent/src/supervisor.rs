@@ -220,7 +220,23 @@ async fn dispatch(ctx: &Ctx, trigger: Trigger, changes: Changes) {
     };
     let keys = match trigger {
         Trigger::Initial | Trigger::Resync => ctx.store.read().await.keys(),
-        Trigger::Watch | Trigger::Lost => changes.changed,
+        Trigger::Watch | Trigger::Lost => {
+            let mut keys = changes.changed;
+            // A file event may be inside a build context, which a
+            // project's revision does not cover: projects that build
+            // check their images again (a no-op plan when nothing they
+            // are built from changed).
+            let store = ctx.store.read().await;
+            for p in store.projects() {
+                let builds = p
+                    .model()
+                    .is_some_and(|m| m.services.values().any(|s| s.build.is_some()));
+                if builds && !keys.contains(&p.key) {
+                    keys.push(p.key.clone());
+                }
+            }
+            keys
+        }
     };
     for key in &changes.deleting {
         reconcilers.trigger(key, reconcile::Trigger::Deletion);

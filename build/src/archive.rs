@@ -3,7 +3,8 @@
 //! destination directory with the archive's owners and modes. Entries that
 //! would land outside the destination (`..`, through symlinks) are refused
 //! by the tar crate's `unpack`, which checks each parent after creating it.
-//! bzip2 and xz archives are recognised and refused with a clear error.
+//! bzip2 is decoded as a stream, xz into a temp file first (lzma-rs has no
+//! reader API), both in pure Rust.
 
 use std::fs::File;
 use std::io::Read;
@@ -37,15 +38,21 @@ pub fn is_archive(path: &Path) -> bool {
 
 pub fn extract(path: &Path, target: &Path) -> Result<(), String> {
     let h = head(path);
-    if h.starts_with(BZIP2_MAGIC) || h.starts_with(XZ_MAGIC) {
-        return Err(format!(
-            "{}: bzip2 and xz archives are not supported by ADD yet; use a gzip or zstd tarball",
-            path.display()
-        ));
-    }
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (_, stream) =
-        berth_image::compress::decompress(file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let stream: Box<dyn Read> = if h.starts_with(BZIP2_MAGIC) {
+        Box::new(bzip2_rs::DecoderReader::new(file))
+    } else if h.starts_with(XZ_MAGIC) {
+        let mut tmp = tempfile::tempfile().map_err(|e| bad(&e))?;
+        lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut tmp)
+            .map_err(|e| bad(&e))?;
+        std::io::Seek::rewind(&mut tmp).map_err(|e| bad(&e))?;
+        Box::new(tmp)
+    } else {
+        berth_image::compress::decompress(file)
+            .map_err(|e| bad(&e))?
+            .1
+    };
     let mut archive = tar::Archive::new(stream);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);

@@ -94,6 +94,9 @@ pub(crate) struct Shared<'a> {
     /// SOURCE_DATE_EPOCH, when given.
     pub epoch: Option<u64>,
     pub tmp: PathBuf,
+    /// The first stage failure: the other stages stop at their next step.
+    pub first_error: Mutex<Option<String>>,
+    pub failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared<'_> {
@@ -202,6 +205,8 @@ impl Builder {
             steps: Mutex::new(Vec::new()),
             epoch,
             tmp: self.state_dir().join("tmp"),
+            first_error: Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
         };
         std::thread::scope(|scope| {
             for &index in &needed {
@@ -213,16 +218,24 @@ impl Builder {
                         index,
                         result: Some(Err("the stage's thread panicked".to_owned())),
                     };
-                    guard.result = Some(
-                        StageRun::new(shared, index)
-                            .and_then(|s| s.build())
-                            .map_err(|e| e.to_string()),
-                    );
+                    let result = StageRun::new(shared, index).and_then(|s| s.build());
+                    if let Err(e) = &result
+                        && !matches!(e, BuildError::Cancelled)
+                        && !shared.failed.swap(true, Ordering::Relaxed)
+                        && let Ok(mut first) = shared.first_error.lock()
+                    {
+                        *first = Some(e.to_string());
+                    }
+                    guard.result = Some(result.map_err(|e| e.to_string()));
                 });
             }
         });
         if let Ok(sc) = shared.statcache.lock() {
             sc.save();
+        }
+        let first = shared.first_error.lock().ok().and_then(|f| f.clone());
+        if let Some(first) = first {
+            return Err(BuildError::Invalid(first));
         }
         let out = shared.board.wait(target).map_err(BuildError::Invalid)?;
         let mut state = out.state;

@@ -51,6 +51,8 @@ pub enum BuildError {
     Runtime(#[from] berth_runtime::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("build cancelled")]
+    Cancelled,
 }
 
 impl BuildError {

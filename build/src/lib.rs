@@ -6,6 +6,27 @@
 //! [`BuildOutcome`] (the image ID, its tags, and per step whether it ran
 //! or came from the cache). [`prune`] empties the build cache.
 //!
+//! ```text
+//! let builder = Builder::new(store.clone(), runtime.clone());
+//! let outcome = builder.build(
+//!     &BuildRequest {
+//!         context: project_dir.join("web"),
+//!         dockerfile: Some(DockerfileSource::Path(project_dir.join("web/Dockerfile"))),
+//!         build_args: [("VERSION".into(), "2".into())].into(),
+//!         tags: vec!["shop-web:latest".into()],
+//!         ..Default::default()
+//!     },
+//!     &NoProgress,
+//! )?;
+//! // outcome.image_id, outcome.executed() == 0 when nothing changed
+//! ```
+//!
+//! `build` blocks (RUN steps are containers; stages run on their own
+//! threads): call it from a blocking thread, never a tokio worker. A
+//! rebuild with nothing changed reads only file metadata (and the files
+//! whose stat changed) and a few cache entries, so calling it on every
+//! reconcile is cheap. `BuildRequest::cancel` stops a build.
+//!
 //! How a build runs:
 //! - `builder`: reads the Dockerfile and `.dockerignore`, picks the
 //!   stages the target needs, runs one thread per stage (a stage blocks

@@ -70,6 +70,7 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<Pruned> {
         pruned.entries += 1;
     }
     let tmp = store.root().join("build").join("tmp");
+    detach_mounts_under(&tmp);
     if let Ok(leftovers) = fs::read_dir(&tmp) {
         for d in leftovers.flatten() {
             let _ = fs::remove_dir_all(d.path());
@@ -77,4 +78,22 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<Pruned> {
     }
     pruned.reclaimed = store.gc()?.bytes;
     Ok(pruned)
+}
+
+/// Overlay mounts a killed build left under `dir`, detached before their
+/// folders are removed (deepest first).
+fn detach_mounts_under(dir: &std::path::Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use berth_image::Digest;
 
 /// The Dockerfile: a file (`-f`, default `<context>/Dockerfile`) or text
-/// given inline (`-f -`, compose's `dockerfile_inline`).
+/// given inline (`-f -`, compose's `dockerfile_inline`). A relative path
+/// is taken from the current directory, as `docker build -f` does; callers
+/// with a path relative to the context (compose's `dockerfile:`) join it
+/// first. `<path>.dockerignore` beside a file wins over the context's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DockerfileSource {
     Path(PathBuf),
@@ -61,6 +64,9 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--platform`: only the host's platform can be built.
     pub platform: Option<String>,
+    /// Set (by a signal handler, say) to stop the build: a running RUN is
+    /// killed, its container removed, and the build fails as cancelled.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How one step ended.

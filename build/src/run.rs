@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,7 @@ pub fn run(
     progress: &dyn Progress,
     vertex: u32,
     started: Instant,
+    cancel: Option<&AtomicBool>,
 ) -> Result<i32> {
     let id = new_id();
     let config = ContainerConfig {
@@ -137,7 +139,14 @@ pub fn run(
                     BuildError::Invalid(format!("build container {id}: {reason}"))
                 })?;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    // The guard removes the container (killing it first).
+                    let _ = rt.kill(&id, berth_runtime::Signal::SIGKILL);
+                    return Err(BuildError::Cancelled);
+                }
+                continue;
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(BuildError::Invalid(format!(
                     "build container {id}: lost its shim"

@@ -219,6 +219,15 @@ impl<'a> StageRun<'a> {
 
     fn step(&mut self, n: usize, command: &Command, onbuild: bool) -> Result<()> {
         let shared = self.shared;
+        if shared.failed.load(std::sync::atomic::Ordering::Relaxed)
+            || shared
+                .request
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(BuildError::Cancelled);
+        }
         let at = self.at(Some(command));
         let escape = shared.dockerfile.escape;
         let step_err = |message: String| BuildError::Step {
@@ -235,6 +244,16 @@ impl<'a> StageRun<'a> {
             command.original.clone()
         };
         let name = self.step_name(n, &shown);
+        // A step that reads another stage starts (in the progress) once
+        // that stage is done, as BuildKit shows it.
+        for reference in berth_spec::dockerfile::stages::stage_refs(&instruction) {
+            if let Some(i) = shared
+                .dockerfile
+                .resolve_stage_ref(reference, self.stage.index)
+            {
+                let _ = shared.board.wait(i);
+            }
+        }
         let vertex = shared.next_vertex();
         let started = Instant::now();
         let layered = matches!(
@@ -899,6 +918,7 @@ impl<'a> StageRun<'a> {
             shared.progress,
             vertex,
             started,
+            shared.request.cancel.as_deref(),
         )?;
         crate::mounts::remove_stubs(&upper, &lowers, &prepared.targets);
         drop(prepared);

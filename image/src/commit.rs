@@ -175,11 +175,24 @@ impl Store {
             });
         }
         let manifest = self.write_manifest(&config_blob, &infos)?;
-        if tags.is_empty() {
+        if tags.is_empty()
+            && !self
+                .read_index()?
+                .iter()
+                .any(|d| d.digest() == manifest.digest())
+        {
             self.add_untagged(&manifest)?;
         }
+        // A tag that already names this manifest is left alone: a cached
+        // rebuild does not rewrite index.json.
+        let current = self.references().unwrap_or_default();
         for tag in tags {
-            self.set_ref(tag, &manifest)?;
+            let same = current
+                .iter()
+                .any(|(r, d)| r == tag && d.to_oci().ok().as_ref() == Some(manifest.digest()));
+            if !same {
+                self.set_ref(tag, &manifest)?;
+            }
         }
         let digest = Digest::from_oci(manifest.digest())?;
         self.image_from_manifest(&digest, tags.to_vec())

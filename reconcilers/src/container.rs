@@ -381,4 +381,8 @@ pub struct BuildRequest {
     pub service: String,
     pub reference: String,
     pub build: berth_spec::compose::model::BuildConfig,
+    /// The project's definitions (`secrets:` at the top level) of the
+    /// secrets `build.secrets` names: where each one's value comes from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, berth_spec::compose::model::SecretConfig>,
 }

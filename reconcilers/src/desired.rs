@@ -56,6 +56,30 @@ pub fn image_reference(project: &str, service_name: &str, service: &Service) -> 
         .unwrap_or_else(|| format!("{project}-{service_name}"))
 }
 
+/// The builder's input for a service: its `build:` section, tagged
+/// `reference`, with the project's definitions of the secrets it names.
+pub fn build_request(
+    project: &Project,
+    service_name: &str,
+    reference: &str,
+    build: &berth_spec::compose::model::BuildConfig,
+) -> crate::container::BuildRequest {
+    let secrets = build
+        .secrets
+        .iter()
+        .filter_map(|s| {
+            let def = project.secrets.get(&s.source)?;
+            Some((s.source.clone(), def.clone()))
+        })
+        .collect();
+    crate::container::BuildRequest {
+        service: service_name.to_string(),
+        reference: reference.to_string(),
+        build: build.clone(),
+        secrets,
+    }
+}
+
 /// How many replicas a service wants: `scale`, else `deploy.replicas`,
 /// else 1 (`deploy.mode: global` is one per machine: 1). Negative counts
 /// are 0.

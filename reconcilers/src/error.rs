@@ -198,3 +198,39 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes, `: `-separated, leaving out a cause whose text
+/// the message already carries (backends often put their cause's text in
+/// their own message and keep it as the source too).
+pub fn describe_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let cause = std::io::Error::other("connection refused");
+        let e = BackendError::new(ErrorKind::Unavailable, "pull x: connection refused")
+            .with_source(cause);
+        assert_eq!(
+            describe_chain(&e),
+            "unavailable: pull x: connection refused"
+        );
+        let e = BackendError::new(ErrorKind::Internal, "cannot write")
+            .with_source(std::io::Error::other("disk full"));
+        assert_eq!(describe_chain(&e), "internal: cannot write: disk full");
+    }
+}

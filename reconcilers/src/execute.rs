@@ -149,6 +149,7 @@ pub fn observe(desired: &Project, backends: Backends<'_>) -> Result<Observed, Er
         .list()
         .map_err(|e| Error::backend("list", "networks", e))?;
     let mut images = BTreeMap::new();
+    let mut stale_builds = BTreeMap::new();
     for (name, service) in &desired.services {
         let reference = crate::desired::image_reference(&desired.name, name, service);
         if images.contains_key(&reference) {
@@ -158,8 +159,25 @@ pub fn observe(desired: &Project, backends: Backends<'_>) -> Result<Observed, Er
             .images
             .resolve(&reference)
             .map_err(|e| Error::backend("resolve image", &reference, e))?;
-        if let Some(d) = digest {
-            images.insert(reference, d);
+        let Some(d) = digest else {
+            continue;
+        };
+        images.insert(reference.clone(), d);
+        if let Some(build) = &service.build {
+            let request = crate::desired::build_request(desired, name, &reference, build);
+            match backends.images.build_stale(&request) {
+                Ok(Some(why)) => {
+                    stale_builds.insert(reference, why);
+                }
+                Ok(None) => {}
+                // An unreadable context (a project folder being deleted,
+                // a verb that does not build) is no reason to fail
+                // observing: the image is taken as it is, and a build, if
+                // one is planned, says what is wrong.
+                Err(e) => {
+                    tracing::debug!(service = %name, error = %e, "cannot tell whether the image is stale")
+                }
+            }
         }
     }
     Ok(Observed {
@@ -167,6 +185,7 @@ pub fn observe(desired: &Project, backends: Backends<'_>) -> Result<Observed, Er
         volumes,
         networks,
         images,
+        stale_builds,
     })
 }
 
@@ -238,7 +257,7 @@ pub fn execute(
 
 /// Observe, plan, execute, until a plan is empty, fails, or makes no
 /// progress (only deferred actions); at most `max_rounds` rounds. `--build`,
-/// image refreshes and `--force-recreate` apply to the first round only:
+/// `pull_policy: build`, image refreshes and `--force-recreate` apply to the first round only:
 /// the rounds after it converge on what that one produced. Returns each
 /// round's plan and report.
 pub fn converge(
@@ -265,6 +284,7 @@ pub fn converge(
             break;
         }
         plan_options.build = false;
+        plan_options.build_policy = false;
         plan_options.refresh_images = false;
         plan_options.force_recreate = false;
     }
@@ -647,12 +667,5 @@ fn tolerate(result: Result<(), BackendError>, kind: ErrorKind) -> Result<(), Bac
 
 /// The error with its causes, for reports (logged once, here).
 fn error_chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    crate::error::describe_chain(e)
 }

@@ -94,6 +94,9 @@ struct State {
     /// What `pull` finds: reference -> digest.
     registry: BTreeMap<String, String>,
     builds: u64,
+    /// References whose build inputs "changed" (`edit_build_context`),
+    /// until they are built again.
+    stale_builds: BTreeMap<String, String>,
     volumes: BTreeMap<String, ObservedVolume>,
     networks: BTreeMap<String, ObservedNetwork>,
     calls: Vec<String>,
@@ -143,6 +146,14 @@ impl FakeHost {
         lock(&self.state)
             .registry
             .insert(reference.into(), digest.into());
+    }
+
+    /// As if the build context of `reference`'s service was edited.
+    pub fn edit_build_context(&self, reference: &str) {
+        lock(&self.state).stale_builds.insert(
+            reference.into(),
+            format!("the build context changed since {reference} was built"),
+        );
     }
 
     /// Puts an image in the local store directly.
@@ -514,7 +525,15 @@ impl ImageSource for FakeHost {
         s.builds += 1;
         let digest = format!("sha256:{:064x}", 0xb111d000 + s.builds);
         s.images.insert(request.reference.clone(), digest.clone());
+        s.stale_builds.remove(&request.reference);
         Ok(digest)
+    }
+
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        Ok(lock(&self.state)
+            .stale_builds
+            .get(&request.reference)
+            .cloned())
     }
 }
 

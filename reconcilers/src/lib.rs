@@ -39,7 +39,7 @@ pub mod conformance;
 pub mod fakes;
 
 pub use container::{ContainerSpec, labels};
-pub use error::{BackendError, Error, ErrorKind, GateFailure};
+pub use error::{BackendError, Error, ErrorKind, GateFailure, describe_chain};
 pub use execute::{
     Clock, ExecuteOptions, Outcome, Report, SystemClock, converge, execute, observe,
 };

@@ -157,6 +157,10 @@ pub struct Observed {
     pub networks: Vec<ObservedNetwork>,
     /// Local images: reference as services name them -> digest.
     pub images: BTreeMap<String, String>,
+    /// Images of services with `build:` whose build inputs changed since
+    /// they were built: reference -> what changed.
+    #[serde(default)]
+    pub stale_builds: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -190,5 +194,10 @@ impl Observed {
 
     pub fn image_digest(&self, reference: &str) -> Option<&str> {
         self.images.get(reference).map(String::as_str)
+    }
+
+    /// Why `reference`'s built image is stale, if it is.
+    pub fn build_stale(&self, reference: &str) -> Option<&str> {
+        self.stale_builds.get(reference).map(String::as_str)
     }
 }

@@ -67,12 +67,22 @@ pub trait ContainerRuntime: Send + Sync {
 /// image) and returns the digest now stored under the reference; pulling
 /// again returns the registry's current digest, which differs when the tag
 /// moved. `build` builds a service's `build:` section, tags the result
-/// `request.reference` and returns its digest. After a successful `pull` or
+/// `request.reference` and returns its digest; `build_stale` says when
+/// that section's inputs changed since. After a successful `pull` or
 /// `build`, `resolve` returns the same digest.
 pub trait ImageSource: Send + Sync {
     fn resolve(&self, reference: &str) -> Result<Option<String>, BackendError>;
     fn pull(&self, reference: &str) -> Result<String, BackendError>;
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError>;
+    /// Why the local image of a service with `build:` no longer matches
+    /// what its build reads (the Dockerfile, the context, the `build:`
+    /// section), if it does not: it is then built again (reason
+    /// `BuildContextChanged`). `None` also when the image was not built
+    /// from this section (loaded, tagged by hand) or is missing.
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        let _ = request;
+        Ok(None)
+    }
 }
 
 /// Named volumes.

@@ -399,6 +399,64 @@ fn built_images_build_when_missing_and_rebuild_with_build() {
 }
 
 #[test]
+fn an_edited_build_context_rebuilds_and_recreates_when_the_image_changed() {
+    let host = host();
+    let p = project("services:\n  app:\n    build: .\n  db:\n    image: postgres:16\n");
+    host.add_image(
+        "postgres:16",
+        "sha256:0000000000000000000000000000000000000000000000000000000000000001",
+    );
+    up(&host, &p);
+    assert_converged(&host, &p, &opts(&host));
+    host.edit_build_context("shop-app");
+    let rounds = converge_with(&host, &p, &opts(&host));
+    assert_eq!(
+        rounds[0],
+        [
+            "0 BuildImage shop-app [BuildContextChanged: the build context changed since shop-app was built]"
+        ]
+    );
+    assert_eq!(rounds[1].len(), 1, "{rounds:?}");
+    assert!(
+        rounds[1][0].starts_with("0 Recreate shop-app-1 [ImageDigestChanged: shop-app is now"),
+        "{rounds:?}"
+    );
+    assert_converged(&host, &p, &opts(&host));
+    // --no-build keeps the stale image.
+    host.edit_build_context("shop-app");
+    let no_build = PlanOptions {
+        no_build: true,
+        ..opts(&host)
+    };
+    assert_converged(&host, &p, &no_build);
+}
+
+#[test]
+fn pull_policy_build_builds_at_every_up_but_not_at_resyncs() {
+    let host = host();
+    let p = project("services:\n  app:\n    build: .\n    pull_policy: build\n");
+    up(&host, &p);
+    // The agent's resyncs leave build_policy off: converged.
+    assert_converged(&host, &p, &opts(&host));
+    let cli_up = PlanOptions {
+        build_policy: true,
+        ..opts(&host)
+    };
+    let rounds = converge_with(&host, &p, &cli_up);
+    assert_eq!(
+        rounds[0],
+        ["0 BuildImage shop-app [Forced: pull_policy build]"]
+    );
+    // --no-build wins.
+    let no_build = PlanOptions {
+        build_policy: true,
+        no_build: true,
+        ..opts(&host)
+    };
+    assert_converged(&host, &p, &no_build);
+}
+
+#[test]
 fn every_action_says_why() {
     let host = host();
     let plan = plan_up(&host, &project(SHOP));

@@ -73,9 +73,13 @@ pub struct BuildArgs {
     /// Accepted for compatibility; the local cache is always used.
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
-    /// The build context directory.
+    /// The build context directory. In a compose project, no folder but
+    /// service names (or nothing) means `compose build [SERVICE...]`.
     #[arg(value_name = "CONTEXT")]
-    pub context: PathBuf,
+    pub context: Option<PathBuf>,
+    /// More services, for the compose meaning.
+    #[arg(value_name = "SERVICE", hide = true)]
+    pub more: Vec<String>,
 }
 
 /// BuildKit's plain progress on stderr.
@@ -125,11 +129,43 @@ impl Progress for QuietProgress {
     fn event(&self, _event: Event) {}
 }
 
+/// Docker's meaning when given one folder; else the names are services
+/// of the project found from the current folder (none: all of them).
+pub fn compose_services(args: &BuildArgs) -> Option<Vec<String>> {
+    match &args.context {
+        Some(c) if c.is_dir() && args.more.is_empty() => None,
+        Some(c) => Some(
+            std::iter::once(c.to_string_lossy().into_owned())
+                .chain(args.more.iter().cloned())
+                .collect(),
+        ),
+        None => Some(Vec::new()),
+    }
+}
+
 pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    if let Some(services) = compose_services(&args) {
+        let flags = super::compose::build::BuildFlags {
+            no_cache: args.no_cache,
+            pull: false,
+            build_args: args.build_args.clone(),
+            quiet: args.quiet || args.progress == ProgressMode::Quiet,
+            services,
+        };
+        return super::compose::build::run(&super::ProjectOpts::default(), &flags, global);
+    }
     let started = Instant::now();
     let store = open_store(global)?;
     let builder = Builder::new(store, runtime(global));
-    let request = request(&args)?;
+    let mut request = request(&args)?;
+    // Ctrl-C (or SIGTERM) stops the build: the running RUN container is
+    // killed and removed, not left behind with its shim.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("cannot install the build's signal handler")?;
+    }
+    request.cancel = Some(cancel);
     let quiet = args.quiet || args.progress == ProgressMode::Quiet;
     let plain = PlainProgress {
         out: Mutex::new(std::io::stderr()),
@@ -239,7 +275,7 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         secrets.insert(id, source);
     }
     Ok(BuildRequest {
-        context: args.context.clone(),
+        context: args.context.clone().unwrap_or_default(),
         dockerfile,
         build_args,
         target: args.target.clone(),
@@ -251,5 +287,6 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         cache_from: args.cache_from.clone(),
         secrets,
         platform: args.platform.clone(),
+        cancel: None,
     })
 }

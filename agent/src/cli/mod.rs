@@ -222,6 +222,9 @@ impl Command {
             Command::Up(_) | Command::Down(_) | Command::Compose(_) | Command::Network(_) => {
                 "warn,libcgroups=error"
             }
+            // The build's progress lines say what happens (also for
+            // `berth build [SERVICE...]` in compose's meaning).
+            Command::Build(_) => "warn,libcgroups=error",
             _ => "info,libcgroups=error,berth_reconcilers=warn,berth_net=warn",
         }
     }

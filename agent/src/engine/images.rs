@@ -1,7 +1,8 @@
 //! [`ImageSource`] over the local [`Store`] and the registries: `pull`
 //! downloads with berth's registry client (credentials from the docker
 //! config, insecure registries from `BERTH_INSECURE_REGISTRIES` and
-//! `/etc/berth/registries.json`). `build` is not wired here yet.
+//! `/etc/berth/registries.json`); `build` runs berth's builder on the
+//! service's `build:` section (see `build_request` and `build_output`).
 //!
 //! Compose's `pull_policy`: `missing` (the default) and `never` are the
 //! planner's (a pull is planned only for a missing image, or never);
@@ -22,22 +23,37 @@ use berth_image::{Reference, Store};
 use berth_reconcilers::BackendError;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::container::BuildRequest;
+use berth_runtime::Runtime;
 use berth_spec::compose::model::Project;
 
+use super::build_inputs::BuildInputs;
+use super::build_output::BuildOutput;
 use super::error::from_image;
 
 pub struct Images {
     store: Store,
     /// Full reference → minimum time between pulls (timed policies).
     intervals: RwLock<HashMap<String, Duration>>,
+    runtime: Runtime,
+    build_output: Arc<dyn BuildOutput>,
+    build_inputs: BuildInputs,
 }
 
 impl Images {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, runtime: Runtime) -> Self {
         Images {
+            build_inputs: BuildInputs::new(store.root()),
             store,
             intervals: RwLock::new(HashMap::new()),
+            runtime,
+            build_output: Arc::new(super::build_output::Log),
         }
+    }
+
+    /// Where builds report their steps: the log (the agent) unless a
+    /// CLI verb shows them.
+    pub fn set_build_output(&mut self, output: Arc<dyn BuildOutput>) {
+        self.build_output = output;
     }
 
     /// Learns the timed `pull_policy` of `project`'s services, so their
@@ -134,11 +150,42 @@ impl ImageSource for Images {
     }
 
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError> {
-        Err(BackendError::unavailable(format!(
-            "cannot build {} for service {}: builds are not implemented yet; \
-             build it elsewhere and load it (`berth load -i ARCHIVE`)",
-            request.reference, request.service
-        )))
+        if request.build.pull {
+            // `build.pull` / `build --pull`: the bases are refreshed from
+            // their registry first.
+            let env = |k: &str| std::env::var(k).ok();
+            let build = super::build_request::translate(request, &env)?;
+            for base in super::build_request::base_images(&build)? {
+                self.pull(&base).map_err(|e| {
+                    BackendError::new(
+                        e.kind(),
+                        format!(
+                            "service {:?}: build.pull: cannot pull the base image {base}: {}",
+                            request.service, e.message
+                        ),
+                    )
+                })?;
+            }
+        }
+        super::build_output::run_build(
+            &self.store,
+            &self.runtime,
+            self.build_output.as_ref(),
+            &self.build_inputs,
+            request,
+        )
+    }
+
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        let Some(image_id) = self.resolve(&request.reference)? else {
+            return Ok(None);
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let build = super::build_request::translate(request, &env)?;
+        let inputs = self.build_inputs.digest(&build)?;
+        Ok(self
+            .build_inputs
+            .stale(&request.reference, &image_id, &inputs))
     }
 }
 

@@ -10,11 +10,14 @@
 //! `netns/` ([`Networks`]).
 //!
 //! What is not there yet, and fails instead of being faked: registry pulls
-//! and builds ([`Images`] returns `Unavailable`), and the container
+//! ([`Images`] returns `Unavailable`), and the container
 //! features the runtime lacks (capabilities, devices...: `create` fails
 //! with `InvalidArgument` naming them, see `translate`).
 
 mod attach;
+mod build_inputs;
+mod build_output;
+pub mod build_request;
 mod error;
 pub mod file_objects;
 mod images;
@@ -32,6 +35,7 @@ use berth_image::Store;
 use berth_reconcilers::{BackendError, Backends};
 use berth_runtime::Runtime;
 
+pub use build_output::{BuildOutput, PlainBuildOutput};
 pub use images::Images;
 pub use networks::Networks;
 pub use runtime::Containers;
@@ -64,7 +68,7 @@ impl Engine {
                 volumes.clone(),
                 net.clone(),
             ),
-            images: Images::new(store),
+            images: Images::new(store, runtime.clone()),
             volumes,
             networks: Networks::new(net, runtime),
         })

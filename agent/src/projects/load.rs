@@ -56,6 +56,10 @@ pub fn load_project(
                 &mut loaded.project,
                 &loaded.environment,
             );
+            crate::engine::build_request::resolve_build_args(
+                &mut loaded.project,
+                &loaded.environment,
+            );
             loaded
         });
         let duration = started.elapsed();

@@ -215,12 +215,5 @@ fn first_failure(report: &Report) -> Option<(ErrorKind, String)> {
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    berth_reconcilers::describe_chain(e)
 }

@@ -25,7 +25,7 @@ use tracing::debug;
 use super::{Progress, ProgressEvent, registry_error};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, sync_parent};
+use crate::store::Store;
 
 /// Connection drops a fetch survives (each resumes where it broke).
 const RETRIES: usize = 3;
@@ -186,8 +186,9 @@ pub(crate) async fn fetch_blob(
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
         .io_at("chmod", &path)?;
     let target = store.blob_path(digest);
+    // The blobs folder is fsynced once for all of a pull's blobs, before
+    // the reference that makes them reachable is written (`pull`).
     std::fs::rename(&path, &target).io_at("rename blob into", &target)?;
-    sync_parent(&target)?;
     progress.event(ProgressEvent::Done {
         digest: digest.clone(),
     });

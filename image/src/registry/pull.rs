@@ -147,6 +147,12 @@ impl Registry {
             .try_collect()
             .await?;
 
+        if fetched.iter().any(|f| *f) {
+            // The renames of the fetched blobs, durable before anything
+            // refers to them (fetch leaves this to here: one fsync, not
+            // one per blob).
+            crate::store::sync_parent(&store.blob_path(&manifest_digest))?;
+        }
         if let Some(index_bytes) = &index_bytes {
             store.write_blob(&mut &index_bytes[..], Some(&top_digest), None)?;
         }

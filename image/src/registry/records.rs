@@ -112,7 +112,15 @@ impl RegistryRecords for Store {
             what: FILE.into(),
             source,
         })?;
-        self.write_atomic(&self.root().join(FILE), &bytes)
+        // Atomic (temp file + rename) but not fsynced: losing the last
+        // record to a crash costs a RepoDigest or one early re-pull, and
+        // a pull is cheaper without two more fsyncs.
+        let path = self.root().join(FILE);
+        let tmp = self
+            .tmp_dir()
+            .join(format!(".registry-{}.json", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename temp file to", &path, e))
     }
 
     fn repo_digests(&self, image: &Image) -> Result<Vec<String>> {

@@ -86,6 +86,15 @@ impl Store {
 
     /// [`Store::write_blob`] for bytes in memory (manifests, configs).
     pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        // Rewriting a config or manifest that is already stored (a cached
+        // rebuild) costs a hash, not a temp file.
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok(BlobInfo {
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
         self.write_blob(&mut &bytes[..], None, None)
     }
 

@@ -118,6 +118,11 @@ pub struct PlanOptions {
     /// containers then fails naming the image.
     #[serde(default)]
     pub no_build: bool,
+    /// Honour `pull_policy: build` (build the image at every `up`, as
+    /// compose does). The agent's resyncs leave it off: they rebuild when
+    /// the build inputs change instead.
+    #[serde(default)]
+    pub build_policy: bool,
     pub pull: PullMode,
     /// Pull again images whose service says `pull_policy: always` (or
     /// `daily`/`weekly`/`every_*`: the agent decides when they are due).
@@ -156,6 +161,7 @@ impl Default for PlanOptions {
             inactive_services: Vec::new(),
             build: false,
             no_build: false,
+            build_policy: false,
             pull: PullMode::Missing,
             refresh_images: false,
             scale: BTreeMap::new(),

@@ -219,6 +219,9 @@ pub enum ReasonKind {
     ImageMissing,
     /// A periodic re-pull of an image with `pull_policy: always`.
     ImageRefresh,
+    /// What a service's image is built from (its Dockerfile, build
+    /// context or `build:` section) changed since it was built.
+    BuildContextChanged,
     /// A volume or network the project uses does not exist.
     ResourceMissing,
     /// `down`.

@@ -106,6 +106,10 @@ impl ImageSource for CrashAfter<'_> {
     fn build(&self, request: &BuildRequest) -> Result<String, BackendError> {
         self.tick(self.inner.images.build(request))
     }
+
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        self.tick(self.inner.images.build_stale(request))
+    }
 }
 
 impl VolumeStore for CrashAfter<'_> {

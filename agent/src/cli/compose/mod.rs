@@ -12,6 +12,7 @@
 
 mod apply;
 mod attach;
+pub mod build;
 #[cfg(debug_assertions)]
 mod crashpoint;
 pub mod down;
@@ -83,6 +84,8 @@ pub enum Verb {
     Images(images::ImagesFlags),
     /// Pull service images.
     Pull(pull::PullFlags),
+    /// Build or rebuild services.
+    Build(build::BuildFlags),
     /// Parse, resolve and render the compose file in canonical format.
     Config(super::config::ConfigArgs),
 }
@@ -148,6 +151,7 @@ pub fn run(args: ComposeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         Verb::Unpause(flags) => pause::run(p, &flags, global, false),
         Verb::Images(flags) => images::run(p, &flags, global),
         Verb::Pull(flags) => pull::run(p, &flags, global),
+        Verb::Build(flags) => build::run(p, &flags, global),
         Verb::Config(mut config) => {
             config.project = merged(p, &config.project);
             super::config::run(config)

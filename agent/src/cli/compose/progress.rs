@@ -190,6 +190,10 @@ impl ImageSource for Progress<'_> {
             self.inner.images.build(request)
         })
     }
+
+    fn build_stale(&self, request: &BuildRequest) -> Result<Option<String>, BackendError> {
+        self.inner.images.build_stale(request)
+    }
 }
 
 impl VolumeStore for Progress<'_> {

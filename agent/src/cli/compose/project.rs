@@ -98,10 +98,16 @@ impl ComposeProject {
         };
         let declared = load_options.is_some();
         let runtime = crate::cli::run::runtime(global);
-        let engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
+        let mut engine = Engine::open(&global.root, runtime.clone()).with_context(|| {
             format!("cannot open berth's state under {}", global.root.display())
         })?;
         engine.images.note_pull_policies(&project);
+        // A verb that builds shows the steps, as compose does.
+        engine
+            .images
+            .set_build_output(std::sync::Arc::new(crate::engine::PlainBuildOutput::new(
+                false,
+            )));
         let mut cp = ComposeProject {
             project,
             declared,
@@ -240,6 +246,7 @@ fn load(
                 &mut project,
                 &loaded.environment,
             );
+            crate::engine::build_request::resolve_build_args(&mut project, &loaded.environment);
             Ok(Some((project, Some(options))))
         }
         Err(diagnostics) => {

@@ -125,6 +125,9 @@ pub fn run(opts: &ProjectOpts, flags: &UpFlags, global: &GlobalOpts) -> anyhow::
         return Ok(ExitCode::FAILURE);
     };
     check(&cp, flags)?;
+    if flags.no_build {
+        check_built(&cp, &selected(&cp, flags))?;
+    }
     let options = plan_options(&cp, flags)?;
     let attached = !flags.detach && !flags.wait && !flags.no_start && !flags.dry_run;
     // Caught from now on, so a Ctrl+C while containers are being created
@@ -144,7 +147,27 @@ pub fn run(opts: &ProjectOpts, flags: &UpFlags, global: &GlobalOpts) -> anyhow::
     let events = Events::default();
     report_running(&cp, &observed, &plan, &options, &events);
     let since = std::time::SystemTime::now();
-    let report = cp.execute(&plan, &events);
+    let mut report = cp.execute(&plan, &events);
+    if report.succeeded() && builds_or_pulls(&plan) {
+        // Which containers a new image replaces is known once it is
+        // built: plan again against it (a build that hit the cache
+        // fully gives the same image ID, and nothing is recreated).
+        let again = PlanOptions {
+            build: false,
+            build_policy: false,
+            refresh_images: false,
+            force_recreate: false,
+            pull: match options.pull {
+                PullMode::Always => PullMode::Missing,
+                other => other,
+            },
+            ..options.clone()
+        };
+        let (_, second) = cp.plan(&again)?;
+        if !second.is_empty() {
+            report = cp.execute(&second, &events);
+        }
+    }
     if !report.succeeded() {
         return Ok(ExitCode::FAILURE);
     }
@@ -207,6 +230,7 @@ fn plan_options(cp: &ComposeProject, flags: &UpFlags) -> anyhow::Result<PlanOpti
         remove_orphans: flags.remove_orphans,
         build: flags.build,
         no_build: flags.no_build,
+        build_policy: true,
         pull: match flags.pull {
             Some(Pull::Always) => PullMode::Always,
             Some(Pull::Never) => PullMode::Never,
@@ -252,6 +276,39 @@ fn report_running(
 
 /// The services `up` acts on: the named ones and, unless `--no-deps`,
 /// their dependencies; all when none is named.
+fn builds_or_pulls(plan: &Plan) -> bool {
+    plan.actions.iter().any(|a| {
+        matches!(
+            a.action,
+            berth_reconcilers::plan::Action::BuildImage { .. }
+                | berth_reconcilers::plan::Action::PullImage { .. }
+        )
+    })
+}
+
+/// `--no-build`: a service with `build:` whose image is missing cannot
+/// get containers; say which, before changing anything.
+fn check_built(cp: &ComposeProject, services: &[String]) -> anyhow::Result<()> {
+    use berth_reconcilers::ImageSource;
+    for name in services {
+        let Some(service) = cp.project.services.get(name) else {
+            continue;
+        };
+        if service.build.is_none() {
+            continue;
+        }
+        let reference =
+            berth_reconcilers::desired::image_reference(&cp.project.name, name, service);
+        if cp.engine.images.resolve(&reference)?.is_none() {
+            anyhow::bail!(
+                "service {name:?} has no image {reference} and --no-build forbids building it; \
+                 build it first (`berth compose build {name}`) or drop --no-build"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn selected(cp: &ComposeProject, flags: &UpFlags) -> Vec<String> {
     order::select(&cp.project, &flags.services, flags.no_deps)
         .into_iter()

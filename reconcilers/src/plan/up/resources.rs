@@ -41,11 +41,7 @@ impl ServicePlanner<'_> {
                 return None;
             }
             Action::BuildImage {
-                request: Box::new(BuildRequest {
-                    service: self.name.to_string(),
-                    reference: reference.to_string(),
-                    build: build.clone(),
-                }),
+                request: Box::new(self.build_request(reference, build)),
             }
         } else if self.options.pull == PullMode::Never
             || self.service.pull_policy.as_deref() == Some("never")
@@ -72,16 +68,32 @@ impl ServicePlanner<'_> {
         if let Some(id) = ctx.images.get(reference) {
             return Some(*id);
         }
+        let build_policy = self.service.pull_policy.as_deref() == Some("build");
         let action = match &self.service.build {
             Some(build) if self.options.build => (
                 Action::BuildImage {
-                    request: Box::new(BuildRequest {
-                        service: self.name.to_string(),
-                        reference: reference.to_string(),
-                        build: build.clone(),
-                    }),
+                    request: Box::new(self.build_request(reference, build)),
                 },
                 Reason::new(ReasonKind::Forced, "--build"),
+            ),
+            Some(build)
+                if !self.options.no_build && self.observed.build_stale(reference).is_some() =>
+            {
+                (
+                    Action::BuildImage {
+                        request: Box::new(self.build_request(reference, build)),
+                    },
+                    Reason::new(
+                        ReasonKind::BuildContextChanged,
+                        self.observed.build_stale(reference).unwrap_or_default(),
+                    ),
+                )
+            }
+            Some(build) if build_policy && self.options.build_policy && !self.options.no_build => (
+                Action::BuildImage {
+                    request: Box::new(self.build_request(reference, build)),
+                },
+                Reason::new(ReasonKind::Forced, "pull_policy build"),
             ),
             None if self.options.refresh_images
                 && self.options.pull != PullMode::Never
@@ -111,6 +123,14 @@ impl ServicePlanner<'_> {
         let id = b.push(Some(self.name), action.0, vec![action.1], Vec::new());
         ctx.images.insert(reference.to_string(), id);
         Some(id)
+    }
+
+    fn build_request(
+        &self,
+        reference: &str,
+        build: &berth_spec::compose::model::BuildConfig,
+    ) -> BuildRequest {
+        desired::build_request(self.desired, self.name, reference, build)
     }
 
     /// Networks and volumes the service uses that do not exist yet.

@@ -1,0 +1,120 @@
+use std::path::Path;
+
+use berth_build::{BuildRequest, DockerfileSource};
+use berth_spec::dockerignore::DockerIgnore;
+
+use super::BuildInputs;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn context() -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Dockerfile", "FROM busybox\nCOPY . /app\n");
+    write(ctx.path(), "src/main.txt", "one\n");
+    write(ctx.path(), "logs/debug.log", "noise\n");
+    write(ctx.path(), ".dockerignore", "logs\n");
+    ctx
+}
+
+fn request(ctx: &Path) -> BuildRequest {
+    BuildRequest {
+        context: ctx.to_owned(),
+        tags: vec!["p-web".into()],
+        ..BuildRequest::default()
+    }
+}
+
+#[test]
+fn context_digest_follows_content_not_stat_and_skips_ignored_files() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context();
+    let inputs = BuildInputs::new(root.path());
+    let ignore = DockerIgnore::parse("logs\n", Path::new(".dockerignore")).unwrap();
+    let c = ctx.path().canonicalize().unwrap();
+    let (first, read) = inputs.context_digest(&c, Some(&ignore)).unwrap();
+    assert_eq!(read, 3, "Dockerfile, .dockerignore, src/main.txt");
+    // Nothing changed: same digest, nothing re-read (the stat cache).
+    let (again, read) = inputs.context_digest(&c, Some(&ignore)).unwrap();
+    assert_eq!((again.as_str(), read), (first.as_str(), 0));
+    // A restarted process reads the saved cache, not the files.
+    let fresh = BuildInputs::new(root.path());
+    assert_eq!(
+        fresh.context_digest(&c, Some(&ignore)).unwrap(),
+        (first.clone(), 0)
+    );
+    // An ignored file changes nothing.
+    write(ctx.path(), "logs/debug.log", "more noise\n");
+    assert_eq!(inputs.context_digest(&c, Some(&ignore)).unwrap().0, first);
+    // Rewritten with the same content: re-read, same digest.
+    write(ctx.path(), "src/main.txt", "one\n");
+    let (same, read) = inputs.context_digest(&c, Some(&ignore)).unwrap();
+    assert_eq!(same, first);
+    assert_eq!(read, 1);
+    // New content, a new file: new digests.
+    write(ctx.path(), "src/main.txt", "two\n");
+    let (edited, _) = inputs.context_digest(&c, Some(&ignore)).unwrap();
+    assert_ne!(edited, first);
+    write(ctx.path(), "src/extra.txt", "");
+    assert_ne!(inputs.context_digest(&c, Some(&ignore)).unwrap().0, edited);
+}
+
+#[test]
+fn stale_names_what_changed_and_only_for_the_image_it_built() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context();
+    let inputs = BuildInputs::new(root.path());
+    let req = request(ctx.path());
+    let built = inputs.digest(&req).unwrap();
+    // No record: an image berth did not build is left alone.
+    assert_eq!(inputs.stale("p-web", "sha256:aa", &built), None);
+    inputs.record("p-web", &built, "sha256:aa");
+    assert_eq!(
+        inputs.stale("p-web", "sha256:aa", &inputs.digest(&req).unwrap()),
+        None
+    );
+
+    write(ctx.path(), "src/main.txt", "two\n");
+    let now = inputs.digest(&req).unwrap();
+    assert_eq!(
+        inputs.stale("p-web", "sha256:aa", &now).as_deref(),
+        Some("the build context changed since p-web was built")
+    );
+    // A build of these inputs failed: not tried again until they change.
+    inputs.record_failure("p-web", &now);
+    assert_eq!(inputs.stale("p-web", "sha256:aa", &now), None);
+    write(ctx.path(), "src/main.txt", "three\n");
+    let now = inputs.digest(&req).unwrap();
+    assert!(inputs.stale("p-web", "sha256:aa", &now).is_some());
+    // The reference now names another image (retagged by hand): not ours.
+    assert_eq!(inputs.stale("p-web", "sha256:bb", &now), None);
+
+    // The Dockerfile given inline, and a build arg: both are inputs.
+    let inline = BuildRequest {
+        dockerfile: Some(DockerfileSource::Inline("FROM busybox\n".into())),
+        ..request(ctx.path())
+    };
+    let a = inputs.digest(&inline).unwrap();
+    inputs.record("p-web", &a, "sha256:aa");
+    let mut with_arg = inline.clone();
+    with_arg.build_args.insert("V".into(), "2".into());
+    assert_eq!(
+        inputs
+            .stale("p-web", "sha256:aa", &inputs.digest(&with_arg).unwrap())
+            .as_deref(),
+        Some("the build: section changed since p-web was built")
+    );
+    let other = BuildRequest {
+        dockerfile: Some(DockerfileSource::Inline("FROM busybox\nRUN true\n".into())),
+        ..request(ctx.path())
+    };
+    assert_eq!(
+        inputs
+            .stale("p-web", "sha256:aa", &inputs.digest(&other).unwrap())
+            .as_deref(),
+        Some("the Dockerfile changed since p-web was built")
+    );
+}

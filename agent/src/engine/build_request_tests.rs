@@ -1,0 +1,253 @@
+use std::path::PathBuf;
+
+use berth_build::{BuildNetwork, DockerfileSource, SecretSource};
+use berth_reconcilers::ErrorKind;
+use berth_reconcilers::container::BuildRequest;
+use berth_spec::compose::model::{BuildConfig, FileRef, SecretConfig};
+
+use super::{base_images, translate};
+
+fn request(build: BuildConfig) -> BuildRequest {
+    BuildRequest {
+        service: "web".into(),
+        reference: "shop-web".into(),
+        build: BuildConfig {
+            context: Some("/src/web".into()),
+            ..build
+        },
+        secrets: Default::default(),
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn context_dockerfile_target_labels_and_tags() {
+    let mut b = BuildConfig {
+        dockerfile: Some("docker/Dockerfile.prod".into()),
+        target: Some("runtime".into()),
+        tags: vec!["registry.local/web:1".into(), "shop-web".into()],
+        no_cache: true,
+        shm_size: Some(berth_spec::compose::model::ByteSize(64 << 20)),
+        ..BuildConfig::default()
+    };
+    b.labels.insert("team".into(), "shop".into());
+    let r = translate(&request(b), &no_env).unwrap();
+    assert_eq!(r.context, PathBuf::from("/src/web"));
+    assert_eq!(
+        r.dockerfile,
+        Some(DockerfileSource::Path(PathBuf::from(
+            "/src/web/docker/Dockerfile.prod"
+        )))
+    );
+    assert_eq!(r.target.as_deref(), Some("runtime"));
+    assert_eq!(r.labels.get("team").map(String::as_str), Some("shop"));
+    // The service's reference first, the extra tags after, no duplicate.
+    assert_eq!(r.tags, vec!["shop-web", "registry.local/web:1"]);
+    assert!(r.no_cache);
+    assert_eq!(r.shm_size, Some(64 << 20));
+    assert_eq!(r.network, BuildNetwork::None);
+}
+
+#[test]
+fn absolute_dockerfile_and_inline() {
+    let b = BuildConfig {
+        dockerfile: Some("/elsewhere/Dockerfile".into()),
+        ..BuildConfig::default()
+    };
+    let r = translate(&request(b), &no_env).unwrap();
+    assert_eq!(
+        r.dockerfile,
+        Some(DockerfileSource::Path("/elsewhere/Dockerfile".into()))
+    );
+    let b = BuildConfig {
+        dockerfile_inline: Some("FROM busybox\n".into()),
+        ..BuildConfig::default()
+    };
+    let r = translate(&request(b), &no_env).unwrap();
+    assert_eq!(
+        r.dockerfile,
+        Some(DockerfileSource::Inline("FROM busybox\n".into()))
+    );
+}
+
+#[test]
+fn args_without_value_come_from_the_environment_or_are_left_out() {
+    let mut b = BuildConfig::default();
+    b.args.insert("GIVEN".into(), Some("1".into()));
+    b.args.insert("FROM_ENV".into(), None);
+    b.args.insert("UNSET".into(), None);
+    let env = |k: &str| (k == "FROM_ENV").then(|| "from-env".to_string());
+    let r = translate(&request(b), &env).unwrap();
+    assert_eq!(r.build_args.get("GIVEN").map(String::as_str), Some("1"));
+    assert_eq!(
+        r.build_args.get("FROM_ENV").map(String::as_str),
+        Some("from-env")
+    );
+    assert!(!r.build_args.contains_key("UNSET"));
+}
+
+#[test]
+fn secrets_from_file_environment_and_content() {
+    let b = BuildConfig {
+        secrets: vec![
+            FileRef {
+                source: "npmrc".into(),
+                ..FileRef::default()
+            },
+            FileRef {
+                source: "token".into(),
+                target: Some("api_token".into()),
+                ..FileRef::default()
+            },
+        ],
+        ..BuildConfig::default()
+    };
+    let mut r = request(b);
+    r.secrets.insert(
+        "npmrc".into(),
+        SecretConfig {
+            file: Some("/src/.npmrc".into()),
+            ..SecretConfig::default()
+        },
+    );
+    r.secrets.insert(
+        "token".into(),
+        SecretConfig {
+            environment: Some("TOKEN".into()),
+            ..SecretConfig::default()
+        },
+    );
+    let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_string());
+    let out = translate(&r, &env).unwrap();
+    assert_eq!(
+        out.secrets.get("npmrc"),
+        Some(&SecretSource::File("/src/.npmrc".into()))
+    );
+    assert_eq!(
+        out.secrets.get("api_token"),
+        Some(&SecretSource::Value(b"s3cret".to_vec()))
+    );
+    let err = translate(&r, &no_env).unwrap_err();
+    assert!(err.to_string().contains("TOKEN"), "{err}");
+}
+
+#[test]
+fn network_and_platforms() {
+    let b = BuildConfig {
+        network: Some("host".into()),
+        platforms: vec![
+            "linux/arm/v7".into(),
+            format!("linux/{}", berth_image::platform::host_arch()),
+        ],
+        ..BuildConfig::default()
+    };
+    let r = translate(&request(b), &no_env).unwrap();
+    assert_eq!(r.network, BuildNetwork::Host);
+    assert_eq!(
+        r.platform,
+        Some(format!("linux/{}", berth_image::platform::host_arch()))
+    );
+    let b = BuildConfig {
+        platforms: vec!["linux/s390x".into()],
+        ..BuildConfig::default()
+    };
+    let err = translate(&request(b), &no_env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("host platform"), "{err}");
+}
+
+#[test]
+fn unsupported_keys_are_refused_naming_the_key_and_service() {
+    let cases: Vec<(BuildConfig, &str)> = vec![
+        (
+            BuildConfig {
+                network: Some("mynet".into()),
+                ..BuildConfig::default()
+            },
+            "build.network",
+        ),
+        (
+            BuildConfig {
+                privileged: true,
+                ..BuildConfig::default()
+            },
+            "build.privileged",
+        ),
+        (
+            BuildConfig {
+                context: Some("https://github.com/x/y.git".into()),
+                ..BuildConfig::default()
+            },
+            "build.context",
+        ),
+        (
+            BuildConfig {
+                dockerfile: Some("Dockerfile".into()),
+                dockerfile_inline: Some("FROM scratch".into()),
+                ..BuildConfig::default()
+            },
+            "build.dockerfile",
+        ),
+    ];
+    for (b, key) in cases {
+        let remote = b.context.clone();
+        let mut r = request(b);
+        if remote.is_some() {
+            r.build.context = remote;
+        }
+        let err = translate(&r, &no_env).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(key), "{key}: {text}");
+        assert!(text.contains("\"web\""), "{key}: {text}");
+    }
+    let mut b = BuildConfig::default();
+    b.additional_contexts
+        .insert("assets".into(), "/src/assets".into());
+    let err = translate(&request(b), &no_env).unwrap_err();
+    assert!(
+        err.to_string().contains("additional_contexts (assets)"),
+        "{err}"
+    );
+    let mut b = BuildConfig::default();
+    b.ssh.push(berth_spec::compose::model::SshKey {
+        id: "default".into(),
+        path: None,
+    });
+    let err = translate(&request(b), &no_env).unwrap_err();
+    assert!(err.to_string().contains("build.ssh"), "{err}");
+}
+
+#[test]
+fn cache_from_and_isolation_are_accepted() {
+    let b = BuildConfig {
+        cache_from: vec!["shop-web:cache".into()],
+        cache_to: vec!["type=local,dest=/tmp/c".into()],
+        isolation: Some("process".into()),
+        ..BuildConfig::default()
+    };
+    let r = translate(&request(b), &no_env).unwrap();
+    assert_eq!(r.cache_from, vec!["shop-web:cache"]);
+}
+
+#[test]
+fn base_images_are_the_needed_stages_bases_without_scratch_or_stages() {
+    let inline = |text: &str, target: Option<&str>| berth_build::BuildRequest {
+        context: "/nonexistent".into(),
+        dockerfile: Some(DockerfileSource::Inline(text.into())),
+        target: target.map(str::to_owned),
+        build_args: [("VERSION".to_owned(), "1.36".to_owned())].into(),
+        ..berth_build::BuildRequest::default()
+    };
+    let text = "ARG VERSION=1.0\nFROM busybox:${VERSION} AS base\nFROM scratch AS empty\nFROM base AS dev\nFROM alpine:3 AS tools\nFROM base\nCOPY --from=empty / /\n";
+    assert_eq!(
+        base_images(&inline(text, None)).unwrap(),
+        vec!["busybox:1.36".to_owned()]
+    );
+    assert_eq!(
+        base_images(&inline(text, Some("tools"))).unwrap(),
+        vec!["alpine:3".to_owned()]
+    );
+}
