@@ -194,12 +194,30 @@ fn network_options_are_honoured_or_refused() {
     let err = nets.create(&clash).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     assert!(err.message.contains("overlaps 10.123.0.0/24"), "{err}");
+    // IPv6: an IPv6 subnet needs enable_ipv6; with it and no subnet, a
+    // unique local /64.
     let mut v6 = network("proj_v6", "v6");
+    v6.subnets.push(berth_reconcilers::container::Subnet {
+        subnet: Some("fd00:12::/64".into()),
+        gateway: None,
+        ip_range: None,
+    });
+    let err = nets.create(&v6).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message.contains("needs enable_ipv6: true"), "{err}");
+    v6.subnets.clear();
     v6.enable_ipv6 = true;
-    assert_eq!(
-        nets.create(&v6).unwrap_err().kind(),
-        ErrorKind::InvalidArgument
+    nets.create(&v6).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.dir.join("networks/proj_v6/network.json")).unwrap(),
+    )
+    .unwrap();
+    let subnet6 = state["subnet6"].as_str().unwrap();
+    assert!(
+        subnet6.starts_with("fd") && subnet6.ends_with("::/64"),
+        "{state:#}"
     );
+    nets.remove("proj_v6").unwrap();
     let mut overlay = network("proj_ov", "ov");
     overlay.driver = Some("overlay".into());
     let err = nets.create(&overlay).unwrap_err();
