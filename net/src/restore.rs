@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::interfaces::bridge_up;
-use crate::state::{Endpoint, Lock};
+use crate::state::{self, Endpoint, Lock};
 use crate::sysctl::bridge_sysctls;
 use crate::{Net, dns, links, netns, nft};
 
@@ -49,7 +49,8 @@ impl Net {
     /// created by a process killed in between), once their record is
     /// older than `min_age`: a younger one may belong to a create in
     /// flight in another process, between its attach and the runtime's
-    /// create. The ids it detached.
+    /// create. The ids it detached. Also removes the temporary files of
+    /// record writes whose process was killed before renaming them.
     pub fn drop_stale_endpoints(
         &self,
         exists: &dyn Fn(&str) -> bool,
@@ -67,6 +68,13 @@ impl Net {
                     .is_some_and(|age| age >= min_age)
             })
             .collect();
+        // Writes a killed process never renamed into place.
+        state::remove_orphaned_temps(&self.paths.endpoints());
+        if let Ok(networks) = std::fs::read_dir(self.paths.networks()) {
+            for dir in networks.flatten() {
+                state::remove_orphaned_temps(&dir.path());
+            }
+        }
         if stale.is_empty() {
             return Ok(Vec::new());
         }

@@ -236,6 +236,36 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 
+/// Removes the temporary files of [`write_json`]s whose writer is gone
+/// (killed between the write and the rename): `NAME.tmp.PID` with no
+/// process PID. Best effort: what cannot be removed now is tried again
+/// next time.
+pub fn remove_orphaned_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(pid) = temp_writer(&path) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::debug!(path = %path.display(), "removing a write its process never finished");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The pid in a [`write_json`] temporary file's name (`x.tmp.PID`).
+fn temp_writer(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let (rest, pid) = name.rsplit_once('.')?;
+    if !rest.ends_with(".tmp") {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 pub fn networks(paths: &Paths) -> Result<Vec<NetworkState>> {
     let dir = paths.networks();
     let entries = match std::fs::read_dir(&dir) {
@@ -363,5 +393,30 @@ mod tests {
         let s = now_rfc3339();
         assert_eq!(s.len(), 20, "{s}");
         assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
+    }
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+
+    #[test]
+    fn only_temps_of_dead_writers_are_removed() {
+        let dir = std::env::temp_dir().join(format!("berth-net-temps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No process has pid 0x7fff_fff0 (above the kernel's pid_max).
+        let dead = dir.join(format!("a.tmp.{}", 0x7fff_fff0u32));
+        let alive = dir.join(format!("b.tmp.{}", std::process::id()));
+        let record = dir.join("c.json");
+        for f in [&dead, &alive, &record] {
+            std::fs::write(f, b"{}").unwrap();
+        }
+        remove_orphaned_temps(&dir);
+        assert!(!dead.exists());
+        assert!(alive.exists());
+        assert!(record.exists());
+        assert_eq!(temp_writer(Path::new("x.json")), None);
+        assert_eq!(temp_writer(Path::new("x.tmp.42")), Some(42));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
