@@ -44,37 +44,7 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         return s;
     }
     let _ = writeln!(s, "table ip {TABLE} {{");
-    s.push_str(
-        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
-    );
-    s.push_str(
-        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
-    );
-    s.push_str("  chain published {\n");
-    // A stopped container's ports are free for others, as Docker frees
-    // them at stop; a standby one (a start-first replacement not promoted
-    // yet, or the container it replaced) is not forwarded to.
-    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
-        let Some(target) = ep.port_target else {
-            continue;
-        };
-        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv4()) {
-            let daddr = if p.host_ip.is_unspecified() {
-                String::new()
-            } else {
-                format!("ip daddr {} ", p.host_ip)
-            };
-            let _ = writeln!(
-                s,
-                "    {daddr}{} dport {} dnat to {target}:{} comment \"{}\"",
-                p.protocol.as_str(),
-                p.host_port,
-                p.container_port,
-                ep.container_name
-            );
-        }
-    }
-    s.push_str("  }\n");
+    push_published(&mut s, endpoints, Family::Ip);
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
     );
@@ -135,34 +105,7 @@ fn render6(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         return s;
     }
     let _ = writeln!(s, "table ip6 {TABLE} {{");
-    s.push_str(
-        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
-    );
-    s.push_str(
-        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
-    );
-    s.push_str("  chain published {\n");
-    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
-        let Some(target) = ep.port_target6 else {
-            continue;
-        };
-        for p in ep.ports.iter().filter(|p| p.host_ip.is_ipv6()) {
-            let daddr = if p.host_ip.is_unspecified() {
-                String::new()
-            } else {
-                format!("ip6 daddr {} ", p.host_ip)
-            };
-            let _ = writeln!(
-                s,
-                "    {daddr}{} dport {} dnat to [{target}]:{} comment \"{}\"",
-                p.protocol.as_str(),
-                p.host_port,
-                p.container_port,
-                ep.container_name
-            );
-        }
-    }
-    s.push_str("  }\n");
+    push_published(&mut s, endpoints, Family::Ip6);
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
     );
@@ -300,6 +243,58 @@ pub fn apply(script: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The family of a NAT table: `ip` or `ip6`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Ip,
+    Ip6,
+}
+
+/// A NAT table's hooks into its `published` chain, and that chain: one
+/// DNAT rule per published port of the family, to the container's address
+/// of that family.
+fn push_published(s: &mut String, endpoints: &[Endpoint], family: Family) {
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str("  chain published {\n");
+    // A stopped container's ports are free for others, as Docker frees
+    // them at stop; a standby one (a start-first replacement not promoted
+    // yet, or the container it replaced) is not forwarded to.
+    for ep in endpoints.iter().filter(|e| e.running && !e.standby) {
+        let (target, keyword) = match family {
+            Family::Ip => (ep.port_target.map(|t| t.to_string()), "ip"),
+            Family::Ip6 => (ep.port_target6.map(|t| format!("[{t}]")), "ip6"),
+        };
+        let Some(target) = target else {
+            continue;
+        };
+        for p in ep
+            .ports
+            .iter()
+            .filter(|p| p.host_ip.is_ipv6() == (family == Family::Ip6))
+        {
+            let daddr = if p.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("{keyword} daddr {} ", p.host_ip)
+            };
+            let _ = writeln!(
+                s,
+                "    {daddr}{} dport {} dnat to {target}:{} comment \"{}\"",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port,
+                ep.container_name
+            );
+        }
+    }
+    s.push_str("  }\n");
 }
 
 #[cfg(test)]
