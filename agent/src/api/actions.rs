@@ -101,15 +101,29 @@ pub async fn reconcile(
             Json(answer("Queued", "reconcile queued".to_owned(), None)),
         ));
     }
+    wait_for_run(finished, timeout, &name, String::clone, answer).await
+}
+
+/// Waits up to `timeout` for a run the worker was asked for: 200 with what
+/// it did (its operation's phase, and its message through `message`), or
+/// 202 Queued while it still runs. Shared by the reconcile and rollback
+/// calls.
+pub(super) async fn wait_for_run<A>(
+    finished: tokio::sync::oneshot::Receiver<crate::reconcile::Finished>,
+    timeout: Duration,
+    name: &str,
+    message: impl Fn(&String) -> String,
+    answer: impl Fn(&'static str, String, Option<OperationView>) -> A,
+) -> Result<(StatusCode, Json<A>), ApiError> {
     match tokio::time::timeout(timeout, finished).await {
         Ok(Ok(f)) => {
-            let (result, message) = match (&f.operation, &f.skipped) {
+            let (result, text) = match (&f.operation, &f.skipped) {
                 (_, Some(why)) => ("Skipped", why.clone()),
-                (Some(op), None) => (op.phase.as_str(), op.message.clone()),
+                (Some(op), None) => (op.phase.as_str(), message(&op.message)),
                 (None, None) => ("Skipped", String::new()),
             };
             let operation = f.operation.as_ref().map(OperationView::from);
-            Ok((StatusCode::OK, Json(answer(result, message, operation))))
+            Ok((StatusCode::OK, Json(answer(result, text, operation))))
         }
         Ok(Err(_)) => Err(ApiError::internal(
             "the project's worker stopped before answering (the agent is shutting down?)",

@@ -324,29 +324,12 @@ pub async fn rollback(
             )),
         ));
     }
-    match tokio::time::timeout(timeout, finished).await {
-        Ok(Ok(f)) => {
-            let (result, message) = match (&f.operation, &f.skipped) {
-                (_, Some(why)) => ("Skipped", why.clone()),
-                (Some(op), None) => (op.phase.as_str(), format!("rev-{to}: {}", op.message)),
-                (None, None) => ("Skipped", String::new()),
-            };
-            let operation = f.operation.as_ref().map(OperationView::from);
-            Ok((StatusCode::OK, Json(answer(result, message, operation))))
-        }
-        Ok(Err(_)) => Err(ApiError::internal(
-            "the project's worker stopped before answering (the agent is shutting down?)",
-        )),
-        Err(_) => Ok((
-            StatusCode::ACCEPTED,
-            Json(answer(
-                "Queued",
-                format!(
-                    "still running after {}; see GET /api/v1/projects/{name}",
-                    humantime::format_duration(timeout)
-                ),
-                None,
-            )),
-        )),
-    }
+    super::actions::wait_for_run(
+        finished,
+        timeout,
+        &name,
+        |message| format!("rev-{to}: {message}"),
+        answer,
+    )
+    .await
 }
