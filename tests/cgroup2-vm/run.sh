@@ -46,7 +46,9 @@ qemu=$(command -v qemu-system-x86_64 || true)
 qemu_args=()
 if [ -z "$qemu" ]; then
   qemu=$cache/qemu/usr/bin/qemu-system-x86_64
-  export LD_LIBRARY_PATH=$cache/qemu/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # Some of Debian's library packages (libnl-3-200, libbrlapi) still ship
+  # under /lib rather than /usr/lib.
+  export LD_LIBRARY_PATH=$cache/qemu/usr/lib/x86_64-linux-gnu:$cache/qemu/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   qemu_args+=(-L "$cache/qemu/usr/share/qemu")
 fi
 
