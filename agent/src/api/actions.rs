@@ -44,11 +44,39 @@ pub struct ReconcileAnswer {
     pub operation: Option<OperationView>,
 }
 
-fn control(state: &AppState) -> Result<&std::sync::Arc<Reconcilers>, ApiError> {
+pub(super) fn control(state: &AppState) -> Result<&std::sync::Arc<Reconcilers>, ApiError> {
     state
         .control
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("this agent does not reconcile"))
+}
+
+/// A call's `?timeout=` (a humantime duration), capped at an hour.
+pub(super) fn wait_timeout(timeout: Option<&str>) -> Result<Duration, ApiError> {
+    match timeout {
+        None => Ok(DEFAULT_WAIT),
+        Some(t) => Ok(humantime::parse_duration(t)
+            .map_err(|e| ApiError::bad_request(format!("timeout {t:?}: {e}")))?
+            .min(MAX_WAIT)),
+    }
+}
+
+/// The key of project `name` when a run may be asked of it: it exists, is
+/// not suspended and is not being torn down.
+pub(super) async fn actionable_key(state: &AppState, name: &str) -> Result<String, ApiError> {
+    let store = state.store.read().await;
+    let p = lookup(&store, name)?;
+    if p.suspended {
+        return Err(ApiError::conflict(format!(
+            "project {name:?} is suspended: POST /api/v1/projects/{name}/resume first"
+        )));
+    }
+    if p.deleting_since.is_some() {
+        return Err(ApiError::conflict(format!(
+            "project {name:?} is being torn down: its folder is gone"
+        )));
+    }
+    Ok(p.key.clone())
 }
 
 pub async fn reconcile(
@@ -59,27 +87,8 @@ pub async fn reconcile(
 ) -> Result<(StatusCode, Json<ReconcileAnswer>), ApiError> {
     state.auth.check(&headers)?;
     let control = control(&state)?;
-    let timeout = match &query.timeout {
-        None => DEFAULT_WAIT,
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| ApiError::bad_request(format!("timeout {t:?}: {e}")))?
-            .min(MAX_WAIT),
-    };
-    let key = {
-        let store = state.store.read().await;
-        let p = lookup(&store, &name)?;
-        if p.suspended {
-            return Err(ApiError::conflict(format!(
-                "project {name:?} is suspended: POST /api/v1/projects/{name}/resume first"
-            )));
-        }
-        if p.deleting_since.is_some() {
-            return Err(ApiError::conflict(format!(
-                "project {name:?} is being torn down: its folder is gone"
-            )));
-        }
-        p.key.clone()
-    };
+    let timeout = wait_timeout(query.timeout.as_deref())?;
+    let key = actionable_key(&state, &name).await?;
     let requested_at = rfc3339(SystemTime::now());
     let answer = |result, message: String, operation| ReconcileAnswer {
         api_version: API_VERSION,

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::actions::{actionable_key, control, wait_timeout};
 use super::projects::lookup;
 use super::types::{API_VERSION, ApiError, OperationView};
 use crate::reconcile::revisions::{ActionRecord, Revision, SourceFile};
@@ -187,13 +188,6 @@ pub fn history_entries(p: &ProjectState) -> Vec<HistoryEntry> {
         .collect()
 }
 
-fn control(state: &AppState) -> Result<&std::sync::Arc<crate::reconcile::Reconcilers>, ApiError> {
-    state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("this agent does not reconcile"))
-}
-
 pub async fn history(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -274,27 +268,8 @@ pub async fn rollback(
     state.auth.check(&headers)?;
     let control = control(&state)?;
     let to = query.to.as_deref().map(parse_revision).transpose()?;
-    let timeout = match &query.timeout {
-        None => Duration::from_secs(120),
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| ApiError::bad_request(format!("timeout {t:?}: {e}")))?
-            .min(Duration::from_secs(3600)),
-    };
-    let key = {
-        let store = state.store.read().await;
-        let p = lookup(&store, &name)?;
-        if p.suspended {
-            return Err(ApiError::conflict(format!(
-                "project {name:?} is suspended: POST /api/v1/projects/{name}/resume first"
-            )));
-        }
-        if p.deleting_since.is_some() {
-            return Err(ApiError::conflict(format!(
-                "project {name:?} is being torn down: its folder is gone"
-            )));
-        }
-        p.key.clone()
-    };
+    let timeout = wait_timeout(query.timeout.as_deref())?;
+    let key = actionable_key(&state, &name).await?;
     let (to, from, finished) = control
         .rollback(&key, to)
         .await
