@@ -18,12 +18,15 @@ use crate::copy::{self, Attrs};
 use crate::error::{BuildError, Result, StepAt};
 use crate::fsop::OverlayView;
 use crate::imageconfig::ImageState;
+use crate::inline_cache::CacheRecord;
 use crate::layer;
 use crate::request::{BuildNetwork, Event, StepReport, StepStatus};
 use crate::run::{self, RunSpec};
 
 #[path = "stage_exec.rs"]
 mod exec;
+#[path = "stage_link.rs"]
+mod link;
 
 /// A finished stage: its image state and the cache key of its last step.
 #[derive(Debug, Clone)]
@@ -301,19 +304,49 @@ impl<'a> StageRun<'a> {
                 return Err(e);
             }
         };
-        let key = Key::step(&self.key, &what, &inputs);
-        if self.cache_ok
-            && let Some(entry) = shared.cache.get(&key)
-        {
+        // A linked layer is looked up by its own key, which has no parent
+        // in it; the chain goes on from the parent's key, so the steps
+        // after it still change with the base.
+        let link = match self.link_owner(&instruction) {
+            Ok(l) => l,
+            Err(message) => {
+                let e = step_err(message);
+                shared.progress.event(Event::Failed {
+                    vertex,
+                    elapsed: started.elapsed(),
+                    error: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        let (key, chain) = match &link {
+            Some(owner) => {
+                let key = Key::linked(&self.describe_link(&instruction, *owner), &inputs);
+                let chain = Key::step(&self.key, "link", key.0.as_bytes());
+                (key, chain)
+            }
+            None => {
+                let key = Key::step(&self.key, &what, &inputs);
+                (key.clone(), key)
+            }
+        };
+        // After a miss the chain's keys are new, but a linked layer's is
+        // not: it is looked up whatever ran before it.
+        let lookup = if link.is_some() {
+            !shared.request.no_cache
+        } else {
+            self.cache_ok
+        };
+        if lookup && let Some(entry) = shared.cache.get(&key) {
             shared.progress.event(Event::Cached { vertex });
             self.apply_workdir(&instruction);
-            self.record(key, entry.layer, entry.created, &history_text);
+            self.record(chain, &key, entry.layer, entry.created, &history_text);
             self.report(name, StepStatus::Cached);
             return Ok(());
         }
         self.cache_ok = false;
-        let result = self.execute(&instruction, &at, vertex, started);
-        let Done::Layer(layer, chain) = match result {
+        let result = self.execute(&instruction, &at, vertex, started, link);
+        let Done::Layer(layer, snapshot) = match result {
             Ok(d) => d,
             Err(e) => {
                 shared.progress.event(Event::Failed {
@@ -327,9 +360,9 @@ impl<'a> StageRun<'a> {
         let created = now_rfc3339(shared.epoch);
         shared
             .cache
-            .put(&key, &Entry::new(layer.clone(), chain, created.clone()))?;
+            .put(&key, &Entry::new(layer.clone(), snapshot, created.clone()))?;
         self.apply_workdir(&instruction);
-        self.record(key, layer, created, &history_text);
+        self.record(chain, &key, layer, created, &history_text);
         shared.progress.event(Event::Done {
             vertex,
             elapsed: started.elapsed(),
@@ -338,13 +371,29 @@ impl<'a> StageRun<'a> {
         Ok(())
     }
 
-    fn record(&mut self, key: Key, layer: Option<BuiltLayer>, created: String, history: &str) {
-        self.key = key;
-        self.state.created = created;
+    /// A filesystem step's result: `chain` continues the stage's keys,
+    /// `cache_key` is the one its entry is stored under (the same but for
+    /// a linked layer), recorded for the inline cache.
+    fn record(
+        &mut self,
+        chain: Key,
+        cache_key: &Key,
+        layer: Option<BuiltLayer>,
+        created: String,
+        history: &str,
+    ) {
+        self.key = chain;
         let empty = layer.is_none();
-        if let Some(l) = layer {
+        let index = layer.map(|l| {
             self.state.layers.push(l);
-        }
+            self.state.layers.len() - 1
+        });
+        self.state.cache_records.push(CacheRecord {
+            key: cache_key.0.clone(),
+            layer: index,
+            created: created.clone(),
+        });
+        self.state.created = created;
         self.state.push_history(history, empty);
     }
 
