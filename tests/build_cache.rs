@@ -1,12 +1,15 @@
 //! End-to-end: `COPY --link` layers that survive a change of base, and the
 //! inline cache (`--cache-to type=inline`) imported by `--cache-from` from
-//! Debian's docker-registry on 127.0.0.1 into a fresh state root. Root
+//! Debian's docker-registry on 127.0.0.1 into a fresh state root, and
+//! compose's `cache_from` / `cache_to` doing the same through a saved and
+//! loaded image. Root
 //! only (RUN steps are containers); each test has its own roots and
 //! registry, removed on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod build_support;
+mod compose_support;
 mod registry_support;
 mod runtime_support;
 
@@ -325,4 +328,69 @@ fn raw_config_has_cache(root: &Root, tag: &str) -> bool {
     let config: Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
     // berth_build::INLINE_CACHE_CONFIG_KEY, as docs/build.md names it.
     config.get("berth.build.cache.v0").is_some()
+}
+
+const COMPOSE_CACHE: &str = r#"
+services:
+  app:
+    image: shop/app:1
+    build:
+      context: ./app
+      cache_from: [shop/app:cache]
+      cache_to: [type=inline, "type=gha,scope=ci"]
+"#;
+
+#[test]
+fn compose_cache_to_inline_and_cache_from_a_loaded_image() {
+    if !need_root("compose_cache_to_inline_and_cache_from_a_loaded_image") {
+        return;
+    }
+    let setup = |label: &str| {
+        let p = compose_support::Project::new(label, COMPOSE_CACHE);
+        load(&p.root, &[base_image("base:1", "one")]);
+        std::fs::create_dir_all(p.dir.join("app/app")).unwrap();
+        std::fs::write(p.dir.join("app/Dockerfile"), CACHE_DOCKERFILE).unwrap();
+        std::fs::write(p.dir.join("app/a.txt"), "a\n").unwrap();
+        std::fs::write(p.dir.join("app/app/b.txt"), "b\n").unwrap();
+        p
+    };
+    // A: the cache source does not exist yet (warned about), the inline
+    // cache is written, type=gha is warned about.
+    let a = setup("ccache-a");
+    let out = a.run(&["compose", "build"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cache source shop/app:cache not found"),
+        "{err}"
+    );
+    assert!(err.contains("type=gha is not supported"), "{err}");
+    assert_eq!(runs(&a.root), 2);
+    assert!(raw_config_has_cache(&a.root, "shop/app:1"));
+    let id_a = inspect(&a.root, "shop/app:1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tagged = a.root.run(&["tag", "shop/app:1", "shop/app:cache"]);
+    assert!(tagged.status.success(), "{}", text(&tagged.stderr));
+    let archive = a.root.dir.join("cache.tar");
+    let saved = a
+        .root
+        .run(&["save", "-o", archive.to_str().unwrap(), "shop/app:cache"]);
+    assert!(saved.status.success(), "{}", text(&saved.stderr));
+
+    // B: the saved image loaded; compose build runs nothing.
+    let b = setup("ccache-b");
+    let loaded = b.root.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.status.success(), "{}", text(&loaded.stderr));
+    let out = b.run(&["compose", "build"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(executed_steps(&err), Vec::<String>::new(), "{err}");
+    assert_eq!(runs(&b.root), 0, "{err}");
+    let id_b = inspect(&b.root, "shop/app:1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id_a, id_b);
 }
