@@ -178,6 +178,18 @@ fn copy_link_layers_are_reused_byte_for_byte_on_a_new_base() {
     let third = diff_ids(&root, "app:3");
     assert_eq!(third[3], second[3]);
     assert_ne!(third[4], second[4]);
+
+    // BuildKit's build arg asks for the inline cache too (and is not an
+    // unused arg); without it there is none.
+    assert!(!raw_config_has_cache(&root, "app:3"));
+    let progress = build_ok(
+        &root,
+        &ctx,
+        &["--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t", "app:4"],
+    );
+    assert_eq!(counts(&progress), (0, 4), "{progress}");
+    assert!(!progress.contains("were not consumed"), "{progress}");
+    assert!(raw_config_has_cache(&root, "app:4"));
 }
 
 const CACHE_DOCKERFILE: &str = "FROM base:1

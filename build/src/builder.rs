@@ -378,3 +378,18 @@ pub fn parse_key_values(items: &[String]) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_cache_arg_reads_as_go_parse_bool() {
+        for v in ["1", "true", "TRUE", "True", "t"] {
+            assert!(is_true(v), "{v}");
+        }
+        for v in ["0", "false", "yes", ""] {
+            assert!(!is_true(v), "{v}");
+        }
+    }
+}
