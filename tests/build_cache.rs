@@ -406,3 +406,49 @@ fn compose_cache_to_inline_and_cache_from_a_loaded_image() {
         .to_owned();
     assert_eq!(id_a, id_b);
 }
+
+#[test]
+fn inline_cache_of_a_multi_stage_build_holds_the_target_stages_chain() {
+    if !need_root("inline_cache_of_a_multi_stage_build_holds_the_target_stages_chain") {
+        return;
+    }
+    let dockerfile = format!(
+        "{}FROM bb AS tool\nRUN echo tool > /tool.txt\nFROM bb\nCOPY --from=tool /tool.txt /opt/\nRUN cat /opt/tool.txt > /final\n",
+        build_support::BUSYBOX_STAGE
+    );
+    let a = Root::new("cache-ms-a");
+    let ctx = context(&a, "ctx", &[("Dockerfile", &dockerfile)]);
+    build_ok(&a, &ctx, &["--cache-to", "type=inline", "-t", "ms:cache"]);
+    let archive = a.dir.join("ms.tar");
+    let saved = a.run(&["save", "-o", archive.to_str().unwrap(), "ms:cache"]);
+    assert!(saved.status.success(), "{}", text(&saved.stderr));
+
+    let b = Root::new("cache-ms-b");
+    let loaded = b.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.status.success(), "{}", text(&loaded.stderr));
+    let progress = build_ok(
+        &b,
+        &ctx,
+        &[
+            "--cache-from",
+            "ms:cache",
+            "--cache-to",
+            "type=inline",
+            "-t",
+            "ms:b",
+        ],
+    );
+    // The target's chain (bb's steps, inherited through FROM bb, and its
+    // own) is imported; the tool stage, whose layers are not in the image,
+    // runs (BuildKit's mode=min), and gives the same key to COPY --from.
+    assert_eq!(
+        executed_steps(&progress),
+        vec!["[tool 2/2] RUN echo tool > /tool.txt"],
+        "{progress}"
+    );
+    assert_eq!(
+        inspect(&a, "ms:cache")["Id"],
+        inspect(&b, "ms:b")["Id"],
+        "{progress}"
+    );
+}
