@@ -2,7 +2,8 @@
 //! inline cache (`--cache-to type=inline`) imported by `--cache-from` from
 //! Debian's docker-registry on 127.0.0.1 into a fresh state root, and
 //! compose's `cache_from` / `cache_to` doing the same through a saved and
-//! loaded image. Root
+//! loaded image, and what the inline cache of a multi-stage build holds.
+//! Root
 //! only (RUN steps are containers); each test has its own roots and
 //! registry, removed on drop.
 
