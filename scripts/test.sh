@@ -39,7 +39,8 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
-# The registry tests (tests/registry*.rs) push to and pull from Debian's
+# The registry tests (tests/registry*.rs, and the inline cache one in
+# tests/build_cache.rs) push to and pull from Debian's
 # docker-registry (distribution v2) on 127.0.0.1, check interop with skopeo
 # and umoci, and make an htpasswd file for the auth test. Without them those
 # tests print SKIPPED.

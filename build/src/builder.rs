@@ -181,6 +181,8 @@ impl Builder {
         if epoch.is_some() {
             args.mark_used("SOURCE_DATE_EPOCH");
         }
+        args.mark_used(INLINE_CACHE_ARG);
+        let cache = self.import_cache(&request.cache_from, progress)?;
         // Nothing this build writes may be collected before it is
         // referenced by the image or the cache.
         let _lease = self.store.lease()?;
@@ -194,7 +196,7 @@ impl Builder {
                 &self.state_dir().join("statcache"),
                 &context,
             )),
-            cache: Cache::new(self.store.clone()),
+            cache,
             args,
             progress,
             vertex: AtomicU32::new(0),
@@ -248,6 +250,11 @@ impl Builder {
         let config = state.to_config_json(
             berth_image::platform::host_arch(),
             berth_image::platform::HOST_OS,
+            request.inline_cache
+                || request
+                    .build_args
+                    .get(INLINE_CACHE_ARG)
+                    .is_some_and(|v| is_true(v)),
         );
         let image = self.store.commit_image(&config, &state.layers, &tags)?;
         let steps = shared.steps.lock().map(|s| s.clone()).unwrap_or_default();
@@ -257,6 +264,47 @@ impl Builder {
             steps,
             unused_args: shared.args.unused(),
         })
+    }
+}
+
+/// BuildKit's build arg asking for the inline cache.
+const INLINE_CACHE_ARG: &str = "BUILDKIT_INLINE_CACHE";
+
+/// BuildKit reads the arg with Go's `strconv.ParseBool`.
+fn is_true(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+impl Builder {
+    /// The local cache plus the inline cache of each `--cache-from`
+    /// image in the store. A missing image is warned about and skipped,
+    /// as BuildKit does with a cache source it cannot read.
+    fn import_cache(&self, sources: &[String], progress: &dyn Progress) -> Result<Cache> {
+        let mut cache = Cache::new(self.store.clone());
+        for source in sources {
+            let image = match self.store.image(source) {
+                Ok(i) => i,
+                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {
+                    progress.event(crate::request::Event::Warning(format!(
+                        "cache source {source} not found: building without it"
+                    )));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let entries = crate::inline_cache::entries(&self.store, &image, source)?;
+            if entries.is_empty() {
+                progress.event(crate::request::Event::Warning(format!(
+                    "cache source {source} has no inline cache (build it with --cache-to type=inline)"
+                )));
+            }
+            tracing::debug!(source = %source, entries = entries.len(), "cache imported");
+            cache.import(entries);
+        }
+        if !sources.is_empty() {
+            tracing::debug!(entries = cache.imported(), "cache sources read");
+        }
+        Ok(cache)
     }
 }
 
@@ -329,4 +377,19 @@ pub fn parse_key_values(items: &[String]) -> BTreeMap<String, String> {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_cache_arg_reads_as_go_parse_bool() {
+        for v in ["1", "true", "TRUE", "True", "t"] {
+            assert!(is_true(v), "{v}");
+        }
+        for v in ["0", "false", "yes", ""] {
+            assert!(!is_true(v), "{v}");
+        }
+    }
 }

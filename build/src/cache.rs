@@ -6,7 +6,13 @@
 //! collection keeps the layer blob and snapshot an entry names, and
 //! `berth builder prune` removes entries (then collects). A hit touches the
 //! file's mtime, which prune's `until` filter reads as "last used".
+//!
+//! Entries imported from an image's inline cache (`--cache-from`, see
+//! `inline_cache`) are held in memory for one build; one that is used is
+//! written to the store's cache like any other, so the layers it names are
+//! kept.
 
+use std::collections::HashMap;
 use std::fs;
 use std::time::SystemTime;
 
@@ -36,6 +42,13 @@ impl Key {
     /// The key of a stage's start: its base.
     pub fn base(what: &str) -> Key {
         Key(hex::encode(Sha256::digest(what.as_bytes())))
+    }
+
+    /// The key of a `COPY --link` / `ADD --link` layer: what the step is
+    /// and what it reads, not its parent, so the same layer serves any
+    /// base.
+    pub fn linked(what: &str, inputs: &[u8]) -> Key {
+        Key::step(&Key::base("link"), what, inputs)
     }
 }
 
@@ -69,11 +82,29 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Cache {
     store: Store,
+    /// From `--cache-from` images, for this build only.
+    imported: HashMap<Key, Entry>,
 }
 
 impl Cache {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            imported: HashMap::new(),
+        }
+    }
+
+    /// Adds entries read from a cache source; a key already imported
+    /// keeps its first entry (the first `--cache-from` wins, as given).
+    pub fn import(&mut self, entries: Vec<(Key, Entry)>) {
+        for (key, entry) in entries {
+            self.imported.entry(key).or_insert(entry);
+        }
+    }
+
+    /// How many entries were imported.
+    pub fn imported(&self) -> usize {
+        self.imported.len()
     }
 
     fn path(&self, key: &Key) -> std::path::PathBuf {
@@ -83,8 +114,24 @@ impl Cache {
     }
 
     /// The entry for `key` when there is one whose layer blob is still in
-    /// the store.
+    /// the store: the local cache's, else an imported one (then recorded
+    /// locally).
     pub fn get(&self, key: &Key) -> Option<Entry> {
+        self.get_local(key).or_else(|| {
+            let entry = self.imported.get(key)?;
+            if let Some(l) = &entry.layer
+                && !self.store.has_blob(&l.blob)
+            {
+                return None;
+            }
+            if let Err(e) = self.put(key, entry) {
+                tracing::warn!(error = %e, "cannot record an imported cache entry locally");
+            }
+            Some(entry.clone())
+        })
+    }
+
+    fn get_local(&self, key: &Key) -> Option<Entry> {
         let path = self.path(key);
         let bytes = fs::read(&path).ok()?;
         let entry: Entry = serde_json::from_slice(&bytes).ok()?;
@@ -129,6 +176,26 @@ mod tests {
         assert_ne!(a, Key::step(&p, "COPY a /a", b"h2"));
         assert_ne!(a, Key::step(&p, "COPY a /b", b"h1"));
         assert_ne!(a, Key::step(&Key::base("x"), "COPY a /a", b"h1"));
+        // A linked layer's key has no parent to depend on.
+        assert_eq!(
+            Key::linked("COPY a /a", b"h1"),
+            Key::linked("COPY a /a", b"h1")
+        );
+        assert_ne!(Key::linked("COPY a /a", b"h1"), a);
+    }
+
+    #[test]
+    fn imported_entries_are_found_and_then_kept_locally() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let mut cache = Cache::new(store.clone());
+        let key = Key::base("imported");
+        let entry = Entry::new(None, None, "2021-01-01T00:00:00Z".into());
+        cache.import(vec![(key.clone(), entry.clone())]);
+        assert_eq!(cache.imported(), 1);
+        assert_eq!(cache.get(&key), Some(entry.clone()));
+        // Written through to the store: a plain cache finds it now.
+        assert_eq!(Cache::new(store).get(&key), Some(entry));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! leads out is refused; in a stage's filesystem an absolute link is taken
 //! relative to that filesystem's root, as a container would see it.
 //! [`SourceRoot::hash`] is the content hash the cache key takes for what a
-//! step reads (path, type, mode, owner, content or link target).
+//! step reads (path, type, mode, content or link target; not the owner,
+//! which differs between hosts and does not reach the image).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -317,7 +318,7 @@ impl SourceRoot {
     }
 
     /// Feeds `source` (recursively, `.dockerignore` applied) into `hasher`:
-    /// relative names, types, modes, owners, sizes, content digests (from
+    /// relative names, types, modes, sizes, content digests (from
     /// the stat cache when the file is unchanged) and link targets.
     pub fn hash(
         &self,
@@ -339,12 +340,11 @@ impl SourceRoot {
     ) -> Result<(), String> {
         let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let ft = meta.file_type();
-        let head = format!(
-            "{shown}\0{:o}\0{}\0{}\0",
-            meta.mode(),
-            meta.uid(),
-            meta.gid()
-        );
+        // No owner: COPY and ADD give what they copy root (or --chown),
+        // as BuildKit's context transfer does, and the checkout's owner
+        // differs between hosts, which would make the key differ too
+        // (an inline cache imported elsewhere would never match).
+        let head = format!("{shown}\0{:o}\0", meta.mode());
         hasher.update(head.as_bytes());
         if ft.is_symlink() {
             let t = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -10,6 +10,8 @@ use berth_image::{BuiltLayer, Digest};
 use berth_spec::dockerfile::{CommandLine, Healthcheck};
 use serde_json::{Map, Value, json};
 
+use crate::inline_cache::{CONFIG_KEY, CacheRecord};
+
 /// The default shell of shell-form commands.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 /// Docker's PATH for images that set none.
@@ -27,6 +29,9 @@ pub struct ImageState {
     pub created: String,
     /// CMD was set in this stage: a later ENTRYPOINT keeps it.
     pub cmd_set: bool,
+    /// The cache keys of the filesystem steps that made `layers` (from
+    /// this build's stages; a base image's own steps are not known).
+    pub cache_records: Vec<CacheRecord>,
 }
 
 impl ImageState {
@@ -53,6 +58,7 @@ impl ImageState {
                 .unwrap_or("1970-01-01T00:00:00Z")
                 .to_owned(),
             cmd_set: false,
+            cache_records: Vec::new(),
         }
     }
 
@@ -276,10 +282,17 @@ impl ImageState {
         self.layers.iter().map(|l| l.diff_id.clone()).collect()
     }
 
-    /// The config blob, byte-stable for equal states.
-    pub fn to_config_json(&self, arch: &str, os: &str) -> Vec<u8> {
+    /// The config blob, byte-stable for equal states; with `inline_cache`,
+    /// the steps' cache keys are in it (see `inline_cache`).
+    pub fn to_config_json(&self, arch: &str, os: &str, inline_cache: bool) -> Vec<u8> {
         let mut top = Map::new();
         top.insert("architecture".into(), json!(arch));
+        if inline_cache {
+            top.insert(
+                CONFIG_KEY.into(),
+                crate::inline_cache::to_value(&self.cache_records),
+            );
+        }
         if let Some(a) = &self.author {
             top.insert("author".into(), json!(a));
         }

@@ -41,6 +41,10 @@
 //! - `cache`: keys chain parent key, the step as executed and the digest
 //!   of what it reads (`context`, with `statcache` so unchanged files are
 //!   not re-read); entries are GC roots of the image store.
+//!   `COPY --link` / `ADD --link` layers are made on an empty dir and
+//!   keyed without their parent, so they survive a change of base.
+//! - `inline_cache`: the steps' keys written into the image config
+//!   (`--cache-to type=inline`) and read back from `--cache-from` images.
 //! - `args`: ARG scoping, `--build-arg`, predefined platform and proxy args.
 
 mod archive;
@@ -53,6 +57,7 @@ mod error;
 mod fetch;
 mod fsop;
 mod imageconfig;
+mod inline_cache;
 mod layer;
 mod mounts;
 mod prune;
@@ -63,6 +68,7 @@ mod statcache;
 
 pub use builder::{Builder, parse_key_values};
 pub use error::{BuildError, Result, StepAt};
+pub use inline_cache::CONFIG_KEY as INLINE_CACHE_CONFIG_KEY;
 pub use prune::{PruneOptions, Pruned, prune};
 pub use request::{
     BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NoProgress, Progress,

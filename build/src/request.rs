@@ -58,9 +58,14 @@ pub struct BuildRequest {
     pub network: BuildNetwork,
     /// `/dev/shm` size of RUN containers, bytes.
     pub shm_size: Option<u64>,
-    /// `--cache-from`: accepted for compose; the local cache is always
-    /// used, remote caches are not (no registry cache import yet).
+    /// `--cache-from`: images in the store (names or IDs) whose inline
+    /// cache is imported; callers pull registry sources first. A missing
+    /// image is warned about and skipped. The local cache is always used.
     pub cache_from: Vec<String>,
+    /// `--cache-to type=inline`: write the steps' cache keys into the
+    /// image config, for `--cache-from` elsewhere (the build arg
+    /// `BUILDKIT_INLINE_CACHE=1` asks for it too).
+    pub inline_cache: bool,
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--platform`: only the host's platform can be built.
     pub platform: Option<String>,

@@ -18,12 +18,17 @@ use crate::copy::{self, Attrs};
 use crate::error::{BuildError, Result, StepAt};
 use crate::fsop::OverlayView;
 use crate::imageconfig::ImageState;
+use crate::inline_cache::CacheRecord;
 use crate::layer;
 use crate::request::{BuildNetwork, Event, StepReport, StepStatus};
 use crate::run::{self, RunSpec};
 
 #[path = "stage_exec.rs"]
 mod exec;
+#[path = "stage_key.rs"]
+mod key;
+#[path = "stage_link.rs"]
+mod link;
 
 /// A finished stage: its image state and the cache key of its last step.
 #[derive(Debug, Clone)]
@@ -301,19 +306,49 @@ impl<'a> StageRun<'a> {
                 return Err(e);
             }
         };
-        let key = Key::step(&self.key, &what, &inputs);
-        if self.cache_ok
-            && let Some(entry) = shared.cache.get(&key)
-        {
+        // A linked layer is looked up by its own key, which has no parent
+        // in it; the chain goes on from the parent's key, so the steps
+        // after it still change with the base.
+        let link = match self.link_owner(&instruction) {
+            Ok(l) => l,
+            Err(message) => {
+                let e = step_err(message);
+                shared.progress.event(Event::Failed {
+                    vertex,
+                    elapsed: started.elapsed(),
+                    error: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        let (key, chain) = match &link {
+            Some(owner) => {
+                let key = Key::linked(&self.describe_link(&instruction, *owner), &inputs);
+                let chain = Key::step(&self.key, "link", key.0.as_bytes());
+                (key, chain)
+            }
+            None => {
+                let key = Key::step(&self.key, &what, &inputs);
+                (key.clone(), key)
+            }
+        };
+        // After a miss the chain's keys are new, but a linked layer's is
+        // not: it is looked up whatever ran before it.
+        let lookup = if link.is_some() {
+            !shared.request.no_cache
+        } else {
+            self.cache_ok
+        };
+        if lookup && let Some(entry) = shared.cache.get(&key) {
             shared.progress.event(Event::Cached { vertex });
             self.apply_workdir(&instruction);
-            self.record(key, entry.layer, entry.created, &history_text);
+            self.record(chain, &key, entry.layer, entry.created, &history_text);
             self.report(name, StepStatus::Cached);
             return Ok(());
         }
         self.cache_ok = false;
-        let result = self.execute(&instruction, &at, vertex, started);
-        let Done::Layer(layer, chain) = match result {
+        let result = self.execute(&instruction, &at, vertex, started, link);
+        let Done::Layer(layer, snapshot) = match result {
             Ok(d) => d,
             Err(e) => {
                 shared.progress.event(Event::Failed {
@@ -327,9 +362,9 @@ impl<'a> StageRun<'a> {
         let created = now_rfc3339(shared.epoch);
         shared
             .cache
-            .put(&key, &Entry::new(layer.clone(), chain, created.clone()))?;
+            .put(&key, &Entry::new(layer.clone(), snapshot, created.clone()))?;
         self.apply_workdir(&instruction);
-        self.record(key, layer, created, &history_text);
+        self.record(chain, &key, layer, created, &history_text);
         shared.progress.event(Event::Done {
             vertex,
             elapsed: started.elapsed(),
@@ -338,13 +373,29 @@ impl<'a> StageRun<'a> {
         Ok(())
     }
 
-    fn record(&mut self, key: Key, layer: Option<BuiltLayer>, created: String, history: &str) {
-        self.key = key;
-        self.state.created = created;
+    /// A filesystem step's result: `chain` continues the stage's keys,
+    /// `cache_key` is the one its entry is stored under (the same but for
+    /// a linked layer), recorded for the inline cache.
+    fn record(
+        &mut self,
+        chain: Key,
+        cache_key: &Key,
+        layer: Option<BuiltLayer>,
+        created: String,
+        history: &str,
+    ) {
+        self.key = chain;
         let empty = layer.is_none();
-        if let Some(l) = layer {
+        let index = layer.map(|l| {
             self.state.layers.push(l);
-        }
+            self.state.layers.len() - 1
+        });
+        self.state.cache_records.push(CacheRecord {
+            key: cache_key.0.clone(),
+            layer: index,
+            created: created.clone(),
+        });
+        self.state.created = created;
         self.state.push_history(history, empty);
     }
 
@@ -353,164 +404,6 @@ impl<'a> StageRun<'a> {
             let dir = resolve_workdir(&self.state.workdir(), w);
             self.state.set("WorkingDir", serde_json::json!(dir));
         }
-    }
-
-    /// The step as the cache key sees it: the expanded instruction and,
-    /// for RUN, everything that shapes its process.
-    fn describe(&self, instruction: &Instruction) -> String {
-        let mut what = serde_json::to_string(instruction).unwrap_or_default();
-        match instruction {
-            Instruction::Run(_) => {
-                let args: Vec<String> = self
-                    .args
-                    .iter()
-                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                    .collect();
-                what.push_str(&format!(
-                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={:?}",
-                    self.state.env(),
-                    self.state.user(),
-                    self.state.workdir(),
-                    self.state.shell(),
-                    self.shared.request.network,
-                ));
-            }
-            Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) => {
-                what.push_str(&format!(
-                    "|cwd={}|user={:?}",
-                    self.state.workdir(),
-                    self.state.user()
-                ));
-            }
-            Instruction::Arg(_) => {
-                what.push_str(&format!("|args={:?}", self.args));
-            }
-            _ => {}
-        }
-        if let Some(e) = self.shared.epoch {
-            what.push_str(&format!("|epoch={e}"));
-        }
-        what
-    }
-
-    /// The digest of what a step reads besides its parent.
-    fn inputs(&self, instruction: &Instruction, at: &StepAt) -> Result<Vec<u8>> {
-        let shared = self.shared;
-        let mut h = Sha256::new();
-        let bind_sources: Vec<String>;
-        let no_excludes = Vec::new();
-        let excludes = match instruction {
-            Instruction::Copy(c) => &c.exclude,
-            Instruction::Add(a) => &a.exclude,
-            _ => &no_excludes,
-        };
-        let context =
-            shared
-                .context
-                .with_excludes(excludes)
-                .map_err(|message| BuildError::Context {
-                    at: at.clone(),
-                    message,
-                })?;
-        let (sources, from) = match instruction {
-            Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
-            Instruction::Add(a) => (&a.sources, None),
-            Instruction::Run(r) => {
-                // What bind mounts read is part of the key; cache, tmpfs
-                // and secret mounts are not (as in BuildKit).
-                let binds = r
-                    .mounts
-                    .iter()
-                    .filter(|m| m.kind == berth_spec::dockerfile::MountType::Bind);
-                for m in binds.clone() {
-                    if let Some(f) = &m.from {
-                        h.update(m.spec.as_bytes());
-                        h.update(self.source_key(f, at)?.0.as_bytes());
-                    }
-                }
-                bind_sources = binds
-                    .filter(|m| m.from.is_none())
-                    .map(|m| {
-                        let s = clean_rel(m.source.as_deref().unwrap_or("."));
-                        if s.is_empty() { ".".to_owned() } else { s }
-                    })
-                    .collect();
-                if bind_sources.is_empty() {
-                    return Ok(h.finalize().to_vec());
-                }
-                (&bind_sources, None)
-            }
-            _ => return Ok(Vec::new()),
-        };
-        if let Some(from) = from {
-            h.update(self.source_key(from, at)?.0.as_bytes());
-            return Ok(h.finalize().to_vec());
-        }
-        let mut cache = shared
-            .statcache
-            .lock()
-            .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
-        for pattern in sources {
-            if crate::fetch::is_url(pattern) {
-                let checksum = match instruction {
-                    Instruction::Add(a) => a.checksum.as_deref(),
-                    _ => None,
-                };
-                let fetched = crate::fetch::fetch(
-                    pattern,
-                    checksum,
-                    &shared.builder.state_dir().join("downloads"),
-                )
-                .map_err(|message| BuildError::Step {
-                    at: at.clone(),
-                    message,
-                })?;
-                h.update(pattern.as_bytes());
-                h.update(fetched.digest.as_bytes());
-                h.update(fetched.name.as_bytes());
-                continue;
-            }
-            let found = context
-                .expand(pattern)
-                .map_err(|message| BuildError::Context {
-                    at: at.clone(),
-                    message,
-                })?;
-            for s in &found {
-                h.update(s.rel.as_bytes());
-                context
-                    .hash(s, &mut cache, &mut h)
-                    .map_err(|message| BuildError::Context {
-                        at: at.clone(),
-                        message,
-                    })?;
-            }
-        }
-        Ok(h.finalize().to_vec())
-    }
-
-    /// The cache key of what `--from` names: a stage's final key or an
-    /// image's ID.
-    fn source_key(&self, from: &str, at: &StepAt) -> Result<Key> {
-        let df = self.shared.dockerfile;
-        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
-            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {from} failed: {e}"),
-            })?;
-            return Ok(out.key);
-        }
-        let image = self.shared.builder.store.image(from).map_err(|e| {
-            if e.kind() == berth_image::ErrorKind::NotFound {
-                BuildError::BaseImageMissing {
-                    image: from.to_owned(),
-                    at: at.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(Key::base(&format!("image:{}", image.id)))
     }
 
     /// The snapshot dirs of what `--from` names.

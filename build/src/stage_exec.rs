@@ -11,11 +11,12 @@ impl StageRun<'_> {
         at: &StepAt,
         vertex: u32,
         started: Instant,
+        link: Option<link::LinkOwner>,
     ) -> Result<Done> {
         match instruction {
             Instruction::Run(run) => self.execute_run(run, at, vertex, started),
             Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) => {
-                self.execute_fsop(instruction, at)
+                self.execute_fsop(instruction, at, link)
             }
             _ => Ok(Done::Layer(None, None)),
         }
@@ -29,14 +30,55 @@ impl StageRun<'_> {
             .prepare_layers(&self.state.layers)?)
     }
 
-    pub(super) fn execute_fsop(&mut self, instruction: &Instruction, at: &StepAt) -> Result<Done> {
+    /// COPY, ADD or WORKDIR through an overlay of the stage; with `link`
+    /// (`--link`), onto an empty dir instead.
+    pub(super) fn execute_fsop(
+        &mut self,
+        instruction: &Instruction,
+        at: &StepAt,
+        link: Option<link::LinkOwner>,
+    ) -> Result<Done> {
+        let shared = self.shared;
+        if let Some(owner) = link {
+            std::fs::create_dir_all(&shared.tmp).map_err(|e| BuildError::io(&shared.tmp, e))?;
+            let staging = tempfile::Builder::new()
+                .prefix("link-")
+                .tempdir_in(&shared.tmp)
+                .map_err(|e| BuildError::io(&shared.tmp, e))?;
+            let upper = staging.path().join("upper");
+            std::fs::create_dir(&upper).map_err(|e| BuildError::io(&upper, e))?;
+            self.write_files(instruction, at, &upper, Some(owner))?;
+            return self.commit_upper(&upper, at);
+        }
+        let view = OverlayView::mount(&shared.tmp, &self.lowers()?)?;
+        self.write_files(instruction, at, &view.root(), None)?;
+        let tmp = view.finish()?;
+        self.commit_upper(&tmp.path().join("upper"), at)
+    }
+
+    /// Writes what COPY, ADD or WORKDIR adds under `root`; `owner` is a
+    /// linked step's resolved `--chown` (its `root` has no passwd file).
+    fn write_files(
+        &mut self,
+        instruction: &Instruction,
+        at: &StepAt,
+        root: &std::path::Path,
+        owner: Option<link::LinkOwner>,
+    ) -> Result<()> {
         let shared = self.shared;
         let err = |message: String| BuildError::Step {
             at: at.clone(),
             message,
         };
-        let view = OverlayView::mount(&shared.tmp, &self.lowers()?)?;
-        let root = view.root();
+        let root = root.to_path_buf();
+        let attrs = |chown: Option<&str>, chmod: Option<&str>| match owner {
+            Some(ids) => {
+                let (uid, gid) = ids.unwrap_or((0, 0));
+                let mode = chmod.map(copy::parse_chmod).transpose()?;
+                Ok(Attrs { uid, gid, mode })
+            }
+            None => self.attrs(chown, chmod, &root),
+        };
         let workdir = self.state.workdir();
         match instruction {
             Instruction::Workdir(w) => {
@@ -45,9 +87,7 @@ impl StageRun<'_> {
                 copy::mkdir_all(&root, &dir, attrs).map_err(err)?;
             }
             Instruction::Copy(c) => {
-                let attrs = self
-                    .attrs(c.chown.as_deref(), c.chmod.as_deref(), &root)
-                    .map_err(err)?;
+                let attrs = attrs(c.chown.as_deref(), c.chmod.as_deref()).map_err(err)?;
                 let (dest, dir_hint) = copy::dest_path(&c.dest, &workdir);
                 let from_view;
                 let from_root = match &c.from {
@@ -100,9 +140,7 @@ impl StageRun<'_> {
                     .map_err(err)?;
             }
             Instruction::Add(a) => {
-                let attrs = self
-                    .attrs(a.chown.as_deref(), a.chmod.as_deref(), &root)
-                    .map_err(err)?;
+                let attrs = attrs(a.chown.as_deref(), a.chmod.as_deref()).map_err(err)?;
                 let (dest, dir_hint) = copy::dest_path(&a.dest, &workdir);
                 let add_root = shared.context.with_excludes(&a.exclude).map_err(&err)?;
                 let mut all = Vec::new();
@@ -164,8 +202,7 @@ impl StageRun<'_> {
             }
             _ => {}
         }
-        let tmp = view.finish()?;
-        self.commit_upper(&tmp.path().join("upper"), at)
+        Ok(())
     }
 
     pub(super) fn write_inline(

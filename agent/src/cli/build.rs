@@ -19,6 +19,7 @@ use clap::{Args, ValueEnum};
 use super::GlobalOpts;
 use super::image::open_store;
 use super::run::runtime;
+use crate::engine::build_cache as berth_build_cache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -70,9 +71,15 @@ pub struct BuildArgs {
     /// /dev/shm size of RUN containers (`64m`).
     #[arg(long, value_parser = super::run::parse_bytes)]
     pub shm_size: Option<i64>,
-    /// Accepted for compatibility; the local cache is always used.
+    /// Import the inline cache of an image: `REF` (the local image, else
+    /// pulled) or `type=registry,ref=REF` (pulled). Repeatable; a source
+    /// that cannot be had is warned about. The local cache is always used.
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
+    /// Export the cache: only `type=inline` (the steps' cache keys in the
+    /// image config, for `--cache-from` elsewhere).
+    #[arg(long = "cache-to", value_name = "type=inline")]
+    pub cache_to: Vec<String>,
     /// The build context directory. In a compose project, no folder but
     /// service names (or nothing) means `compose build [SERVICE...]`.
     #[arg(value_name = "CONTEXT")]
@@ -172,6 +179,16 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         names: Mutex::new(BTreeMap::new()),
     };
     let progress: &dyn Progress = if quiet { &QuietProgress } else { &plain };
+    request.cache_from = berth_build_cache::fetch_sources(
+        builder.store(),
+        || {
+            super::registry_opts::RegistryOpts::default()
+                .registry()
+                .ok()
+        },
+        &request.cache_from,
+        &|w| progress.event(Event::Warning(w)),
+    );
     let _ = std::io::stderr().is_terminal();
     let outcome = match builder.build(&request, progress) {
         Ok(o) => o,
@@ -274,6 +291,9 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         };
         secrets.insert(id, source);
     }
+    for spec in &args.cache_to {
+        berth_build_cache::parse_cache_to(spec).map_err(|m| anyhow::anyhow!("--cache-to: {m}"))?;
+    }
     Ok(BuildRequest {
         context: args.context.clone().unwrap_or_default(),
         dockerfile,
@@ -285,6 +305,7 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         network,
         shm_size: args.shm_size.map(|s| s as u64),
         cache_from: args.cache_from.clone(),
+        inline_cache: !args.cache_to.is_empty(),
         secrets,
         platform: args.platform.clone(),
         cancel: None,

@@ -131,7 +131,7 @@ impl BuildInputs {
             }
         }
         let (context_digest, _) = self.context_digest(&context, ignore.as_ref())?;
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "context": context.to_string_lossy(),
             "args": request.build_args,
             "target": request.target,
@@ -145,6 +145,10 @@ impl BuildInputs {
                 SecretSource::Value(v) => format!("value:{}", sha(v)),
             })).collect::<BTreeMap<_, _>>(),
         });
+        // Only when set: the digests of builds without it stay as they were.
+        if request.inline_cache {
+            config["inlineCache"] = serde_json::json!(true);
+        }
         let parts = BTreeMap::from([
             ("dockerfile".to_owned(), sha(&dockerfile)),
             ("context".to_owned(), context_digest),

@@ -179,12 +179,18 @@ pub fn run_build(
     request: &BuildRequest,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
-    let build = translate(request, &env)?;
+    let mut build = translate(request, &env)?;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let digest = inputs.digest(&build);
     let builder = Builder::new(store.clone(), runtime.clone());
     let progress = output.progress(&request.service);
+    build.cache_from = super::build_cache::fetch_sources(
+        store,
+        || super::images::Images::registry().ok(),
+        &build.cache_from,
+        &|w| progress.event(Event::Warning(w)),
+    );
     let outcome = match builder.build(&build, progress.as_ref()) {
         Ok(o) => o,
         Err(e) => {

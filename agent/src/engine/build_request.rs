@@ -145,15 +145,15 @@ pub fn translate(
         tracing::warn!(service = %request.service, isolation = %isolation,
             "build.isolation is a Windows setting; ignored");
     }
-    if !b.cache_to.is_empty() {
-        tracing::warn!(service = %request.service, cache_to = ?b.cache_to,
-            "build.cache_to: berth keeps its layer cache locally only; not exported");
-    }
-    if !b.cache_from.is_empty() {
-        // Every build already reads the local layer cache; a remote cache
-        // would need registry cache import.
-        tracing::debug!(service = %request.service, cache_from = ?b.cache_from,
-            "build.cache_from: the local build cache is always used; remote caches are not read");
+    let mut inline_cache = false;
+    for spec in &b.cache_to {
+        // Warned, not refused: a compose file written for CI caches
+        // (type=gha, type=registry) should still build here.
+        match super::build_cache::parse_cache_to(spec) {
+            Ok(()) => inline_cache = true,
+            Err(message) => tracing::warn!(service = %request.service,
+                "build.cache_to: {message}; not exported"),
+        }
     }
     let mut build_args = BTreeMap::new();
     for (k, v) in &b.args {
@@ -222,7 +222,10 @@ pub fn translate(
         no_cache: b.no_cache,
         network,
         shm_size: b.shm_size.map(|s| s.0.max(0) as u64),
+        // Specs as written: `build_output::run_build` makes them local
+        // images (pulling) before the build.
         cache_from: b.cache_from.clone(),
+        inline_cache,
         secrets,
         platform,
         // A compose verb's Ctrl+C ends the process, and the build with it.

@@ -230,6 +230,18 @@ fn cache_from_and_isolation_are_accepted() {
     };
     let r = translate(&request(b), &no_env).unwrap();
     assert_eq!(r.cache_from, vec!["shop-web:cache"]);
+    // type=local is warned about, not exported.
+    assert!(!r.inline_cache);
+}
+
+#[test]
+fn cache_to_inline_writes_the_inline_cache() {
+    let b = BuildConfig {
+        cache_to: vec!["type=gha".into(), "type=inline".into()],
+        ..BuildConfig::default()
+    };
+    let r = translate(&request(b), &no_env).unwrap();
+    assert!(r.inline_cache);
 }
 
 #[test]

@@ -77,7 +77,7 @@ impl Images {
         }
     }
 
-    fn registry() -> Result<Registry, BackendError> {
+    pub(super) fn registry() -> Result<Registry, BackendError> {
         let env = std::env::var(INSECURE_ENV).ok();
         let insecure = Insecure::from_sources(
             &[],

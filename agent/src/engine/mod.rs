@@ -15,6 +15,7 @@
 //! with `InvalidArgument` naming them, see `translate`).
 
 mod attach;
+pub mod build_cache;
 mod build_inputs;
 mod build_output;
 pub mod build_request;

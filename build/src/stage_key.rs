@@ -1,0 +1,168 @@
+//! What a step's cache key holds besides its parent's: the step as
+//! executed (`describe`) and the digest of what it reads (`inputs`: the
+//! context files its patterns reach, downloads, bind-mounted sources,
+//! `--from` stages' keys and images' IDs). Nothing here may depend on the
+//! host (paths, owners, mtimes, store-local IDs): an inline cache made on
+//! one host is matched on another.
+
+use super::*;
+
+impl StageRun<'_> {
+    /// The step as the cache key sees it: the expanded instruction and,
+    /// for RUN, everything that shapes its process.
+    pub(super) fn describe(&self, instruction: &Instruction) -> String {
+        let mut what = serde_json::to_string(instruction).unwrap_or_default();
+        match instruction {
+            Instruction::Run(_) => {
+                let args: Vec<String> = self
+                    .args
+                    .iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                    .collect();
+                what.push_str(&format!(
+                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={:?}",
+                    self.state.env(),
+                    self.state.user(),
+                    self.state.workdir(),
+                    self.state.shell(),
+                    self.shared.request.network,
+                ));
+            }
+            Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) => {
+                what.push_str(&format!(
+                    "|cwd={}|user={:?}",
+                    self.state.workdir(),
+                    self.state.user()
+                ));
+            }
+            Instruction::Arg(_) => {
+                what.push_str(&format!("|args={:?}", self.args));
+            }
+            _ => {}
+        }
+        if let Some(e) = self.shared.epoch {
+            what.push_str(&format!("|epoch={e}"));
+        }
+        what
+    }
+
+    /// The digest of what a step reads besides its parent.
+    pub(super) fn inputs(&self, instruction: &Instruction, at: &StepAt) -> Result<Vec<u8>> {
+        let shared = self.shared;
+        let mut h = Sha256::new();
+        let bind_sources: Vec<String>;
+        let no_excludes = Vec::new();
+        let excludes = match instruction {
+            Instruction::Copy(c) => &c.exclude,
+            Instruction::Add(a) => &a.exclude,
+            _ => &no_excludes,
+        };
+        let context =
+            shared
+                .context
+                .with_excludes(excludes)
+                .map_err(|message| BuildError::Context {
+                    at: at.clone(),
+                    message,
+                })?;
+        let (sources, from) = match instruction {
+            Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
+            Instruction::Add(a) => (&a.sources, None),
+            Instruction::Run(r) => {
+                // What bind mounts read is part of the key; cache, tmpfs
+                // and secret mounts are not (as in BuildKit).
+                let binds = r
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == berth_spec::dockerfile::MountType::Bind);
+                for m in binds.clone() {
+                    if let Some(f) = &m.from {
+                        h.update(m.spec.as_bytes());
+                        h.update(self.source_key(f, at)?.0.as_bytes());
+                    }
+                }
+                bind_sources = binds
+                    .filter(|m| m.from.is_none())
+                    .map(|m| {
+                        let s = clean_rel(m.source.as_deref().unwrap_or("."));
+                        if s.is_empty() { ".".to_owned() } else { s }
+                    })
+                    .collect();
+                if bind_sources.is_empty() {
+                    return Ok(h.finalize().to_vec());
+                }
+                (&bind_sources, None)
+            }
+            _ => return Ok(Vec::new()),
+        };
+        if let Some(from) = from {
+            h.update(self.source_key(from, at)?.0.as_bytes());
+            return Ok(h.finalize().to_vec());
+        }
+        let mut cache = shared
+            .statcache
+            .lock()
+            .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
+        for pattern in sources {
+            if crate::fetch::is_url(pattern) {
+                let checksum = match instruction {
+                    Instruction::Add(a) => a.checksum.as_deref(),
+                    _ => None,
+                };
+                let fetched = crate::fetch::fetch(
+                    pattern,
+                    checksum,
+                    &shared.builder.state_dir().join("downloads"),
+                )
+                .map_err(|message| BuildError::Step {
+                    at: at.clone(),
+                    message,
+                })?;
+                h.update(pattern.as_bytes());
+                h.update(fetched.digest.as_bytes());
+                h.update(fetched.name.as_bytes());
+                continue;
+            }
+            let found = context
+                .expand(pattern)
+                .map_err(|message| BuildError::Context {
+                    at: at.clone(),
+                    message,
+                })?;
+            for s in &found {
+                h.update(s.rel.as_bytes());
+                context
+                    .hash(s, &mut cache, &mut h)
+                    .map_err(|message| BuildError::Context {
+                        at: at.clone(),
+                        message,
+                    })?;
+            }
+        }
+        Ok(h.finalize().to_vec())
+    }
+
+    /// The cache key of what `--from` names: a stage's final key or an
+    /// image's ID.
+    pub(super) fn source_key(&self, from: &str, at: &StepAt) -> Result<Key> {
+        let df = self.shared.dockerfile;
+        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
+            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
+                at: at.clone(),
+                message: format!("stage {from} failed: {e}"),
+            })?;
+            return Ok(out.key);
+        }
+        let image = self.shared.builder.store.image(from).map_err(|e| {
+            if e.kind() == berth_image::ErrorKind::NotFound {
+                BuildError::BaseImageMissing {
+                    image: from.to_owned(),
+                    at: at.clone(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(Key::base(&format!("image:{}", image.id)))
+    }
+}
