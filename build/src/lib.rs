@@ -52,12 +52,15 @@ mod copy;
 mod error;
 mod fetch;
 mod fsop;
+pub mod git;
 mod imageconfig;
 mod layer;
 mod mounts;
+mod named;
 mod prune;
 mod request;
 mod run;
+mod ssh;
 mod stage;
 mod statcache;
 
@@ -65,6 +68,6 @@ pub use builder::{Builder, parse_key_values};
 pub use error::{BuildError, Result, StepAt};
 pub use prune::{PruneOptions, Pruned, prune};
 pub use request::{
-    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NoProgress, Progress,
-    SecretSource, StepReport, StepStatus,
+    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NamedContext, NoProgress,
+    Progress, SecretSource, StepReport, StepStatus,
 };

@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime};
 
 use berth_image::{BuiltLayer, Digest};
 use berth_runtime::Network;
-use berth_spec::dockerfile::{Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage};
+use berth_spec::dockerfile::{
+    Add, Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::builder::Shared;
@@ -24,6 +26,8 @@ use crate::run::{self, RunSpec};
 
 #[path = "stage_exec.rs"]
 mod exec;
+#[path = "stage_sources.rs"]
+mod sources;
 
 /// A finished stage: its image state and the cache key of its last step.
 #[derive(Debug, Clone)]
@@ -120,6 +124,32 @@ impl<'a> StageRun<'a> {
     }
 
     pub fn build(mut self) -> Result<StageOut> {
+        // A named context of the stage's name replaces the whole stage.
+        if let Some(name) = &self.stage.name
+            && let Some(named) = self.shared.named.get(name)
+        {
+            let at = self.at(None);
+            match named.clone() {
+                crate::named::Named::Image(reference) => {
+                    self.start_from_image(&reference, &at)?;
+                    let step = self.step_name(1, &format!("FROM {reference}"));
+                    self.report(step, StepStatus::Metadata);
+                }
+                crate::named::Named::Dir(root) => {
+                    return Err(BuildError::Step {
+                        at,
+                        message: format!(
+                            "stage {name} is replaced by the folder context {}: berth can replace a stage with an image (docker-image://) only",
+                            root.root.display()
+                        ),
+                    });
+                }
+            }
+            return Ok(StageOut {
+                state: self.state,
+                key: self.key,
+            });
+        }
         self.start_from_base()?;
         let commands = self.stage.commands.clone();
         for (i, command) in commands.iter().enumerate() {
@@ -174,29 +204,34 @@ impl<'a> StageRun<'a> {
             name: name.clone(),
         });
         let started = Instant::now();
-        if base == "scratch" {
-            self.state = ImageState::scratch();
-            self.key = Key::base("scratch");
-        } else if let Some(dep) = df.resolve_stage_ref(&base, self.stage.index) {
-            let out = shared.board.wait(dep).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {base} failed: {e}"),
-            })?;
-            self.state = out.state;
-            self.state.cmd_set = false;
-            self.key = out.key;
-        } else {
-            let store = &shared.builder.store;
-            let image = match store.image(&base) {
-                Ok(i) => i,
-                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {
-                    return Err(BuildError::BaseImageMissing { image: base, at });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let raw = store.raw_config(&image)?;
-            self.state = ImageState::from_base(&raw, store.image_layers(&image)?);
-            self.key = Key::base(&format!("image:{}", image.id));
+        match self.source_of(&base) {
+            _ if base == "scratch" => {
+                self.state = ImageState::scratch();
+                self.key = Key::base("scratch");
+            }
+            sources::FromSource::Stage(dep) => {
+                let out = shared.board.wait(dep).map_err(|e| BuildError::Step {
+                    at: at.clone(),
+                    message: format!("stage {base} failed: {e}"),
+                })?;
+                self.state = out.state;
+                self.state.cmd_set = false;
+                self.key = out.key;
+            }
+            sources::FromSource::Image => self.start_from_image(&base, &at)?,
+            sources::FromSource::Named(crate::named::Named::Image(reference)) => {
+                let reference = reference.clone();
+                self.start_from_image(&reference, &at)?;
+            }
+            sources::FromSource::Named(crate::named::Named::Dir(root)) => {
+                return Err(BuildError::Step {
+                    at,
+                    message: format!(
+                        "FROM {base}: {base} is the folder context {}; berth takes a FROM from an image (docker-image://) or a stage only",
+                        root.root.display()
+                    ),
+                });
+            }
         }
         shared.progress.event(Event::Done {
             vertex,
@@ -250,10 +285,7 @@ impl<'a> StageRun<'a> {
         // A step that reads another stage starts (in the progress) once
         // that stage is done, as BuildKit shows it.
         for reference in berth_spec::dockerfile::stages::stage_refs(&instruction) {
-            if let Some(i) = shared
-                .dockerfile
-                .resolve_stage_ref(reference, self.stage.index)
-            {
+            if let sources::FromSource::Stage(i) = self.source_of(reference) {
                 let _ = shared.board.wait(i);
             }
         }
@@ -404,14 +436,14 @@ impl<'a> StageRun<'a> {
             Instruction::Add(a) => &a.exclude,
             _ => &no_excludes,
         };
-        let context =
-            shared
-                .context
-                .with_excludes(excludes)
-                .map_err(|message| BuildError::Context {
-                    at: at.clone(),
-                    message,
-                })?;
+        let context_err = |message: String| BuildError::Context {
+            at: at.clone(),
+            message,
+        };
+        let mut context = shared
+            .context
+            .with_excludes(excludes)
+            .map_err(context_err)?;
         let (sources, from) = match instruction {
             Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
             Instruction::Add(a) => (&a.sources, None),
@@ -443,14 +475,27 @@ impl<'a> StageRun<'a> {
             _ => return Ok(Vec::new()),
         };
         if let Some(from) = from {
-            h.update(self.source_key(from, at)?.0.as_bytes());
-            return Ok(h.finalize().to_vec());
+            // A named folder is read like the context; anything else is
+            // keyed by what it is (a stage's key, an image's ID).
+            match self.named_dir(from) {
+                Some(root) => context = root.with_excludes(excludes).map_err(context_err)?,
+                None => {
+                    h.update(self.source_key(from, at)?.0.as_bytes());
+                    return Ok(h.finalize().to_vec());
+                }
+            }
         }
         let mut cache = shared
             .statcache
             .lock()
             .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
         for pattern in sources {
+            if let Instruction::Add(add) = instruction
+                && crate::git::is_git_url(pattern)
+            {
+                h.update(self.git_input(pattern, add, at)?.as_bytes());
+                continue;
+            }
             if crate::fetch::is_url(pattern) {
                 let checksum = match instruction {
                     Instruction::Add(a) => a.checksum.as_deref(),
@@ -487,45 +532,6 @@ impl<'a> StageRun<'a> {
             }
         }
         Ok(h.finalize().to_vec())
-    }
-
-    /// The cache key of what `--from` names: a stage's final key or an
-    /// image's ID.
-    fn source_key(&self, from: &str, at: &StepAt) -> Result<Key> {
-        let df = self.shared.dockerfile;
-        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
-            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {from} failed: {e}"),
-            })?;
-            return Ok(out.key);
-        }
-        let image = self.shared.builder.store.image(from).map_err(|e| {
-            if e.kind() == berth_image::ErrorKind::NotFound {
-                BuildError::BaseImageMissing {
-                    image: from.to_owned(),
-                    at: at.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(Key::base(&format!("image:{}", image.id)))
-    }
-
-    /// The snapshot dirs of what `--from` names.
-    fn source_layers(&self, from: &str, at: &StepAt) -> Result<Vec<PathBuf>> {
-        let df = self.shared.dockerfile;
-        let store = &self.shared.builder.store;
-        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
-            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {from} failed: {e}"),
-            })?;
-            return Ok(store.prepare_layers(&out.state.layers)?);
-        }
-        let image = store.image(from)?;
-        Ok(store.prepare_rootfs(&image)?)
     }
 
     fn apply_metadata(

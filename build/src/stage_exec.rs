@@ -51,6 +51,7 @@ impl StageRun<'_> {
                 let (dest, dir_hint) = copy::dest_path(&c.dest, &workdir);
                 let from_view;
                 let from_root = match &c.from {
+                    Some(f) if let Some(root) = self.named_dir(f) => root,
                     Some(f) => {
                         let layers = self.source_layers(f, at)?;
                         from_view = OverlayView::mount(&shared.tmp, &layers)?;
@@ -108,6 +109,10 @@ impl StageRun<'_> {
                 let mut all = Vec::new();
                 let mut urls = Vec::new();
                 for pattern in &a.sources {
+                    if crate::git::is_git_url(pattern) {
+                        self.add_git(pattern, a, &root, &dest, attrs, at)?;
+                        continue;
+                    }
                     if crate::fetch::is_url(pattern) {
                         urls.push(
                             crate::fetch::fetch(
@@ -268,10 +273,14 @@ impl StageRun<'_> {
             tmp: &shared.tmp,
             workdir: &workdir,
             secrets: &shared.request.secrets,
+            ssh: &shared.ssh,
         };
         let mut prepared = crate::mounts::Prepared::default();
         for m in &run.mounts {
             let bind_from = || match &m.from {
+                Some(f) if let Some(root) = self.named_dir(f) => {
+                    Ok(crate::mounts::BindFrom::Context(root))
+                }
                 Some(f) => self
                     .source_layers(f, at)
                     .map(crate::mounts::BindFrom::Layers)

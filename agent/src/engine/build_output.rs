@@ -179,11 +179,11 @@ pub fn run_build(
     request: &BuildRequest,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
-    let build = translate(request, &env)?;
+    let builder = Builder::new(store.clone(), runtime.clone());
+    let build = translate(request, &env, &super::build_request::git_checkout(&builder))?;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let digest = inputs.digest(&build);
-    let builder = Builder::new(store.clone(), runtime.clone());
     let progress = output.progress(&request.service);
     let outcome = match builder.build(&build, progress.as_ref()) {
         Ok(o) => o,

@@ -12,6 +12,19 @@ use super::{Context, ServicePlanner};
 use crate::container::{BuildRequest, NetworkSpec, Subnet, VolumeSpec, labels};
 use crate::desired;
 
+/// The planned pulls and builds of the images a build reads through
+/// `service:NAME` contexts: they run first.
+fn image_inputs(action: &Action, ctx: &Context) -> Vec<ActionId> {
+    let Action::BuildImage { request } = action else {
+        return Vec::new();
+    };
+    request
+        .service_contexts()
+        .filter_map(|service| request.service_images.get(service))
+        .filter_map(|reference| ctx.images.get(reference).copied())
+        .collect()
+}
+
 impl ServicePlanner<'_> {
     /// A pull or build for new containers when the image is missing (or
     /// `--build`); shared by every service naming the same image.
@@ -52,7 +65,8 @@ impl ServicePlanner<'_> {
                 reference: reference.to_string(),
             }
         };
-        let id = b.push(Some(self.name), action, vec![reason], Vec::new());
+        let after = image_inputs(&action, ctx);
+        let id = b.push(Some(self.name), action, vec![reason], after);
         ctx.images.insert(reference.to_string(), id);
         Some(id)
     }
@@ -120,7 +134,8 @@ impl ServicePlanner<'_> {
             ),
             _ => return None,
         };
-        let id = b.push(Some(self.name), action.0, vec![action.1], Vec::new());
+        let after = image_inputs(&action.0, ctx);
+        let id = b.push(Some(self.name), action.0, vec![action.1], after);
         ctx.images.insert(reference.to_string(), id);
         Some(id)
     }
