@@ -1,8 +1,8 @@
 //! End-to-end: named contexts (`--build-context`). A local folder read by
 //! `COPY --from` and `RUN --mount=from` (an edit there reruns the step
 //! that reads it, nothing else), `FROM` of an image name and of a stage
-//! replaced by a `docker-image://` context, a git repository as a named
-//! context, and the refusals.
+//! replaced by a `docker-image://` context, `FROM` a folder, a git
+//! repository as a named context, and the refusals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -93,6 +93,19 @@ RUN cat /marker > /seen-marker
         missing.contains("\"alpine:latest\" is not in the local store"),
         "{missing}"
     );
+
+    // FROM a folder: its files are the base layer; cached by content.
+    let rootfs = context(&root, "rootfs", &[("hello.txt", "from a folder\n")]);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM tree\nRUN [\"/busybox\", \"cat\", \"/hello.txt\"]\n",
+    )
+    .unwrap();
+    let tree_arg = format!("tree={}", rootfs.display());
+    let out = build_ok(&root, &ctx, &["-t", "n:3", "--build-context", &tree_arg]);
+    assert!(out.contains("from a folder"), "{out}");
+    let again = build_ok(&root, &ctx, &["-t", "n:3", "--build-context", &tree_arg]);
+    assert_eq!(counts(&again).0, 0, "{again}");
 
     // Refusals name the context.
     for (arg, says) in [

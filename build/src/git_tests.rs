@@ -110,3 +110,94 @@ fn tokens_become_an_authorization_header_for_http_only() {
     let ssh = GitRef::parse("git@git.example:r.git").unwrap();
     assert!(auth.config_args(&ssh).is_empty());
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn resolves_and_checks_out_a_local_repository() {
+    if Command::new("git").arg("--version").output().is_err() {
+        println!("SKIPPED: resolves_and_checks_out_a_local_repository needs git");
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    std::fs::create_dir_all(repo.path().join("sub")).unwrap();
+    std::fs::write(repo.path().join("sub/f.txt"), "v1").unwrap();
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "one"]);
+    let first = git(repo.path(), &["rev-parse", "HEAD"]);
+    // A path remote: what `git` fetches from (URLs are parsed elsewhere).
+    let gitref = GitRef {
+        remote: repo.path().display().to_string(),
+        reference: Some("main".into()),
+        subdir: Some("sub".into()),
+        ..GitRef::default()
+    };
+    let sources = GitSources::new(state.path(), GitAuth::default());
+    let resolved = sources.resolve(&gitref, None).unwrap();
+    assert_eq!(resolved.commit, first);
+    assert_eq!(resolved.fetch, "refs/heads/main");
+    let checkout = sources.checkout(&gitref, &resolved, false).unwrap();
+    assert!(!checkout.join(".git").exists());
+    let sub = GitSources::subdir(&checkout, &gitref, &resolved).unwrap();
+    assert_eq!(std::fs::read_to_string(sub.join("f.txt")).unwrap(), "v1");
+    let kept = sources.checkout(&gitref, &resolved, true).unwrap();
+    assert!(kept.join(".git").is_dir());
+    // The same commit is not fetched again.
+    assert_eq!(
+        sources.checkout(&gitref, &resolved, false).unwrap(),
+        checkout
+    );
+    // --checksum: a prefix of the commit passes, another commit fails.
+    assert!(sources.resolve(&gitref, Some(&first[..12])).is_ok());
+    let err = sources.resolve(&gitref, Some("0000000")).unwrap_err();
+    assert!(
+        err.contains("does not match") && err.contains(&first),
+        "{err}"
+    );
+    // The branch moves: a new build (new GitSources) sees the new commit.
+    std::fs::write(repo.path().join("sub/f.txt"), "v2").unwrap();
+    git(repo.path(), &["commit", "-q", "-am", "two"]);
+    let second = git(repo.path(), &["rev-parse", "HEAD"]);
+    let next = GitSources::new(state.path(), GitAuth::default());
+    let moved = next.resolve(&gitref, None).unwrap();
+    assert_eq!(moved.commit, second);
+    let checkout = next.checkout(&gitref, &moved, false).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("sub/f.txt")).unwrap(),
+        "v2"
+    );
+    // The first commit, by hash, is still there to fetch.
+    let pinned = GitRef {
+        reference: Some(first.clone()),
+        ..gitref.clone()
+    };
+    let old = next.resolve(&pinned, None).unwrap();
+    let checkout = next.checkout(&pinned, &old, false).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("sub/f.txt")).unwrap(),
+        "v1"
+    );
+    let missing = GitRef {
+        subdir: Some("nope".into()),
+        ..gitref
+    };
+    let err = GitSources::subdir(&checkout, &missing, &old).unwrap_err();
+    assert!(err.contains("subdir \"nope\""), "{err}");
+}

@@ -136,13 +136,9 @@ impl<'a> StageRun<'a> {
                     self.report(step, StepStatus::Metadata);
                 }
                 crate::named::Named::Dir(root) => {
-                    return Err(BuildError::Step {
-                        at,
-                        message: format!(
-                            "stage {name} is replaced by the folder context {}: berth can replace a stage with an image (docker-image://) only",
-                            root.root.display()
-                        ),
-                    });
+                    self.start_from_folder(name, &root, &at)?;
+                    let step = self.step_name(1, &format!("FROM {}", root.root.display()));
+                    self.report(step, StepStatus::Executed);
                 }
             }
             return Ok(StageOut {
@@ -224,13 +220,8 @@ impl<'a> StageRun<'a> {
                 self.start_from_image(&reference, &at)?;
             }
             sources::FromSource::Named(crate::named::Named::Dir(root)) => {
-                return Err(BuildError::Step {
-                    at,
-                    message: format!(
-                        "FROM {base}: {base} is the folder context {}; berth takes a FROM from an image (docker-image://) or a stage only",
-                        root.root.display()
-                    ),
-                });
+                let root = root.clone();
+                self.start_from_folder(&base, &root, &at)?;
             }
         }
         shared.progress.event(Event::Done {

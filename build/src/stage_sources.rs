@@ -126,6 +126,47 @@ impl StageRun<'_> {
         Ok(store.prepare_rootfs(&image)?)
     }
 
+    /// A folder context as a FROM base (or a replaced stage): one layer
+    /// holding its files, cached by their content like a COPY.
+    pub(super) fn start_from_folder(
+        &mut self,
+        name: &str,
+        root: &SourceRoot,
+        at: &StepAt,
+    ) -> Result<()> {
+        let shared = self.shared;
+        self.state = ImageState::scratch();
+        let mut h = Sha256::new();
+        self.hash_sources(root, &[".".to_owned()], &mut h, at)?;
+        let key = Key::step(
+            &Key::base("scratch"),
+            &format!("context:{name}"),
+            &h.finalize(),
+        );
+        let history = format!("FROM {name} (context {})", root.root.display());
+        if !shared.request.no_cache
+            && let Some(entry) = shared.cache.get(&key)
+        {
+            self.record(key, entry.layer, entry.created, &history);
+            return Ok(());
+        }
+        let view = OverlayView::mount(&shared.tmp, &[])?;
+        let err = |message: String| BuildError::Context {
+            at: at.clone(),
+            message,
+        };
+        let found = root.expand(".").map_err(err)?;
+        copy::copy_sources(root, &found, &view.root(), "/", true, Attrs::default()).map_err(err)?;
+        let upper = view.finish()?;
+        let Done::Layer(layer, chain) = self.commit_upper(&upper.path().join("upper"), at)?;
+        let created = now_rfc3339(shared.epoch);
+        shared
+            .cache
+            .put(&key, &Entry::new(layer.clone(), chain, created.clone()))?;
+        self.record(key, layer, created, &history);
+        Ok(())
+    }
+
     /// The image a FROM (or a replaced stage) starts from.
     pub(super) fn start_from_image(&mut self, reference: &str, at: &StepAt) -> Result<()> {
         let store = &self.shared.builder.store;

@@ -298,3 +298,37 @@ fn after_a_host_restart_always_comes_back_and_unless_stopped_respects_the_user()
         ]
     );
 }
+
+#[test]
+fn a_build_reading_another_services_image_waits_for_its_build() {
+    // `app` sorts first, but its build reads `base`'s image.
+    let p = project(json!({
+        "app": {"build": {"context": "/src/app", "additional_contexts": {"b": "service:base"}}},
+        "base": {"image": "base:1", "build": {"context": "/src/base"}},
+    }));
+    let o = Observed::default();
+    let plan = plan(&p, &o, &PlanOptions::default()).unwrap();
+    let builds: Vec<(usize, &str, &[ActionId])> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::BuildImage { .. }))
+        .map(|a| (a.id, a.action.target(), a.after.as_slice()))
+        .collect();
+    let base = builds.iter().find(|b| b.1 == "base:1").unwrap();
+    let app = builds.iter().find(|b| b.1 == "p-app").unwrap();
+    assert_eq!(app.2, [base.0], "{builds:?}");
+    let Action::BuildImage { request } = &plan.actions[app.0].action else {
+        unreachable!()
+    };
+    assert_eq!(request.service_images["base"], "base:1");
+    // `up app` alone brings base (and its build) along.
+    let only_app = PlanOptions {
+        services: vec!["app".into()],
+        ..PlanOptions::default()
+    };
+    let lines = lines(&p, &o, &only_app);
+    assert!(
+        lines.iter().any(|l| l.contains("BuildImage base:1")),
+        "{lines:?}"
+    );
+}
