@@ -130,16 +130,13 @@ impl Builder {
     /// The folder of a git build context (`berth build <git url>`,
     /// compose's `build.context: <git url>`): the ref resolved on the
     /// remote, that commit checked out once under `<root>/build/git/`,
-    /// its `subdir` when the URL names one. `secrets` give
-    /// `GIT_AUTH_TOKEN`; `ssh_auth_sock` reaches ssh remotes.
-    pub fn git_context(
-        &self,
-        url: &str,
-        secrets: &BTreeMap<String, crate::request::SecretSource>,
-        ssh_auth_sock: Option<&Path>,
-    ) -> Result<PathBuf> {
-        let mut auth = crate::git::GitAuth::from_secrets(secrets);
-        auth.ssh_auth_sock = ssh_auth_sock.map(Path::to_owned);
+    /// its `subdir` when the URL names one. The request's secrets give
+    /// `GIT_AUTH_TOKEN`; its `default` ssh agent reaches ssh remotes.
+    pub fn git_context(&self, url: &str, request: &BuildRequest) -> Result<PathBuf> {
+        let agents = crate::ssh::Agents::start(&request.ssh, &self.state_dir().join("tmp"))
+            .map_err(BuildError::Invalid)?;
+        let mut auth = crate::git::GitAuth::from_secrets(&request.secrets);
+        auth.ssh_auth_sock = agents.socket("default").map(Path::to_owned);
         crate::git::GitSources::new(&self.state_dir(), auth)
             .context(url)
             .map_err(|e| BuildError::Invalid(format!("build context {url}: {e}")))

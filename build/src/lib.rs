@@ -42,6 +42,10 @@
 //!   of what it reads (`context`, with `statcache` so unchanged files are
 //!   not re-read); entries are GC roots of the image store.
 //! - `args`: ARG scoping, `--build-arg`, predefined platform and proxy args.
+//! - [`git`]: git URLs (ADD, git contexts), resolved with `ls-remote` into
+//!   the step's key, checked out by commit; `ssh`: agents and the relay
+//!   sockets of `RUN --mount=type=ssh`; `named`: `--build-context`s, looked
+//!   up before stages and images.
 
 mod archive;
 mod args;

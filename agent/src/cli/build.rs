@@ -177,9 +177,7 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let mut request = request(&args)?;
     if let Some(url) = args.context.as_deref().filter(|c| is_git_context(c)) {
         let url = url.to_string_lossy();
-        let agent = request.ssh.get("default").and_then(|p| p.first());
-        let checkout = match builder.git_context(&url, &request.secrets, agent.map(|p| p.as_path()))
-        {
+        let checkout = match builder.git_context(&url, &request) {
             Ok(dir) => dir,
             Err(e) => {
                 eprintln!("ERROR: failed to build: {e}");

@@ -55,12 +55,7 @@ pub type RemoteContext<'a> =
 pub fn git_checkout(
     builder: &berth_build::Builder,
 ) -> impl Fn(&str, &berth_build::BuildRequest) -> Result<PathBuf, String> + '_ {
-    move |url, request| {
-        let agent = request.ssh.get("default").and_then(|p| p.first());
-        builder
-            .git_context(url, &request.secrets, agent.map(PathBuf::as_path))
-            .map_err(|e| e.to_string())
-    }
+    move |url, request| builder.git_context(url, request).map_err(|e| e.to_string())
 }
 
 /// The builder's request for `request`, tagged with its reference and
