@@ -166,3 +166,52 @@ fn a_git_url_is_a_build_context() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn a_git_auth_token_secret_reaches_an_http_remote() {
+    if !need_root("a_git_auth_token_secret_reaches_an_http_remote")
+        || !have_git("a_git_auth_token_secret_reaches_an_http_remote")
+    {
+        return;
+    }
+    let root = Root::new("build-git-http");
+    let repos = root.dir.join("repos");
+    commit_and_push(
+        &repos,
+        "private.git",
+        &root.dir.join("work"),
+        &[("secret.txt", b"private v1\n")],
+    );
+    // base64("x-access-token:s3cret"): what BuildKit sends for the token.
+    let server =
+        build_support::git_daemon::GitHttp::start(&repos, "basic eC1hY2Nlc3MtdG9rZW46czNjcmV0");
+    let url = server.url("private.git");
+    let ctx = context(
+        &root,
+        "ctx",
+        &[(
+            "Dockerfile",
+            &format!("{BUSYBOX_STAGE}ADD {url}#main /repo\n"),
+        )],
+    );
+    let denied = text(&build(&root, &ctx, &[]).stderr);
+    assert!(
+        denied.contains(&format!("cannot reach git repository {url}"))
+            && denied.contains("--secret id=GIT_AUTH_TOKEN"),
+        "{denied}"
+    );
+    let out = root
+        .cmd(&[
+            "build",
+            "-t",
+            "p:1",
+            "--secret",
+            "id=GIT_AUTH_TOKEN,env=TOKEN",
+        ])
+        .arg(&ctx)
+        .env("TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sh(&root, "p:1", "cat /repo/secret.txt"), "private v1\n");
+}

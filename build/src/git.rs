@@ -217,6 +217,19 @@ impl GitRef {
     }
 }
 
+/// Says how to give credentials when git's message is about them.
+fn with_auth_hint(message: String) -> String {
+    if message.contains("Authentication failed") || message.contains("could not read Username") {
+        format!(
+            "{message} (a private http(s) repository needs a token: --secret id=GIT_AUTH_TOKEN,env=VAR)"
+        )
+    } else if message.contains("Permission denied (publickey") {
+        format!("{message} (an ssh repository needs an agent holding the key: --ssh default)")
+    } else {
+        message
+    }
+}
+
 fn is_commit(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -427,7 +440,9 @@ impl GitSources {
             });
         }
         let doing = format!("cannot reach git repository {}", git.remote);
-        let listing = self.run(git, &["ls-remote", "--", &git.remote], None, &doing)?;
+        let listing = self
+            .run(git, &["ls-remote", "--", &git.remote], None, &doing)
+            .map_err(with_auth_hint)?;
         pick(&listing, git.reference.as_deref()).ok_or_else(|| match &git.reference {
             Some(r) => format!(
                 "ref {r:?} not found in git repository {} (give a branch, tag or full commit hash)",

@@ -210,9 +210,12 @@ fn relay(client: UnixStream, agent: &Path) {
 impl Drop for Forward {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wakes the accept loop so it sees `stop`.
-        let _ = UnixStream::connect(self.path());
-        if let Some(t) = self.thread.take() {
+        // Wakes the accept loop so it sees `stop`; a thread that cannot
+        // be woken is left to end with the process rather than hang the
+        // build on a join.
+        if UnixStream::connect(self.path()).is_ok()
+            && let Some(t) = self.thread.take()
+        {
             let _ = t.join();
         }
     }
