@@ -2,7 +2,8 @@
 //! `build.context`. `app` builds `FROM` the image of service `base`
 //! (`service:base`) and copies from a folder context; `up` and
 //! `compose build` build `base` first. The git context is served by a
-//! real `git daemon`.
+//! real `git daemon`. `build.ssh: [default]` forwards a real `ssh-agent`
+//! from `SSH_AUTH_SOCK`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -104,4 +105,69 @@ fn a_git_build_context_in_compose() {
     let out = p.run(&["compose", "build"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(page(&p), "page v2\n");
+}
+
+#[test]
+fn build_ssh_forwards_the_agent_of_the_environment() {
+    let test = "build_ssh_forwards_the_agent_of_the_environment";
+    if !need_root(test) {
+        return;
+    }
+    if std::process::Command::new("ssh-agent")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: {test} needs ssh-agent (apt-get install openssh-client)");
+        return;
+    }
+    let p = Project::new(
+        "compose-ssh",
+        r#"
+services:
+  web:
+    image: ssh-web:1
+    build:
+      context: ./web
+      dockerfile_inline: |
+        FROM busybox
+        RUN --mount=type=ssh,required=true test -S "$$SSH_AUTH_SOCK" && echo "agent at $$SSH_AUTH_SOCK" > /agent
+      ssh: [default]
+"#,
+    );
+    std::fs::create_dir_all(p.dir.join("web")).unwrap();
+    let socket = p.root.dir.join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = p
+        .cmd(&["compose", "build"])
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = p.run(&["run", "--rm", "ssh-web:1", "cat", "/agent"]);
+    assert_eq!(text(&run.stdout), "agent at /run/buildkit/ssh_agent.0\n");
+    // Without an agent in the environment, build.ssh: [default] is refused.
+    let out = p
+        .cmd(&["compose", "build", "--no-cache"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("build.ssh: default: SSH_AUTH_SOCK is not set"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -361,13 +361,24 @@ impl GitSources {
 
     fn git(&self, git: &GitRef) -> Command {
         let mut cmd = Command::new("git");
-        cmd.args(self.auth.config_args(git))
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "true")
-            .stdin(std::process::Stdio::null());
+        // A server that stops answering fails the build instead of
+        // hanging it: under 1 KB/s for 60 s ends an http transfer.
+        cmd.args([
+            "-c",
+            "http.lowSpeedLimit=1000",
+            "-c",
+            "http.lowSpeedTime=60",
+        ])
+        .args(self.auth.config_args(git))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true")
+        .stdin(std::process::Stdio::null());
         if std::env::var_os("GIT_SSH_COMMAND").is_none() {
             // No password prompt can be answered during a build.
-            cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+            cmd.env(
+                "GIT_SSH_COMMAND",
+                "ssh -o BatchMode=yes -o ConnectTimeout=30",
+            );
         }
         if let Some(sock) = &self.auth.ssh_auth_sock {
             cmd.env("SSH_AUTH_SOCK", sock);
