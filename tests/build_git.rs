@@ -139,6 +139,10 @@ fn a_git_url_is_a_build_context() {
             ("site/Dockerfile", dockerfile.as_bytes()),
             ("site/busybox", &busybox),
             ("site/hello.txt", b"hello v1\n"),
+            (
+                "site/alt/Dockerfile",
+                format!("{BUSYBOX_STAGE}COPY hello.txt /alt.txt\n").as_bytes(),
+            ),
             ("other.txt", b"not in the context\n"),
         ],
     );
@@ -158,6 +162,10 @@ fn a_git_url_is_a_build_context() {
     let moved = root.run(&["build", "-t", "c:1", &url]);
     assert!(moved.status.success(), "{}", text(&moved.stderr));
     assert_eq!(sh(&root, "c:1", "cat /hello.txt"), "hello v2\n");
+    // `-f` of a git context is a path inside it.
+    let alt = root.run(&["build", "-t", "c:2", "-f", "alt/Dockerfile", &url]);
+    assert!(alt.status.success(), "{}", text(&alt.stderr));
+    assert_eq!(sh(&root, "c:2", "cat /alt.txt"), "hello v2\n");
     let bad = root.run(&["build", &format!("{}#main:nothere", daemon.url("ctx.git"))]);
     assert!(!bad.status.success());
     assert!(
