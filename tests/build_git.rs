@@ -1,6 +1,6 @@
 //! End-to-end: git sources served by a real `git daemon` on 127.0.0.1:
 //! `ADD <git url>#ref:subdir`, the `?branch=&subdir=` query form,
-//! `--keep-git-dir`, `--checksum=<commit>`, a git URL as the build
+//! `--keep-git-dir`, `--exclude`, `--checksum=<commit>`, a git URL as the build
 //! context; the step cached while the branch stays, run again when it
 //! moves; a bad ref and an unreachable repository named in the error.
 
@@ -36,6 +36,7 @@ fn add_of_a_git_repository_follows_its_branch() {
 ADD {url}#main:app /src/
 ADD {url}?branch=main&subdir=app /query
 ADD --keep-git-dir=true {url} /full
+ADD --exclude=app {url}#main /excluded
 RUN test -d /full/.git && test ! -e /src/.git && echo has-git-dir
 "
     );
@@ -49,6 +50,14 @@ RUN test -d /full/.git && test ! -e /src/.git && echo has-git-dir
             "cat /src/main.txt /query/main.txt /full/README; ls /src"
         ),
         "main v1\nmain v1\nreadme v1\nmain.txt\n"
+    );
+    assert_eq!(
+        sh(
+            &root,
+            "g:1",
+            "test ! -e /excluded/app && cat /excluded/README"
+        ),
+        "readme v1\n"
     );
     assert_eq!(
         sh(&root, "g:1", "cd /full && cat .git/HEAD"),

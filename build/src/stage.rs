@@ -476,34 +476,37 @@ impl<'a> StageRun<'a> {
                 }
             }
         }
+        // Remote sources first: their network round trips must not hold
+        // the stat cache the other stages hash with.
+        let mut remote = std::collections::HashMap::new();
+        if let Instruction::Add(add) = instruction {
+            for pattern in sources {
+                if crate::git::is_git_url(pattern) {
+                    remote.insert(pattern, self.git_input(pattern, add, at)?);
+                } else if crate::fetch::is_url(pattern) {
+                    let fetched = crate::fetch::fetch(
+                        pattern,
+                        add.checksum.as_deref(),
+                        &shared.builder.state_dir().join("downloads"),
+                    )
+                    .map_err(|message| BuildError::Step {
+                        at: at.clone(),
+                        message,
+                    })?;
+                    remote.insert(
+                        pattern,
+                        format!("{pattern}{}{}", fetched.digest, fetched.name),
+                    );
+                }
+            }
+        }
         let mut cache = shared
             .statcache
             .lock()
             .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
         for pattern in sources {
-            if let Instruction::Add(add) = instruction
-                && crate::git::is_git_url(pattern)
-            {
-                h.update(self.git_input(pattern, add, at)?.as_bytes());
-                continue;
-            }
-            if crate::fetch::is_url(pattern) {
-                let checksum = match instruction {
-                    Instruction::Add(a) => a.checksum.as_deref(),
-                    _ => None,
-                };
-                let fetched = crate::fetch::fetch(
-                    pattern,
-                    checksum,
-                    &shared.builder.state_dir().join("downloads"),
-                )
-                .map_err(|message| BuildError::Step {
-                    at: at.clone(),
-                    message,
-                })?;
-                h.update(pattern.as_bytes());
-                h.update(fetched.digest.as_bytes());
-                h.update(fetched.name.as_bytes());
+            if let Some(input) = remote.get(pattern) {
+                h.update(input.as_bytes());
                 continue;
             }
             let found = context

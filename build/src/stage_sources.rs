@@ -232,7 +232,9 @@ impl StageRun<'_> {
         let keep = add.keep_git_dir || git.keep_git_dir.unwrap_or(false);
         let checkout = sources.checkout(&git, &resolved, keep).map_err(err)?;
         let tree = GitSources::subdir(&checkout, &git, &resolved).map_err(err)?;
-        let from = SourceRoot::filesystem(tree);
+        let from = SourceRoot::filesystem(tree)
+            .with_excludes(&add.exclude)
+            .map_err(err)?;
         let found = from.expand(".").map_err(err)?;
         copy::copy_sources(&from, &found, root, dest, true, attrs).map_err(err)?;
         tracing::debug!(remote = %git.remote, commit = %resolved.commit, dest, "ADD git");
