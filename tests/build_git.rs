@@ -93,6 +93,14 @@ RUN test -d /full/.git && test ! -e /src/.git && echo has-git-dir
     .unwrap();
     build_ok(&root, &ctx, &["-t", "g:2"]);
     assert_eq!(sh(&root, "g:2", "cat /pinned/app/main.txt"), "main v2\n");
+    // A commit that is no branch tip any more, by its full hash.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("{BUSYBOX_STAGE}ADD {url}#{first} /old\n"),
+    )
+    .unwrap();
+    build_ok(&root, &ctx, &["-t", "g:3"]);
+    assert_eq!(sh(&root, "g:3", "cat /old/app/main.txt"), "main v1\n");
     std::fs::write(
         ctx.join("Dockerfile"),
         format!("{BUSYBOX_STAGE}ADD --checksum={first} {url}#main /pinned\n"),
