@@ -1,7 +1,8 @@
 //! End-to-end: compose `build.additional_contexts` and a git
 //! `build.context`. `app` builds `FROM` the image of service `base`
 //! (`service:base`) and copies from a folder context; `up` and
-//! `compose build` build `base` first. The git context is served by a
+//! `compose build` build `base` first; an edit in the folder context
+//! makes `up` rebuild `app` alone. The git context is served by a
 //! real `git daemon`. `build.ssh: [default]` forwards a real `ssh-agent`
 //! from `SSH_AUTH_SOCK`.
 
@@ -60,6 +61,17 @@ fn a_service_context_is_built_first() {
     let out = p.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(cat_both(&p), "from-base\nasset\n");
+    // An edit in the folder context makes app's image stale: `up`
+    // rebuilds it (and only it).
+    std::fs::write(p.dir.join("assets/a.txt"), "asset v2\n").unwrap();
+    let out = p.run(&["up", "-d", "--dry-run"]);
+    let plan = text(&out.stdout) + &text(&out.stderr);
+    assert!(plan.contains("BuildImage ctx-app:1"), "{plan}");
+    assert!(plan.contains("a named build context changed"), "{plan}");
+    assert!(!plan.contains("BuildImage ctx-base:1"), "{plan}");
+    let out = p.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(cat_both(&p), "from-base\nasset v2\n");
     p.ok(&["down"]);
     for image in ["ctx-app:1", "ctx-base:1"] {
         let out = p.run(&["rmi", image]);
@@ -68,7 +80,7 @@ fn a_service_context_is_built_first() {
     // `compose build` orders them too (app alone would find no base).
     let out = p.run(&["compose", "build"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(cat_both(&p), "from-base\nasset\n");
+    assert_eq!(cat_both(&p), "from-base\nasset v2\n");
 }
 
 #[test]

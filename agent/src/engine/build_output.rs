@@ -183,7 +183,8 @@ pub fn run_build(
     let build = translate(request, &env, &super::build_request::git_checkout(&builder))?;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
-    let digest = inputs.digest(&build);
+    let image_id = |r: &str| store.image(r).ok().map(|i| i.id.to_string());
+    let digest = inputs.digest(&build, &image_id);
     let progress = output.progress(&request.service);
     let outcome = match builder.build(&build, progress.as_ref()) {
         Ok(o) => o,

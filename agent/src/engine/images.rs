@@ -188,7 +188,8 @@ impl ImageSource for Images {
         let builder = berth_build::Builder::new(self.store.clone(), self.runtime.clone());
         let remote = super::build_request::git_checkout(&builder);
         let build = super::build_request::translate(request, &env, &remote)?;
-        let inputs = self.build_inputs.digest(&build)?;
+        let id_of = |r: &str| self.store.image(r).ok().map(|i| i.id.to_string());
+        let inputs = self.build_inputs.digest(&build, &id_of)?;
         Ok(self
             .build_inputs
             .stale(&request.reference, &image_id, &inputs))
