@@ -2,7 +2,8 @@
 //! `build.context`. `app` builds `FROM` the image of service `base`
 //! (`service:base`) and copies from a folder context; `up` and
 //! `compose build` build `base` first; an edit in the folder context
-//! makes `up` rebuild `app` alone. The git context is served by a
+//! makes `up` rebuild `app` alone, a change to `base`'s build rebuilds
+//! both, in order. The git context is served by a
 //! real `git daemon`. `build.ssh: [default]` forwards a real `ssh-agent`
 //! from `SSH_AUTH_SOCK`.
 
@@ -72,6 +73,18 @@ fn a_service_context_is_built_first() {
     let out = p.run(&["up", "-d"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(cat_both(&p), "from-base\nasset v2\n");
+    // base's build changes: up rebuilds base, then app from it.
+    p.write(&COMPOSE.replace("echo from-base", "echo from-base-v2"));
+    let out = p.run(&["up", "-d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(cat_both(&p), "from-base-v2\nasset v2\n");
+    let again = p.run(&["up", "-d", "--dry-run"]);
+    let plan = text(&again.stdout) + &text(&again.stderr);
+    assert!(
+        again.status.success() && !plan.contains("BuildImage"),
+        "{plan}"
+    );
+    p.write(COMPOSE);
     p.ok(&["down"]);
     for image in ["ctx-app:1", "ctx-base:1"] {
         let out = p.run(&["rmi", image]);

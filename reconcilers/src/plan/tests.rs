@@ -332,3 +332,34 @@ fn a_build_reading_another_services_image_waits_for_its_build() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_rebuilt_service_context_rebuilds_the_images_built_from_it() {
+    let p = project(json!({
+        "app": {"image": "app:1", "build": {"context": "/src/app", "additional_contexts": {"b": "service:base"}}},
+        "base": {"image": "base:1", "build": {"context": "/src/base"}},
+    }));
+    let mut o = observed(&p, vec![]);
+    o.stale_builds
+        .insert("base:1".into(), "the build context changed".into());
+    let plan = plan(&p, &o, &PlanOptions::default()).unwrap();
+    let lines = plan.lines();
+    let base = lines
+        .iter()
+        .position(|l| l.contains("BuildImage base:1 [BuildContextChanged"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let app = lines
+        .iter()
+        .position(|l| {
+            l.contains("BuildImage app:1 [BuildContextChanged: the image of service \"base\" it builds from is built again]")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(base < app, "{lines:?}");
+    assert_eq!(plan.actions[app].after, [base]);
+    // Nothing rebuilt: nothing planned for app either.
+    let quiet = observed(&p, vec![]);
+    let lines = super::plan(&p, &quiet, &PlanOptions::default())
+        .unwrap()
+        .lines();
+    assert!(!lines.iter().any(|l| l.contains("BuildImage")), "{lines:?}");
+}

@@ -83,6 +83,20 @@ impl ServicePlanner<'_> {
             return Some(*id);
         }
         let build_policy = self.service.pull_policy.as_deref() == Some("build");
+        // An image built from another service's image (`service:` context)
+        // is built again when that image is pulled or built in this plan.
+        let rebuilt_base = self
+            .service
+            .build
+            .iter()
+            .flat_map(|b| b.additional_contexts.values())
+            .filter_map(|v| v.strip_prefix("service:"))
+            .find(|other| {
+                self.desired.services.get(*other).is_some_and(|s| {
+                    let r = desired::image_reference(&self.desired.name, other, s);
+                    ctx.images.contains_key(&r)
+                })
+            });
         let action = match &self.service.build {
             Some(build) if self.options.build => (
                 Action::BuildImage {
@@ -100,6 +114,24 @@ impl ServicePlanner<'_> {
                     Reason::new(
                         ReasonKind::BuildContextChanged,
                         self.observed.build_stale(reference).unwrap_or_default(),
+                    ),
+                )
+            }
+            Some(build)
+                if !self.options.no_build
+                    && self.observed.images.contains_key(reference)
+                    && rebuilt_base.is_some() =>
+            {
+                (
+                    Action::BuildImage {
+                        request: Box::new(self.build_request(reference, build)),
+                    },
+                    Reason::new(
+                        ReasonKind::BuildContextChanged,
+                        format!(
+                            "the image of service {:?} it builds from is built again",
+                            rebuilt_base.unwrap_or_default()
+                        ),
                     ),
                 )
             }
