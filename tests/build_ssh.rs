@@ -165,7 +165,7 @@ RUN --mount=type=ssh,id=absent test ! -e /run/buildkit/ssh_agent.0 && test -z \"
         assert!(progress.contains(want), "{want} missing in:\n{progress}");
     }
     // The private agent of key files ended with the build.
-    let pattern = format!("ssh-agent -D -a {}/build/tmp/", root.dir.display());
+    let pattern = format!("ssh-agent -a {}/build/tmp/", root.dir.display());
     let left = Command::new("pgrep")
         .arg("-f")
         .arg(&pattern)

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Agents {
     sockets: BTreeMap<String, PathBuf>,
-    children: Vec<Child>,
+    /// Per private agent: the `cat` it runs as its command (its stdin is
+    /// a pipe from this process) and the agent's pid.
+    children: Vec<(Child, Option<i32>)>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -72,18 +74,26 @@ impl Agents {
             .tempdir_in(tmp)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         let socket = dir.path().join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
+        // The agent runs a command and ends with it (checked every few
+        // seconds); the command is `cat` on a pipe from this process, so
+        // a berth that is killed does not leave the agent behind. It
+        // prints the agent's pid first, for a prompt kill on drop.
+        let mut child = Command::new("ssh-agent")
             .arg("-a")
             .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .args(["sh", "-c", "echo \"$SSH_AGENT_PID\"; exec cat >/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
                 format!("--ssh {id}: cannot start ssh-agent for the key files (apt-get install openssh-client): {e}")
             })?;
-        self.children.push(child);
+        let mut pid_line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut pid_line);
+        }
+        self.children.push((child, pid_line.trim().parse().ok()));
         self._dirs.push(dir);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !is_socket(&socket) {
@@ -125,7 +135,13 @@ impl Agents {
 
 impl Drop for Agents {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for (child, agent) in &mut self.children {
+            if let Some(pid) = agent {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
