@@ -39,6 +39,20 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
+# The build source tests serve repositories with a real `git daemon` (in
+# Debian's git package) and forward a real ssh-agent (openssh-client) into
+# RUN --mount=type=ssh; without them those tests print SKIPPED.
+for tool in git:git ssh-agent:openssh-client; do
+  if ! need "${tool%%:*}"; then
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+      apt-get update
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${tool#*:}" ||
+        echo "warning: cannot install ${tool#*:}: the build tests that need ${tool%%:*} will print SKIPPED" >&2
+    else
+      echo "warning: ${tool%%:*} is missing (package ${tool#*:}): the build tests that need it will print SKIPPED" >&2
+    fi
+  fi
+done
 # The registry tests (tests/registry*.rs, and the inline cache one in
 # tests/build_cache.rs) push to and pull from Debian's
 # docker-registry (distribution v2) on 127.0.0.1, check interop with skopeo

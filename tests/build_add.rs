@@ -1,6 +1,6 @@
 //! End-to-end: ADD of local archives (unpacked), of http URLs (served on
-//! 127.0.0.1 by the test; `--checksum`), and the refusals (git URLs, a
-//! wrong checksum).
+//! 127.0.0.1 by the test; `--checksum`), and the refusals (an unreachable
+//! git URL, a wrong checksum).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -130,12 +130,16 @@ ADD --chmod=0644 http://127.0.0.1:{port}/files/payload.txt /named.txt
     )
     .unwrap();
     build_ok(&root, &ctx, &[]);
-    // Git sources are refused with a way out.
+    // A `.git` URL is a git repository, not a download (tests/build_git.rs
+    // serves real ones): an unreachable one is named.
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM scratch\nADD https://example.org/repo.git /src\n",
+        "FROM scratch\nADD http://127.0.0.1:1/repo.git /src\n",
     )
     .unwrap();
     let err = text(&build(&root, &ctx, &[]).stderr);
-    assert!(err.contains("git repository"), "{err}");
+    assert!(
+        err.contains("cannot reach git repository http://127.0.0.1:1/repo.git"),
+        "{err}"
+    );
 }

@@ -109,6 +109,7 @@ fn images_resolve_locally_and_refuse_pulls() {
         )
         .unwrap(),
         secrets: BTreeMap::new(),
+        service_images: BTreeMap::new(),
     };
     let err = engine.images.build(&build).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");

@@ -94,6 +94,12 @@ pub(crate) struct Shared<'a> {
     /// SOURCE_DATE_EPOCH, when given.
     pub epoch: Option<u64>,
     pub tmp: PathBuf,
+    /// `--build-context`s, checked and checked out.
+    pub named: crate::named::NamedContexts,
+    /// The build's ssh agents, by id.
+    pub ssh: crate::ssh::Agents,
+    /// Git sources of ADD (resolved once per build).
+    pub git: crate::git::GitSources,
     /// The first stage failure: the other stages stop at their next step.
     pub first_error: Mutex<Option<String>>,
     pub failed: std::sync::atomic::AtomicBool,
@@ -119,6 +125,21 @@ impl Builder {
     /// `<root>/build`: the builder's own state.
     pub fn state_dir(&self) -> PathBuf {
         self.store.root().join("build")
+    }
+
+    /// The folder of a git build context (`berth build <git url>`,
+    /// compose's `build.context: <git url>`): the ref resolved on the
+    /// remote, that commit checked out once under `<root>/build/git/`,
+    /// its `subdir` when the URL names one. The request's secrets give
+    /// `GIT_AUTH_TOKEN`; its `default` ssh agent reaches ssh remotes.
+    pub fn git_context(&self, url: &str, request: &BuildRequest) -> Result<PathBuf> {
+        let agents = crate::ssh::Agents::start(&request.ssh, &self.state_dir().join("tmp"))
+            .map_err(BuildError::Invalid)?;
+        let mut auth = crate::git::GitAuth::from_secrets(&request.secrets);
+        auth.ssh_auth_sock = agents.socket("default").map(Path::to_owned);
+        crate::git::GitSources::new(&self.state_dir(), auth)
+            .context(url)
+            .map_err(|e| BuildError::Invalid(format!("build context {url}: {e}")))
     }
 
     /// Runs one build. Progress goes to `progress` as it happens; the
@@ -186,6 +207,26 @@ impl Builder {
         // Nothing this build writes may be collected before it is
         // referenced by the image or the cache.
         let _lease = self.store.lease()?;
+        let ssh = crate::ssh::Agents::start(&request.ssh, &self.state_dir().join("tmp"))
+            .map_err(BuildError::Invalid)?;
+        let mut git_auth = crate::git::GitAuth::from_secrets(&request.secrets);
+        git_auth.ssh_auth_sock = ssh.socket("default").map(Path::to_owned);
+        let git = crate::git::GitSources::new(&self.state_dir(), git_auth);
+        let named = crate::named::NamedContexts::prepare(&request.named_contexts, &git)
+            .map_err(BuildError::Invalid)?;
+        // A stage a named context replaces is not built (its result is
+        // the context), unless it is the target, which takes the context.
+        let needed: Vec<usize> = needed
+            .into_iter()
+            .filter(|&i| {
+                i == target
+                    || dockerfile
+                        .stages
+                        .get(i)
+                        .and_then(|s| s.name.as_deref())
+                        .is_none_or(|n| named.get(n).is_none())
+            })
+            .collect();
         let shared = Shared {
             builder: self,
             request,
@@ -207,6 +248,9 @@ impl Builder {
             steps: Mutex::new(Vec::new()),
             epoch,
             tmp: self.state_dir().join("tmp"),
+            git,
+            named,
+            ssh,
             first_error: Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
         };

@@ -3,7 +3,8 @@
 //! `--checksum=sha256:<hex>` when given (a file already there with that
 //! checksum is not fetched again), named by the `Content-Disposition`
 //! filename or the URL's last path segment, and given the `Last-Modified`
-//! time. Git URLs are refused with a pointer to what works instead.
+//! time. Git URLs (see `git`) are not downloads: callers check
+//! [`crate::git::is_git_url`] first.
 
 use std::fs;
 use std::io::Read;
@@ -25,11 +26,7 @@ pub struct Fetched {
 }
 
 pub fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || is_git(s)
-}
-
-fn is_git(s: &str) -> bool {
-    s.starts_with("git@") || s.starts_with("git://") || s.ends_with(".git") || s.contains(".git#")
+    (s.starts_with("http://") || s.starts_with("https://")) && !crate::git::is_git_url(s)
 }
 
 fn url_name(url: &str) -> String {
@@ -60,11 +57,6 @@ fn disposition_name(header: &str) -> Option<String> {
 
 /// Downloads `url` (or reuses a verified copy) under `dir`.
 pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched, String> {
-    if is_git(url) {
-        return Err(format!(
-            "ADD of a git repository ({url}) is not supported: clone it in a RUN step or COPY a checkout from the context"
-        ));
-    }
     let want = checksum
         .map(|c| {
             c.strip_prefix("sha256:")
@@ -182,12 +174,8 @@ mod tests {
             Some("r.txt")
         );
         assert!(httpdate("Sun, 06 Nov 1994 08:49:37 GMT").is_some());
-        assert!(is_url("git@github.com:a/b.git"));
-        assert!(
-            fetch("https://example.org/x.git", None, Path::new("/nonexistent"))
-                .unwrap_err()
-                .contains("git")
-        );
+        assert!(!is_url("https://example.org/x.git"));
+        assert!(is_url("https://example.org/x.tar"));
         assert!(
             fetch(
                 "http://127.0.0.1:1/x",

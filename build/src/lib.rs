@@ -46,6 +46,10 @@
 //! - `inline_cache`: the steps' keys written into the image config
 //!   (`--cache-to type=inline`) and read back from `--cache-from` images.
 //! - `args`: ARG scoping, `--build-arg`, predefined platform and proxy args.
+//! - [`git`]: git URLs (ADD, git contexts), resolved with `ls-remote` into
+//!   the step's key, checked out by commit; `ssh`: agents and the relay
+//!   sockets of `RUN --mount=type=ssh`; `named`: `--build-context`s, looked
+//!   up before stages and images.
 
 mod archive;
 mod args;
@@ -56,13 +60,16 @@ mod copy;
 mod error;
 mod fetch;
 mod fsop;
+pub mod git;
 mod imageconfig;
 mod inline_cache;
 mod layer;
 mod mounts;
+mod named;
 mod prune;
 mod request;
 mod run;
+mod ssh;
 mod stage;
 mod statcache;
 
@@ -71,6 +78,6 @@ pub use error::{BuildError, Result, StepAt};
 pub use inline_cache::CONFIG_KEY as INLINE_CACHE_CONFIG_KEY;
 pub use prune::{PruneOptions, Pruned, prune};
 pub use request::{
-    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NoProgress, Progress,
-    SecretSource, StepReport, StepStatus,
+    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NamedContext, NoProgress,
+    Progress, SecretSource, StepReport, StepStatus,
 };

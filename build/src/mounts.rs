@@ -12,7 +12,11 @@
 //!   folder (never into the rootfs or the cache key) at `target` (default
 //!   `/run/secrets/<id>`, mode 0400) or exported as `env`; a missing one
 //!   fails the step only when `required`.
-//! - `ssh`: refused (no agent forwarding).
+//! - `ssh`: the build's agent of that `id` (default `default`) behind a
+//!   socket of the step's own at `target` (default
+//!   `/run/buildkit/ssh_agent.<n>`), `uid`/`gid`/`mode` (0:0 0600); the
+//!   first ssh mount is `SSH_AUTH_SOCK`. Without that agent the mount is
+//!   left out, or the step fails when `required`. Not in the cache key.
 //!
 //! Mount targets the runtime had to create in the rootfs are removed from
 //! the step's upper dir afterwards ([`remove_stubs`]), as BuildKit does.
@@ -39,6 +43,10 @@ pub struct Prepared {
     pub targets: Vec<String>,
     pub views: Vec<OverlayView>,
     pub locks: Vec<Flock<fs::File>>,
+    /// The sockets of ssh mounts, relaying to their agent while RUN runs.
+    pub forwards: Vec<crate::ssh::Forward>,
+    /// ssh mounts so far (the default target is `ssh_agent.<n>`).
+    pub ssh_mounts: usize,
 }
 
 /// Where bind sources come from.
@@ -53,6 +61,7 @@ pub struct MountEnv<'a> {
     pub tmp: &'a Path,
     pub workdir: &'a str,
     pub secrets: &'a std::collections::BTreeMap<String, SecretSource>,
+    pub ssh: &'a crate::ssh::Agents,
 }
 
 fn absolute(target: &str, workdir: &str) -> String {
@@ -71,15 +80,64 @@ pub fn prepare(
     out: &mut Prepared,
 ) -> Result<(), String> {
     match m.kind {
-        MountType::Ssh => Err("RUN --mount=type=ssh is not supported: berth has no SSH agent forwarding; fetch with a secret (--mount=type=secret) instead".into()),
-        MountType::Tmpfs => {
-            let target = absolute(m.target.as_deref().ok_or("tmpfs mount needs target=")?, env.workdir);
+        MountType::Ssh => {
+            let id = m.id.as_deref().unwrap_or("default");
+            let n = out.ssh_mounts;
+            out.ssh_mounts += 1;
+            let Some(agent) = env.ssh.socket(id) else {
+                if m.required {
+                    return Err(format!(
+                        "ssh agent {id:?} is required but was not forwarded: pass --ssh {id} (or compose build.ssh: [{id}])"
+                    ));
+                }
+                return Ok(());
+            };
+            let target = absolute(
+                m.target
+                    .as_deref()
+                    .unwrap_or(&format!("/run/buildkit/ssh_agent.{n}")),
+                env.workdir,
+            );
+            let forward = crate::ssh::Forward::start(
+                agent,
+                env.tmp,
+                m.uid.unwrap_or(0),
+                m.gid.unwrap_or(0),
+                m.mode.unwrap_or(0o600),
+            )?;
+            // BuildKit: the first ssh mount is the step's SSH_AUTH_SOCK.
+            if n == 0 {
+                out.env.push(format!("SSH_AUTH_SOCK={target}"));
+            }
             out.targets.push(target.clone());
-            out.mounts.push(RtMount::Tmpfs { target, size: m.size, mode: None, options: Vec::new() });
+            out.mounts.push(RtMount::Bind {
+                source: forward.path(),
+                target,
+                readonly: false,
+                copy_up: false,
+            });
+            out.forwards.push(forward);
+            Ok(())
+        }
+        MountType::Tmpfs => {
+            let target = absolute(
+                m.target.as_deref().ok_or("tmpfs mount needs target=")?,
+                env.workdir,
+            );
+            out.targets.push(target.clone());
+            out.mounts.push(RtMount::Tmpfs {
+                target,
+                size: m.size,
+                mode: None,
+                options: Vec::new(),
+            });
             Ok(())
         }
         MountType::Cache => {
-            let target = absolute(m.target.as_deref().ok_or("cache mount needs target=")?, env.workdir);
+            let target = absolute(
+                m.target.as_deref().ok_or("cache mount needs target=")?,
+                env.workdir,
+            );
             let id = m.id.clone().unwrap_or_else(|| target.clone());
             let key = hex::encode(Sha256::digest(id.as_bytes()));
             let base = env.state_dir.join("cache-mounts");
@@ -99,12 +157,14 @@ pub fn prepare(
                         .map_err(|(_, e)| format!("lock cache {id}: {e}"))?;
                     out.locks.push(lock);
                 }
-                CacheSharing::Private => match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-                    Ok(lock) => out.locks.push(lock),
-                    Err(_) => {
-                        dir = base.join(format!("{key}-{}", std::process::id()));
+                CacheSharing::Private => {
+                    match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+                        Ok(lock) => out.locks.push(lock),
+                        Err(_) => {
+                            dir = base.join(format!("{key}-{}", std::process::id()));
+                        }
                     }
-                },
+                }
             }
             if !dir.exists() {
                 fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -119,32 +179,48 @@ pub fn prepare(
                 .map_err(|e| e.to_string())?;
             }
             out.targets.push(target.clone());
-            out.mounts.push(RtMount::Bind { source: dir, target, readonly: m.readonly, copy_up: false });
+            out.mounts.push(RtMount::Bind {
+                source: dir,
+                target,
+                readonly: m.readonly,
+                copy_up: false,
+            });
             Ok(())
         }
         MountType::Secret => {
-            let id = m
-                .id
-                .clone()
-                .or_else(|| m.target.as_deref().and_then(|t| Path::new(t).file_name()).map(|n| n.to_string_lossy().into_owned()))
-                .ok_or("secret mount needs id= or target=")?;
+            let id =
+                m.id.clone()
+                    .or_else(|| {
+                        m.target
+                            .as_deref()
+                            .and_then(|t| Path::new(t).file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                    })
+                    .ok_or("secret mount needs id= or target=")?;
             let Some(source) = env.secrets.get(&id) else {
                 if m.required {
-                    return Err(format!("secret {id} is required but was not given: pass --secret id={id},src=FILE"));
+                    return Err(format!(
+                        "secret {id} is required but was not given: pass --secret id={id},src=FILE"
+                    ));
                 }
                 return Ok(());
             };
             let content = match source {
                 SecretSource::Value(v) => v.clone(),
-                SecretSource::File(p) => fs::read(p).map_err(|e| format!("secret {id}: cannot read {}: {e}", p.display()))?,
+                SecretSource::File(p) => fs::read(p)
+                    .map_err(|e| format!("secret {id}: cannot read {}: {e}", p.display()))?,
             };
             if let Some(var) = &m.env {
-                out.env.push(format!("{var}={}", String::from_utf8_lossy(&content)));
+                out.env
+                    .push(format!("{var}={}", String::from_utf8_lossy(&content)));
                 if m.target.is_none() {
                     return Ok(());
                 }
             }
-            let target = absolute(m.target.as_deref().unwrap_or(&format!("/run/secrets/{id}")), env.workdir);
+            let target = absolute(
+                m.target.as_deref().unwrap_or(&format!("/run/secrets/{id}")),
+                env.workdir,
+            );
             out.targets.push(target.clone());
             out.mounts.push(RtMount::File {
                 source: None,
@@ -157,19 +233,27 @@ pub fn prepare(
             Ok(())
         }
         MountType::Bind => {
-            let target = absolute(m.target.as_deref().ok_or("bind mount needs target=")?, env.workdir);
+            let target = absolute(
+                m.target.as_deref().ok_or("bind mount needs target=")?,
+                env.workdir,
+            );
             let source_rel = clean_rel(m.source.as_deref().unwrap_or("/"));
             let src = match bind_from()? {
                 BindFrom::Context(ctx) => {
                     if source_rel.is_empty() {
                         ctx.root.clone()
                     } else {
-                        ctx.expand(&source_rel)?.into_iter().next().map(|s| s.path).ok_or("bind source not found")?
+                        ctx.expand(&source_rel)?
+                            .into_iter()
+                            .next()
+                            .map(|s| s.path)
+                            .ok_or("bind source not found")?
                     }
                 }
                 BindFrom::Layers(layers) => {
                     let view = OverlayView::mount(env.tmp, &layers).map_err(|e| e.to_string())?;
-                    let p = berth_runtime::secure_join(&view.root(), &source_rel).map_err(|e| e.to_string())?;
+                    let p = berth_runtime::secure_join(&view.root(), &source_rel)
+                        .map_err(|e| e.to_string())?;
                     out.views.push(view);
                     p
                 }
@@ -181,13 +265,19 @@ pub fn prepare(
                 src
             } else {
                 // Writes go to a throwaway upper dir.
-                let view = OverlayView::mount(env.tmp, std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
+                let view = OverlayView::mount(env.tmp, std::slice::from_ref(&src))
+                    .map_err(|e| e.to_string())?;
                 let root = view.root();
                 out.views.push(view);
                 root
             };
             out.targets.push(target.clone());
-            out.mounts.push(RtMount::Bind { source, target, readonly: m.readonly, copy_up: false });
+            out.mounts.push(RtMount::Bind {
+                source,
+                target,
+                readonly: m.readonly,
+                copy_up: false,
+            });
             Ok(())
         }
     }

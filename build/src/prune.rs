@@ -26,7 +26,8 @@ pub struct Pruned {
 
 /// Removes cache entries: by default those whose layer no image in the
 /// store uses (Docker's "dangling" cache), with `all` every one; `until`
-/// keeps entries used more recently. Leftover build temp dirs go too.
+/// keeps entries used more recently. Leftover build temp dirs go too,
+/// and (without `until`) the git checkouts.
 pub fn prune(store: &Store, options: &PruneOptions) -> Result<Pruned> {
     let dir = store.gc_roots_dir(OWNER);
     let mut used = std::collections::HashSet::new();
@@ -75,6 +76,10 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<Pruned> {
         for d in leftovers.flatten() {
             let _ = fs::remove_dir_all(d.path());
         }
+    }
+    // Git checkouts are fetched again (by commit) when a build needs them.
+    if options.all || options.until.is_none() {
+        let _ = fs::remove_dir_all(store.root().join("build").join("git"));
     }
     pruned.reclaimed = store.gc()?.bytes;
     Ok(pruned)

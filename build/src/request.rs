@@ -37,6 +37,51 @@ pub enum SecretSource {
     Value(Vec<u8>),
 }
 
+/// A `--build-context NAME=VALUE`: what `FROM NAME`, `COPY --from=NAME`
+/// and `RUN --mount=from=NAME` read instead of the image or stage NAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local folder.
+    Dir(PathBuf),
+    /// `docker-image://REF`: an image in the store.
+    Image(String),
+    /// A git URL, checked out like a git build context.
+    Git(String),
+}
+
+impl NamedContext {
+    /// BuildKit's value forms: `docker-image://REF`, a git URL, or a
+    /// folder. `oci-layout://` and http(s) tarballs are refused by name.
+    pub fn parse(value: &str) -> Result<NamedContext, String> {
+        if let Some(reference) = value.strip_prefix("docker-image://") {
+            if reference.is_empty() {
+                return Err("docker-image:// needs an image reference".into());
+            }
+            return Ok(NamedContext::Image(reference.to_owned()));
+        }
+        if crate::git::is_git_url(value) {
+            return Ok(NamedContext::Git(value.to_owned()));
+        }
+        for (prefix, what) in [
+            ("oci-layout://", "OCI layout contexts"),
+            ("http://", "tarball URL contexts"),
+            ("https://", "tarball URL contexts"),
+        ] {
+            if value.starts_with(prefix) {
+                return Err(format!(
+                    "{value}: {what} are not supported; `berth load` the image and use docker-image://REF, or give a folder"
+                ));
+            }
+        }
+        if value.contains("://") {
+            return Err(format!(
+                "{value}: unknown context type; use a folder, docker-image://REF or a git URL"
+            ));
+        }
+        Ok(NamedContext::Dir(PathBuf::from(value)))
+    }
+}
+
 /// One build, as `docker build` flags describe it.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
@@ -67,6 +112,12 @@ pub struct BuildRequest {
     /// `BUILDKIT_INLINE_CACHE=1` asks for it too).
     pub inline_cache: bool,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID=PATH[,PATH]`: per id one agent socket or key files (the
+    /// caller turns a bare `default` into `$SSH_AUTH_SOCK`), for
+    /// `RUN --mount=type=ssh` and ssh git remotes.
+    pub ssh: BTreeMap<String, Vec<PathBuf>>,
+    /// `--build-context NAME=VALUE`.
+    pub named_contexts: BTreeMap<String, NamedContext>,
     /// `--platform`: only the host's platform can be built.
     pub platform: Option<String>,
     /// Set (by a signal handler, say) to stop the build: a running RUN is

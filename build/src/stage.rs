@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime};
 
 use berth_image::{BuiltLayer, Digest};
 use berth_runtime::Network;
-use berth_spec::dockerfile::{Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage};
+use berth_spec::dockerfile::{
+    Add, Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::builder::Shared;
@@ -29,6 +31,8 @@ mod exec;
 mod key;
 #[path = "stage_link.rs"]
 mod link;
+#[path = "stage_sources.rs"]
+mod sources;
 
 /// A finished stage: its image state and the cache key of its last step.
 #[derive(Debug, Clone)]
@@ -125,6 +129,28 @@ impl<'a> StageRun<'a> {
     }
 
     pub fn build(mut self) -> Result<StageOut> {
+        // A named context of the stage's name replaces the whole stage.
+        if let Some(name) = &self.stage.name
+            && let Some(named) = self.shared.named.get(name)
+        {
+            let at = self.at(None);
+            match named.clone() {
+                crate::named::Named::Image(reference) => {
+                    self.start_from_image(&reference, &at)?;
+                    let step = self.step_name(1, &format!("FROM {reference}"));
+                    self.report(step, StepStatus::Metadata);
+                }
+                crate::named::Named::Dir(root) => {
+                    self.start_from_folder(name, &root, &at)?;
+                    let step = self.step_name(1, &format!("FROM {}", root.root.display()));
+                    self.report(step, StepStatus::Executed);
+                }
+            }
+            return Ok(StageOut {
+                state: self.state,
+                key: self.key,
+            });
+        }
         self.start_from_base()?;
         let commands = self.stage.commands.clone();
         for (i, command) in commands.iter().enumerate() {
@@ -179,29 +205,29 @@ impl<'a> StageRun<'a> {
             name: name.clone(),
         });
         let started = Instant::now();
-        if base == "scratch" {
-            self.state = ImageState::scratch();
-            self.key = Key::base("scratch");
-        } else if let Some(dep) = df.resolve_stage_ref(&base, self.stage.index) {
-            let out = shared.board.wait(dep).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {base} failed: {e}"),
-            })?;
-            self.state = out.state;
-            self.state.cmd_set = false;
-            self.key = out.key;
-        } else {
-            let store = &shared.builder.store;
-            let image = match store.image(&base) {
-                Ok(i) => i,
-                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => {
-                    return Err(BuildError::BaseImageMissing { image: base, at });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let raw = store.raw_config(&image)?;
-            self.state = ImageState::from_base(&raw, store.image_layers(&image)?);
-            self.key = Key::base(&format!("image:{}", image.id));
+        match self.source_of(&base) {
+            _ if base == "scratch" => {
+                self.state = ImageState::scratch();
+                self.key = Key::base("scratch");
+            }
+            sources::FromSource::Stage(dep) => {
+                let out = shared.board.wait(dep).map_err(|e| BuildError::Step {
+                    at: at.clone(),
+                    message: format!("stage {base} failed: {e}"),
+                })?;
+                self.state = out.state;
+                self.state.cmd_set = false;
+                self.key = out.key;
+            }
+            sources::FromSource::Image => self.start_from_image(&base, &at)?,
+            sources::FromSource::Named(crate::named::Named::Image(reference)) => {
+                let reference = reference.clone();
+                self.start_from_image(&reference, &at)?;
+            }
+            sources::FromSource::Named(crate::named::Named::Dir(root)) => {
+                let root = root.clone();
+                self.start_from_folder(&base, &root, &at)?;
+            }
         }
         shared.progress.event(Event::Done {
             vertex,
@@ -255,10 +281,7 @@ impl<'a> StageRun<'a> {
         // A step that reads another stage starts (in the progress) once
         // that stage is done, as BuildKit shows it.
         for reference in berth_spec::dockerfile::stages::stage_refs(&instruction) {
-            if let Some(i) = shared
-                .dockerfile
-                .resolve_stage_ref(reference, self.stage.index)
-            {
+            if let sources::FromSource::Stage(i) = self.source_of(reference) {
                 let _ = shared.board.wait(i);
             }
         }
@@ -404,21 +427,6 @@ impl<'a> StageRun<'a> {
             let dir = resolve_workdir(&self.state.workdir(), w);
             self.state.set("WorkingDir", serde_json::json!(dir));
         }
-    }
-
-    /// The snapshot dirs of what `--from` names.
-    fn source_layers(&self, from: &str, at: &StepAt) -> Result<Vec<PathBuf>> {
-        let df = self.shared.dockerfile;
-        let store = &self.shared.builder.store;
-        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
-            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {from} failed: {e}"),
-            })?;
-            return Ok(store.prepare_layers(&out.state.layers)?);
-        }
-        let image = store.image(from)?;
-        Ok(store.prepare_rootfs(&image)?)
     }
 
     fn apply_metadata(

@@ -90,13 +90,15 @@ impl StageRun<'_> {
                 let attrs = attrs(c.chown.as_deref(), c.chmod.as_deref()).map_err(err)?;
                 let (dest, dir_hint) = copy::dest_path(&c.dest, &workdir);
                 let from_view;
-                let from_root = match &c.from {
-                    Some(f) => {
+                let named = c.from.as_deref().and_then(|f| self.named_dir(f));
+                let from_root = match (&c.from, named) {
+                    (_, Some(root)) => root,
+                    (Some(f), None) => {
                         let layers = self.source_layers(f, at)?;
                         from_view = OverlayView::mount(&shared.tmp, &layers)?;
                         SourceRoot::filesystem(from_view.root())
                     }
-                    None => shared.context.clone(),
+                    (None, None) => shared.context.clone(),
                 };
                 let from_root = from_root.with_excludes(&c.exclude).map_err(&err)?;
                 let mut all = Vec::new();
@@ -146,6 +148,10 @@ impl StageRun<'_> {
                 let mut all = Vec::new();
                 let mut urls = Vec::new();
                 for pattern in &a.sources {
+                    if crate::git::is_git_url(pattern) {
+                        self.add_git(pattern, a, &root, &dest, attrs, at)?;
+                        continue;
+                    }
                     if crate::fetch::is_url(pattern) {
                         urls.push(
                             crate::fetch::fetch(
@@ -305,15 +311,17 @@ impl StageRun<'_> {
             tmp: &shared.tmp,
             workdir: &workdir,
             secrets: &shared.request.secrets,
+            ssh: &shared.ssh,
         };
         let mut prepared = crate::mounts::Prepared::default();
         for m in &run.mounts {
-            let bind_from = || match &m.from {
-                Some(f) => self
+            let bind_from = || match (&m.from, m.from.as_deref().and_then(|f| self.named_dir(f))) {
+                (_, Some(root)) => Ok(crate::mounts::BindFrom::Context(root)),
+                (Some(f), None) => self
                     .source_layers(f, at)
                     .map(crate::mounts::BindFrom::Layers)
                     .map_err(|e| e.to_string()),
-                None => Ok(crate::mounts::BindFrom::Context(shared.context.clone())),
+                (None, None) => Ok(crate::mounts::BindFrom::Context(shared.context.clone())),
             };
             crate::mounts::prepare(m, &mount_env, bind_from, &mut prepared)
                 .map_err(|e| err(format!("--mount={}: {e}", m.spec)))?;

@@ -57,14 +57,14 @@ impl StageRun<'_> {
             Instruction::Add(a) => &a.exclude,
             _ => &no_excludes,
         };
-        let context =
-            shared
-                .context
-                .with_excludes(excludes)
-                .map_err(|message| BuildError::Context {
-                    at: at.clone(),
-                    message,
-                })?;
+        let context_err = |message: String| BuildError::Context {
+            at: at.clone(),
+            message,
+        };
+        let mut context = shared
+            .context
+            .with_excludes(excludes)
+            .map_err(context_err)?;
         let (sources, from) = match instruction {
             Instruction::Copy(c) => (&c.sources, c.from.as_deref()),
             Instruction::Add(a) => (&a.sources, None),
@@ -96,31 +96,47 @@ impl StageRun<'_> {
             _ => return Ok(Vec::new()),
         };
         if let Some(from) = from {
-            h.update(self.source_key(from, at)?.0.as_bytes());
-            return Ok(h.finalize().to_vec());
+            // A named folder is read like the context; anything else is
+            // keyed by what it is (a stage's key, an image's ID).
+            match self.named_dir(from) {
+                Some(root) => context = root.with_excludes(excludes).map_err(context_err)?,
+                None => {
+                    h.update(self.source_key(from, at)?.0.as_bytes());
+                    return Ok(h.finalize().to_vec());
+                }
+            }
+        }
+        // Remote sources first: their network round trips must not hold
+        // the stat cache the other stages hash with.
+        let mut remote = std::collections::HashMap::new();
+        if let Instruction::Add(add) = instruction {
+            for pattern in sources {
+                if crate::git::is_git_url(pattern) {
+                    remote.insert(pattern, self.git_input(pattern, add, at)?);
+                } else if crate::fetch::is_url(pattern) {
+                    let fetched = crate::fetch::fetch(
+                        pattern,
+                        add.checksum.as_deref(),
+                        &shared.builder.state_dir().join("downloads"),
+                    )
+                    .map_err(|message| BuildError::Step {
+                        at: at.clone(),
+                        message,
+                    })?;
+                    remote.insert(
+                        pattern,
+                        format!("{pattern}{}{}", fetched.digest, fetched.name),
+                    );
+                }
+            }
         }
         let mut cache = shared
             .statcache
             .lock()
             .map_err(|_| BuildError::Invalid("stat cache poisoned".into()))?;
         for pattern in sources {
-            if crate::fetch::is_url(pattern) {
-                let checksum = match instruction {
-                    Instruction::Add(a) => a.checksum.as_deref(),
-                    _ => None,
-                };
-                let fetched = crate::fetch::fetch(
-                    pattern,
-                    checksum,
-                    &shared.builder.state_dir().join("downloads"),
-                )
-                .map_err(|message| BuildError::Step {
-                    at: at.clone(),
-                    message,
-                })?;
-                h.update(pattern.as_bytes());
-                h.update(fetched.digest.as_bytes());
-                h.update(fetched.name.as_bytes());
+            if let Some(input) = remote.get(pattern) {
+                h.update(input.as_bytes());
                 continue;
             }
             let found = context
@@ -140,29 +156,5 @@ impl StageRun<'_> {
             }
         }
         Ok(h.finalize().to_vec())
-    }
-
-    /// The cache key of what `--from` names: a stage's final key or an
-    /// image's ID.
-    pub(super) fn source_key(&self, from: &str, at: &StepAt) -> Result<Key> {
-        let df = self.shared.dockerfile;
-        if let Some(i) = df.resolve_stage_ref(from, self.stage.index) {
-            let out = self.shared.board.wait(i).map_err(|e| BuildError::Step {
-                at: at.clone(),
-                message: format!("stage {from} failed: {e}"),
-            })?;
-            return Ok(out.key);
-        }
-        let image = self.shared.builder.store.image(from).map_err(|e| {
-            if e.kind() == berth_image::ErrorKind::NotFound {
-                BuildError::BaseImageMissing {
-                    image: from.to_owned(),
-                    at: at.clone(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(Key::base(&format!("image:{}", image.id)))
     }
 }

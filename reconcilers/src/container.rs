@@ -385,4 +385,20 @@ pub struct BuildRequest {
     /// secrets `build.secrets` names: where each one's value comes from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, berth_spec::compose::model::SecretConfig>,
+    /// The image reference of each service a `service:NAME` entry of
+    /// `build.additional_contexts` names (built first: see
+    /// [`BuildRequest::service_contexts`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_images: BTreeMap<String, String>,
+}
+
+impl BuildRequest {
+    /// The services whose images this build reads (`service:NAME`
+    /// additional contexts).
+    pub fn service_contexts(&self) -> impl Iterator<Item = &str> {
+        self.build
+            .additional_contexts
+            .values()
+            .filter_map(|v| v.strip_prefix("service:"))
+    }
 }

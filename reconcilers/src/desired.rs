@@ -72,11 +72,24 @@ pub fn build_request(
             Some((s.source.clone(), def.clone()))
         })
         .collect();
+    let service_images = build
+        .additional_contexts
+        .values()
+        .filter_map(|v| v.strip_prefix("service:"))
+        .filter_map(|name| {
+            let service = project.services.get(name)?;
+            Some((
+                name.to_string(),
+                image_reference(&project.name, name, service),
+            ))
+        })
+        .collect();
     crate::container::BuildRequest {
         service: service_name.to_string(),
         reference: reference.to_string(),
         build: build.clone(),
         secrets,
+        service_images,
     }
 }
 

@@ -93,6 +93,15 @@ pub fn dependencies(project: &Project) -> BTreeMap<String, Vec<Dependency>> {
                     .links
                     .iter()
                     .map(|l| l.split(':').next().unwrap_or(l)),
+            )
+            // A `service:NAME` build context is NAME's image: NAME is
+            // planned (and its image built) first, as compose does.
+            .chain(
+                service
+                    .build
+                    .iter()
+                    .flat_map(|b| b.additional_contexts.values())
+                    .filter_map(|v| v.strip_prefix("service:")),
             );
         for dep in implicit {
             if project.services.contains_key(dep) && !deps.iter().any(|d| d.service == dep) {

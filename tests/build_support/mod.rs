@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod git_daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use berth_build::{
-    BuildNetwork, BuildRequest, Builder, DockerfileSource, Event, Progress, SecretSource,
+    BuildNetwork, BuildRequest, Builder, DockerfileSource, Event, NamedContext, Progress,
+    SecretSource,
 };
 use clap::{Args, ValueEnum};
 
@@ -56,6 +57,17 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,
+    /// An ssh agent for RUN --mount=type=ssh and ssh git remotes:
+    /// `default` (`$SSH_AUTH_SOCK`), `ID=SOCKET` or `ID=KEY[,KEY]`.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
+    pub ssh: Vec<String>,
+    /// A named context for FROM, COPY --from and RUN --mount=from:
+    /// `NAME=PATH`, `NAME=docker-image://REF` or `NAME=<git url>`.
+    #[arg(
+        long = "build-context",
+        value_name = "NAME=PATH|docker-image://REF|URL"
+    )]
+    pub build_contexts: Vec<String>,
     /// Progress output: auto, plain, tty (plain here), quiet.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -80,8 +92,9 @@ pub struct BuildArgs {
     /// image config, for `--cache-from` elsewhere).
     #[arg(long = "cache-to", value_name = "type=inline")]
     pub cache_to: Vec<String>,
-    /// The build context directory. In a compose project, no folder but
-    /// service names (or nothing) means `compose build [SERVICE...]`.
+    /// The build context: a directory or a git URL (`URL#ref:subdir`). In
+    /// a compose project, no folder but service names (or nothing) means
+    /// `compose build [SERVICE...]`.
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
     /// More services, for the compose meaning.
@@ -140,7 +153,7 @@ impl Progress for QuietProgress {
 /// of the project found from the current folder (none: all of them).
 pub fn compose_services(args: &BuildArgs) -> Option<Vec<String>> {
     match &args.context {
-        Some(c) if c.is_dir() && args.more.is_empty() => None,
+        Some(c) if (c.is_dir() || is_git_context(c)) && args.more.is_empty() => None,
         Some(c) => Some(
             std::iter::once(c.to_string_lossy().into_owned())
                 .chain(args.more.iter().cloned())
@@ -148,6 +161,10 @@ pub fn compose_services(args: &BuildArgs) -> Option<Vec<String>> {
         ),
         None => Some(Vec::new()),
     }
+}
+
+fn is_git_context(context: &std::path::Path) -> bool {
+    context.to_str().is_some_and(berth_build::git::is_git_url)
 }
 
 pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -165,6 +182,23 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let store = open_store(global)?;
     let builder = Builder::new(store, runtime(global));
     let mut request = request(&args)?;
+    if let Some(url) = args.context.as_deref().filter(|c| is_git_context(c)) {
+        let url = url.to_string_lossy();
+        let checkout = match builder.git_context(&url, &request) {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("ERROR: failed to build: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        // docker: `-f` of a remote context is a path inside it.
+        if let Some(DockerfileSource::Path(p)) = &mut request.dockerfile
+            && p.is_relative()
+        {
+            *p = checkout.join(&*p);
+        }
+        request.context = checkout;
+    }
     // Ctrl-C (or SIGTERM) stops the build: the running RUN container is
     // killed and removed, not left behind with its shim.
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -307,7 +341,35 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         cache_from: args.cache_from.clone(),
         inline_cache: !args.cache_to.is_empty(),
         secrets,
+        ssh: crate::engine::build_request::ssh_sources(
+            args.ssh.iter().map(|s| match s.split_once('=') {
+                Some((id, paths)) => (id.to_owned(), Some(paths.to_owned())),
+                None => (s.clone(), None),
+            }),
+            &|k| std::env::var(k).ok(),
+        )
+        .map_err(|e| anyhow::anyhow!("--ssh: {e}"))?,
+        named_contexts: named_contexts(&args.build_contexts)?,
         platform: args.platform.clone(),
         cancel: None,
     })
+}
+
+/// `--build-context NAME=VALUE` list.
+fn named_contexts(items: &[String]) -> anyhow::Result<BTreeMap<String, NamedContext>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((name, value)) = item
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        else {
+            bail!(
+                "--build-context {item:?}: expected NAME=PATH, NAME=docker-image://REF or NAME=<git url>"
+            );
+        };
+        let context = NamedContext::parse(value)
+            .map_err(|e| anyhow::anyhow!("--build-context {name}: {e}"))?;
+        out.insert(name.to_owned(), context);
+    }
+    Ok(out)
 }

@@ -1,7 +1,8 @@
 //! Whether a service's built image is stale: a digest of everything its
 //! build reads ([`BuildInputs::digest`]: the `build:` section as the
-//! builder gets it, the Dockerfile's text, and every file of the context
-//! that `.dockerignore` lets in), recorded beside the image it gave
+//! builder gets it, the Dockerfile's text, every file of the context
+//! that `.dockerignore` lets in, and the files or image IDs of named
+//! contexts), recorded beside the image it gave
 //! ([`BuildInputs::record`], `<root>/build/compose/<ref-digest>.json`),
 //! compared on each observation ([`BuildInputs::stale`]).
 //!
@@ -18,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use berth_build::{DockerfileSource, SecretSource};
+use berth_build::{DockerfileSource, NamedContext, SecretSource};
 use berth_reconcilers::BackendError;
 use berth_spec::dockerignore::DockerIgnore;
 use serde::{Deserialize, Serialize};
@@ -94,8 +95,14 @@ impl BuildInputs {
         }
     }
 
-    /// The digest of what building `request` reads.
-    pub fn digest(&self, request: &berth_build::BuildRequest) -> Result<Inputs, BackendError> {
+    /// The digest of what building `request` reads; `image_id` gives the
+    /// current ID of an image a named context names (`docker-image://`,
+    /// compose's `service:`), so a rebuilt base makes this image stale.
+    pub fn digest(
+        &self,
+        request: &berth_build::BuildRequest,
+        image_id: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Inputs, BackendError> {
         let context = request
             .context
             .canonicalize()
@@ -149,11 +156,40 @@ impl BuildInputs {
         if request.inline_cache {
             config["inlineCache"] = serde_json::json!(true);
         }
-        let parts = BTreeMap::from([
+        let mut parts = BTreeMap::from([
             ("dockerfile".to_owned(), sha(&dockerfile)),
             ("context".to_owned(), context_digest),
             ("config".to_owned(), sha(config.to_string().as_bytes())),
         ]);
+        // Only with named contexts: the digests of builds without them
+        // (recorded before they existed) stay the same.
+        if !request.named_contexts.is_empty() {
+            let mut named = BTreeMap::new();
+            for (name, context) in &request.named_contexts {
+                let value = match context {
+                    NamedContext::Dir(dir) => {
+                        let dir = dir
+                            .canonicalize()
+                            .map_err(|e| io("read the build context", dir, e))?;
+                        let (digest, _) = self.context_digest(&dir, None)?;
+                        format!("dir:{}:{digest}", dir.display())
+                    }
+                    NamedContext::Image(reference) => {
+                        format!(
+                            "image:{reference}:{}",
+                            image_id(reference).unwrap_or_default()
+                        )
+                    }
+                    // Resolved on its remote by the build itself.
+                    NamedContext::Git(url) => format!("git:{url}"),
+                };
+                named.insert(name.clone(), value);
+            }
+            parts.insert(
+                "contexts".to_owned(),
+                sha(serde_json::to_string(&named).unwrap_or_default().as_bytes()),
+            );
+        }
         let digest = sha(serde_json::to_string(&parts).unwrap_or_default().as_bytes());
         Ok(Inputs { digest, parts })
     }
@@ -211,6 +247,7 @@ impl BuildInputs {
             .map(|(k, _)| match k.as_str() {
                 "dockerfile" => "the Dockerfile",
                 "context" => "the build context",
+                "contexts" => "a named build context",
                 _ => "the build: section",
             })
             .collect();

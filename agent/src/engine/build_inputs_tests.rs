@@ -20,6 +20,10 @@ fn context() -> tempfile::TempDir {
     ctx
 }
 
+fn no_images(_: &str) -> Option<String> {
+    None
+}
+
 fn request(ctx: &Path) -> BuildRequest {
     BuildRequest {
         context: ctx.to_owned(),
@@ -68,17 +72,21 @@ fn stale_names_what_changed_and_only_for_the_image_it_built() {
     let ctx = context();
     let inputs = BuildInputs::new(root.path());
     let req = request(ctx.path());
-    let built = inputs.digest(&req).unwrap();
+    let built = inputs.digest(&req, &no_images).unwrap();
     // No record: an image berth did not build is left alone.
     assert_eq!(inputs.stale("p-web", "sha256:aa", &built), None);
     inputs.record("p-web", &built, "sha256:aa");
     assert_eq!(
-        inputs.stale("p-web", "sha256:aa", &inputs.digest(&req).unwrap()),
+        inputs.stale(
+            "p-web",
+            "sha256:aa",
+            &inputs.digest(&req, &no_images).unwrap()
+        ),
         None
     );
 
     write(ctx.path(), "src/main.txt", "two\n");
-    let now = inputs.digest(&req).unwrap();
+    let now = inputs.digest(&req, &no_images).unwrap();
     assert_eq!(
         inputs.stale("p-web", "sha256:aa", &now).as_deref(),
         Some("the build context changed since p-web was built")
@@ -87,7 +95,7 @@ fn stale_names_what_changed_and_only_for_the_image_it_built() {
     inputs.record_failure("p-web", &now);
     assert_eq!(inputs.stale("p-web", "sha256:aa", &now), None);
     write(ctx.path(), "src/main.txt", "three\n");
-    let now = inputs.digest(&req).unwrap();
+    let now = inputs.digest(&req, &no_images).unwrap();
     assert!(inputs.stale("p-web", "sha256:aa", &now).is_some());
     // The reference now names another image (retagged by hand): not ours.
     assert_eq!(inputs.stale("p-web", "sha256:bb", &now), None);
@@ -97,13 +105,17 @@ fn stale_names_what_changed_and_only_for_the_image_it_built() {
         dockerfile: Some(DockerfileSource::Inline("FROM busybox\n".into())),
         ..request(ctx.path())
     };
-    let a = inputs.digest(&inline).unwrap();
+    let a = inputs.digest(&inline, &no_images).unwrap();
     inputs.record("p-web", &a, "sha256:aa");
     let mut with_arg = inline.clone();
     with_arg.build_args.insert("V".into(), "2".into());
     assert_eq!(
         inputs
-            .stale("p-web", "sha256:aa", &inputs.digest(&with_arg).unwrap())
+            .stale(
+                "p-web",
+                "sha256:aa",
+                &inputs.digest(&with_arg, &no_images).unwrap()
+            )
             .as_deref(),
         Some("the build: section changed since p-web was built")
     );
@@ -113,8 +125,76 @@ fn stale_names_what_changed_and_only_for_the_image_it_built() {
     };
     assert_eq!(
         inputs
-            .stale("p-web", "sha256:aa", &inputs.digest(&other).unwrap())
+            .stale(
+                "p-web",
+                "sha256:aa",
+                &inputs.digest(&other, &no_images).unwrap()
+            )
             .as_deref(),
         Some("the Dockerfile changed since p-web was built")
+    );
+}
+
+#[test]
+fn named_contexts_are_inputs_their_files_and_image_ids() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context();
+    let shared = tempfile::tempdir().unwrap();
+    write(shared.path(), "lib.txt", "one\n");
+    let inputs = BuildInputs::new(root.path());
+    let plain = request(ctx.path());
+    let mut req = request(ctx.path());
+    req.named_contexts.insert(
+        "shared".into(),
+        berth_build::NamedContext::Dir(shared.path().to_owned()),
+    );
+    req.named_contexts.insert(
+        "base".into(),
+        berth_build::NamedContext::Image("p-base".into()),
+    );
+    // Without named contexts the digest is what it was before they
+    // existed (no new part): old records stay valid.
+    assert!(
+        !inputs
+            .digest(&plain, &no_images)
+            .unwrap()
+            .parts
+            .contains_key("contexts")
+    );
+    let base_v1 = |r: &str| (r == "p-base").then(|| "sha256:b1".to_owned());
+    let built = inputs.digest(&req, &base_v1).unwrap();
+    inputs.record("p-web", &built, "sha256:aa");
+    assert_eq!(
+        inputs.stale(
+            "p-web",
+            "sha256:aa",
+            &inputs.digest(&req, &base_v1).unwrap()
+        ),
+        None
+    );
+    // A file of the named folder changes.
+    write(shared.path(), "lib.txt", "two\n");
+    assert_eq!(
+        inputs
+            .stale(
+                "p-web",
+                "sha256:aa",
+                &inputs.digest(&req, &base_v1).unwrap()
+            )
+            .as_deref(),
+        Some("a named build context changed since p-web was built")
+    );
+    let now = inputs.digest(&req, &base_v1).unwrap();
+    inputs.record("p-web", &now, "sha256:aa");
+    // The base service's image is rebuilt.
+    let base_v2 = |r: &str| (r == "p-base").then(|| "sha256:b2".to_owned());
+    assert!(
+        inputs
+            .stale(
+                "p-web",
+                "sha256:aa",
+                &inputs.digest(&req, &base_v2).unwrap()
+            )
+            .is_some()
     );
 }

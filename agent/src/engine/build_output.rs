@@ -179,11 +179,12 @@ pub fn run_build(
     request: &BuildRequest,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut build = translate(request, &env)?;
+    let builder = Builder::new(store.clone(), runtime.clone());
+    let mut build = translate(request, &env, &super::build_request::git_checkout(&builder))?;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
-    let digest = inputs.digest(&build);
-    let builder = Builder::new(store.clone(), runtime.clone());
+    let image_id = |r: &str| store.image(r).ok().map(|i| i.id.to_string());
+    let digest = inputs.digest(&build, &image_id);
     let progress = output.progress(&request.service);
     build.cache_from = super::build_cache::fetch_sources(
         store,

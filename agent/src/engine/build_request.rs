@@ -45,57 +45,61 @@ fn refuse(request: &BuildRequest, message: impl std::fmt::Display) -> BackendErr
     )
 }
 
+/// Turns a remote (git) build context into a folder: the URL and the
+/// request so far (its secrets and ssh agents reach the remote).
+pub type RemoteContext<'a> =
+    &'a dyn Fn(&str, &berth_build::BuildRequest) -> Result<PathBuf, String>;
+
+/// The remote-context step of [`translate`] over a real builder: the git
+/// repository checked out under the store's `build/git/`.
+pub fn git_checkout(
+    builder: &berth_build::Builder,
+) -> impl Fn(&str, &berth_build::BuildRequest) -> Result<PathBuf, String> + '_ {
+    move |url, request| builder.git_context(url, request).map_err(|e| e.to_string())
+}
+
 /// The builder's request for `request`, tagged with its reference and
-/// `build.tags`.
+/// `build.tags`; a git `context:` is checked out through `remote`.
 pub fn translate(
     request: &BuildRequest,
     env: EnvLookup<'_>,
+    remote: RemoteContext<'_>,
 ) -> Result<berth_build::BuildRequest, BackendError> {
     let b = &request.build;
-    let context = match b.context.as_deref() {
+    let (context, remote_url) = match b.context.as_deref() {
         None => {
             return Err(refuse(
                 request,
                 "context is missing (the loader gives it the compose file's folder)",
             ));
         }
-        Some(c) if berth_spec::compose::paths::is_remote_context(c) => {
-            return Err(refuse(
-                request,
-                format!(
-                    "context {c:?}: remote contexts (git, http) are not supported; clone it and give the folder"
-                ),
-            ));
-        }
-        Some(c) => PathBuf::from(c),
+        Some(c) if berth_spec::compose::paths::is_remote_context(c) => (PathBuf::new(), Some(c)),
+        Some(c) => (PathBuf::from(c), None),
     };
-    let dockerfile = match (&b.dockerfile_inline, &b.dockerfile) {
-        (Some(_), Some(_)) => {
-            return Err(refuse(
-                request,
-                "dockerfile and build.dockerfile_inline are both set; keep one",
-            ));
-        }
-        (Some(text), None) => Some(DockerfileSource::Inline(text.clone())),
-        // Compose: relative to the context, not to the compose file.
-        (None, Some(f)) => Some(DockerfileSource::Path(resolve(&context, f))),
-        (None, None) => None,
-    };
-    if !b.ssh.is_empty() {
+    if b.dockerfile_inline.is_some() && b.dockerfile.is_some() {
         return Err(refuse(
             request,
-            "ssh: SSH agent forwarding into builds is not supported; use build.secrets for keys the build needs",
+            "dockerfile and build.dockerfile_inline are both set; keep one",
         ));
     }
-    if !b.additional_contexts.is_empty() {
-        let names: Vec<&str> = b.additional_contexts.keys().map(String::as_str).collect();
-        return Err(refuse(
-            request,
-            format!(
-                "additional_contexts ({}): named contexts for COPY --from are not supported by berth's builder; copy the files into the main context",
-                names.join(", ")
-            ),
-        ));
+    let ssh = ssh_sources(b.ssh.iter().map(|k| (k.id.clone(), k.path.clone())), env)
+        .map_err(|e| refuse(request, format!("ssh: {e}")))?;
+    let mut named_contexts = BTreeMap::new();
+    for (name, value) in &b.additional_contexts {
+        let named = match value.strip_prefix("service:") {
+            Some(service) => match request.service_images.get(service) {
+                Some(reference) => berth_build::NamedContext::Image(reference.clone()),
+                None => {
+                    return Err(refuse(
+                        request,
+                        format!("additional_contexts.{name}: service {service:?} is not defined"),
+                    ));
+                }
+            },
+            None => berth_build::NamedContext::parse(value)
+                .map_err(|e| refuse(request, format!("additional_contexts.{name}: {e}")))?,
+        };
+        named_contexts.insert(name.clone(), named);
     }
     if !b.extra_hosts.is_empty() {
         return Err(refuse(
@@ -208,9 +212,9 @@ pub fn translate(
     }
     let mut tags = vec![request.reference.clone()];
     tags.extend(b.tags.iter().filter(|t| **t != request.reference).cloned());
-    Ok(berth_build::BuildRequest {
+    let mut build = berth_build::BuildRequest {
         context,
-        dockerfile,
+        dockerfile: None,
         build_args,
         target: b.target.clone(),
         labels: b
@@ -227,10 +231,23 @@ pub fn translate(
         cache_from: b.cache_from.clone(),
         inline_cache,
         secrets,
+        ssh,
+        named_contexts,
         platform,
         // A compose verb's Ctrl+C ends the process, and the build with it.
         cancel: None,
-    })
+    };
+    if let Some(url) = remote_url {
+        build.context =
+            remote(url, &build).map_err(|e| refuse(request, format!("context {url:?}: {e}")))?;
+    }
+    build.dockerfile = match (&b.dockerfile_inline, &b.dockerfile) {
+        (Some(text), _) => Some(DockerfileSource::Inline(text.clone())),
+        // Compose: relative to the context, not to the compose file.
+        (None, Some(f)) => Some(DockerfileSource::Path(resolve(&build.context, f))),
+        (None, None) => None,
+    };
+    Ok(build)
 }
 
 /// `platforms:` must include the host's: that is the one image built.
@@ -299,6 +316,34 @@ pub fn base_images(build: &berth_build::BuildRequest) -> Result<Vec<String>, Bac
         bases.push(base);
     }
     Ok(bases)
+}
+
+/// `--ssh` / `build.ssh` entries as the builder takes them: an id with
+/// no path is the agent of `SSH_AUTH_SOCK` (from `env`); paths are
+/// comma-separated (one socket, or key files).
+pub fn ssh_sources(
+    entries: impl Iterator<Item = (String, Option<String>)>,
+    env: EnvLookup<'_>,
+) -> Result<BTreeMap<String, Vec<PathBuf>>, String> {
+    let mut out = BTreeMap::new();
+    for (id, paths) in entries {
+        if id.is_empty() {
+            return Err("an entry has no id (use default or ID=PATH)".into());
+        }
+        let paths: Vec<PathBuf> = match paths.filter(|p| !p.is_empty()) {
+            Some(p) => p.split(',').map(PathBuf::from).collect(),
+            None => match env("SSH_AUTH_SOCK") {
+                Some(sock) if !sock.is_empty() => vec![PathBuf::from(sock)],
+                _ => {
+                    return Err(format!(
+                        "{id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or give {id}=PATH"
+                    ));
+                }
+            },
+        };
+        out.insert(id, paths);
+    }
+    Ok(out)
 }
 
 fn resolve(context: &Path, file: &str) -> PathBuf {

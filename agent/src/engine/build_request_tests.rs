@@ -16,7 +16,12 @@ fn request(build: BuildConfig) -> BuildRequest {
             ..build
         },
         secrets: Default::default(),
+        service_images: Default::default(),
     }
+}
+
+fn no_remote(url: &str, _: &berth_build::BuildRequest) -> Result<PathBuf, String> {
+    Err(format!("{url} cannot be reached from a unit test"))
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -34,7 +39,7 @@ fn context_dockerfile_target_labels_and_tags() {
         ..BuildConfig::default()
     };
     b.labels.insert("team".into(), "shop".into());
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert_eq!(r.context, PathBuf::from("/src/web"));
     assert_eq!(
         r.dockerfile,
@@ -57,7 +62,7 @@ fn absolute_dockerfile_and_inline() {
         dockerfile: Some("/elsewhere/Dockerfile".into()),
         ..BuildConfig::default()
     };
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert_eq!(
         r.dockerfile,
         Some(DockerfileSource::Path("/elsewhere/Dockerfile".into()))
@@ -66,7 +71,7 @@ fn absolute_dockerfile_and_inline() {
         dockerfile_inline: Some("FROM busybox\n".into()),
         ..BuildConfig::default()
     };
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert_eq!(
         r.dockerfile,
         Some(DockerfileSource::Inline("FROM busybox\n".into()))
@@ -80,7 +85,7 @@ fn args_without_value_come_from_the_environment_or_are_left_out() {
     b.args.insert("FROM_ENV".into(), None);
     b.args.insert("UNSET".into(), None);
     let env = |k: &str| (k == "FROM_ENV").then(|| "from-env".to_string());
-    let r = translate(&request(b), &env).unwrap();
+    let r = translate(&request(b), &env, &no_remote).unwrap();
     assert_eq!(r.build_args.get("GIVEN").map(String::as_str), Some("1"));
     assert_eq!(
         r.build_args.get("FROM_ENV").map(String::as_str),
@@ -121,7 +126,7 @@ fn secrets_from_file_environment_and_content() {
         },
     );
     let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_string());
-    let out = translate(&r, &env).unwrap();
+    let out = translate(&r, &env, &no_remote).unwrap();
     assert_eq!(
         out.secrets.get("npmrc"),
         Some(&SecretSource::File("/src/.npmrc".into()))
@@ -130,7 +135,7 @@ fn secrets_from_file_environment_and_content() {
         out.secrets.get("api_token"),
         Some(&SecretSource::Value(b"s3cret".to_vec()))
     );
-    let err = translate(&r, &no_env).unwrap_err();
+    let err = translate(&r, &no_env, &no_remote).unwrap_err();
     assert!(err.to_string().contains("TOKEN"), "{err}");
 }
 
@@ -144,7 +149,7 @@ fn network_and_platforms() {
         ],
         ..BuildConfig::default()
     };
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert_eq!(r.network, BuildNetwork::Host);
     assert_eq!(
         r.platform,
@@ -154,7 +159,7 @@ fn network_and_platforms() {
         platforms: vec!["linux/s390x".into()],
         ..BuildConfig::default()
     };
-    let err = translate(&request(b), &no_env).unwrap_err();
+    let err = translate(&request(b), &no_env, &no_remote).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("host platform"), "{err}");
 }
@@ -198,26 +203,21 @@ fn unsupported_keys_are_refused_naming_the_key_and_service() {
         if remote.is_some() {
             r.build.context = remote;
         }
-        let err = translate(&r, &no_env).unwrap_err();
+        let err = translate(&r, &no_env, &no_remote).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(key), "{key}: {text}");
         assert!(text.contains("\"web\""), "{key}: {text}");
     }
+    // An additional context naming no service is refused by name.
     let mut b = BuildConfig::default();
     b.additional_contexts
-        .insert("assets".into(), "/src/assets".into());
-    let err = translate(&request(b), &no_env).unwrap_err();
+        .insert("assets".into(), "service:nothere".into());
+    let err = translate(&request(b), &no_env, &no_remote).unwrap_err();
     assert!(
-        err.to_string().contains("additional_contexts (assets)"),
+        err.to_string()
+            .contains("build.additional_contexts.assets: service \"nothere\""),
         "{err}"
     );
-    let mut b = BuildConfig::default();
-    b.ssh.push(berth_spec::compose::model::SshKey {
-        id: "default".into(),
-        path: None,
-    });
-    let err = translate(&request(b), &no_env).unwrap_err();
-    assert!(err.to_string().contains("build.ssh"), "{err}");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn cache_from_and_isolation_are_accepted() {
         isolation: Some("process".into()),
         ..BuildConfig::default()
     };
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert_eq!(r.cache_from, vec!["shop-web:cache"]);
     // type=local is warned about, not exported.
     assert!(!r.inline_cache);
@@ -240,7 +240,7 @@ fn cache_to_inline_writes_the_inline_cache() {
         cache_to: vec!["type=gha".into(), "type=inline".into()],
         ..BuildConfig::default()
     };
-    let r = translate(&request(b), &no_env).unwrap();
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
     assert!(r.inline_cache);
 }
 
@@ -262,4 +262,104 @@ fn base_images_are_the_needed_stages_bases_without_scratch_or_stages() {
         base_images(&inline(text, Some("tools"))).unwrap(),
         vec!["alpine:3".to_owned()]
     );
+}
+
+#[test]
+fn ssh_entries_take_the_agent_from_the_environment() {
+    let b = BuildConfig {
+        ssh: vec![
+            berth_spec::compose::model::SshKey {
+                id: "default".into(),
+                path: None,
+            },
+            berth_spec::compose::model::SshKey {
+                id: "deploy".into(),
+                path: Some("/keys/a,/keys/b".into()),
+            },
+        ],
+        ..BuildConfig::default()
+    };
+    let env = |k: &str| (k == "SSH_AUTH_SOCK").then(|| "/run/agent.sock".to_string());
+    let r = translate(&request(b.clone()), &env, &no_remote).unwrap();
+    assert_eq!(r.ssh["default"], vec![PathBuf::from("/run/agent.sock")]);
+    assert_eq!(
+        r.ssh["deploy"],
+        vec![PathBuf::from("/keys/a"), PathBuf::from("/keys/b")]
+    );
+    let err = translate(&request(b), &no_env, &no_remote).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("build.ssh: default: SSH_AUTH_SOCK"),
+        "{err}"
+    );
+}
+
+#[test]
+fn additional_contexts_become_named_contexts() {
+    use berth_build::NamedContext;
+    let mut b = BuildConfig::default();
+    b.additional_contexts
+        .insert("src".into(), "/src/shared".into());
+    b.additional_contexts
+        .insert("base".into(), "docker-image://busybox:1".into());
+    b.additional_contexts
+        .insert("api".into(), "service:api".into());
+    b.additional_contexts
+        .insert("lib".into(), "https://git.example/lib.git#v1".into());
+    let mut r = request(b);
+    r.service_images.insert("api".into(), "shop-api".into());
+    let out = translate(&r, &no_env, &no_remote).unwrap();
+    assert_eq!(
+        out.named_contexts["src"],
+        NamedContext::Dir("/src/shared".into())
+    );
+    assert_eq!(
+        out.named_contexts["base"],
+        NamedContext::Image("busybox:1".into())
+    );
+    assert_eq!(
+        out.named_contexts["api"],
+        NamedContext::Image("shop-api".into())
+    );
+    assert_eq!(
+        out.named_contexts["lib"],
+        NamedContext::Git("https://git.example/lib.git#v1".into())
+    );
+    r.build
+        .additional_contexts
+        .insert("img".into(), "oci-layout:///x".into());
+    let err = translate(&r, &no_env, &no_remote).unwrap_err();
+    assert!(
+        err.to_string().contains("build.additional_contexts.img"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("OCI layout"), "{err}");
+}
+
+#[test]
+fn a_git_context_is_checked_out_and_the_dockerfile_is_inside_it() {
+    let b = BuildConfig {
+        context: Some("https://git.example/app.git#main:web".into()),
+        dockerfile: Some("docker/Dockerfile".into()),
+        ..BuildConfig::default()
+    };
+    let mut r = request(b);
+    r.build.context = Some("https://git.example/app.git#main:web".into());
+    let checkout = |url: &str, _: &berth_build::BuildRequest| {
+        assert_eq!(url, "https://git.example/app.git#main:web");
+        Ok(PathBuf::from("/state/build/git/checkouts/abc/web"))
+    };
+    let out = translate(&r, &no_env, &checkout).unwrap();
+    assert_eq!(
+        out.context,
+        PathBuf::from("/state/build/git/checkouts/abc/web")
+    );
+    assert_eq!(
+        out.dockerfile,
+        Some(DockerfileSource::Path(
+            "/state/build/git/checkouts/abc/web/docker/Dockerfile".into()
+        ))
+    );
+    let err = translate(&r, &no_env, &no_remote).unwrap_err();
+    assert!(err.to_string().contains("build.context"), "{err}");
 }

@@ -154,7 +154,9 @@ impl ImageSource for Images {
             // `build.pull` / `build --pull`: the bases are refreshed from
             // their registry first.
             let env = |k: &str| std::env::var(k).ok();
-            let build = super::build_request::translate(request, &env)?;
+            let builder = berth_build::Builder::new(self.store.clone(), self.runtime.clone());
+            let remote = super::build_request::git_checkout(&builder);
+            let build = super::build_request::translate(request, &env, &remote)?;
             for base in super::build_request::base_images(&build)? {
                 self.pull(&base).map_err(|e| {
                     BackendError::new(
@@ -181,8 +183,13 @@ impl ImageSource for Images {
             return Ok(None);
         };
         let env = |k: &str| std::env::var(k).ok();
-        let build = super::build_request::translate(request, &env)?;
-        let inputs = self.build_inputs.digest(&build)?;
+        // A git context is resolved on its remote here: a moved branch
+        // makes the image stale.
+        let builder = berth_build::Builder::new(self.store.clone(), self.runtime.clone());
+        let remote = super::build_request::git_checkout(&builder);
+        let build = super::build_request::translate(request, &env, &remote)?;
+        let id_of = |r: &str| self.store.image(r).ok().map(|i| i.id.to_string());
+        let inputs = self.build_inputs.digest(&build, &id_of)?;
         Ok(self
             .build_inputs
             .stale(&request.reference, &image_id, &inputs))

@@ -298,3 +298,68 @@ fn after_a_host_restart_always_comes_back_and_unless_stopped_respects_the_user()
         ]
     );
 }
+
+#[test]
+fn a_build_reading_another_services_image_waits_for_its_build() {
+    // `app` sorts first, but its build reads `base`'s image.
+    let p = project(json!({
+        "app": {"build": {"context": "/src/app", "additional_contexts": {"b": "service:base"}}},
+        "base": {"image": "base:1", "build": {"context": "/src/base"}},
+    }));
+    let o = Observed::default();
+    let plan = plan(&p, &o, &PlanOptions::default()).unwrap();
+    let builds: Vec<(usize, &str, &[ActionId])> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::BuildImage { .. }))
+        .map(|a| (a.id, a.action.target(), a.after.as_slice()))
+        .collect();
+    let base = builds.iter().find(|b| b.1 == "base:1").unwrap();
+    let app = builds.iter().find(|b| b.1 == "p-app").unwrap();
+    assert_eq!(app.2, [base.0], "{builds:?}");
+    let Action::BuildImage { request } = &plan.actions[app.0].action else {
+        unreachable!()
+    };
+    assert_eq!(request.service_images["base"], "base:1");
+    // `up app` alone brings base (and its build) along.
+    let only_app = PlanOptions {
+        services: vec!["app".into()],
+        ..PlanOptions::default()
+    };
+    let lines = lines(&p, &o, &only_app);
+    assert!(
+        lines.iter().any(|l| l.contains("BuildImage base:1")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_rebuilt_service_context_rebuilds_the_images_built_from_it() {
+    let p = project(json!({
+        "app": {"image": "app:1", "build": {"context": "/src/app", "additional_contexts": {"b": "service:base"}}},
+        "base": {"image": "base:1", "build": {"context": "/src/base"}},
+    }));
+    let mut o = observed(&p, vec![]);
+    o.stale_builds
+        .insert("base:1".into(), "the build context changed".into());
+    let plan = plan(&p, &o, &PlanOptions::default()).unwrap();
+    let lines = plan.lines();
+    let base = lines
+        .iter()
+        .position(|l| l.contains("BuildImage base:1 [BuildContextChanged"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let app = lines
+        .iter()
+        .position(|l| {
+            l.contains("BuildImage app:1 [BuildContextChanged: the image of service \"base\" it builds from is built again]")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(base < app, "{lines:?}");
+    assert_eq!(plan.actions[app].after, [base]);
+    // Nothing rebuilt: nothing planned for app either.
+    let quiet = observed(&p, vec![]);
+    let lines = super::plan(&p, &quiet, &PlanOptions::default())
+        .unwrap()
+        .lines();
+    assert!(!lines.iter().any(|l| l.contains("BuildImage")), "{lines:?}");
+}

@@ -177,6 +177,24 @@ fn check_service_refs(
             }
         }
     }
+    // `service:NAME` contexts are built from another service's image.
+    let contexts = service.build.iter().flat_map(|b| &b.additional_contexts);
+    for (context, value) in contexts {
+        if let Some(target) = value.strip_prefix("service:") {
+            if !known(target) {
+                out.push(undefined_service(
+                    target,
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("build"),
+                        Seg::Key("additional_contexts"),
+                        Seg::Key(context),
+                    ],
+                ));
+            }
+        }
+    }
     let defined = |keys: Vec<&String>| {
         if keys.is_empty() {
             return "none".to_string();

@@ -63,41 +63,50 @@ pub fn run(
     }
     let events = Events::default();
     let images = &cp.engine.images;
-    let results: Vec<(String, Result<String, berth_reconcilers::BackendError>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = requests
-                .iter()
-                .map(|r| {
-                    let events = &events;
-                    let quiet = flags.quiet;
-                    scope.spawn(move || {
-                        let resource = format!("Service {}", r.service);
-                        if !quiet {
-                            events.event(&resource, "Building");
-                        }
-                        let out = images.build(r);
-                        if !quiet && out.is_ok() {
-                            events.event(&resource, "Built");
-                        }
-                        (r.service.clone(), out)
+    let mut results: Vec<(String, Result<String, berth_reconcilers::BackendError>)> = Vec::new();
+    for wave in waves(&requests) {
+        let done: Vec<(String, Result<String, berth_reconcilers::BackendError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|r| {
+                        let events = &events;
+                        let quiet = flags.quiet;
+                        scope.spawn(move || {
+                            let resource = format!("Service {}", r.service);
+                            if !quiet {
+                                events.event(&resource, "Building");
+                            }
+                            let out = images.build(r);
+                            if !quiet && out.is_ok() {
+                                events.event(&resource, "Built");
+                            }
+                            (r.service.clone(), out)
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        (
-                            String::new(),
-                            Err(berth_reconcilers::BackendError::new(
-                                berth_reconcilers::ErrorKind::Internal,
-                                "a build thread panicked",
-                            )),
-                        )
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                String::new(),
+                                Err(berth_reconcilers::BackendError::new(
+                                    berth_reconcilers::ErrorKind::Internal,
+                                    "a build thread panicked",
+                                )),
+                            )
+                        })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            });
+        let wave_failed = done.iter().any(|(_, r)| r.is_err());
+        results.extend(done);
+        // What the next waves read was not built.
+        if wave_failed {
+            break;
+        }
+    }
     let mut failed = false;
     for (_, result) in results {
         if let Err(e) = result {
@@ -110,6 +119,30 @@ pub fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The requests in groups that build in parallel: a build that reads
+/// another service's image (`service:NAME` context) comes in a group
+/// after that service's build.
+fn waves(
+    requests: &[berth_reconcilers::container::BuildRequest],
+) -> Vec<Vec<&berth_reconcilers::container::BuildRequest>> {
+    let mut left: Vec<&berth_reconcilers::container::BuildRequest> = requests.iter().collect();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let pending: Vec<&str> = left.iter().map(|r| r.service.as_str()).collect();
+        let (ready, wait): (Vec<_>, Vec<_>) = left
+            .into_iter()
+            .partition(|r| r.service_contexts().all(|s| !pending.contains(&s)));
+        if ready.is_empty() {
+            // A cycle (the loader refuses them): build the rest together.
+            out.push(wait);
+            break;
+        }
+        out.push(ready);
+        left = wait;
+    }
+    out
 }
 
 /// One builder request per selected service with `build:`, with the

@@ -12,6 +12,19 @@ use super::{Context, ServicePlanner};
 use crate::container::{BuildRequest, NetworkSpec, Subnet, VolumeSpec, labels};
 use crate::desired;
 
+/// The planned pulls and builds of the images a build reads through
+/// `service:NAME` contexts: they run first.
+fn image_inputs(action: &Action, ctx: &Context) -> Vec<ActionId> {
+    let Action::BuildImage { request } = action else {
+        return Vec::new();
+    };
+    request
+        .service_contexts()
+        .filter_map(|service| request.service_images.get(service))
+        .filter_map(|reference| ctx.images.get(reference).copied())
+        .collect()
+}
+
 impl ServicePlanner<'_> {
     /// A pull or build for new containers when the image is missing (or
     /// `--build`); shared by every service naming the same image.
@@ -52,7 +65,8 @@ impl ServicePlanner<'_> {
                 reference: reference.to_string(),
             }
         };
-        let id = b.push(Some(self.name), action, vec![reason], Vec::new());
+        let after = image_inputs(&action, ctx);
+        let id = b.push(Some(self.name), action, vec![reason], after);
         ctx.images.insert(reference.to_string(), id);
         Some(id)
     }
@@ -69,6 +83,20 @@ impl ServicePlanner<'_> {
             return Some(*id);
         }
         let build_policy = self.service.pull_policy.as_deref() == Some("build");
+        // An image built from another service's image (`service:` context)
+        // is built again when that image is pulled or built in this plan.
+        let rebuilt_base = self
+            .service
+            .build
+            .iter()
+            .flat_map(|b| b.additional_contexts.values())
+            .filter_map(|v| v.strip_prefix("service:"))
+            .find(|other| {
+                self.desired.services.get(*other).is_some_and(|s| {
+                    let r = desired::image_reference(&self.desired.name, other, s);
+                    ctx.images.contains_key(&r)
+                })
+            });
         let action = match &self.service.build {
             Some(build) if self.options.build => (
                 Action::BuildImage {
@@ -86,6 +114,24 @@ impl ServicePlanner<'_> {
                     Reason::new(
                         ReasonKind::BuildContextChanged,
                         self.observed.build_stale(reference).unwrap_or_default(),
+                    ),
+                )
+            }
+            Some(build)
+                if !self.options.no_build
+                    && self.observed.images.contains_key(reference)
+                    && rebuilt_base.is_some() =>
+            {
+                (
+                    Action::BuildImage {
+                        request: Box::new(self.build_request(reference, build)),
+                    },
+                    Reason::new(
+                        ReasonKind::BuildContextChanged,
+                        format!(
+                            "the image of service {:?} it builds from is built again",
+                            rebuilt_base.unwrap_or_default()
+                        ),
                     ),
                 )
             }
@@ -120,7 +166,8 @@ impl ServicePlanner<'_> {
             ),
             _ => return None,
         };
-        let id = b.push(Some(self.name), action.0, vec![action.1], Vec::new());
+        let after = image_inputs(&action.0, ctx);
+        let id = b.push(Some(self.name), action.0, vec![action.1], after);
         ctx.images.insert(reference.to_string(), id);
         Some(id)
     }
