@@ -39,6 +39,18 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
+# The git sync tests (tests/agent_git.rs) make a bare repository, commit and
+# push with the `git` binary, which the agent's `--git` also runs. Without it
+# they print SKIPPED.
+if ! need git; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git ||
+      echo "warning: cannot install git: the git sync tests will print SKIPPED" >&2
+  else
+    echo "warning: git is missing: the git sync tests will print SKIPPED" >&2
+  fi
+fi
 # The registry tests (tests/registry*.rs) push to and pull from Debian's
 # docker-registry (distribution v2) on 127.0.0.1, check interop with skopeo
 # and umoci, and make an htpasswd file for the auth test. Without them those

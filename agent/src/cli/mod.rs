@@ -5,6 +5,7 @@
 
 mod agent;
 mod agent_client;
+mod agent_git;
 mod build;
 mod builder_cmd;
 mod compose;

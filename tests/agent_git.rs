@@ -1,0 +1,612 @@
+//! `berth agent --git`: the real binary following a real git repository
+//! (a bare repository in a temp folder, pushed to from a work clone),
+//! reconciling for real on a temp `--root` with a busybox image, observed
+//! through its API and `berth inspect`. Root only (containers, a private
+//! network namespace); SKIPPED without the `git` binary. Every container
+//! is removed by `Root`'s drop even when a test fails, after the agent's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod agent_support;
+mod runtime_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use agent_support::{Agent, TempDir, berth_cmd};
+use berth_image::testing::busybox_rootfs_tar;
+use runtime_support::{Root, need_root, private_netns, text};
+use serde_json::Value;
+
+/// How long any one convergence may take before a test fails.
+const CONVERGE: Duration = Duration::from_secs(90);
+
+const TOKEN: &str = "e2e-git-token-0123456789";
+
+const SHOP: &str = r#"name: shop
+services:
+  web:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+    stop_grace_period: 2s
+  db:
+    image: busybox
+    command: ["sleep", "3601"]
+    init: true
+    stop_grace_period: 2s
+"#;
+
+/// Writes into a relative bind mount: the folder lives in the checkout,
+/// untracked, and must survive every checkout.
+const BLOG: &str = r#"name: blog
+services:
+  app:
+    image: busybox
+    command: ["sh", "-c", "echo hello > /data/hello && exec sleep 3602"]
+    init: true
+    stop_grace_period: 2s
+    volumes: ["./data:/data"]
+"#;
+
+/// A YAML error on line 4 (`mapping values are not allowed here`).
+const BROKEN: &str = "name: blog\nservices:\n  app:\n    image: busybox: latest\n";
+
+fn have_git(test: &str) -> bool {
+    let ok = Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED {test}: the git binary is not installed (scripts/test.sh installs it)");
+    }
+    ok
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// A bare repository and a work clone that pushes to it.
+struct Remote {
+    tmp: TempDir,
+}
+
+impl Remote {
+    fn new(label: &str) -> Self {
+        let tmp = TempDir::new(label);
+        git(
+            tmp.path(),
+            &["init", "-q", "--bare", "-b", "main", "remote.git"],
+        );
+        git(tmp.path(), &["init", "-q", "-b", "main", "work"]);
+        let bare = tmp.path().join("remote.git").display().to_string();
+        git(
+            &tmp.path().join("work"),
+            &["remote", "add", "origin", &bare],
+        );
+        Self { tmp }
+    }
+
+    fn bare(&self) -> PathBuf {
+        self.tmp.path().join("remote.git")
+    }
+
+    fn work(&self) -> PathBuf {
+        self.tmp.path().join("work")
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare().display())
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        self.tmp.write(&format!("work/{rel}"), content);
+    }
+
+    /// Commits everything and pushes `main`; returns the commit.
+    fn commit(&self, message: &str) -> String {
+        git(&self.work(), &["add", "-A"]);
+        git(
+            &self.work(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        git(&self.work(), &["push", "-q", "origin", "HEAD:main"]);
+        git(&self.work(), &["rev-parse", "HEAD"])
+    }
+}
+
+/// A state root with busybox imported, in the test thread's own network
+/// namespace.
+fn root_with_busybox(label: &str) -> Root {
+    private_netns();
+    let root = Root::new(label);
+    let mut tar = Vec::new();
+    busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
+    let path = root.dir.join("busybox.tar");
+    std::fs::write(&path, tar).unwrap();
+    let out = root.run(&["image", "import", path.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    root
+}
+
+/// `berth agent --git URL` with the API token in a file.
+fn start_agent(remote: &Remote, root: &Root, extra: &[&str]) -> (Agent, TempDir) {
+    let secrets = TempDir::new("git-token");
+    let token_file = secrets.write("token", &format!("{TOKEN}\n"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (root_dir, token_file, url) = (
+        root.dir.display().to_string(),
+        token_file.display().to_string(),
+        remote.url(),
+    );
+    let mut args = vec![
+        "--git",
+        &url,
+        "--git-path",
+        "apps",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        &root_dir,
+        "--resync-interval",
+        "1h",
+        "--delete-grace",
+        "1s",
+        "--token-file",
+        &token_file,
+    ];
+    args.extend(extra);
+    (Agent::start_args(&args), secrets)
+}
+
+fn until<T>(agent: &Agent, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let (_, projects) = agent.get("/api/v1/projects");
+            let (_, source) = agent.get("/api/v1/source");
+            panic!(
+                "timed out after {CONVERGE:?} waiting for {what}\nsource: {source}\nprojects: {projects}\n{}",
+                agent.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn detail(agent: &Agent, name: &str) -> Option<Value> {
+    let (status, body) = agent.get(&format!("/api/v1/projects/{name}"));
+    (status == 200).then(|| serde_json::from_str(&body).unwrap())
+}
+
+fn source(agent: &Agent) -> Value {
+    agent.json("/api/v1/source")
+}
+
+fn running_id(root: &Root, name: &str) -> Option<String> {
+    let out = root.run(&["inspect", name]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v[0]["State"]["Running"] == true).then(|| v[0]["Id"].as_str().unwrap().to_owned())
+}
+
+fn exists(root: &Root, name: &str) -> bool {
+    root.run(&["inspect", name]).status.success()
+}
+
+fn refresh(agent: &Agent) -> Value {
+    let (status, body) = agent.post("/api/v1/source/refresh?wait=true", Some(TOKEN));
+    assert_eq!(status, 200, "{body}\n{}", agent.log());
+    serde_json::from_str(&body).unwrap()
+}
+
+fn condition<'a>(conditions: &'a Value, kind: &str) -> &'a Value {
+    conditions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {conditions}"))
+}
+
+fn applied(agent: &Agent, name: &str) -> Option<String> {
+    detail(agent, name)?["status"]["lastAppliedRevision"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn metric_sum(agent: &Agent, prefix: &str) -> f64 {
+    let (_, text) = agent.get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The whole life of a repository: the first commit comes up; an edit of
+/// one service recreates only it; a broken file keeps its project running
+/// and names file and line while the rest of the commit applies; the fix
+/// converges; a project removed from the repository is torn down; an
+/// unreachable remote keeps everything running, is retried and shows in
+/// status, metrics and events, also across an agent restart; the refresh
+/// hook needs the token.
+#[test]
+fn the_agent_follows_a_repository_commit_by_commit() {
+    if !need_root("the_agent_follows_a_repository_commit_by_commit")
+        || !have_git("the_agent_follows_a_repository_commit_by_commit")
+    {
+        return;
+    }
+    let root = root_with_busybox("git-life");
+    let remote = Remote::new("git-life");
+    remote.write("apps/shop/compose.yaml", SHOP);
+    remote.write("apps/blog/compose.yaml", BLOG);
+    remote.write("README.md", "not a project: outside --git-path\n");
+    let c1 = remote.commit("shop and blog");
+
+    // A long interval: every later commit is taken through the refresh
+    // hook, so each step is deterministic.
+    let (agent, token) = start_agent(&remote, &root, &["--git-interval", "1h"]);
+    let ids = until(&agent, "shop and blog running", || {
+        for name in ["shop", "blog"] {
+            (detail(&agent, name)?["status"]["phase"] == "Ready").then_some(())?;
+        }
+        Some((
+            running_id(&root, "shop-web-1")?,
+            running_id(&root, "shop-db-1")?,
+            running_id(&root, "blog-app-1")?,
+        ))
+    });
+    let (web1, db1, blog1) = ids;
+    let rev1 = format!("main@sha1:{c1}");
+    let src = source(&agent);
+    assert_eq!(src["type"], "git");
+    assert_eq!(src["url"], remote.url());
+    assert_eq!(src["ref"], "main");
+    assert_eq!(src["path"], "apps");
+    assert_eq!(src["revision"], rev1.as_str());
+    assert_eq!(src["commit"], c1.as_str());
+    assert_eq!(src["commitSubject"], "shop and blog");
+    assert_eq!(src["lastError"], Value::Null);
+    assert_eq!(
+        condition(&src["conditions"], "SourceReady")["status"],
+        "True"
+    );
+    let checkout = PathBuf::from(src["checkout"].as_str().unwrap());
+    assert!(
+        checkout.starts_with(root.dir.join("agent/git")),
+        "{checkout:?}"
+    );
+    let keys: Vec<Value> = agent.items().iter().map(|i| i["key"].clone()).collect();
+    assert_eq!(keys, vec![Value::from("blog"), Value::from("shop")]);
+
+    let d = detail(&agent, "shop").unwrap();
+    assert_eq!(d["spec"]["source"]["type"], "git");
+    assert_eq!(d["spec"]["source"]["url"], remote.url());
+    assert_eq!(d["spec"]["source"]["path"], "apps/shop");
+    assert_eq!(
+        d["spec"]["source"]["dir"],
+        checkout.join("apps/shop").display().to_string()
+    );
+    assert_eq!(d["status"]["sync"]["revision"], rev1.as_str());
+    assert_eq!(d["status"]["lastAppliedRevision"], rev1.as_str());
+    assert_eq!(d["status"]["lastAttemptedRevision"], rev1.as_str());
+    assert_eq!(d["status"]["sourceRevision"], rev1.as_str());
+    assert_eq!(
+        condition(&d["status"]["conditions"], "SourceReady")["status"],
+        "True"
+    );
+    // The revision record names the commit.
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(root.dir.join("agent/projects/shop/revisions/1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["source"]["commit"], c1.as_str());
+    assert_eq!(record["source"]["revision"], rev1.as_str());
+    let hello = checkout.join("apps/blog/data/hello");
+    until(&agent, "blog's bind mount written", || {
+        hello.is_file().then_some(())
+    });
+
+    // The refresh hook is a mutating call.
+    let (status, _) = agent.post("/api/v1/source/refresh", None);
+    assert_eq!(status, 401);
+    let (status, _) = agent.post("/api/v1/source/refresh", Some("wrong"));
+    assert_eq!(status, 401);
+
+    // Commit 2 edits one service: only it is recreated.
+    remote.write(
+        "apps/shop/compose.yaml",
+        &SHOP.replacen(r#"["sleep", "3600"]"#, r#"["sleep", "3700"]"#, 1),
+    );
+    let c2 = remote.commit("shop: web sleeps longer");
+    let rev2 = format!("main@sha1:{c2}");
+    let answer = refresh(&agent);
+    assert_eq!(answer["result"], "Updated", "{answer}");
+    assert_eq!(answer["revision"], rev2.as_str());
+    assert_eq!(answer["previousRevision"], rev1.as_str());
+    let web2 = until(&agent, "web recreated at commit 2", || {
+        (applied(&agent, "shop")? == rev2).then_some(())?;
+        running_id(&root, "shop-web-1").filter(|id| *id != web1)
+    });
+    assert_ne!(web2, web1);
+    assert_eq!(
+        running_id(&root, "shop-db-1").as_deref(),
+        Some(db1.as_str())
+    );
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+    // The change was applied under the `git` trigger (container events
+    // may have run since: `operations` keeps those that did something).
+    let d = detail(&agent, "shop").unwrap();
+    let ops = d["status"]["operations"].as_array().unwrap();
+    assert!(
+        ops.iter()
+            .any(|o| o["trigger"] == "git" && o["phase"] == "Succeeded"),
+        "{ops:?}"
+    );
+    // Blog's files did not change: what runs is commit 2's too, with no
+    // reconcile of its own.
+    until(&agent, "blog at commit 2", || {
+        (applied(&agent, "blog")? == rev2).then_some(())
+    });
+    // An unchanged remote is no change.
+    assert_eq!(refresh(&agent)["result"], "Unchanged");
+
+    // Commit 3 breaks blog and edits shop's db: shop converges, blog keeps
+    // running commit 2's model and says where its file is wrong.
+    remote.write("apps/blog/compose.yaml", BROKEN);
+    remote.write(
+        "apps/shop/compose.yaml",
+        &SHOP
+            .replacen(r#"["sleep", "3600"]"#, r#"["sleep", "3700"]"#, 1)
+            .replacen(r#"["sleep", "3601"]"#, r#"["sleep", "3701"]"#, 1),
+    );
+    let c3 = remote.commit("break blog, edit db");
+    let rev3 = format!("main@sha1:{c3}");
+    assert_eq!(refresh(&agent)["result"], "Updated");
+    let db3 = until(&agent, "db recreated at commit 3", || {
+        (applied(&agent, "shop")? == rev3).then_some(())?;
+        running_id(&root, "shop-db-1").filter(|id| *id != db1)
+    });
+    assert_ne!(db3, db1);
+    assert_eq!(
+        running_id(&root, "shop-web-1").as_deref(),
+        Some(web2.as_str())
+    );
+    let d = until(&agent, "blog's error", || {
+        let d = detail(&agent, "blog")?;
+        (d["status"]["sourceRevision"] == rev3.as_str()).then_some(())?;
+        (!d["status"]["errors"].as_array()?.is_empty()).then_some(d)
+    });
+    let error = &d["status"]["errors"][0];
+    assert_eq!(
+        error["file"],
+        checkout
+            .join("apps/blog/compose.yaml")
+            .display()
+            .to_string()
+    );
+    assert_eq!(error["line"], 4, "{error}");
+    assert_eq!(d["status"]["lastAppliedRevision"], rev2.as_str());
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+
+    // Commit 4 fixes blog (as it was): valid again, nothing recreated.
+    remote.write("apps/blog/compose.yaml", BLOG);
+    let c4 = remote.commit("fix blog");
+    let rev4 = format!("main@sha1:{c4}");
+    assert_eq!(refresh(&agent)["result"], "Updated");
+    until(&agent, "blog valid at commit 4", || {
+        let d = detail(&agent, "blog")?;
+        (d["status"]["errors"].as_array()?.is_empty()
+            && d["status"]["lastAppliedRevision"] == rev4.as_str())
+        .then_some(())
+    });
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+
+    // Commit 5 removes shop from the repository: torn down after the grace.
+    git(&remote.work(), &["rm", "-q", "-r", "apps/shop"]);
+    let c5 = remote.commit("retire shop");
+    assert_eq!(refresh(&agent)["result"], "Updated");
+    until(&agent, "shop torn down", || {
+        (detail(&agent, "shop").is_none()
+            && !exists(&root, "shop-web-1")
+            && !exists(&root, "shop-db-1"))
+        .then_some(())
+    });
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+    assert!(hello.is_file(), "the bind mount's data went away");
+
+    // The remote goes away: what runs stays, the error shows, retries
+    // go on by themselves (2 s backoff, though the interval is 1 h).
+    let moved = remote.tmp.path().join("moved.git");
+    std::fs::rename(remote.bare(), &moved).unwrap();
+    let answer = refresh(&agent);
+    assert_eq!(answer["result"], "Failed", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not appear to be a git repository"),
+        "{answer}"
+    );
+    let src = until(&agent, "a retry without a refresh", || {
+        let s = source(&agent);
+        (s["consecutiveFailures"].as_u64()? >= 2).then_some(s)
+    });
+    let ready = condition(&src["conditions"], "SourceReady");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "FetchFailed");
+    let rev5 = format!("main@sha1:{c5}");
+    assert!(
+        ready["message"].as_str().unwrap().contains(&rev5),
+        "{ready}"
+    );
+    assert!(src["lastError"].as_str().is_some());
+    assert_eq!(src["revision"], rev5.as_str());
+    assert!(metric_sum(&agent, "berth_source_fetches_total{result=\"failure\"}") >= 2.0);
+    assert!(metric_sum(&agent, "berth_source_consecutive_failures ") >= 2.0);
+    assert_eq!(metric_sum(&agent, "berth_source_ready "), 0.0);
+    let events = agent.json("/api/v1/events?watch=false")["items"].clone();
+    let failed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "SourceFetchFailed")
+        .unwrap_or_else(|| panic!("no SourceFetchFailed event in {events}"));
+    assert_eq!(failed["type"], "Warning");
+    assert_eq!(failed["involvedObject"]["kind"], "Source");
+    // Deduplicated: one event counting the repeats.
+    assert!(failed["count"].as_u64().unwrap() >= 2, "{failed}");
+    let d = detail(&agent, "blog").unwrap();
+    assert_eq!(
+        condition(&d["status"]["conditions"], "SourceReady")["status"],
+        "False"
+    );
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+
+    // A restart while the remote is away serves the checkout it has.
+    assert!(agent.terminate().success());
+    drop(token);
+    let (agent, _token) = start_agent(&remote, &root, &["--git-interval", "1h"]);
+    until(&agent, "ready on the old checkout", || {
+        (agent.get("/readyz").0 == 200).then_some(())
+    });
+    until(&agent, "blog back in the status", || {
+        (detail(&agent, "blog")?["status"]["phase"] == "Ready").then_some(())
+    });
+    until(&agent, "the fetch error after the restart", || {
+        source(&agent)["lastError"].as_str().map(drop)
+    });
+    assert_eq!(source(&agent)["revision"], rev5.as_str());
+    assert_eq!(
+        running_id(&root, "blog-app-1").as_deref(),
+        Some(blog1.as_str())
+    );
+
+    // The remote is back: the next fetch recovers, and says so.
+    std::fs::rename(&moved, remote.bare()).unwrap();
+    assert_eq!(refresh(&agent)["result"], "Unchanged");
+    let src = source(&agent);
+    assert_eq!(
+        condition(&src["conditions"], "SourceReady")["status"],
+        "True"
+    );
+    assert_eq!(src["consecutiveFailures"], 0);
+    let events = agent.json("/api/v1/events?watch=false")["items"].clone();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "SourceFetchSucceeded"),
+        "{events}"
+    );
+}
+
+/// Polling alone picks up a moved tag (annotated: followed to its
+/// commit), and a project it adds comes up.
+#[test]
+fn polling_follows_a_moved_tag() {
+    if !need_root("polling_follows_a_moved_tag") || !have_git("polling_follows_a_moved_tag") {
+        return;
+    }
+    let root = root_with_busybox("git-tag");
+    let remote = Remote::new("git-tag");
+    remote.write("apps/blog/compose.yaml", BLOG);
+    let c1 = remote.commit("blog");
+    git(&remote.work(), &["tag", "-a", "live", "-m", "live 1"]);
+    git(&remote.work(), &["push", "-q", "origin", "refs/tags/live"]);
+    // Another commit on main that the tag does not name.
+    remote.write("apps/shop/compose.yaml", SHOP);
+    let c2 = remote.commit("shop, not live yet");
+
+    let (agent, _token) = start_agent(
+        &remote,
+        &root,
+        &["--git-ref", "live", "--git-interval", "1s"],
+    );
+    until(&agent, "blog running", || running_id(&root, "blog-app-1"));
+    assert_eq!(source(&agent)["revision"], format!("live@sha1:{c1}"));
+    assert!(detail(&agent, "shop").is_none());
+
+    git(&remote.work(), &["tag", "-f", "-a", "live", "-m", "live 2"]);
+    git(
+        &remote.work(),
+        &["push", "-q", "-f", "origin", "refs/tags/live"],
+    );
+    until(&agent, "shop running from the moved tag", || {
+        running_id(&root, "shop-web-1")
+    });
+    let src = source(&agent);
+    assert_eq!(src["revision"], format!("live@sha1:{c2}"));
+    assert_eq!(src["ref"], "live");
+    assert!(metric_sum(&agent, "berth_source_fetches_total{result=\"success\"}") >= 2.0);
+    assert!(metric_sum(&agent, "berth_source_commit_timestamp_seconds ") > 1.0e9);
+}
+
+/// Bad flags fail at start, naming the flag (no root needed).
+#[test]
+fn bad_git_flags_are_refused_at_start() {
+    let run = |args: &[&str]| {
+        let out = berth_cmd()
+            .arg("agent")
+            .args(args)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--root",
+                "/nonexistent-berth-root",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        text(&out.stderr)
+    };
+    let err = run(&["--git", "file:///r", "--git-ref", "a..b"]);
+    assert!(err.contains("--git-ref"), "{err}");
+    let err = run(&["--git", "file:///r", "--git-path", "../up"]);
+    assert!(err.contains("--git-path"), "{err}");
+    let err = run(&["--git", "file:///r", "--dir", "/tmp"]);
+    assert!(err.contains("--dir") && err.contains("--git"), "{err}");
+    let err = run(&[]);
+    assert!(err.contains("--dir") || err.contains("--git"), "{err}");
+    // A token in the URL never shows, not even in an error.
+    let err = run(&[
+        "--git",
+        "https://bot:sup3rs3cret@host/r.git",
+        "--git-ref=-x",
+    ]);
+    assert!(!err.contains("sup3rs3cret"), "{err}");
+}
