@@ -179,6 +179,20 @@ fn the_agent_follows_a_repository_commit_by_commit() {
     until(&agent, "blog at commit 2", || {
         (applied(&agent, "blog")? == rev2).then_some(())
     });
+    let events = agent.json("/api/v1/events?watch=false")["items"].clone();
+    let new_revision = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "NewRevision" && e["revision"] == rev2.as_str())
+        .unwrap_or_else(|| panic!("no NewRevision event for {rev2} in {events}"));
+    assert!(
+        new_revision["message"]
+            .as_str()
+            .unwrap()
+            .contains("shop: web sleeps longer"),
+        "{new_revision}"
+    );
     // An unchanged remote is no change.
     assert_eq!(refresh(&agent)["result"], "Unchanged");
 

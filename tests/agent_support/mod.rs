@@ -110,16 +110,21 @@ impl Agent {
     /// the agent gets a state root of its own (a temp folder), so it never
     /// touches the machine's `/var/lib/berth`.
     pub fn start_with(dir: &Path, args: &[&str]) -> Self {
-        Self::spawn(Some(dir), args)
+        Self::spawn(Some(dir), args, &[])
     }
 
     /// Starts `berth agent ARGS...` (no `--dir`: the args name the
     /// source, e.g. `--git URL`).
     pub fn start_args(args: &[&str]) -> Self {
-        Self::spawn(None, args)
+        Self::spawn(None, args, &[])
     }
 
-    fn spawn(dir: Option<&Path>, args: &[&str]) -> Self {
+    /// [`Self::start_args`] with extra environment variables.
+    pub fn start_args_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(None, args, env)
+    }
+
+    fn spawn(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Self {
         // The log lives outside the watched folder: writing it must not
         // cause file events there.
         let logdir = TempDir::new("log");
@@ -130,7 +135,7 @@ impl Agent {
         if let Some(dir) = dir {
             cmd.arg("--dir").arg(dir);
         }
-        cmd.args(args);
+        cmd.args(args).envs(env.iter().copied());
         if let Some(root) = &root {
             cmd.arg("--root").arg(root.path());
         }
