@@ -253,6 +253,21 @@ fn the_agent_follows_a_repository_commit_by_commit() {
         Some(blog1.as_str())
     );
 
+    // Edits by hand in the checkout are undone at the next sync.
+    let blog_file = checkout.join("apps/blog/compose.yaml");
+    std::fs::write(&blog_file, BROKEN).unwrap();
+    assert_eq!(refresh(&agent)["result"], "Unchanged");
+    assert_eq!(std::fs::read_to_string(&blog_file).unwrap(), BLOG);
+    let events = agent.json("/api/v1/events?watch=false")["items"].clone();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "LocalChangesDiscarded" && e["revision"] == rev4.as_str()),
+        "{events}"
+    );
+
     // Commit 5 removes shop from the repository: torn down after the grace.
     git(&remote.work(), &["rm", "-q", "-r", "apps/shop"]);
     let c5 = remote.commit("retire shop");

@@ -350,8 +350,13 @@ impl Syncer {
                 previous: None,
             });
         }
-        let commit_ref = matches!(config.reference, GitRef::Commit(_));
-        let commit = self.repo.fetch(&config.url, &full_ref, commit_ref).await?;
+        let commit = if head.as_deref() == Some(remote.as_str()) {
+            // Only local edits to undo: the commit is here already.
+            remote
+        } else {
+            let commit_ref = matches!(config.reference, GitRef::Commit(_));
+            self.repo.fetch(&config.url, &full_ref, commit_ref).await?
+        };
         if !self.repo.has_folder(&commit, &config.path).await? {
             return Err(GitError {
                 kind: ErrorKind::PathNotFound,
