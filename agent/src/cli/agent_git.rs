@@ -40,6 +40,7 @@ pub struct GitArgs {
         long,
         value_name = "SUBDIR",
         default_value = "",
+        hide_default_value = true,
         env = "BERTH_GIT_PATH",
         requires = "git"
     )]
