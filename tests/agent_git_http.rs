@@ -205,3 +205,52 @@ fn a_token_authenticates_over_http_and_never_shows() {
     assert!(body.contains("waiting for the first checkout"), "{body}");
     assert!(agent2.items().is_empty());
 }
+
+/// A remote that accepts and never answers: the call is killed after
+/// `--git-timeout`, said as `FetchTimedOut`, and retried.
+#[test]
+fn a_remote_that_hangs_is_timed_out_and_retried() {
+    if !need_root("a_remote_that_hangs_is_timed_out_and_retried")
+        || !have_git("a_remote_that_hangs_is_timed_out_and_retried")
+    {
+        return;
+    }
+    private_netns();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            // Kept open, never answered.
+            held.extend(stream.ok());
+        }
+    });
+    let root = Root::new("git-hang");
+    let root_dir = root.dir.display().to_string();
+    let url = format!("http://{addr}/remote.git");
+    let agent = Agent::start_args(&[
+        "--git",
+        &url,
+        "--git-timeout",
+        "1s",
+        "--git-interval",
+        "2s",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        &root_dir,
+    ]);
+    let src = until(&agent, "two timed out syncs", || {
+        let s = source(&agent);
+        (s["consecutiveFailures"].as_u64()? >= 2).then_some(s)
+    });
+    let ready = condition(&src["conditions"], "SourceReady");
+    assert_eq!(ready["reason"], "FetchTimedOut", "{ready}");
+    assert!(
+        src["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1s"),
+        "{src}"
+    );
+}

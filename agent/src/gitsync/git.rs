@@ -260,9 +260,10 @@ impl Repo {
         }
     }
 
-    /// Makes the folder a repository if it is not one, and clears what
-    /// an agent killed during a git call leaves (`index.lock`). Call once,
-    /// before any other git call on the folder.
+    /// Makes the folder a repository if it is not one, and clears the
+    /// locks a git process killed mid-call leaves (see
+    /// [`Self::clear_stale_locks`]). Call once, before any other git call
+    /// on the folder.
     pub async fn prepare(&self) -> Result<(), GitError> {
         let local = |e: std::io::Error| {
             GitError::new(
@@ -281,17 +282,49 @@ impl Repo {
                 .map_err(local)?;
         }
         std::fs::create_dir_all(&self.dir).map_err(local)?;
-        match std::fs::remove_file(self.dir.join(".git").join("index.lock")) {
-            Ok(()) => {
-                tracing::warn!(dir = %self.dir.display(), "removed a stale index.lock left by an interrupted checkout")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(local(e)),
-        }
+        self.clear_stale_locks();
         if !self.dir.join(".git").is_dir() {
             self.git("init", &["init", "-q"]).await?;
         }
         Ok(())
+    }
+
+    /// Removes git's `*.lock` files (index, HEAD, shallow, config, refs)
+    /// that a git process killed mid-call (the agent killed, or a call
+    /// that ran out of time) leaves behind: each would fail every later
+    /// call with "File exists", and updates would stop for good. Only safe
+    /// while no git runs on this repository, which holds here: the syncer
+    /// is its only user, one call at a time, and calls this at start and
+    /// after a timeout (once the killed group is gone).
+    pub fn clear_stale_locks(&self) {
+        let git_dir = self.dir.join(".git");
+        let mut dirs = vec![git_dir.clone()];
+        let mut removed = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                // Locks live at the top and under refs/ (loose refs); the
+                // object store has none worth walking.
+                if is_dir && path.starts_with(git_dir.join("refs")) {
+                    dirs.push(path);
+                } else if !is_dir
+                    && path.extension().is_some_and(|e| e == "lock")
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed.push(path.display().to_string());
+                }
+            }
+        }
+        if !removed.is_empty() {
+            tracing::warn!(
+                ?removed,
+                "removed stale git locks left by an interrupted git call"
+            );
+        }
     }
 
     /// The commit `reference` names on the remote now, and the full ref
@@ -517,6 +550,32 @@ mod tests {
             s,
             "fatal: '/x' does not appear to be a git repository; fatal: Could not read from remote repository."
         );
+    }
+
+    #[test]
+    fn stale_locks_are_cleared_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = tmp.path().join(".git");
+        for dir in ["refs/berth", "objects/pack"] {
+            std::fs::create_dir_all(git.join(dir)).unwrap();
+        }
+        for file in [
+            "index.lock",
+            "shallow.lock",
+            "HEAD",
+            "refs/berth/fetched.lock",
+            "refs/berth/fetched",
+            "objects/pack/x.lock",
+        ] {
+            std::fs::write(git.join(file), "").unwrap();
+        }
+        Repo::new(tmp.path(), &Auth::default(), Duration::from_secs(1)).clear_stale_locks();
+        for gone in ["index.lock", "shallow.lock", "refs/berth/fetched.lock"] {
+            assert!(!git.join(gone).exists(), "{gone} left");
+        }
+        for kept in ["HEAD", "refs/berth/fetched", "objects/pack/x.lock"] {
+            assert!(git.join(kept).exists(), "{kept} removed");
+        }
     }
 
     #[test]

@@ -152,6 +152,7 @@ pub fn start(
         events,
         tree,
         checked_out: tx,
+        timed_out: std::sync::atomic::AtomicBool::new(false),
     };
     let span = tracing::info_span!("gitsync", url = %syncer.config.url);
     let task = tokio::spawn(tracing::Instrument::instrument(syncer.run(requests), span));
@@ -170,6 +171,9 @@ struct Syncer {
     events: Arc<EventLog>,
     tree: Arc<tokio::sync::Mutex<()>>,
     checked_out: watch::Sender<Option<String>>,
+    /// The last git call ran out of time and was killed: its locks are
+    /// cleared before the next sync.
+    timed_out: std::sync::atomic::AtomicBool,
 }
 
 /// What one sync did when it worked.
@@ -242,8 +246,18 @@ impl Syncer {
     }
 
     async fn sync_once(&self) -> SyncReport {
+        use std::sync::atomic::Ordering;
+        if self.timed_out.swap(false, Ordering::Relaxed) {
+            let _tree = self.tree.lock().await;
+            self.repo.clear_stale_locks();
+        }
         let started = Instant::now();
         let result = self.fetch_and_checkout().await;
+        if let Err(e) = &result
+            && e.kind == ErrorKind::Timeout
+        {
+            self.timed_out.store(true, Ordering::Relaxed);
+        }
         let elapsed = started.elapsed();
         let now = SystemTime::now();
         match result {
