@@ -103,14 +103,17 @@ fn serve(root: PathBuf, auth: String) -> (String, Seen) {
     (addr, seen)
 }
 
-fn start(url: &str, root: &Root, token_file: &std::path::Path) -> Agent {
+fn start(url: &str, root: &Root, token_file: &std::path::Path, hook: &std::path::Path) -> Agent {
     let root_dir = root.dir.display().to_string();
     let token_file = token_file.display().to_string();
+    let hook = hook.display().to_string();
     Agent::start_args(&[
         "--git",
         url,
         "--git-token-file",
         &token_file,
+        "--git-webhook-secret-file",
+        &hook,
         "--git-interval",
         "1s",
         "--listen",
@@ -140,8 +143,9 @@ fn a_token_authenticates_over_http_and_never_shows() {
     let url = format!("http://{addr}/remote.git");
     let secrets = TempDir::new("git-http-token");
     let token_file = secrets.write("token", &format!("{GIT_TOKEN}\n"));
+    let hook = secrets.write("hook", "hook-secret-42\n");
 
-    let agent = start(&url, &root, &token_file);
+    let agent = start(&url, &root, &token_file, &hook);
     until(&agent, "the project from the http remote", || {
         detail(&agent, "empty").map(drop)
     });
@@ -183,10 +187,40 @@ fn a_token_authenticates_over_http_and_never_shows() {
     }
     assert!(log.contains("ls-remote"), "git calls are logged: {log}");
 
+    // A forge's push webhook (GitLab's form: the secret in a header)
+    // triggers a fetch; this agent has no API token, so nothing else can.
+    let hook_call = |secret: &str| {
+        let mut stream = std::net::TcpStream::connect(&agent.addr).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/source/refresh?wait=true HTTP/1.1\r\nHost: berth\r\n\
+             X-Gitlab-Token: {secret}\r\nContent-Type: application/json\r\n\
+             Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer
+    };
+    remote.write("more/compose.yaml", "name: more\nservices: {}\n");
+    let c2 = remote.commit("more");
+    git(&remote.bare(), &["update-server-info"]);
+    let answer = hook_call("hook-secret-42");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"result\":\"Updated\"") || answer.contains("\"result\":\"Unchanged\""),
+        "{answer}"
+    );
+    until(&agent, "commit 2 through the webhook", || {
+        (source(&agent)["revision"] == format!("main@sha1:{c2}").as_str()).then_some(())
+    });
+    let answer = hook_call("not-the-secret");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
     // A wrong token: refused, said so, nothing served.
     let wrong = secrets.write("wrong", "nope\n");
     let root2 = Root::new("git-http-wrong");
-    let agent2 = start(&url, &root2, &wrong);
+    let agent2 = start(&url, &root2, &wrong, &hook);
     let src = until(&agent2, "the authentication failure", || {
         let s = source(&agent2);
         s["lastError"].as_str().map(drop).map(|()| s)

@@ -15,7 +15,7 @@
 //! | `POST /api/v1/projects/{name}/rollback[?to=N&wait=false&timeout=2m]` | pins revision N (default: the previous applied one), `200` once applied |
 //! | `GET /api/v1/events[?since=&project=&watch=false]` | SSE stream of events (JSON list with `watch=false`) |
 //! | `GET /api/v1/source` | the git source (`--git`): revision, last fetch, error, `SourceReady`; 404 with `--dir` |
-//! | `POST /api/v1/source/refresh[?wait=true&timeout=2m]` | fetch now (a push hook); `202` queued, with `wait` `200` and `Updated`/`Unchanged`/`Failed` |
+//! | `POST /api/v1/source/refresh[?wait=true&timeout=2m]` | fetch now (a push hook); `202` queued, with `wait` `200` and `Updated`/`Unchanged`/`Failed`; also takes a forge's signed webhook (`webhook.rs`) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! Mutating calls (`POST`) need `Authorization: Bearer <token>`, the token
@@ -32,6 +32,7 @@ mod redact;
 pub mod rollout;
 pub mod source;
 pub mod types;
+mod webhook;
 
 use std::sync::Arc;
 

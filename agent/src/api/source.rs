@@ -151,17 +151,24 @@ pub struct RefreshAnswer {
     pub message: String,
 }
 
+/// The bearer token, or (with `--git-webhook-secret-file`) a forge's
+/// signed webhook.
 pub async fn refresh(
     State(state): State<AppState>,
     Query(query): Query<RefreshQuery>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<RefreshAnswer>), ApiError> {
-    state.auth.check(&headers)?;
+    let bearer = state.auth.check(&headers);
+    let control = state.source.as_ref();
+    let webhook = control
+        .and_then(|c| c.webhook_secret())
+        .is_some_and(|secret| super::webhook::verified(secret, &headers, &body));
+    if !webhook {
+        bearer?;
+    }
     let timeout = wait_timeout(query.timeout.as_deref())?;
-    let control = state
-        .source
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(NO_SOURCE))?;
+    let control = control.ok_or_else(|| ApiError::not_found(NO_SOURCE))?;
     let answer = |result, revision, previous_revision, message: String| RefreshAnswer {
         api_version: API_VERSION,
         kind: "SourceRefresh",
@@ -171,7 +178,7 @@ pub async fn refresh(
         previous_revision,
         message,
     };
-    tracing::info!(wait = query.wait, "source refresh requested");
+    tracing::info!(wait = query.wait, webhook, "source refresh requested");
     let report = control
         .refresh()
         .ok_or_else(|| ApiError::unavailable("the git syncer is stopping"))?;
@@ -207,5 +214,73 @@ pub async fn refresh(
                 "still fetching; see GET /api/v1/source".to_owned(),
             )),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::super::{AppState, Auth, router, webhook};
+    use crate::gitsync::{Control, SyncReport};
+    use crate::metrics::Metrics;
+    use crate::state::Store;
+
+    type Requests = tokio::sync::mpsc::Receiver<Option<tokio::sync::oneshot::Sender<SyncReport>>>;
+
+    fn agent(secret: Option<&str>) -> (axum::Router, Requests) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let state = AppState {
+            store: Arc::new(tokio::sync::RwLock::new(Store::default())),
+            metrics: Arc::new(Metrics::new()),
+            control: None,
+            auth: Arc::new(Auth::Token("api-token".into())),
+            source: Some(Arc::new(Control::new(tx, secret.map(str::to_owned)))),
+        };
+        (router(state), rx)
+    }
+
+    async fn post(app: &axum::Router, headers: &[(&str, &str)], body: &str) -> StatusCode {
+        let mut request = Request::post("/api/v1/source/refresh");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        app.clone()
+            .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn refresh_takes_the_token_or_a_forges_signed_webhook() {
+        let (app, mut requests) = agent(Some("hook-secret"));
+        let body = r#"{"ref":"refs/heads/main"}"#;
+        assert_eq!(post(&app, &[], body).await, StatusCode::UNAUTHORIZED);
+        assert!(requests.try_recv().is_err(), "a refused call fetched");
+
+        let bearer = [("authorization", "Bearer api-token")];
+        assert_eq!(post(&app, &bearer, "").await, StatusCode::ACCEPTED);
+        assert!(requests.try_recv().is_ok());
+
+        let signed = webhook::signature_of("hook-secret", body.as_bytes());
+        let github = [("x-hub-signature-256", signed.as_str())];
+        assert_eq!(post(&app, &github, body).await, StatusCode::ACCEPTED);
+        assert!(requests.try_recv().is_ok());
+        // A signature of another body, or a wrong one, is refused.
+        assert_eq!(post(&app, &github, "{}").await, StatusCode::UNAUTHORIZED);
+        let gitlab = [("x-gitlab-token", "hook-secret")];
+        assert_eq!(post(&app, &gitlab, body).await, StatusCode::ACCEPTED);
+        // The webhook secret is not the API token.
+        let wrong = [("authorization", "Bearer hook-secret")];
+        assert_eq!(post(&app, &wrong, "").await, StatusCode::UNAUTHORIZED);
+
+        // Without a secret configured, webhooks are not accepted.
+        let (app, _requests) = agent(None);
+        assert_eq!(post(&app, &gitlab, body).await, StatusCode::UNAUTHORIZED);
     }
 }

@@ -86,6 +86,17 @@ pub struct GitArgs {
         requires = "git"
     )]
     pub git_known_hosts: Option<PathBuf>,
+    /// A file holding the secret of a forge's push webhook: `POST
+    /// /api/v1/source/refresh` then also takes GitHub's, Gitea's and
+    /// Forgejo's `X-Hub-Signature-256` (HMAC-SHA256 of the body) and
+    /// GitLab's `X-Gitlab-Token`, besides the API's bearer token.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BERTH_GIT_WEBHOOK_SECRET_FILE",
+        requires = "git"
+    )]
+    pub git_webhook_secret_file: Option<PathBuf>,
 }
 
 /// The source the flags describe, with its checkout under `root`.
@@ -136,12 +147,27 @@ pub fn source(args: &GitArgs, root: &Path) -> anyhow::Result<SourceConfig> {
         .join("agent")
         .join("git")
         .join(spec::checkout_name(&url));
+    let webhook_secret = match &args.git_webhook_secret_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("--git-webhook-secret-file {}", file.display()))?;
+            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
+            anyhow::ensure!(
+                !secret.is_empty(),
+                "--git-webhook-secret-file {}: the secret is empty",
+                file.display()
+            );
+            Some(secret)
+        }
+        None => None,
+    };
     Ok(SourceConfig {
         url,
         reference,
         path,
         interval: args.git_interval,
         timeout: args.git_timeout,
+        webhook_secret,
         checkout,
         auth: Auth {
             https,
@@ -205,6 +231,7 @@ mod tests {
             git_username: "git".into(),
             git_ssh_key: None,
             git_known_hosts: None,
+            git_webhook_secret_file: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct SourceConfig {
     pub interval: Duration,
     /// The longest one git call may take.
     pub timeout: Duration,
+    /// `--git-webhook-secret-file`: the secret of forges' push webhooks.
+    pub webhook_secret: Option<String>,
     /// The worktree: `<root>/agent/git/<hash>`.
     pub checkout: PathBuf,
     pub auth: git::Auth,
@@ -102,9 +104,29 @@ pub struct SyncReport {
 /// The API's handle on the syncer.
 pub struct Control {
     refresh: mpsc::Sender<Option<oneshot::Sender<SyncReport>>>,
+    /// `--git-webhook-secret-file`: what a forge's push webhook proves it
+    /// knows (`api::webhook`).
+    webhook_secret: Option<String>,
 }
 
 impl Control {
+    /// A handle on `refresh` (the syncer's request channel), for tests of
+    /// the API without a syncer.
+    #[cfg(test)]
+    pub fn new(
+        refresh: mpsc::Sender<Option<oneshot::Sender<SyncReport>>>,
+        webhook_secret: Option<String>,
+    ) -> Self {
+        Self {
+            refresh,
+            webhook_secret,
+        }
+    }
+
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.webhook_secret.as_deref()
+    }
+
     /// Asks for a sync now; the receiver gets its report. `None` when the
     /// syncer is gone (the agent is stopping).
     pub fn refresh(&self) -> Option<oneshot::Receiver<SyncReport>> {
@@ -144,6 +166,7 @@ pub fn start(
     let (refresh, requests) = mpsc::channel(8);
     let (tx, checked_out) = watch::channel(None);
     let repo = Repo::new(&config.checkout, &config.auth, config.timeout);
+    let webhook_secret = config.webhook_secret.clone();
     let syncer = Syncer {
         config,
         repo,
@@ -157,7 +180,10 @@ pub fn start(
     let span = tracing::info_span!("gitsync", url = %syncer.config.url);
     let task = tokio::spawn(tracing::Instrument::instrument(syncer.run(requests), span));
     Handles {
-        control: Arc::new(Control { refresh }),
+        control: Arc::new(Control {
+            refresh,
+            webhook_secret,
+        }),
         checked_out,
         task,
     }
