@@ -449,3 +449,67 @@ fn bad_git_flags_are_refused_at_start() {
     ]);
     assert!(!err.contains("sup3rs3cret"), "{err}");
 }
+
+/// A full commit id pins the agent to that commit (fetched by id); a ref
+/// or a `--git-path` the remote does not have is an error with its own
+/// reason, and nothing is scanned.
+#[test]
+fn a_commit_id_pins_and_a_missing_ref_or_path_is_named() {
+    if !need_root("a_commit_id_pins_and_a_missing_ref_or_path_is_named")
+        || !have_git("a_commit_id_pins_and_a_missing_ref_or_path_is_named")
+    {
+        return;
+    }
+    runtime_support::private_netns();
+    let remote = Remote::new("git-pin");
+    remote.write("apps/one/compose.yaml", "name: one\nservices: {}\n");
+    let c1 = remote.commit("one");
+    remote.write("apps/two/compose.yaml", "name: two\nservices: {}\n");
+    remote.commit("two");
+
+    let start = |root: &runtime_support::Root, extra: &[&str]| {
+        let root_dir = root.dir.display().to_string();
+        let url = remote.url();
+        let mut args = vec![
+            "--git",
+            url.as_str(),
+            "--git-interval",
+            "1s",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            root_dir.as_str(),
+        ];
+        args.extend(extra);
+        agent_support::Agent::start_args(&args)
+    };
+    let root = runtime_support::Root::new("git-pin");
+    let pinned = start(&root, &["--git-path", "apps", "--git-ref", &c1]);
+    until(&pinned, "commit 1's project", || {
+        detail(&pinned, "one").map(drop)
+    });
+    let src = source(&pinned);
+    assert_eq!(src["revision"], format!("sha1:{c1}"));
+    assert_eq!(src["ref"], c1.as_str());
+    assert!(detail(&pinned, "two").is_none(), "commit 2 is not served");
+
+    let missing: [(&[&str], &str); 2] = [
+        (
+            &["--git-path", "apps", "--git-ref", "no-such-branch"],
+            "RefNotFound",
+        ),
+        (&["--git-path", "nope"], "PathNotFound"),
+    ];
+    for (extra, reason) in missing {
+        let root = runtime_support::Root::new("git-missing");
+        let agent = start(&root, extra);
+        let src = until(&agent, reason, || {
+            let s = source(&agent);
+            s["lastError"].as_str().map(drop).map(|()| s)
+        });
+        let ready = condition(&src["conditions"], "SourceReady");
+        assert_eq!(ready["reason"], reason, "{src}");
+        assert_eq!(agent.get("/readyz").0, 503);
+        assert!(agent.items().is_empty());
+    }
+}
