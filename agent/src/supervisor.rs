@@ -9,6 +9,11 @@
 //! fails fast and `/readyz` can say "not yet"), the watcher starts before
 //! the first scan (so no edit slips between the two), and readiness is
 //! declared only after that scan.
+//!
+//! With `--git` there is no watcher: the git syncer ([`crate::gitsync`])
+//! checks commits out into `dir` and bumps a watch channel, and each bump
+//! is a rescan whose changed projects get a `git` trigger. The first scan
+//! waits for a checkout, and scans share a lock with the checkout.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
