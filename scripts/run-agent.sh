@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build berth and run the agent on examples/, serving status on
 # http://127.0.0.1:${BERTH_PORT:-7878}. Extra arguments go to `berth agent`.
+# With BERTH_GIT=URL set it follows that repository instead of examples/
+# (BERTH_GIT_REF, BERTH_GIT_PATH, BERTH_GIT_TOKEN... as docs/gitops.md says).
 #
 # The examples build their images FROM busybox:latest (berth cannot pull
 # yet): when the state root ($BERTH_ROOT, else /var/lib/berth) has no
@@ -17,5 +19,9 @@ berth=./target/release/berth
 if [ -z "$("$berth" images -q busybox:latest 2>/dev/null)" ]; then
   echo "busybox:latest is not in the state root; importing it from the host's busybox" >&2
   BERTH=$berth scripts/make-busybox-image.sh busybox:latest
+fi
+if [ -n "${BERTH_GIT:-}" ]; then
+  # berth reads BERTH_GIT and the other BERTH_GIT_* variables itself.
+  exec "$berth" agent --listen "127.0.0.1:${BERTH_PORT:-7878}" "$@"
 fi
 exec "$berth" agent --dir examples --listen "127.0.0.1:${BERTH_PORT:-7878}" "$@"

@@ -39,9 +39,11 @@ for tool in nft:nftables ip:iproute2; do
     fi
   fi
 done
-# The build source tests serve repositories with a real `git daemon` (in
-# Debian's git package) and forward a real ssh-agent (openssh-client) into
-# RUN --mount=type=ssh; without them those tests print SKIPPED.
+# The git sync tests (tests/agent_git*.rs) commit and push with the `git`
+# binary, which the agent's `--git` also runs. The build source tests serve
+# repositories with a real `git daemon` (in Debian's git package) and
+# forward a real ssh-agent (openssh-client) into RUN --mount=type=ssh;
+# without them those tests print SKIPPED.
 for tool in git:git ssh-agent:openssh-client; do
   if ! need "${tool%%:*}"; then
     if [ "$(id -u)" = 0 ] && need apt-get; then

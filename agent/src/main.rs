@@ -9,6 +9,7 @@
 
 mod api;
 mod cli;
+mod gitsync;
 mod listen;
 mod logging;
 mod metrics;

@@ -6,7 +6,7 @@
 //! [`Metrics::observe`] after each change, so a removed project or
 //! service leaves no stale series behind.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::gitsync::status::SourceStatus;
 use crate::state::{Applied, ConditionStatus, Store};
 
 /// Long buckets, up to 10 minutes, as doco-cd uses: a reconcile that pulls
@@ -88,6 +89,23 @@ struct RollbackLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+/// The git source's series (registered in git mode only).
+#[derive(Debug)]
+struct SourceSeries {
+    fetches: Family<ResultLabels, Counter>,
+    fetch_duration: Family<ResultLabels, Histogram, fn() -> Histogram>,
+    commit_timestamp: Gauge,
+    commit_age: Gauge,
+    last_success: Gauge,
+    failures: Gauge,
+    ready: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProjectLabels {
     project: String,
 }
@@ -108,6 +126,7 @@ pub struct Metrics {
     drift: Family<DriftLabels, Counter>,
     events: Family<EventLabels, Counter>,
     rollbacks: Family<RollbackLabels, Counter>,
+    source: SourceSeries,
 }
 
 impl Default for Metrics {
@@ -198,7 +217,17 @@ impl Metrics {
             "Rollbacks, by project and kind (automatic after a failed health gate, or manual)",
             rollbacks.clone(),
         );
+        let source = SourceSeries {
+            fetches: Family::default(),
+            fetch_duration: Family::new_with_constructor(duration_histogram),
+            commit_timestamp: Gauge::default(),
+            commit_age: Gauge::default(),
+            last_success: Gauge::default(),
+            failures: Gauge::default(),
+            ready: Gauge::default(),
+        };
         Self {
+            source,
             registry,
             projects,
             loads,
@@ -213,6 +242,52 @@ impl Metrics {
             events,
             rollbacks,
         }
+    }
+
+    /// The metrics of an agent that follows a git repository: also the
+    /// `berth_source_*` series.
+    pub fn with_source() -> Self {
+        let mut metrics = Self::new();
+        register_source(&mut metrics.registry, &metrics.source);
+        metrics
+    }
+
+    /// One git sync (fetch, and checkout when the commit changed) ended.
+    pub fn source_fetch(&self, result: &str, elapsed: Duration) {
+        let labels = ResultLabels {
+            result: result.to_owned(),
+        };
+        self.source.fetches.get_or_create(&labels).inc();
+        self.source
+            .fetch_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the source's gauges; the commit's age is computed at `now`
+    /// (the API calls this before rendering, so it never goes stale).
+    pub fn observe_source(&self, source: &SourceStatus, now: SystemTime) {
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0)
+        };
+        if let Some(time) = source.commit_time {
+            self.source.commit_timestamp.set(secs(time));
+            let age = now.duration_since(time).unwrap_or_default();
+            self.source
+                .commit_age
+                .set(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        }
+        if let Some(at) = source.last_success_at {
+            self.source.last_success.set(secs(at));
+        }
+        self.source
+            .failures
+            .set(i64::from(source.consecutive_failures));
+        self.source
+            .ready
+            .set(i64::from(source.ready.status == ConditionStatus::True));
     }
 
     pub fn event(&self, kind: &str, reason: &str) {
@@ -357,6 +432,45 @@ impl Metrics {
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
+}
+
+fn register_source(registry: &mut Registry, s: &SourceSeries) {
+    registry.register(
+        "berth_source_fetches",
+        "Git syncs (ls-remote, fetch and checkout when the commit changed), by result \
+         (success or failure)",
+        s.fetches.clone(),
+    );
+    registry.register(
+        "berth_source_fetch_duration_seconds",
+        "How long each git sync took, by result",
+        s.fetch_duration.clone(),
+    );
+    registry.register(
+        "berth_source_commit_timestamp_seconds",
+        "Committer time of the commit checked out (Unix seconds)",
+        s.commit_timestamp.clone(),
+    );
+    registry.register(
+        "berth_source_commit_age_seconds",
+        "Age of the commit checked out, at the time of the scrape",
+        s.commit_age.clone(),
+    );
+    registry.register(
+        "berth_source_last_success_timestamp_seconds",
+        "When the last git sync succeeded (Unix seconds): alert on time() minus this",
+        s.last_success.clone(),
+    );
+    registry.register(
+        "berth_source_consecutive_failures",
+        "Git syncs failed in a row (0 after a success)",
+        s.failures.clone(),
+    );
+    registry.register(
+        "berth_source_ready",
+        "1 while the SourceReady condition is True",
+        s.ready.clone(),
+    );
 }
 
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use berth_spec::compose::model::Project;
 use berth_spec::diag::Diagnostic;
 
+use crate::gitsync::status::SourceStatus;
 use crate::projects::load::{LoadResult, fallback_name};
 use crate::projects::scan::Known;
 use crate::reconcile::status::{self as reconcile_status, ReconcileState};
@@ -182,6 +183,9 @@ pub struct ProjectState {
     pub deleting_since: Option<SystemTime>,
     /// What the reconcile worker did and saw last.
     pub reconcile: ReconcileState,
+    /// In git mode: the revision checked out (`main@sha1:...`) when the
+    /// project's folder was last scanned.
+    pub source_revision: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +194,10 @@ pub struct LastGood {
     pub warnings: Vec<Diagnostic>,
     pub revision: String,
     pub generation: u64,
+    /// In git mode: the newest revision checked out whose files are this
+    /// model's (a commit that left the project's files alone moves it;
+    /// a commit that broke them does not).
+    pub source_revision: Option<String>,
 }
 
 impl ProjectState {
@@ -249,6 +257,8 @@ pub struct Store {
     /// Folders of suspended projects (kept across restarts by the
     /// agent): a project loaded from one starts suspended.
     suspended_dirs: BTreeSet<PathBuf>,
+    /// The git source, in git mode.
+    source: Option<SourceStatus>,
 }
 
 /// A project whose folder went away.
@@ -295,6 +305,46 @@ impl Store {
             self.suspended_dirs.remove(&p.dir);
         }
         true
+    }
+
+    pub fn set_source(&mut self, source: SourceStatus) {
+        self.source = Some(source);
+    }
+
+    pub fn source(&self) -> Option<&SourceStatus> {
+        self.source.as_ref()
+    }
+
+    pub fn source_mut(&mut self) -> Option<&mut SourceStatus> {
+        self.source.as_mut()
+    }
+
+    /// After a scan in git mode: every project present was read at the
+    /// revision checked out, and so was the model of each whose files
+    /// load as they are (a broken one keeps its model's older revision).
+    pub fn tag_source_revision(&mut self, present: &[String]) {
+        let Some(revision) = self.source.as_ref().and_then(|s| s.revision.clone()) else {
+            return;
+        };
+        for key in present {
+            let Some(p) = self.projects.get_mut(key) else {
+                continue;
+            };
+            p.source_revision = Some(revision.clone());
+            let loads = p.load_errors.is_empty();
+            if let Some(good) = &mut p.last_good
+                && loads
+                && good.revision == p.revision
+            {
+                good.source_revision = Some(revision.clone());
+                // What runs is these files, so it is this commit's too
+                // (as Flux says of a commit that left a Kustomization's
+                // files alone).
+                if p.reconcile.last_applied_revision.as_deref() == Some(good.revision.as_str()) {
+                    p.reconcile.last_applied_source_revision = Some(revision.clone());
+                }
+            }
+        }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -373,6 +423,7 @@ impl Store {
                 suspended,
                 deleting_since: None,
                 reconcile: ReconcileState::new(now),
+                source_revision: None,
             });
         let generation_changed = created || state.revision != revision;
         if generation_changed {
@@ -394,6 +445,7 @@ impl Store {
                     warnings: loaded.warnings,
                     revision: state.revision.clone(),
                     generation: state.generation,
+                    source_revision: None,
                 });
             }
             Err(diagnostics) => state.load_errors = diagnostics.0,

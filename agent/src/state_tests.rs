@@ -308,3 +308,52 @@ fn phase_counts_include_zeroes() {
     assert_eq!(counts.get(&Phase::Failed), Some(&1));
     assert_eq!(counts.get(&Phase::Ready), Some(&0));
 }
+
+#[test]
+fn git_revisions_follow_the_files_a_commit_leaves_valid() {
+    let mut store = Store::default();
+    let status = |revision: &str| {
+        let mut s = crate::gitsync::status::SourceStatus::new(
+            "file:///r".into(),
+            "main".into(),
+            String::new(),
+            Duration::from_secs(60),
+            PathBuf::from("/c"),
+            t(0),
+        );
+        s.checked_out(revision.into(), "c".into(), None);
+        s
+    };
+    let present = vec!["a".to_owned(), "b".to_owned()];
+    store.set_source(status("main@sha1:c1"));
+    store.apply_load(ok("a", "ra1", project("a", &[])), t(0));
+    store.apply_load(ok("b", "rb1", project("b", &[])), t(0));
+    store.tag_source_revision(&present);
+    // `a` was applied at its files' digest; `b` never was.
+    store.get_mut("a").unwrap().reconcile.last_applied_revision = Some("ra1".into());
+    store
+        .get_mut("a")
+        .unwrap()
+        .reconcile
+        .last_applied_source_revision = Some("main@sha1:c1".into());
+
+    // Commit 2 leaves `a` alone and breaks `b`.
+    store.set_source(status("main@sha1:c2"));
+    store.apply_load(failed("b", "rb2"), t(1));
+    store.tag_source_revision(&present);
+    let a = store.get("a").unwrap();
+    assert_eq!(a.source_revision.as_deref(), Some("main@sha1:c2"));
+    let good = a.last_good.as_ref().unwrap();
+    assert_eq!(good.source_revision.as_deref(), Some("main@sha1:c2"));
+    // What runs is commit 2's files too.
+    assert_eq!(
+        a.reconcile.last_applied_source_revision.as_deref(),
+        Some("main@sha1:c2")
+    );
+    let b = store.get("b").unwrap();
+    assert_eq!(b.source_revision.as_deref(), Some("main@sha1:c2"));
+    // The broken files are commit 2's; the model kept is commit 1's.
+    let good = b.last_good.as_ref().unwrap();
+    assert_eq!(good.source_revision.as_deref(), Some("main@sha1:c1"));
+    assert_eq!(b.reconcile.last_applied_source_revision, None);
+}

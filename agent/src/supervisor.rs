@@ -9,13 +9,18 @@
 //! fails fast and `/readyz` can say "not yet"), the watcher starts before
 //! the first scan (so no edit slips between the two), and readiness is
 //! declared only after that scan.
+//!
+//! With `--git` there is no watcher: the git syncer ([`crate::gitsync`])
+//! checks commits out into `dir` and bumps a watch channel, and each bump
+//! is a rescan whose changed projects get a `git` trigger. The first scan
+//! waits for a checkout, and scans share a lock with the checkout.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::api::{self, AppState, Auth};
@@ -41,6 +46,9 @@ pub struct Config {
     pub auth: Auth,
     /// Where suspensions are kept (under the state root).
     pub suspensions: Option<PathBuf>,
+    /// `--git`: the repository `dir` is checked out from. Then there is
+    /// no file watcher: a new commit triggers the rescan.
+    pub source: Option<crate::gitsync::SourceConfig>,
 }
 
 /// What one rescan was started by, for logs.
@@ -50,6 +58,8 @@ enum Trigger {
     Watch,
     Lost,
     Resync,
+    /// A new commit was checked out.
+    Git,
 }
 
 impl Trigger {
@@ -59,6 +69,7 @@ impl Trigger {
             Trigger::Watch => "fswatch",
             Trigger::Lost => "watch-lost",
             Trigger::Resync => "resync",
+            Trigger::Git => "git",
         }
     }
 }
@@ -69,6 +80,7 @@ impl Trigger {
             Trigger::Initial => reconcile::Trigger::Initial,
             Trigger::Watch | Trigger::Lost => reconcile::Trigger::FsWatch,
             Trigger::Resync => reconcile::Trigger::Resync,
+            Trigger::Git => reconcile::Trigger::Git,
         }
     }
 }
@@ -79,6 +91,9 @@ struct Ctx {
     store: SharedStore,
     metrics: Arc<Metrics>,
     reconcilers: Option<Arc<Reconcilers>>,
+    /// Git mode: held by every scan and by the checkout, so a scan never
+    /// reads a half-updated tree.
+    tree: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What one rescan changed, for the reconcile workers.
@@ -99,8 +114,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .as_deref()
         .map(reconcile::load_suspended)
         .unwrap_or_default();
-    let store: SharedStore = Arc::new(tokio::sync::RwLock::new(Store::with_suspended(suspended)));
-    let metrics = Arc::new(Metrics::new());
+    let mut initial = Store::with_suspended(suspended);
+    if let Some(source) = &config.source {
+        initial.set_source(source.status(SystemTime::now()));
+    }
+    let store: SharedStore = Arc::new(tokio::sync::RwLock::new(initial));
+    let metrics = Arc::new(if config.source.is_some() {
+        Metrics::with_source()
+    } else {
+        Metrics::new()
+    });
     let bound = Bound::bind(&config.listen).await?;
     let shutdown = shutdown_signal();
     let addr = bound.local_addr();
@@ -109,9 +132,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %addr, dir = %config.dir.display(), "agent started");
 
     // Keep the watcher in scope until the server stops: dropping it would
-    // silently end all file events.
-    let (watcher, signals) = match Watcher::start(&config.dir, config.debounce) {
-        Ok((watcher, signals)) => (Some(watcher), signals),
+    // silently end all file events. In git mode the checkout changes
+    // only by the syncer's hand, which triggers its own rescan.
+    let watched = match config.source {
+        // A channel with no sender: the loop sees it closed.
+        Some(_) => Ok((None, mpsc::channel(1).1)),
+        None => Watcher::start(&config.dir, config.debounce).map(|(w, s)| (Some(w), s)),
+    };
+    let (watcher, signals) = match watched {
+        Ok(watching) => watching,
         Err(err) => {
             tracing::error!(
                 dir = %config.dir.display(),
@@ -136,12 +165,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
         revisions: Arc::default(),
     });
+    let tree = config
+        .source
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Mutex::new(())));
+    let source = config
+        .source
+        .clone()
+        .zip(tree.clone())
+        .map(|(source, tree)| {
+            crate::gitsync::start(
+                source,
+                store.clone(),
+                metrics.clone(),
+                reconcilers.events().clone(),
+                tree,
+            )
+        });
     let ctx = Arc::new(Ctx {
         root: config.dir.clone(),
         environment: Arc::new(config.environment.clone()),
         store: store.clone(),
         metrics: metrics.clone(),
         reconcilers: Some(reconcilers.clone()),
+        tree,
     });
     // Kept until the end, like the file watcher.
     let container_events = config.host.containers_dir().and_then(|dir| {
@@ -156,16 +203,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             })
             .ok()
     });
-    let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval));
+    let checked_out = source.as_ref().map(|s| s.checked_out.clone());
+    let sync = tokio::spawn(sync_loop(ctx, signals, config.resync_interval, checked_out));
 
     let app = api::router(AppState {
         store,
         metrics,
         control: Some(reconcilers.clone()),
         auth: Arc::new(config.auth),
+        source: source.as_ref().map(|s| s.control.clone()),
     });
     let served = bound.serve(app, shutdown).await;
     sync.abort();
+    if let Some(source) = source {
+        source.task.abort();
+    }
     reconcilers.shutdown();
     drop(container_events);
     drop(watcher);
@@ -173,8 +225,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     served
 }
 
-/// Scans once, declares readiness, then rescans on every signal and tick.
-async fn sync_loop(ctx: Arc<Ctx>, mut signals: mpsc::Receiver<Signal>, resync: Duration) {
+/// Scans once, declares readiness, then rescans on every signal and tick,
+/// and in git mode after every checkout. In git mode the first scan waits
+/// for a checkout (a previous run's, or the first fetch): an empty folder
+/// would read as "every project deleted".
+async fn sync_loop(
+    ctx: Arc<Ctx>,
+    mut signals: mpsc::Receiver<Signal>,
+    resync: Duration,
+    mut checked_out: Option<watch::Receiver<Option<String>>>,
+) {
+    if let Some(rx) = checked_out.as_mut() {
+        tracing::info!("waiting for a checkout of the git source before the first scan");
+        if rx.wait_for(Option::is_some).await.is_err() {
+            tracing::error!("the git syncer stopped before anything was checked out");
+            return;
+        }
+    }
     let changes = rescan(&ctx, Trigger::Initial).await;
     let projects = {
         let mut store = ctx.store.write().await;
@@ -205,6 +272,19 @@ async fn sync_loop(ctx: Arc<Ctx>, mut signals: mpsc::Receiver<Signal>, resync: D
                 }
             },
             _ = ticker.tick() => Trigger::Resync,
+            changed = async {
+                match checked_out.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if checked_out.is_some() => match changed {
+                Ok(()) => Trigger::Git,
+                Err(_) => {
+                    tracing::error!("the git syncer stopped; only resyncs rescan from now on");
+                    checked_out = None;
+                    continue;
+                }
+            },
         };
         let changes = rescan(&ctx, trigger).await;
         dispatch(&ctx, trigger, changes).await;
@@ -220,7 +300,7 @@ async fn dispatch(ctx: &Ctx, trigger: Trigger, changes: Changes) {
     };
     let keys = match trigger {
         Trigger::Initial | Trigger::Resync => ctx.store.read().await.keys(),
-        Trigger::Watch | Trigger::Lost => {
+        Trigger::Watch | Trigger::Lost | Trigger::Git => {
             let mut keys = changes.changed;
             // A file event may be inside a build context, which a
             // project's revision does not cover: projects that build
@@ -272,6 +352,12 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) -> Changes {
     let span = tracing::debug_span!("rescan", trigger = trigger.as_str());
     async {
         let mut changes = Changes::default();
+        // Held until the store has the scan's results, so the revision
+        // checked out and the files read agree.
+        let _tree = match &ctx.tree {
+            Some(tree) => Some(tree.lock().await),
+            None => None,
+        };
         let known = ctx.store.read().await.known();
         let root = ctx.root.clone();
         let environment = ctx.environment.clone();
@@ -352,6 +438,7 @@ async fn rescan(ctx: &Ctx, trigger: Trigger) -> Changes {
                 }
             }
         }
+        store.tag_source_revision(&report.present);
         store.settle(now);
         // A conflict that starts or ends changes what the project's worker
         // may do, without any change of its own files.
@@ -416,6 +503,7 @@ mod tests {
             store: Arc::new(tokio::sync::RwLock::new(Store::default())),
             metrics: Arc::new(Metrics::new()),
             reconcilers: None,
+            tree: None,
         })
     }
 
@@ -433,7 +521,12 @@ mod tests {
         let ctx = ctx(tmp.path());
         // A closed channel: what the loop gets when the watcher could not start.
         let (_, signals) = mpsc::channel(1);
-        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_millis(100)));
+        let task = tokio::spawn(sync_loop(
+            ctx.clone(),
+            signals,
+            Duration::from_millis(100),
+            None,
+        ));
         wait_until(&ctx, "ready", Store::is_ready).await;
         assert_eq!(ctx.store.read().await.projects().count(), 0);
 
@@ -455,7 +548,12 @@ mod tests {
         let ctx = ctx(tmp.path());
         let (tx, signals) = mpsc::channel(8);
         // A resync far away: only the signals can cause the rescans here.
-        let task = tokio::spawn(sync_loop(ctx.clone(), signals, Duration::from_secs(3600)));
+        let task = tokio::spawn(sync_loop(
+            ctx.clone(),
+            signals,
+            Duration::from_secs(3600),
+            None,
+        ));
         wait_until(&ctx, "ready", Store::is_ready).await;
 
         std::fs::write(tmp.path().join("compose.yaml"), "services: {}\n").unwrap();

@@ -110,13 +110,32 @@ impl Agent {
     /// the agent gets a state root of its own (a temp folder), so it never
     /// touches the machine's `/var/lib/berth`.
     pub fn start_with(dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(Some(dir), args, &[])
+    }
+
+    /// Starts `berth agent ARGS...` (no `--dir`: the args name the
+    /// source, e.g. `--git URL`).
+    pub fn start_args(args: &[&str]) -> Self {
+        Self::spawn(None, args, &[])
+    }
+
+    /// [`Self::start_args`] with extra environment variables.
+    pub fn start_args_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(None, args, env)
+    }
+
+    fn spawn(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Self {
         // The log lives outside the watched folder: writing it must not
         // cause file events there.
         let logdir = TempDir::new("log");
         let log = logdir.path().join("agent.log");
         let root = (!args.contains(&"--root")).then(|| TempDir::new("root"));
         let mut cmd = berth_cmd();
-        cmd.arg("agent").arg("--dir").arg(dir).args(args);
+        cmd.arg("agent");
+        if let Some(dir) = dir {
+            cmd.arg("--dir").arg(dir);
+        }
+        cmd.args(args).envs(env.iter().copied());
         if let Some(root) = &root {
             cmd.arg("--root").arg(root.path());
         }

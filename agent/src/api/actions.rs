@@ -185,5 +185,5 @@ async fn set_suspended(
         .map_err(|e| ApiError::internal(format!("cannot save the suspension: {e}")))?;
     let store = state.store.read().await;
     // Authorized above.
-    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, true)))
+    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, store.source(), true)))
 }

@@ -14,6 +14,8 @@
 //! | `GET /api/v1/projects/{name}/history` | the kept revisions, newest first |
 //! | `POST /api/v1/projects/{name}/rollback[?to=N&wait=false&timeout=2m]` | pins revision N (default: the previous applied one), `200` once applied |
 //! | `GET /api/v1/events[?since=&project=&watch=false]` | SSE stream of events (JSON list with `watch=false`) |
+//! | `GET /api/v1/source` | the git source (`--git`): revision, last fetch, error, `SourceReady`; 404 with `--dir` |
+//! | `POST /api/v1/source/refresh[?wait=true&timeout=2m]` | fetch now (a push hook); `202` queued, with `wait` `200` and `Updated`/`Unchanged`/`Failed`; also takes a forge's signed webhook (`webhook.rs`) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! Mutating calls (`POST`) need `Authorization: Bearer <token>`, the token
@@ -28,7 +30,9 @@ mod events;
 mod projects;
 mod redact;
 pub mod rollout;
+pub mod source;
 pub mod types;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -53,6 +57,8 @@ pub struct AppState {
     /// The reconcile workers; `None` where nothing reconciles (some tests).
     pub control: Option<Arc<Reconcilers>>,
     pub auth: Arc<Auth>,
+    /// The git syncer, in git mode.
+    pub source: Option<Arc<crate::gitsync::Control>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects/{name}/history", get(rollout::history))
         .route("/api/v1/projects/{name}/rollback", post(rollout::rollback))
         .route("/api/v1/events", get(events::events))
+        .route("/api/v1/source", get(source::get))
+        .route("/api/v1/source/refresh", post(source::refresh))
         .fallback(not_found)
         .with_state(state)
 }
@@ -81,21 +89,32 @@ async fn healthz() -> Json<Health> {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    if state.store.read().await.is_ready() {
-        (StatusCode::OK, Json(Health::ok()))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health::unavailable(
-                "the first scan of --dir has not finished",
-            )),
-        )
+    let store = state.store.read().await;
+    if store.is_ready() {
+        return (StatusCode::OK, Json(Health::ok()));
     }
+    let why = match store.source() {
+        Some(s) if s.revision.is_none() => format!(
+            "waiting for the first checkout of {}: {}",
+            s.url,
+            s.last_error.as_deref().unwrap_or("fetching")
+        ),
+        _ => "the first scan of --dir has not finished".to_owned(),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Health::unavailable(why)),
+    )
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    // Gauges are refreshed by the supervisor after each scan; rendering
-    // only reads.
+    // Gauges are refreshed by the supervisor after each scan; only the
+    // commit's age moves with the clock.
+    if let Some(source) = state.store.read().await.source() {
+        state
+            .metrics
+            .observe_source(source, std::time::SystemTime::now());
+    }
     match state.metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(_) => ApiError::internal("cannot encode metrics").into_response(),

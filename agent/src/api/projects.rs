@@ -26,7 +26,7 @@ pub async fn detail(
     // sees the values it would hide.
     let reveal = state.auth.check(&headers).is_ok();
     let store = state.store.read().await;
-    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, reveal)))
+    lookup(&store, &name).map(|p| Json(ProjectDetail::new(p, store.source(), reveal)))
 }
 
 /// The project called `name`: 404 when none is, 409 when several folders

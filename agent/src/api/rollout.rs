@@ -30,6 +30,12 @@ pub struct HistoryEntry {
     pub snapshot: String,
     /// The project revision: `sha256:` over its files.
     pub revision: String,
+    /// In git mode: the commit its files were read at, and its label
+    /// (`main@sha1:<commit>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
     /// `Progressing|Applied|Failed|RolledBack`.
     pub state: &'static str,
     pub message: String,
@@ -53,6 +59,8 @@ impl From<&Revision> for HistoryEntry {
             number: r.number,
             snapshot: format!("rev-{}", r.number),
             revision: r.source.digest.clone(),
+            commit: r.source.commit.clone(),
+            source_revision: r.source.revision.clone(),
             state: r.state.as_str(),
             message: r.message.clone(),
             first_reconciled: r.created_at.clone(),

@@ -35,6 +35,7 @@ fn app(dir: &std::path::Path) -> (Router, Setup) {
         metrics: t.metrics.clone(),
         control: Some(t.mgr.clone()),
         auth: Arc::new(Auth::Token(TOKEN.into())),
+        source: None,
     };
     (router(state), t)
 }

@@ -19,6 +19,7 @@ fn app(store: Store) -> (Router, AppState) {
         metrics: Arc::new(Metrics::new()),
         control: None,
         auth: Arc::new(Auth::Disabled),
+        source: None,
     };
     (router(state.clone()), state)
 }
@@ -179,7 +180,10 @@ async fn detail_of_a_ready_project() {
     assert_eq!(status["phase"], "Pending");
     assert_eq!(
         status["sync"],
-        json!({"status": "Unknown", "revision": null, "message": "not observed yet"})
+        json!({
+            "status": "Unknown", "revision": null, "desiredDigest": "sha256:r1",
+            "appliedDigest": null, "message": "not observed yet"
+        })
     );
     assert_eq!(
         status["health"],
@@ -406,6 +410,7 @@ services:
             metrics: t.metrics.clone(),
             control: Some(t.mgr.clone()),
             auth: Arc::new(auth),
+            source: None,
         };
         (router(state), t)
     }

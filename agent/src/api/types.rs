@@ -14,6 +14,8 @@ use berth_spec::diag::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::source::Source;
+use crate::gitsync::status::SourceStatus;
 use crate::reconcile::status::{
     OperationState, StepState, project_health, service_health, sync_status,
 };
@@ -115,7 +117,10 @@ pub struct ProjectSummary {
     pub errors: Vec<DiagnosticView>,
     pub warnings: Vec<DiagnosticView>,
     pub last_loaded_at: String,
+    /// `main@sha1:<commit>` in git mode, else the files' digest.
     pub last_applied_revision: Option<String>,
+    /// In git mode: the revision checked out when the folder was last read.
+    pub source_revision: Option<String>,
     /// The first current error: the spec's, else the last reconcile's.
     pub last_error: Option<String>,
 }
@@ -149,7 +154,8 @@ impl ProjectSummary {
             errors: p.errors().map(DiagnosticView::from).collect(),
             warnings: p.warnings().iter().map(DiagnosticView::from).collect(),
             last_loaded_at: rfc3339(p.last_loaded_at),
-            last_applied_revision: p.reconcile.last_applied_revision.clone(),
+            last_applied_revision: applied_revision(p),
+            source_revision: p.source_revision.clone(),
             last_error: last_error(p),
         }
     }
@@ -191,14 +197,6 @@ pub struct Spec {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Source {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub path: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Status {
     /// The generation the last reconcile (or decision not to) looked at;
     /// behind `metadata.generation` while a change waits for its reconcile.
@@ -212,8 +210,14 @@ pub struct Status {
     /// behind `revision` while the latest edit is invalid.
     pub last_valid_revision: Option<String>,
     pub last_valid_generation: Option<u64>,
+    /// `main@sha1:<commit>` in git mode (Flux's convention), else the
+    /// files' digest.
     pub last_applied_revision: Option<String>,
     pub last_attempted_revision: Option<String>,
+    /// In git mode: the revision checked out when the project's folder
+    /// was last read (ahead of `lastAppliedRevision` while a newer
+    /// commit's files are broken or being applied).
+    pub source_revision: Option<String>,
     /// When the last manual trigger was taken up.
     pub last_handled_reconcile_at: Option<String>,
     pub last_reconcile_time: Option<String>,
@@ -249,8 +253,13 @@ pub struct Status {
 #[serde(rename_all = "camelCase")]
 pub struct SyncView {
     pub status: &'static str,
-    /// The revision applied last.
+    /// The revision applied last: `main@sha1:<commit>` in git mode, else
+    /// the files' digest.
     pub revision: Option<String>,
+    /// The files' digest (`sha256:`) of what the files say now, and of
+    /// what was applied last.
+    pub desired_digest: String,
+    pub applied_digest: Option<String>,
     pub message: String,
 }
 
@@ -408,9 +417,15 @@ impl From<&berth_reconcilers::status::ServiceStatus> for ServiceObserved {
 
 impl ProjectDetail {
     /// `reveal`: the caller presented the API token (see `api::redact`).
-    pub fn new(p: &ProjectState, reveal: bool) -> Self {
+    /// `source`: the git source, in git mode.
+    pub fn new(p: &ProjectState, source: Option<&SourceStatus>, reveal: bool) -> Self {
         let good = p.last_good.as_ref();
         let r = &p.reconcile;
+        let applied = applied_revision(p);
+        let attempted = r
+            .last_attempted_source_revision
+            .clone()
+            .or_else(|| r.last_attempted_revision.clone());
         let (sync, sync_message) = sync_status(p);
         let (health, health_message) = project_health(p);
         let files = relative_files(&p.dir, &p.files);
@@ -425,10 +440,7 @@ impl ProjectDetail {
                 labels: BTreeMap::new(),
             },
             spec: Spec {
-                source: Source {
-                    kind: "dir",
-                    path: p.dir.display().to_string(),
-                },
+                source: Source::new(p, source),
                 files,
                 profiles: Vec::new(),
                 suspend: p.suspended,
@@ -438,7 +450,9 @@ impl ProjectDetail {
                 phase: p.phase().as_str(),
                 sync: SyncView {
                     status: sync.as_str(),
-                    revision: r.last_applied_revision.clone(),
+                    revision: applied.clone(),
+                    desired_digest: p.revision.clone(),
+                    applied_digest: r.last_applied_revision.clone(),
                     message: sync_message,
                 },
                 health: HealthView {
@@ -449,8 +463,9 @@ impl ProjectDetail {
                 last_loaded_at: rfc3339(p.last_loaded_at),
                 last_valid_revision: good.map(|g| g.revision.clone()),
                 last_valid_generation: good.map(|g| g.generation),
-                last_applied_revision: r.last_applied_revision.clone(),
-                last_attempted_revision: r.last_attempted_revision.clone(),
+                last_applied_revision: applied,
+                last_attempted_revision: attempted,
+                source_revision: p.source_revision.clone(),
                 last_handled_reconcile_at: r.last_handled_reconcile_at.map(rfc3339),
                 last_reconcile_time: r
                     .operation
@@ -467,6 +482,7 @@ impl ProjectDetail {
                     &r.healthy,
                 ]
                 .into_iter()
+                .chain(source.map(|s| &s.ready))
                 .map(ConditionView::from)
                 .collect(),
                 operation: r.operation.as_ref().map(OperationView::from),
@@ -493,6 +509,15 @@ impl ProjectDetail {
             }),
         }
     }
+}
+
+/// The revision applied last, as the status names it: the git label in
+/// git mode, else the files' digest.
+fn applied_revision(p: &ProjectState) -> Option<String> {
+    let r = &p.reconcile;
+    r.last_applied_source_revision
+        .clone()
+        .or_else(|| r.last_applied_revision.clone())
 }
 
 /// The spec's error first, else the last reconcile's.

@@ -1,7 +1,8 @@
-//! `berth agent`: watch a directory of Compose projects, keep each one's
-//! containers in the state its files declare, and serve their status. This
-//! module only turns flags into a [`crate::supervisor::Config`] (opening
-//! the engine on `--root`, reading the API token) and runs the async
+//! `berth agent`: watch a directory (or follow a git repository) of
+//! Compose projects, keep each one's containers in the state its files
+//! declare, and serve their status. This module only turns flags into a
+//! [`crate::supervisor::Config`] (opening the engine on `--root`, reading
+//! the API token; the git flags in `agent_git.rs`) and runs the async
 //! runtime.
 
 use std::path::{Path, PathBuf};
@@ -29,11 +30,14 @@ const TOKEN_ENV: &str = "BERTH_API_TOKEN";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "git"])))]
 pub struct AgentArgs {
     /// Folder holding the Compose projects: itself and each subfolder with a
     /// compose file is one project.
     #[arg(long, value_name = "DIR", env = "BERTH_DIR")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub git: super::agent_git::GitArgs,
     /// Where to serve the status API: `HOST:PORT` (loopback only unless
     /// `--allow-remote`), or `unix:/path/to.sock`.
     #[arg(
@@ -95,11 +99,23 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         !args.resync_interval.is_zero(),
         "--resync-interval must be greater than zero"
     );
-    let dir = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("--dir {}", args.dir.display()))?;
-    anyhow::ensure!(dir.is_dir(), "--dir {} is not a directory", dir.display());
+    let source = match &args.git.git {
+        Some(_) => Some(super::agent_git::source(&args.git, &global.root)?),
+        None => None,
+    };
+    let dir = match (&source, &args.dir) {
+        // The checkout may not exist yet (first start, remote down): the
+        // supervisor scans it once the first checkout is there.
+        (Some(source), _) => source.dir(),
+        (None, Some(dir)) => {
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("--dir {}", dir.display()))?;
+            anyhow::ensure!(dir.is_dir(), "--dir {} is not a directory", dir.display());
+            dir
+        }
+        (None, None) => anyhow::bail!("give --dir DIR or --git URL"),
+    };
     let auth = match token(args.token_file.as_deref())? {
         Some(token) => Auth::Token(token),
         None => {
@@ -142,6 +158,7 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         host: Arc::new(EngineHost::new(engine, runtime_handle)),
         auth,
         suspensions: Some(global.root.join("agent").join("suspended.json")),
+        source,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,7 @@
 
 mod agent;
 mod agent_client;
+mod agent_git;
 mod build;
 mod builder_cmd;
 mod compose;
@@ -106,8 +107,9 @@ pub enum Command {
     /// Parse, resolve and render the Compose project in canonical form (like
     /// `docker compose config`).
     Config(config::ConfigArgs),
-    /// Watch a directory of Compose projects, keep their containers as
-    /// declared, and serve their status over HTTP.
+    /// Watch a directory (or follow a git repository) of Compose
+    /// projects, keep their containers as declared, and serve their
+    /// status over HTTP.
     Agent(agent::AgentArgs),
     /// Roll a project back to an earlier revision, through the running
     /// agent (`--to N`, or the previous applied one).

@@ -43,7 +43,7 @@ impl EventType {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct InvolvedObject {
-    /// `Project`, `Service` or `Container`.
+    /// `Project`, `Service`, `Container` or `Source`.
     pub kind: &'static str,
     pub project: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +57,14 @@ impl InvolvedObject {
         Self {
             kind: "Project",
             project: project.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The git source (`project` empty: it concerns every project).
+    pub fn source() -> Self {
+        Self {
+            kind: "Source",
             ..Self::default()
         }
     }
@@ -394,6 +402,11 @@ pub mod reason {
     pub const CONTAINER_EXITED: &str = "ContainerExited";
     pub const CONTAINER_RESTARTED: &str = "ContainerRestarted";
     pub const CONTAINER_RECOVERED: &str = "ContainerRecovered";
+    /// Git sync: a new commit is checked out.
+    pub const NEW_REVISION: &str = "NewRevision";
+    pub const SOURCE_FETCH_FAILED: &str = "SourceFetchFailed";
+    pub const SOURCE_FETCH_SUCCEEDED: &str = "SourceFetchSucceeded";
+    pub const LOCAL_CHANGES_DISCARDED: &str = "LocalChangesDiscarded";
 }
 
 #[cfg(test)]

@@ -71,9 +71,12 @@ pub struct Source {
     pub digest: String,
     pub dir: String,
     pub files: Vec<SourceFile>,
-    /// The git commit, once the agent syncs from git.
+    /// In git mode: the commit the files were read at, and its label
+    /// (`main@sha1:<commit>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// One action of the plan that applied the revision.

@@ -24,6 +24,7 @@ fn revision(number: u64, state: RevisionState, applied_at: Option<&str>) -> Revi
             dir: "/srv/shop".into(),
             files: vec![],
             commit: None,
+            revision: None,
         },
         file_digests: BTreeMap::from([("/srv/shop/app.conf".to_owned(), "sha256:a".to_owned())]),
         config_hashes: BTreeMap::new(),

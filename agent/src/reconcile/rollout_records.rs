@@ -16,12 +16,22 @@ use crate::timefmt::rfc3339;
 /// retry of the same files, or a forced one after a rollback, reuses the
 /// newest record when it has the same files). Returns its number.
 pub async fn begin(shared: &Shared, key: &str, job: &Job) -> Option<u64> {
-    let (name, revision, tracked) = {
+    let (name, revision, tracked, source_revision) = {
         let store = shared.store.read().await;
         let p = store.get(key)?;
         let good = p.last_good.as_ref()?;
-        (p.name.clone(), good.revision.clone(), p.tracked.clone())
+        (
+            p.name.clone(),
+            good.revision.clone(),
+            p.tracked.clone(),
+            good.source_revision.clone(),
+        )
     };
+    // `main@sha1:<commit>` → the commit.
+    let commit = source_revision
+        .as_deref()
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(_, c)| c.to_owned());
     let revisions = shared.revisions.clone();
     let options = shared.options.rollout.clone();
     let model = job.project.clone();
@@ -65,7 +75,8 @@ pub async fn begin(shared: &Shared, key: &str, job: &Job) -> Option<u64> {
                             digest: revision,
                             dir,
                             files,
-                            commit: None,
+                            commit,
+                            revision: source_revision,
                         },
                         file_digests,
                         config_hashes: BTreeMap::new(),

@@ -68,7 +68,7 @@ pub fn run(
         // event: those repair drift with the images at hand.
         refresh_images: matches!(
             job.trigger,
-            Trigger::Initial | Trigger::FsWatch | Trigger::Manual
+            Trigger::Initial | Trigger::FsWatch | Trigger::Git | Trigger::Manual
         ),
         ..PlanOptions::default()
     };

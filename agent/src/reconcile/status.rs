@@ -159,6 +159,11 @@ pub struct ReconcileState {
     pub last_applied_revision: Option<String>,
     pub last_applied_generation: Option<u64>,
     pub last_attempted_revision: Option<String>,
+    /// In git mode, the same two as `main@sha1:<commit>` labels, and the
+    /// current operation's.
+    pub last_applied_source_revision: Option<String>,
+    pub last_attempted_source_revision: Option<String>,
+    pub operation_source_revision: Option<String>,
     /// The generation the conditions were computed from by a reconcile.
     pub observed_generation: u64,
     pub last_handled_reconcile_at: Option<SystemTime>,
@@ -206,6 +211,9 @@ impl ReconcileState {
             last_applied_revision: None,
             last_applied_generation: None,
             last_attempted_revision: None,
+            last_applied_source_revision: None,
+            last_attempted_source_revision: None,
+            operation_source_revision: None,
             observed_generation: 0,
             last_handled_reconcile_at: None,
             next_reconcile_at: None,
@@ -230,6 +238,13 @@ impl ReconcileState {
         self.observed_generation = op.generation;
         self.skipped = None;
         self.operation = Some(op);
+    }
+
+    /// The git revision the operation that just began applies (`None`
+    /// outside git mode).
+    pub fn note_source_revision(&mut self, revision: Option<String>) {
+        self.last_attempted_source_revision = revision.clone();
+        self.operation_source_revision = revision;
     }
 
     /// A round's plan is known: its steps join the operation's.
@@ -274,6 +289,7 @@ impl ReconcileState {
                 self.consecutive_failures = 0;
                 self.last_applied_revision = Some(op.revision.clone());
                 self.last_applied_generation = Some(op.generation);
+                self.last_applied_source_revision = self.operation_source_revision.clone();
             }
         }
         if op.phase == OperationPhase::Failed || !op.plan.is_empty() {

@@ -17,6 +17,8 @@ pub enum Trigger {
     Initial,
     /// The project's files changed (or the watcher lost track).
     FsWatch,
+    /// A new commit of the git source changed the project's files.
+    Git,
     /// The project's folder went away.
     Deletion,
     /// `POST /api/v1/projects/{name}/reconcile` (or resume).
@@ -34,6 +36,7 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Initial => "initial",
             Trigger::FsWatch => "fswatch",
+            Trigger::Git => "git",
             Trigger::Deletion => "deletion",
             Trigger::Manual => "manual",
             Trigger::Rollback => "rollback",

@@ -72,7 +72,11 @@ pub(super) fn decide(
     // event that loaded it. Named so, its actions are not drift.
     let fresh = p.reconcile.last_applied_revision.as_deref() != Some(revision);
     let trigger = if fresh && trigger.finds_drift() {
-        Trigger::FsWatch
+        if p.source_revision.is_some() {
+            Trigger::Git
+        } else {
+            Trigger::FsWatch
+        }
     } else {
         trigger
     };
@@ -293,6 +297,7 @@ impl WorkerRunner<'_> {
         {
             let mut store = shared.store.write().await;
             if let Some(p) = store.get_mut(key) {
+                let source_revision = source_revision_of(p, &revision);
                 p.reconcile.begin(OperationState {
                     kind: job.kind,
                     phase: OperationPhase::Running,
@@ -304,6 +309,7 @@ impl WorkerRunner<'_> {
                     plan: Vec::new(),
                     message: String::new(),
                 });
+                p.reconcile.note_source_revision(source_revision);
                 refresh_conditions(p, now);
             }
             shared.metrics.observe(&store);
@@ -358,6 +364,22 @@ impl WorkerRunner<'_> {
         .await;
         (result, answer)
     }
+}
+
+/// The git revision of the model with files digest `digest`: the files'
+/// own, or a kept revision's (a rollback, a pin). `None` outside git mode.
+pub(super) fn source_revision_of(p: &ProjectState, digest: &str) -> Option<String> {
+    if let Some(good) = &p.last_good
+        && good.revision == digest
+    {
+        return good.source_revision.clone();
+    }
+    p.reconcile
+        .rollout
+        .history
+        .iter()
+        .find(|h| h.source.digest == digest)
+        .and_then(|h| h.source.revision.clone())
 }
 
 /// Stores the result, updates metrics, and picks what comes next.
