@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use berth_image::{BuiltLayer, Digest};
-use berth_runtime::Network;
-use berth_spec::dockerfile::{Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage};
+use berth_spec::dockerfile::{Command, CommandLine, Dockerfile, Instruction, SecurityMode, Stage};
 use sha2::{Digest as _, Sha256};
 
 use crate::builder::Shared;
@@ -19,7 +18,8 @@ use crate::error::{BuildError, Result, StepAt};
 use crate::fsop::OverlayView;
 use crate::imageconfig::ImageState;
 use crate::layer;
-use crate::request::{BuildNetwork, Event, StepReport, StepStatus};
+use crate::network::StepNetwork;
+use crate::request::{Event, StepReport, StepStatus};
 use crate::run::{self, RunSpec};
 
 #[path = "stage_exec.rs"]
@@ -360,20 +360,32 @@ impl<'a> StageRun<'a> {
     fn describe(&self, instruction: &Instruction) -> String {
         let mut what = serde_json::to_string(instruction).unwrap_or_default();
         match instruction {
-            Instruction::Run(_) => {
+            Instruction::Run(run) => {
                 let args: Vec<String> = self
                     .args
                     .iter()
                     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
                     .collect();
+                let request = self.shared.request;
+                let network = StepNetwork::of(
+                    run.network,
+                    &request.network,
+                    self.shared.builder.run_networks.is_some(),
+                );
                 what.push_str(&format!(
-                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={:?}",
+                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={network:?}",
                     self.state.env(),
                     self.state.user(),
                     self.state.workdir(),
                     self.state.shell(),
-                    self.shared.request.network,
                 ));
+                // As in BuildKit, where they are part of the exec op.
+                if !request.extra_hosts.is_empty() {
+                    what.push_str(&format!("|hosts={:?}", request.extra_hosts));
+                }
+                if !request.ulimits.is_empty() {
+                    what.push_str(&format!("|ulimits={:?}", request.ulimits));
+                }
             }
             Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) => {
                 what.push_str(&format!(

@@ -7,7 +7,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::runtime_support::{Root, text};
+use crate::runtime_support::{Root, private_netns, text};
+
+/// A state root for a build test, whose berth runs in a network namespace
+/// of the calling test thread's own: RUN steps join berth's default
+/// bridge, which is made there, not on the host, and goes with the
+/// namespace.
+pub fn root(label: &str) -> Root {
+    private_netns();
+    Root::new(label)
+}
 
 /// The lines that make a busybox userland from scratch.
 pub const BUSYBOX_STAGE: &str = "FROM scratch AS bb\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";

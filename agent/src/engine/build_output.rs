@@ -183,7 +183,8 @@ pub fn run_build(
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let digest = inputs.digest(&build);
-    let builder = Builder::new(store.clone(), runtime.clone());
+    let networks = super::build_network::BuildNetworks::open(store.root(), runtime.shim_exe());
+    let builder = Builder::new(store.clone(), runtime.clone()).with_run_networks(networks);
     let progress = output.progress(&request.service);
     let outcome = match builder.build(&build, progress.as_ref()) {
         Ok(o) => o,
