@@ -30,6 +30,13 @@ if [ $with_anchors = 1 ]; then
   bash ../shared/anchors/build-base.sh
 fi
 
+# RUN steps join berth's default bridge (berth0): the berth runs below
+# make it in a network namespace of the bench's own, not on the host.
+if [ -z "${BERTH_BENCH_NETNS:-}" ]; then
+  exec env BERTH_BENCH_NETNS=1 unshare -n "$0"
+fi
+ip link set lo up
+
 work=$(mktemp -d)
 state="$work/state"
 cleanup() {

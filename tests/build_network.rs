@@ -376,3 +376,49 @@ fn run_steps_join_a_named_network_and_use_its_dns() {
     );
     assert_no_endpoint_leftovers(&root);
 }
+
+#[test]
+fn a_cancelled_compose_build_leaves_no_container_or_endpoint() {
+    if !need_root("a_cancelled_compose_build_leaves_no_container_or_endpoint") {
+        return;
+    }
+    let p = Project::new(
+        "build-compose-cancel",
+        "services:\n  slow:\n    build: ./slow\n",
+    );
+    std::fs::create_dir_all(p.dir.join("slow")).unwrap();
+    std::fs::write(
+        p.dir.join("slow/Dockerfile"),
+        "FROM busybox\nRUN sleep 60\n",
+    )
+    .unwrap();
+    let child = p
+        .cmd(&["compose", "build"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let endpoints = p.root.dir.join("endpoints");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&endpoints).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the RUN step never got an endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    // Stopped, not waited out.
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    assert!(p.root.ids().is_empty(), "{:?}", p.root.ids());
+    assert_no_endpoint_leftovers(&p.root);
+}

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use berth_build::{BuildError, Builder, Event, Progress};
 use berth_image::Store;
@@ -177,9 +177,11 @@ pub fn run_build(
     output: &dyn BuildOutput,
     inputs: &BuildInputs,
     request: &BuildRequest,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
-    let build = translate(request, &env)?;
+    let mut build = translate(request, &env)?;
+    build.cancel = cancel;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let digest = inputs.digest(&build);

@@ -223,7 +223,7 @@ pub fn translate(
         cache_from: b.cache_from.clone(),
         secrets,
         platform,
-        // A compose verb's Ctrl+C ends the process, and the build with it.
+        // Set by the caller that handles Ctrl+C (`Images::set_build_cancel`).
         cancel: None,
     })
 }

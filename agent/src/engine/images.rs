@@ -12,6 +12,7 @@
 //! the store (`registry.json`), is more recent than the interval.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub struct Images {
     runtime: Runtime,
     build_output: Arc<dyn BuildOutput>,
     build_inputs: BuildInputs,
+    /// Set to stop the running builds (their RUN containers and networks
+    /// removed); none: a build runs to its end.
+    build_cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Images {
@@ -47,7 +51,13 @@ impl Images {
             intervals: RwLock::new(HashMap::new()),
             runtime,
             build_output: Arc::new(super::build_output::Log),
+            build_cancel: None,
         }
+    }
+
+    /// Builds stop when `cancel` is set (by a CLI verb's Ctrl+C handler).
+    pub fn set_build_cancel(&mut self, cancel: Arc<AtomicBool>) {
+        self.build_cancel = Some(cancel);
     }
 
     /// Where builds report their steps: the log (the agent) unless a
@@ -173,6 +183,7 @@ impl ImageSource for Images {
             self.build_output.as_ref(),
             &self.build_inputs,
             request,
+            self.build_cancel.clone(),
         )
     }
 

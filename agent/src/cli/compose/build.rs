@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::desired;
 
@@ -54,6 +55,15 @@ pub fn run(
     cp.engine
         .images
         .set_build_output(Arc::new(PlainBuildOutput::new(flags.quiet)));
+    // Ctrl+C (or SIGTERM) cancels the builds: their running RUN containers
+    // are killed and removed with their networks, not left behind with
+    // their shims.
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("cannot install the build's signal handler")?;
+    }
+    cp.engine.images.set_build_cancel(cancel);
     let requests = requests(&cp, flags)?;
     if requests.is_empty() {
         if !flags.quiet {
