@@ -87,7 +87,7 @@ pub fn run(
                 .attach(&id, &name, wanted.as_deref())
                 .map_err(|e| {
                     step_error(format!(
-                        "cannot attach the RUN container to the {} network: {e}",
+                        "cannot attach the RUN container to the {} network: {e} (RUN --network=none, or building with --network none, runs it without one)",
                         spec.network.describe()
                     ))
                 })?;
