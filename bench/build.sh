@@ -154,6 +154,9 @@ median() {
   echo "Anchors measured on this machine (../shared/anchors/README.md): buildah bud --layers 1294 ms cold / 278 ms cached;"
   echo "docker BuildKit 671 / 79 ms; docker classic builder 1145 / 83 ms."
   echo
+  echo "RUN steps run on berth's default bridge (made in the bench's own network namespace), as docker build's do on docker0:"
+  echo "attaching and detaching a step cost 10-25 ms on this machine (interleaved runs against --network none, 2026-12-05)."
+  echo
   echo "The machine is shared with other builds while this runs: compare medians and minimums."
   for n in "${notes[@]+"${notes[@]}"}"; do echo; echo "- $n"; done
 } > bench/results/build.md
