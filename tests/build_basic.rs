@@ -9,11 +9,11 @@ mod build_support;
 mod runtime_support;
 
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, executed_steps, inspect, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, text};
 
 #[test]
 fn multi_stage_build_runs_copies_and_writes_the_config() {
-    if !need_root("multi_stage_build_runs_copies_and_writes_the_config") {
+    if !build_support::need_root_and_net("multi_stage_build_runs_copies_and_writes_the_config") {
         return;
     }
     let root = build_support::root("build-multi");
@@ -147,7 +147,9 @@ fn whiteouts_in_layers(root: &Root, image: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches() {
-    if !need_root("rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches") {
+    if !build_support::need_root_and_net(
+        "rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches",
+    ) {
         return;
     }
     let root = build_support::root("build-cache");
@@ -228,7 +230,7 @@ RUN cat /second.txt >> /combined
 
 #[test]
 fn a_failing_run_names_its_line_and_exit_code() {
-    if !need_root("a_failing_run_names_its_line_and_exit_code") {
+    if !build_support::need_root_and_net("a_failing_run_names_its_line_and_exit_code") {
         return;
     }
     let root = build_support::root("build-fail");
@@ -247,7 +249,7 @@ fn a_failing_run_names_its_line_and_exit_code() {
 
 #[test]
 fn a_symlink_out_of_the_context_is_refused() {
-    if !need_root("a_symlink_out_of_the_context_is_refused") {
+    if !build_support::need_root_and_net("a_symlink_out_of_the_context_is_refused") {
         return;
     }
     let root = build_support::root("build-escape");
@@ -272,7 +274,7 @@ fn a_symlink_out_of_the_context_is_refused() {
 
 #[test]
 fn a_missing_base_image_is_named_with_the_way_to_get_it() {
-    if !need_root("a_missing_base_image_is_named_with_the_way_to_get_it") {
+    if !build_support::need_root_and_net("a_missing_base_image_is_named_with_the_way_to_get_it") {
         return;
     }
     let root = build_support::root("build-nobase");
@@ -288,7 +290,7 @@ fn a_missing_base_image_is_named_with_the_way_to_get_it() {
 
 #[test]
 fn target_builds_only_the_stages_it_needs() {
-    if !need_root("target_builds_only_the_stages_it_needs") {
+    if !build_support::need_root_and_net("target_builds_only_the_stages_it_needs") {
         return;
     }
     let root = build_support::root("build-target");
@@ -313,7 +315,7 @@ FROM broken
 
 #[test]
 fn onbuild_triggers_run_in_the_child_build() {
-    if !need_root("onbuild_triggers_run_in_the_child_build") {
+    if !build_support::need_root_and_net("onbuild_triggers_run_in_the_child_build") {
         return;
     }
     let root = build_support::root("build-onbuild");
@@ -346,7 +348,8 @@ fn onbuild_triggers_run_in_the_child_build() {
 
 #[test]
 fn dockerignore_keeps_files_out_of_copies_and_the_cache_key() {
-    if !need_root("dockerignore_keeps_files_out_of_copies_and_the_cache_key") {
+    if !build_support::need_root_and_net("dockerignore_keeps_files_out_of_copies_and_the_cache_key")
+    {
         return;
     }
     let root = build_support::root("build-ignore");
@@ -377,7 +380,9 @@ fn dockerignore_keeps_files_out_of_copies_and_the_cache_key() {
 
 #[test]
 fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
-    if !need_root("entrypoint_resets_an_inherited_cmd_and_history_shows_values") {
+    if !build_support::need_root_and_net(
+        "entrypoint_resets_an_inherited_cmd_and_history_shows_values",
+    ) {
         return;
     }
     let root = build_support::root("build-cmd");
@@ -413,7 +418,7 @@ fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
 
 #[test]
 fn copy_exclude_and_parents() {
-    if !need_root("copy_exclude_and_parents") {
+    if !build_support::need_root_and_net("copy_exclude_and_parents") {
         return;
     }
     let root = build_support::root("build-excl");
@@ -447,7 +452,7 @@ fn copy_exclude_and_parents() {
 
 #[test]
 fn builds_on_an_image_in_the_store_and_copies_from_images() {
-    if !need_root("builds_on_an_image_in_the_store_and_copies_from_images") {
+    if !build_support::need_root_and_net("builds_on_an_image_in_the_store_and_copies_from_images") {
         return;
     }
     let root = build_support::root("build-fromimg");
@@ -482,7 +487,7 @@ fn builds_on_an_image_in_the_store_and_copies_from_images() {
 
 #[test]
 fn an_interrupted_build_leaves_no_container() {
-    if !need_root("an_interrupted_build_leaves_no_container") {
+    if !build_support::need_root_and_net("an_interrupted_build_leaves_no_container") {
         return;
     }
     let root = build_support::root("build-cancel");
@@ -521,7 +526,7 @@ fn an_interrupted_build_leaves_no_container() {
 
 #[test]
 fn source_date_epoch_makes_builds_reproducible() {
-    if !need_root("source_date_epoch_makes_builds_reproducible") {
+    if !build_support::need_root_and_net("source_date_epoch_makes_builds_reproducible") {
         return;
     }
     let root = build_support::root("build-repro");

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use build_support::{build, build_ok, context, sh};
 use compose_support::Project;
 use net_support::{Internet, assert_no_endpoint_leftovers, setup};
-use runtime_support::{Root, need_root, ok, text};
+use runtime_support::{Root, ok, text};
 
 /// The default bridge's gateway, as `berth network inspect` gives it.
 fn bridge_gateway(root: &Root) -> String {
@@ -47,7 +47,9 @@ fn nameservers(resolv: &str) -> Vec<String> {
 
 #[test]
 fn run_steps_reach_the_outside_on_the_default_bridge_and_get_extra_hosts() {
-    if !need_root("run_steps_reach_the_outside_on_the_default_bridge_and_get_extra_hosts") {
+    if !build_support::need_root_and_net(
+        "run_steps_reach_the_outside_on_the_default_bridge_and_get_extra_hosts",
+    ) {
         return;
     }
     let root = setup("build-net");
@@ -123,7 +125,7 @@ RUN cat /etc/hosts > /hosts && cat /etc/resolv.conf > /resolv
 
 #[test]
 fn failed_and_cancelled_run_steps_leave_no_endpoint() {
-    if !need_root("failed_and_cancelled_run_steps_leave_no_endpoint") {
+    if !build_support::need_root_and_net("failed_and_cancelled_run_steps_leave_no_endpoint") {
         return;
     }
     let root = setup("build-net-end");
@@ -191,7 +193,9 @@ fn own_bounding_set() -> String {
 
 #[test]
 fn insecure_run_steps_need_the_entitlement_and_run_privileged() {
-    if !need_root("insecure_run_steps_need_the_entitlement_and_run_privileged") {
+    if !build_support::need_root_and_net(
+        "insecure_run_steps_need_the_entitlement_and_run_privileged",
+    ) {
         return;
     }
     let root = setup("build-priv");
@@ -262,7 +266,9 @@ RUN ulimit -n > /nofile && ulimit -Hn >> /nofile
 
 #[test]
 fn compose_build_extra_hosts_privileged_and_ulimits_reach_run_steps() {
-    if !need_root("compose_build_extra_hosts_privileged_and_ulimits_reach_run_steps") {
+    if !build_support::need_root_and_net(
+        "compose_build_extra_hosts_privileged_and_ulimits_reach_run_steps",
+    ) {
         return;
     }
     let dockerfile = "FROM busybox
@@ -347,7 +353,7 @@ fn project_name(dir: &Path) -> String {
 
 #[test]
 fn run_steps_join_a_named_network_and_use_its_dns() {
-    if !need_root("run_steps_join_a_named_network_and_use_its_dns") {
+    if !build_support::need_root_and_net("run_steps_join_a_named_network_and_use_its_dns") {
         return;
     }
     let root = setup("build-net-named");
@@ -379,7 +385,9 @@ fn run_steps_join_a_named_network_and_use_its_dns() {
 
 #[test]
 fn a_cancelled_compose_build_leaves_no_container_or_endpoint() {
-    if !need_root("a_cancelled_compose_build_leaves_no_container_or_endpoint") {
+    if !build_support::need_root_and_net(
+        "a_cancelled_compose_build_leaves_no_container_or_endpoint",
+    ) {
         return;
     }
     let p = Project::new(
