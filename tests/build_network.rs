@@ -358,12 +358,25 @@ fn run_steps_join_a_named_network_and_use_its_dns() {
     }
     let root = setup("build-net-named");
     ok(root.run(&["network", "create", "--subnet", "10.125.0.0/24", "n1"]));
+    ok(root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "n1",
+        "busybox:latest",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo served-on-n1 > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]));
     let ctx = context(
         &root,
         "ctx",
         &[(
             "Dockerfile",
-            "FROM busybox:latest\nRUN ip -4 -o addr show eth0 > /addr && cat /etc/resolv.conf > /resolv\n",
+            // httpd may still be starting: a few tries.
+            "FROM busybox:latest\nRUN ip -4 -o addr show eth0 > /addr && cat /etc/resolv.conf > /resolv && \\\n    for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 > /page; grep -q served /page && break; sleep 0.3; done\n",
         )],
     );
     build_ok(&root, &ctx, &["-t", "named:1", "--network", "n1"]);
@@ -373,6 +386,10 @@ fn run_steps_join_a_named_network_and_use_its_dns() {
         nameservers(&sh(&root, "named:1", "cat /resolv")),
         ["10.125.0.1"]
     );
+    // The network's DNS server gave the step its containers' names.
+    let page = sh(&root, "named:1", "cat /page");
+    assert!(page.ends_with("\r\n\r\nserved-on-n1\n"), "{page:?}");
+    ok(root.run(&["rm", "-f", "web"]));
     let out = build(&root, &ctx, &["--no-cache", "--network", "nope"]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
