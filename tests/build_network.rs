@@ -21,7 +21,7 @@ mod runtime_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use build_support::{build, build_ok, context, sh};
+use build_support::{build, build_ok, context, counts, sh};
 use compose_support::Project;
 use net_support::{Internet, assert_no_endpoint_leftovers, setup};
 use runtime_support::{Root, ok, text};
@@ -59,19 +59,22 @@ RUN printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 198.51.100.1 80 > /answer; cat
 RUN cat /etc/hosts > /hosts && cat /etc/resolv.conf > /resolv
 ";
     let ctx = context(&root, "ctx", &[("Dockerfile", dockerfile)]);
-    let progress = build_ok(
-        &root,
-        &ctx,
-        &[
-            "-t",
-            "net:1",
-            "--add-host",
-            "db:10.1.2.3",
-            "--add-host",
-            "gw:host-gateway",
-            "--add-host",
-            "v6=[2001:db8::5]",
-        ],
+    let hosts = [
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "v6=[2001:db8::5]",
+    ];
+    let flags: Vec<&str> = ["-t", "net:1"].into_iter().chain(hosts).collect();
+    let progress = build_ok(&root, &ctx, &flags);
+    // The extra hosts and the network are part of the steps' cache keys,
+    // as in BuildKit: the same flags hit the cache, other ones do not.
+    assert_eq!(counts(&build_ok(&root, &ctx, &flags)), (0, 2));
+    assert_eq!(
+        counts(&build_ok(&root, &ctx, &["--add-host", "db:10.1.2.4"])),
+        (2, 0)
     );
     // Masqueraded: the outside saw the host's address, not the step's.
     assert!(progress.contains(" from 198.51.100.2"), "{progress}");
@@ -242,6 +245,16 @@ RUN ulimit -n > /nofile && ulimit -Hn >> /nofile
     );
     assert_eq!(sh(&root, "priv:1", "cat /mount-normal").trim(), "refused");
     assert_eq!(sh(&root, "priv:1", "cat /nofile"), "1024\n2048\n");
+    // Ulimits are part of RUN steps' cache keys: other ones run them again.
+    let with_limit = |limit| {
+        counts(&build_ok(
+            &root,
+            &ctx,
+            &["--allow", "security.insecure", "--ulimit", limit],
+        ))
+    };
+    assert_eq!(with_limit("nofile=1024:2048"), (0, 3));
+    assert_eq!(with_limit("nofile=1000:2000"), (3, 0));
 
     // RUN --network=host needs network.host, which --network host grants.
     let host = context(

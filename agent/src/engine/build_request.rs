@@ -254,8 +254,9 @@ pub fn entitlements(names: &[String], privileged: bool) -> Result<Entitlements, 
         security_insecure: privileged,
         ..Entitlements::default()
     };
-    for name in names {
-        match name.as_str() {
+    // `--allow a,b` as well as `--allow a --allow b`.
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+        match name {
             "network.host" => granted.network_host = true,
             "security.insecure" => granted.security_insecure = true,
             other => {

@@ -341,6 +341,11 @@ fn privileged_and_entitlements_grant_what_they_name() {
             network_host: true
         }
     );
+    // `berth build --allow a,b`.
+    assert_eq!(
+        super::entitlements(&["network.host,security.insecure".into()], false).unwrap(),
+        r.entitlements
+    );
 }
 
 #[test]
