@@ -413,11 +413,45 @@ fn run_steps_join_a_named_network_and_use_its_dns() {
     assert_no_endpoint_leftovers(&root);
 }
 
+/// Starts `berth ARGS` in the project, waits for its RUN step's endpoint,
+/// sends SIGINT, and checks the verb failed saying the build was
+/// cancelled, promptly, leaving no container or endpoint.
+fn interrupt_a_build(p: &Project, args: &[&str]) {
+    let child = p
+        .cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let endpoints = p.root.dir.join("endpoints");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&endpoints).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{args:?}: the RUN step never got an endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?}: {err}");
+    assert!(err.contains("cancelled"), "{args:?}: {err}");
+    // Stopped, not waited out.
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    assert!(p.root.ids().is_empty(), "{args:?}: {:?}", p.root.ids());
+    assert_no_endpoint_leftovers(&p.root);
+}
+
 #[test]
-fn a_cancelled_compose_build_leaves_no_container_or_endpoint() {
-    if !build_support::need_root_and_net(
-        "a_cancelled_compose_build_leaves_no_container_or_endpoint",
-    ) {
+fn cancelled_compose_builds_leave_no_container_or_endpoint() {
+    if !build_support::need_root_and_net("cancelled_compose_builds_leave_no_container_or_endpoint")
+    {
         return;
     }
     let p = Project::new(
@@ -430,33 +464,6 @@ fn a_cancelled_compose_build_leaves_no_container_or_endpoint() {
         "FROM busybox\nRUN sleep 60\n",
     )
     .unwrap();
-    let child = p
-        .cmd(&["compose", "build"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let endpoints = p.root.dir.join("endpoints");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&endpoints).map_or(0, |d| d.count()) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the RUN step never got an endpoint"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let started = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("cancelled"), "{err}");
-    // Stopped, not waited out.
-    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
-    assert!(p.root.ids().is_empty(), "{:?}", p.root.ids());
-    assert_no_endpoint_leftovers(&p.root);
+    interrupt_a_build(&p, &["compose", "build"]);
+    interrupt_a_build(&p, &["up", "-d"]);
 }

@@ -16,6 +16,7 @@
 
 mod attach;
 mod build_inputs;
+pub mod build_interrupts;
 pub mod build_network;
 mod build_output;
 pub mod build_request;

@@ -55,15 +55,12 @@ pub fn run(
     cp.engine
         .images
         .set_build_output(Arc::new(PlainBuildOutput::new(flags.quiet)));
-    // Ctrl+C (or SIGTERM) cancels the builds: their running RUN containers
-    // are killed and removed with their networks, not left behind with
-    // their shims.
-    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, cancel.clone())
-            .context("cannot install the build's signal handler")?;
-    }
-    cp.engine.images.set_build_cancel(cancel);
+    // Ctrl+C (or SIGTERM) cancels the running builds: their RUN
+    // containers are killed and removed with their networks, not left
+    // behind with their shims.
+    let interrupts = crate::engine::build_interrupts::BuildInterrupts::install()
+        .context("cannot install the build's signal handlers")?;
+    cp.engine.images.set_build_interrupts(interrupts);
     let requests = requests(&cp, flags)?;
     if requests.is_empty() {
         if !flags.quiet {
