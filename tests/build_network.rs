@@ -467,3 +467,44 @@ fn cancelled_compose_builds_leave_no_container_or_endpoint() {
     interrupt_a_build(&p, &["compose", "build"]);
     interrupt_a_build(&p, &["up", "-d"]);
 }
+
+#[test]
+fn an_agent_stopped_mid_build_leaves_no_container_or_endpoint() {
+    if !build_support::need_root_and_net(
+        "an_agent_stopped_mid_build_leaves_no_container_or_endpoint",
+    ) {
+        return;
+    }
+    let p = Project::new("build-agent-stop", "services: {}\n");
+    let projects = p.root.dir.join("projects");
+    std::fs::create_dir_all(projects.join("slow/app")).unwrap();
+    std::fs::write(
+        projects.join("slow/app/Dockerfile"),
+        "FROM busybox\nRUN sleep 60\n",
+    )
+    .unwrap();
+    std::fs::write(
+        projects.join("slow/compose.yaml"),
+        "services:\n  app:\n    build: ./app\n",
+    )
+    .unwrap();
+    let root = p.root.dir.display().to_string();
+    let agent =
+        agent_support::Agent::start_with(&projects, &["--listen", "127.0.0.1:0", "--root", &root]);
+    let endpoints = p.root.dir.join("endpoints");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&endpoints).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's build never ran its RUN step\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    agent.terminate();
+    // The build was cancelled, not waited out (nor cut off by the exit).
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(p.root.ids().is_empty(), "{:?}", p.root.ids());
+    assert_no_endpoint_leftovers(&p.root);
+}

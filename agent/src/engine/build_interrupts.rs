@@ -1,10 +1,14 @@
-//! Ctrl+C (SIGINT) and SIGTERM for a CLI verb that builds images
-//! (`compose build`, `up -d`): while a build runs, the signal cancels it,
-//! so its running RUN container is killed and removed with its network
-//! endpoint (a killed process would leave both behind, the container's
-//! shim being in a session of its own); the verb then fails with the
-//! build's "cancelled". While no build runs, the process ends at once, as
-//! without a handler (status 130 or 143).
+//! Stopping the builds of a process that is asked to end, so that a
+//! running RUN container is killed and removed with its network endpoint
+//! (a process that just exits leaves both behind, the container's shim
+//! being in a session of its own).
+//!
+//! For a CLI verb that builds images (`compose build`, `up -d`),
+//! [`BuildInterrupts::install`] catches SIGINT and SIGTERM: while a build
+//! runs, the signal cancels it and the verb fails with the build's
+//! "cancelled"; while none runs, the process ends at once, as without a
+//! handler (status 130 or 143). The agent, whose signals the supervisor
+//! handles, calls [`BuildInterrupts::cancel`] when it shuts down.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,11 +25,7 @@ pub struct BuildInterrupts {
 impl BuildInterrupts {
     /// Installs the handlers for the rest of the process's life.
     pub fn install() -> std::io::Result<Arc<BuildInterrupts>> {
-        let interrupts = Arc::new(BuildInterrupts {
-            cancel: Arc::new(AtomicBool::new(false)),
-            idle: Arc::new(AtomicBool::new(true)),
-            running: Mutex::new(0),
-        });
+        let interrupts = BuildInterrupts::without_signals();
         for (signal, status) in [
             (signal_hook::consts::SIGINT, 130),
             (signal_hook::consts::SIGTERM, 143),
@@ -38,6 +38,21 @@ impl BuildInterrupts {
             signal_hook::flag::register(signal, interrupts.cancel.clone())?;
         }
         Ok(interrupts)
+    }
+
+    /// For a caller that handles the signals itself: builds stop only when
+    /// it calls [`BuildInterrupts::cancel`].
+    pub fn without_signals() -> Arc<BuildInterrupts> {
+        Arc::new(BuildInterrupts {
+            cancel: Arc::new(AtomicBool::new(false)),
+            idle: Arc::new(AtomicBool::new(true)),
+            running: Mutex::new(0),
+        })
+    }
+
+    /// Stops the running builds (and any started later).
+    pub fn cancel(&self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The flag a build checks (`BuildRequest::cancel`).
