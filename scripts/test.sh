@@ -28,7 +28,8 @@ if [ ! -x /bin/busybox ]; then
 fi
 
 # The network tests make bridges and published ports (nftables, applied by
-# the `nft` binary) inside private network namespaces; `ip` sets lo up.
+# the `nft` binary) inside private network namespaces; `ip` sets lo up. The
+# build tests need both too: RUN steps join berth's default bridge.
 for tool in nft:nftables ip:iproute2; do
   if ! need "${tool%%:*}"; then
     if [ "$(id -u)" = 0 ] && need apt-get; then

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::text;
 
 /// Serves `body` as `/files/payload.txt` to every request until the
 /// process ends; returns the port.
@@ -35,10 +35,10 @@ fn serve(body: &'static str) -> u16 {
 
 #[test]
 fn add_unpacks_archives_and_downloads_urls() {
-    if !need_root("add_unpacks_archives_and_downloads_urls") {
+    if !build_support::need_root_and_net("add_unpacks_archives_and_downloads_urls") {
         return;
     }
-    let root = Root::new("build-add");
+    let root = build_support::root("build-add");
     let port = serve("downloaded\n");
     let sum = "sha256:a2b4d4d7b7ff0d9acf1ab6e7cc0b5a0fb44ea0b5eef8c4a1b8b4b43c1c8c6b2e";
     let dockerfile = format!(

@@ -9,14 +9,14 @@ mod build_support;
 mod runtime_support;
 
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, executed_steps, inspect, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, text};
 
 #[test]
 fn multi_stage_build_runs_copies_and_writes_the_config() {
-    if !need_root("multi_stage_build_runs_copies_and_writes_the_config") {
+    if !build_support::need_root_and_net("multi_stage_build_runs_copies_and_writes_the_config") {
         return;
     }
-    let root = Root::new("build-multi");
+    let root = build_support::root("build-multi");
     let dockerfile = format!(
         "{BUSYBOX_STAGE}\
 RUN echo made > /made.txt && echo 'app:x:1000:1000::/home/app:/bin/sh' > /etc/passwd && echo 'app:x:1000:' > /etc/group && echo 'staff:x:50:' >> /etc/group
@@ -147,10 +147,12 @@ fn whiteouts_in_layers(root: &Root, image: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches() {
-    if !need_root("rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches") {
+    if !build_support::need_root_and_net(
+        "rebuilds_use_the_cache_and_rerun_only_what_a_change_reaches",
+    ) {
         return;
     }
-    let root = Root::new("build-cache");
+    let root = build_support::root("build-cache");
     let dockerfile = format!(
         "{BUSYBOX_STAGE}\
 COPY first.txt /first.txt
@@ -228,10 +230,10 @@ RUN cat /second.txt >> /combined
 
 #[test]
 fn a_failing_run_names_its_line_and_exit_code() {
-    if !need_root("a_failing_run_names_its_line_and_exit_code") {
+    if !build_support::need_root_and_net("a_failing_run_names_its_line_and_exit_code") {
         return;
     }
-    let root = Root::new("build-fail");
+    let root = build_support::root("build-fail");
     let dockerfile = format!("{BUSYBOX_STAGE}RUN echo about to fail && exit 3\n");
     let ctx = context(&root, "ctx", &[("Dockerfile", &dockerfile)]);
     let out = build(&root, &ctx, &["-t", "fail:1"]);
@@ -247,10 +249,10 @@ fn a_failing_run_names_its_line_and_exit_code() {
 
 #[test]
 fn a_symlink_out_of_the_context_is_refused() {
-    if !need_root("a_symlink_out_of_the_context_is_refused") {
+    if !build_support::need_root_and_net("a_symlink_out_of_the_context_is_refused") {
         return;
     }
-    let root = Root::new("build-escape");
+    let root = build_support::root("build-escape");
     let ctx = context(
         &root,
         "ctx",
@@ -272,10 +274,10 @@ fn a_symlink_out_of_the_context_is_refused() {
 
 #[test]
 fn a_missing_base_image_is_named_with_the_way_to_get_it() {
-    if !need_root("a_missing_base_image_is_named_with_the_way_to_get_it") {
+    if !build_support::need_root_and_net("a_missing_base_image_is_named_with_the_way_to_get_it") {
         return;
     }
-    let root = Root::new("build-nobase");
+    let root = build_support::root("build-nobase");
     let ctx = context(
         &root,
         "ctx",
@@ -288,10 +290,10 @@ fn a_missing_base_image_is_named_with_the_way_to_get_it() {
 
 #[test]
 fn target_builds_only_the_stages_it_needs() {
-    if !need_root("target_builds_only_the_stages_it_needs") {
+    if !build_support::need_root_and_net("target_builds_only_the_stages_it_needs") {
         return;
     }
-    let root = Root::new("build-target");
+    let root = build_support::root("build-target");
     let dockerfile = format!(
         "{BUSYBOX_STAGE}
 FROM bb AS broken
@@ -313,10 +315,10 @@ FROM broken
 
 #[test]
 fn onbuild_triggers_run_in_the_child_build() {
-    if !need_root("onbuild_triggers_run_in_the_child_build") {
+    if !build_support::need_root_and_net("onbuild_triggers_run_in_the_child_build") {
         return;
     }
-    let root = Root::new("build-onbuild");
+    let root = build_support::root("build-onbuild");
     let parent = format!(
         "{BUSYBOX_STAGE}ONBUILD COPY note.txt /note.txt\nONBUILD RUN echo triggered >> /note.txt\n"
     );
@@ -346,10 +348,11 @@ fn onbuild_triggers_run_in_the_child_build() {
 
 #[test]
 fn dockerignore_keeps_files_out_of_copies_and_the_cache_key() {
-    if !need_root("dockerignore_keeps_files_out_of_copies_and_the_cache_key") {
+    if !build_support::need_root_and_net("dockerignore_keeps_files_out_of_copies_and_the_cache_key")
+    {
         return;
     }
-    let root = Root::new("build-ignore");
+    let root = build_support::root("build-ignore");
     let dockerfile = format!("{BUSYBOX_STAGE}COPY src /src/\n");
     let ctx = context(
         &root,
@@ -377,10 +380,12 @@ fn dockerignore_keeps_files_out_of_copies_and_the_cache_key() {
 
 #[test]
 fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
-    if !need_root("entrypoint_resets_an_inherited_cmd_and_history_shows_values") {
+    if !build_support::need_root_and_net(
+        "entrypoint_resets_an_inherited_cmd_and_history_shows_values",
+    ) {
         return;
     }
-    let root = Root::new("build-cmd");
+    let root = build_support::root("build-cmd");
     let ctx = context(
         &root,
         "ctx",
@@ -413,10 +418,10 @@ fn entrypoint_resets_an_inherited_cmd_and_history_shows_values() {
 
 #[test]
 fn copy_exclude_and_parents() {
-    if !need_root("copy_exclude_and_parents") {
+    if !build_support::need_root_and_net("copy_exclude_and_parents") {
         return;
     }
-    let root = Root::new("build-excl");
+    let root = build_support::root("build-excl");
     let dockerfile = format!(
         "{BUSYBOX_STAGE}COPY --exclude=**/*.log --exclude=tmp src/ /ex/\nCOPY --parents src/a/one.txt src/b /par/\n"
     );
@@ -447,10 +452,10 @@ fn copy_exclude_and_parents() {
 
 #[test]
 fn builds_on_an_image_in_the_store_and_copies_from_images() {
-    if !need_root("builds_on_an_image_in_the_store_and_copies_from_images") {
+    if !build_support::need_root_and_net("builds_on_an_image_in_the_store_and_copies_from_images") {
         return;
     }
-    let root = Root::new("build-fromimg");
+    let root = build_support::root("build-fromimg");
     let mut tar = Vec::new();
     berth_image::testing::busybox_rootfs_tar(std::path::Path::new("/bin/busybox"), &mut tar)
         .unwrap();
@@ -482,10 +487,10 @@ fn builds_on_an_image_in_the_store_and_copies_from_images() {
 
 #[test]
 fn an_interrupted_build_leaves_no_container() {
-    if !need_root("an_interrupted_build_leaves_no_container") {
+    if !build_support::need_root_and_net("an_interrupted_build_leaves_no_container") {
         return;
     }
-    let root = Root::new("build-cancel");
+    let root = build_support::root("build-cancel");
     let dockerfile = format!("{BUSYBOX_STAGE}RUN echo started && sleep 600\n");
     let ctx = context(&root, "ctx", &[("Dockerfile", &dockerfile)]);
     let mut child = root
@@ -521,10 +526,10 @@ fn an_interrupted_build_leaves_no_container() {
 
 #[test]
 fn source_date_epoch_makes_builds_reproducible() {
-    if !need_root("source_date_epoch_makes_builds_reproducible") {
+    if !build_support::need_root_and_net("source_date_epoch_makes_builds_reproducible") {
         return;
     }
-    let root = Root::new("build-repro");
+    let root = build_support::root("build-repro");
     let dockerfile = format!("{BUSYBOX_STAGE}COPY f /f\nRUN mkdir -p /x/y && echo made > /x/y/z\n");
     let ctx = context(
         &root,

@@ -8,14 +8,14 @@ mod build_support;
 mod runtime_support;
 
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::text;
 
 #[test]
 fn run_mounts_work_and_leave_nothing_in_the_image() {
-    if !need_root("run_mounts_work_and_leave_nothing_in_the_image") {
+    if !build_support::need_root_and_net("run_mounts_work_and_leave_nothing_in_the_image") {
         return;
     }
-    let root = Root::new("build-mounts");
+    let root = build_support::root("build-mounts");
     let dockerfile = format!(
         "{BUSYBOX_STAGE}
 FROM bb

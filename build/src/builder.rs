@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use berth_image::{Reference, Store};
 use berth_runtime::Runtime;
@@ -16,7 +16,8 @@ use berth_spec::dockerignore::DockerIgnore;
 use crate::args::BuildArgs;
 use crate::cache::Cache;
 use crate::context::SourceRoot;
-use crate::error::{BuildError, Result};
+use crate::error::{BuildError, Result, StepAt};
+use crate::network::RunNetworks;
 use crate::request::{BuildOutcome, BuildRequest, DockerfileSource, Progress, StepReport};
 use crate::stage::{StageOut, StageRun};
 use crate::statcache::StatCache;
@@ -29,6 +30,8 @@ use crate::statcache::StatCache;
 pub struct Builder {
     pub(crate) store: Store,
     pub(crate) runtime: Runtime,
+    /// Bridge networks for RUN steps; none: `default` means no network.
+    pub(crate) run_networks: Option<Arc<dyn RunNetworks>>,
 }
 
 /// Stage results shared between stage threads.
@@ -115,7 +118,18 @@ impl Builder {
     /// A builder over `store` (images, layers, the build cache under the
     /// store's root) running RUN containers on `runtime`.
     pub fn new(store: Store, runtime: Runtime) -> Self {
-        Self { store, runtime }
+        Self {
+            store,
+            runtime,
+            run_networks: None,
+        }
+    }
+
+    /// RUN steps on the `default` network (and on a named one) are
+    /// attached through `networks`.
+    pub fn with_run_networks(mut self, networks: Arc<dyn RunNetworks>) -> Self {
+        self.run_networks = Some(networks);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -188,6 +202,7 @@ impl Builder {
         let target = *needed
             .last()
             .ok_or_else(|| BuildError::Dockerfile("no build stage".into()))?;
+        check_entitlements(&dockerfile, &needed, request, &file_label)?;
         let epoch = request
             .build_args
             .get("SOURCE_DATE_EPOCH")
@@ -350,6 +365,33 @@ impl Builder {
         }
         Ok(cache)
     }
+}
+
+/// Refuses the build before any step runs when a RUN of the stages it
+/// needs asks for more than it is entitled to, as BuildKit does (ONBUILD
+/// triggers are checked when they run).
+fn check_entitlements(
+    dockerfile: &Dockerfile,
+    needed: &[usize],
+    request: &BuildRequest,
+    file_label: &str,
+) -> Result<()> {
+    let stages = needed.iter().filter_map(|&i| dockerfile.stages.get(i));
+    for command in stages.flat_map(|s| &s.commands) {
+        if let berth_spec::dockerfile::Instruction::Run(run) = &command.instruction {
+            crate::network::check_entitlements(run, request).map_err(|message| {
+                BuildError::Step {
+                    at: StepAt {
+                        file: file_label.to_owned(),
+                        line: command.location.start_line,
+                        instruction: command.original.clone(),
+                    },
+                    message,
+                }
+            })?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn rfc3339(epoch: u64) -> String {

@@ -38,6 +38,11 @@
 //!   container on the runtime (`run`). A step's upper dir becomes the
 //!   layer (`layer`: overlayfs whiteouts → OCI `.wh.` entries) and, by
 //!   rename, the snapshot the next step mounts.
+//! - `network`: a RUN step's network (none, host, or a bridge through the
+//!   [`RunNetworks`] the binary wires in with
+//!   [`Builder::with_run_networks`]), its BuildKit-like `/etc/hosts` and
+//!   `/etc/resolv.conf`, and the entitlements `--security=insecure` and
+//!   `--network=host` need.
 //! - `cache`: keys chain parent key, the step as executed and the digest
 //!   of what it reads (`context`, with `statcache` so unchanged files are
 //!   not re-read); entries are GC roots of the image store.
@@ -66,6 +71,7 @@ mod inline_cache;
 mod layer;
 mod mounts;
 mod named;
+mod network;
 mod prune;
 mod request;
 mod run;
@@ -76,8 +82,9 @@ mod statcache;
 pub use builder::{Builder, parse_key_values};
 pub use error::{BuildError, Result, StepAt};
 pub use inline_cache::CONFIG_KEY as INLINE_CACHE_CONFIG_KEY;
+pub use network::{NetworkFailure, RunAttachment, RunNetworks};
 pub use prune::{PruneOptions, Pruned, prune};
 pub use request::{
-    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Event, NamedContext, NoProgress,
-    Progress, SecretSource, StepReport, StepStatus,
+    BuildNetwork, BuildOutcome, BuildRequest, DockerfileSource, Entitlements, Event, ExtraHost,
+    HostAddress, NamedContext, NoProgress, Progress, SecretSource, StepReport, StepStatus,
 };

@@ -19,14 +19,77 @@ pub enum DockerfileSource {
 }
 
 /// The network of RUN steps that do not say `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BuildNetwork {
-    /// No network (only loopback): berth has no build bridge yet, so
-    /// `default` means this.
+    /// The builder's bridge network with egress (NAT), as BuildKit on
+    /// dockerd uses the default bridge. Only with [`RunNetworks`](crate::RunNetworks) wired
+    /// ([`crate::Builder::with_run_networks`]): a builder without them
+    /// (library use) runs these steps with no network (only loopback).
     #[default]
+    Default,
+    /// No network: only loopback.
     None,
-    /// The host's network namespace.
+    /// The host's network namespace. Asking for it for the whole build
+    /// grants the `network.host` entitlement, as buildx does for
+    /// `--network host`.
     Host,
+    /// A bridge network by name (`docker build --network NAME`), resolved
+    /// by the [`RunNetworks`](crate::RunNetworks) wired in.
+    Named(String),
+}
+
+/// Where an extra `/etc/hosts` entry points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAddress {
+    Ip(std::net::IpAddr),
+    /// `host-gateway`: the gateway of the RUN container's bridge network.
+    HostGateway,
+}
+
+/// `--add-host NAME:ADDRESS`, compose `build.extra_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraHost {
+    pub name: String,
+    pub address: HostAddress,
+}
+
+impl ExtraHost {
+    /// `address` is an IPv4 or IPv6 address (brackets allowed around an
+    /// IPv6 one) or `host-gateway`.
+    pub fn new(name: &str, address: &str) -> std::result::Result<ExtraHost, String> {
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "invalid extra host name {name:?}: give a host name without spaces"
+            ));
+        }
+        let address = if address == "host-gateway" {
+            HostAddress::HostGateway
+        } else {
+            let bare = address
+                .strip_prefix('[')
+                .and_then(|a| a.strip_suffix(']'))
+                .unwrap_or(address);
+            HostAddress::Ip(bare.parse().map_err(|_| {
+                format!(
+                    "invalid address {address:?} for extra host {name}: give an IPv4 or IPv6 address, or host-gateway"
+                )
+            })?)
+        };
+        Ok(ExtraHost {
+            name: name.to_owned(),
+            address,
+        })
+    }
+}
+
+/// What a build may do beyond a sandboxed RUN (BuildKit's `--allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Entitlements {
+    /// `network.host`: `RUN --network=host`.
+    pub network_host: bool,
+    /// `security.insecure`: `RUN --security=insecure`, which runs the step
+    /// privileged (all capabilities, every device, no masked paths).
+    pub security_insecure: bool,
 }
 
 /// A `--secret id=ID,src=FILE` or `--secret id=ID,env=VAR`.
@@ -101,6 +164,12 @@ pub struct BuildRequest {
     /// `--no-cache`: run every step (results still fill the cache).
     pub no_cache: bool,
     pub network: BuildNetwork,
+    /// `--add-host`: lines added to RUN containers' `/etc/hosts`.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `--ulimit`: resource limits of RUN containers.
+    pub ulimits: Vec<berth_runtime::Rlimit>,
+    /// `--allow`.
+    pub entitlements: Entitlements,
     /// `/dev/shm` size of RUN containers, bytes.
     pub shm_size: Option<u64>,
     /// `--cache-from`: images in the store (names or IDs) whose inline

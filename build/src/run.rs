@@ -7,16 +7,17 @@ use std::fs;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    ContainerConfig, CreateOptions, LogConfig, Mount, Network, ProcessConfig, Rootfs, Runtime,
-    ShimEvent, new_id,
+    ContainerConfig, CreateOptions, LogConfig, Mount, Network, ProcessConfig, Rlimit, Rootfs,
+    Runtime, Security, ShimEvent, new_id,
 };
 
-use crate::error::{BuildError, Result};
-use crate::request::{Event, Progress};
+use crate::error::{BuildError, Result, StepAt};
+use crate::network::{self, AttachedGuard, RunNetworks, StepNetwork};
+use crate::request::{Event, ExtraHost, Progress};
 
 /// What RUN runs and how.
 pub struct RunSpec {
@@ -25,9 +26,17 @@ pub struct RunSpec {
     pub env: Vec<String>,
     pub user: Option<String>,
     pub cwd: String,
-    pub network: Network,
+    pub network: StepNetwork,
+    /// What attaches the container to a bridge network.
+    pub networks: Option<Arc<dyn RunNetworks>>,
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `--security=insecure`, entitled.
+    pub privileged: bool,
+    pub rlimits: Vec<Rlimit>,
     pub shm_size: Option<u64>,
     pub mounts: Vec<Mount>,
+    /// The step, for messages.
+    pub at: StepAt,
 }
 
 /// Removes the container however the step ends.
@@ -56,9 +65,13 @@ pub fn run(
     cancel: Option<&AtomicBool>,
 ) -> Result<i32> {
     let id = new_id();
+    let name = format!("berth-build-{}", id.get(..12).unwrap_or(&id));
+    // Declared before the container's guard: dropped after it, so the
+    // network goes once the container is removed, however the step ends.
+    let (placed, _network_guard) = place_on_network(&spec, &id, &name)?;
     let config = ContainerConfig {
         id: id.clone(),
-        name: format!("berth-build-{}", id.get(..12).unwrap_or(&id)),
+        name,
         labels: Default::default(),
         annotations: [("berth.build".to_owned(), "run".to_owned())].into(),
         rootfs: Rootfs::Layers(spec.lowers),
@@ -77,12 +90,15 @@ pub fn run(
         stop_signal: None,
         stop_timeout: None,
         log: LogConfig::default(),
-        network: spec.network,
+        network: placed.network,
         auto_remove: false,
-        etc_hosts: None,
-        resolv_conf: None,
-        security: Default::default(),
-        rlimits: Vec::new(),
+        etc_hosts: Some(placed.etc_hosts),
+        resolv_conf: placed.resolv_conf,
+        security: Security {
+            privileged: spec.privileged,
+            ..Security::default()
+        },
+        rlimits: spec.rlimits,
         sysctls: Default::default(),
         devices: Vec::new(),
         domainname: None,
@@ -157,6 +173,76 @@ pub fn run(
     let upper = rt.state_root().container(&id).upper();
     fs::rename(&upper, upper_to).map_err(|e| BuildError::io(&upper, e))?;
     Ok(code)
+}
+
+/// Where a RUN container's network is and what its `/etc` files say.
+struct Placed {
+    network: Network,
+    etc_hosts: String,
+    resolv_conf: Option<String>,
+}
+
+/// Attaches the container to its bridge network (the guard detaches it)
+/// or leaves it on none or the host's, and writes its `/etc/hosts` and
+/// `/etc/resolv.conf` as BuildKit does.
+fn place_on_network(
+    spec: &RunSpec,
+    id: &str,
+    name: &str,
+) -> Result<(Placed, Option<AttachedGuard>)> {
+    let step_error = |message: String| BuildError::Step {
+        at: spec.at.clone(),
+        message,
+    };
+    let mut guard = None;
+    let (network, gateway, network_resolv) = match &spec.network {
+        StepNetwork::None => (Network::None, None, None),
+        StepNetwork::Host => (Network::Host, None, None),
+        StepNetwork::Bridge(wanted) => {
+            let Some(networks) = spec.networks.clone() else {
+                return Err(step_error(format!(
+                    "network {}: this builder has no bridge networks to attach RUN steps to",
+                    spec.network.describe()
+                )));
+            };
+            let attached = networks.attach(id, name, wanted.as_deref()).map_err(|e| {
+                step_error(format!(
+                    "cannot attach the RUN container to the {} network: {e} (RUN --network=none, or building with --network none, runs it without one)",
+                    spec.network.describe()
+                ))
+            })?;
+            guard = Some(AttachedGuard {
+                networks,
+                container_id: id.to_owned(),
+            });
+            (
+                Network::Join(attached.netns),
+                Some(attached.gateway),
+                attached.resolv_conf,
+            )
+        }
+    };
+    let etc_hosts =
+        network::hosts_file(&spec.extra_hosts, gateway, &spec.network).map_err(step_error)?;
+    let resolv_conf = match spec.network {
+        // The runtime copies the host's file as it is.
+        StepNetwork::Host => None,
+        StepNetwork::None | StepNetwork::Bridge(_) => Some(network_resolv.unwrap_or_else(|| {
+            let read = |p: &str| fs::read_to_string(p).ok();
+            network::resolv_conf(
+                &read("/etc/resolv.conf").unwrap_or_default(),
+                read("/run/systemd/resolve/resolv.conf").as_deref(),
+            )
+        })),
+    };
+    Ok((
+        Placed {
+            network,
+            etc_hosts,
+            resolv_conf,
+        },
+        guard,
+    ))
 }
 
 /// Reports the complete log lines after `offset`; returns the new offset.

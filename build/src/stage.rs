@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use berth_image::{BuiltLayer, Digest};
-use berth_runtime::Network;
 use berth_spec::dockerfile::{
-    Add, Command, CommandLine, Dockerfile, Instruction, NetworkMode, Stage,
+    Add, Command, CommandLine, Dockerfile, Instruction, SecurityMode, Stage,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -22,7 +21,8 @@ use crate::fsop::OverlayView;
 use crate::imageconfig::ImageState;
 use crate::inline_cache::CacheRecord;
 use crate::layer;
-use crate::request::{BuildNetwork, Event, StepReport, StepStatus};
+use crate::network::StepNetwork;
+use crate::request::{Event, StepReport, StepStatus};
 use crate::run::{self, RunSpec};
 
 #[path = "stage_exec.rs"]

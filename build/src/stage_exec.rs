@@ -345,14 +345,12 @@ impl StageRun<'_> {
         }
         full.extend(env);
         full.extend(prepared.env.iter().cloned());
-        let network = match run.network {
-            Some(NetworkMode::Host) => Network::Host,
-            Some(NetworkMode::None) => Network::None,
-            Some(NetworkMode::Default) | None => match shared.request.network {
-                BuildNetwork::Host => Network::Host,
-                BuildNetwork::None => Network::None,
-            },
-        };
+        crate::network::check_entitlements(run, shared.request).map_err(&err)?;
+        let network = StepNetwork::of(
+            run.network,
+            &shared.request.network,
+            shared.builder.run_networks.is_some(),
+        );
         std::fs::create_dir_all(&shared.tmp).map_err(|e| BuildError::io(&shared.tmp, e))?;
         let staging = tempfile::Builder::new()
             .prefix("run-")
@@ -366,8 +364,13 @@ impl StageRun<'_> {
             user: self.state.user(),
             cwd: workdir.clone(),
             network,
+            networks: shared.builder.run_networks.clone(),
+            extra_hosts: shared.request.extra_hosts.clone(),
+            privileged: run.security == Some(SecurityMode::Insecure),
+            rlimits: shared.request.ulimits.clone(),
             shm_size: shared.request.shm_size,
             mounts: std::mem::take(&mut prepared.mounts),
+            at: at.clone(),
         };
         let code = run::run(
             &shared.builder.runtime,

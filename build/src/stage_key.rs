@@ -13,20 +13,35 @@ impl StageRun<'_> {
     pub(super) fn describe(&self, instruction: &Instruction) -> String {
         let mut what = serde_json::to_string(instruction).unwrap_or_default();
         match instruction {
-            Instruction::Run(_) => {
+            Instruction::Run(run) => {
                 let args: Vec<String> = self
                     .args
                     .iter()
                     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
                     .collect();
+                let request = self.shared.request;
+                // The network the step runs on, by kind and name: never
+                // a bridge address or a netns path, which are the host's.
+                let network = StepNetwork::of(
+                    run.network,
+                    &request.network,
+                    self.shared.builder.run_networks.is_some(),
+                );
                 what.push_str(&format!(
-                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={:?}",
+                    "|env={:?}|args={args:?}|user={:?}|cwd={}|shell={:?}|net={network:?}",
                     self.state.env(),
                     self.state.user(),
                     self.state.workdir(),
                     self.state.shell(),
-                    self.shared.request.network,
                 ));
+                // As in BuildKit, where they are part of the exec op;
+                // `host-gateway` stays a word, not the gateway it means.
+                if !request.extra_hosts.is_empty() {
+                    what.push_str(&format!("|hosts={:?}", request.extra_hosts));
+                }
+                if !request.ulimits.is_empty() {
+                    what.push_str(&format!("|ulimits={:?}", request.ulimits));
+                }
             }
             Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) => {
                 what.push_str(&format!(

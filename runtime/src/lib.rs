@@ -81,7 +81,7 @@ pub use process::{DEFAULT_CAPS, DEFAULT_PATH, default_sigpipe, merge_env};
 pub use remove::mounts_under;
 pub use resident::release_setup_text;
 pub use restart_policy::{RestartCondition, RestartPolicy};
-pub use rlimits::{Clamped, clamp_to_host as clamp_rlimits_to_host};
+pub use rlimits::{Clamped, clamp_to_host as clamp_rlimits_to_host, validate as validate_rlimits};
 pub use rootfs::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS, overlay_options, secure_join};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};
 pub use state::{ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time};

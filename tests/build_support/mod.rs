@@ -9,7 +9,36 @@ pub mod git_daemon;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::runtime_support::{Root, text};
+use crate::runtime_support::{Root, need_root, private_netns, text};
+
+/// [`need_root`], and `ip` and `nft`: the test's private network
+/// namespace needs the first, RUN steps on berth's default bridge the
+/// second. Prints SKIPPED naming the missing tool.
+pub fn need_root_and_net(test: &str) -> bool {
+    if !need_root(test) {
+        return false;
+    }
+    for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+        if !found {
+            println!(
+                "SKIPPED: {test} needs `{tool}` (apt-get install {package}; scripts/test.sh does)"
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// A state root for a build test, whose berth runs in a network namespace
+/// of the calling test thread's own: RUN steps join berth's default
+/// bridge, which is made there, not on the host, and goes with the
+/// namespace.
+pub fn root(label: &str) -> Root {
+    private_netns();
+    Root::new(label)
+}
 
 /// The lines that make a busybox userland from scratch.
 pub const BUSYBOX_STAGE: &str = "FROM scratch AS bb\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";

@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_image::testing::busybox_rootfs_tar;
@@ -109,11 +111,16 @@ pub fn nft_table() -> String {
 /// to that teardown, which runs in the background (a workqueue after an
 /// RCU grace period), so a pair can outlive `down` by some milliseconds.
 /// Waits for none to be left (a generous bound, not a speed check), then
-/// returns what is left.
+/// returns what is left. The test's own link to an [`Internet`] (`up0`)
+/// is not berth's and not counted.
 pub fn veths_after_teardown() -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let veths = ip(&["-o", "link", "show", "type", "veth"]);
+        let veths: String = ip(&["-o", "link", "show", "type", "veth"])
+            .lines()
+            .filter(|l| !l.contains(" up0@"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         if veths.trim().is_empty() || std::time::Instant::now() >= deadline {
             return veths;
         }
@@ -127,6 +134,57 @@ pub fn veths_after_teardown() -> String {
 /// before the root's own cleanup (which would unmount leftovers and hide
 /// them).
 pub fn assert_no_network_leftovers(root: &Root) {
+    assert_network_leftovers_at_most(root, false);
+}
+
+/// [`assert_no_network_leftovers`], but berth's default `bridge` network
+/// (`berth0`) may stay: a build's RUN steps made it, and it stays as
+/// docker0 does. Nothing of any other network may.
+pub fn assert_no_network_leftovers_but_the_default_bridge(root: &Root) {
+    assert_network_leftovers_at_most(root, true);
+}
+
+fn assert_network_leftovers_at_most(root: &Root, default_bridge: bool) {
+    assert_no_endpoint_leftovers(root);
+    let entries = |d: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(root.dir.join(d))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let networks: Vec<PathBuf> = entries("networks")
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter(|p| !(default_bridge && p.ends_with("bridge")))
+        .collect();
+    assert_eq!(networks, Vec::<PathBuf>::new(), "networks left");
+    let bridges: Vec<String> = ip(&["-o", "link", "show", "type", "bridge"])
+        .lines()
+        .filter(|l| !(default_bridge && l.contains(": berth0:")))
+        .map(str::to_owned)
+        .collect();
+    assert!(bridges.is_empty(), "bridges left:\n{}", bridges.join("\n"));
+    let table = nft_table();
+    if default_bridge {
+        // Only the default bridge's rules: no other bridge is named.
+        assert!(!table.contains("\"br-"), "nftables rules left:\n{table}");
+    } else {
+        assert!(table.trim().is_empty(), "nftables table left:\n{table}");
+    }
+    let dns: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(" dns ") && c.contains(root.dir.to_str().unwrap()))
+        .collect();
+    assert!(dns.is_empty(), "DNS servers left: {dns:?}");
+}
+
+/// No container networking left under `root`: no bound network namespace,
+/// no endpoint record, no veth in the test's namespace (networks
+/// themselves may stay: a build leaves the default bridge, as Docker
+/// keeps docker0).
+pub fn assert_no_endpoint_leftovers(root: &Root) {
     let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -148,23 +206,101 @@ pub fn assert_no_network_leftovers(root: &Root) {
         Vec::<PathBuf>::new(),
         "endpoints left"
     );
-    let networks: Vec<PathBuf> = entries("networks")
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(networks, Vec::<PathBuf>::new(), "networks left");
     let veths = veths_after_teardown();
     assert!(veths.trim().is_empty(), "veths left:\n{veths}");
-    let bridges = ip(&["-o", "link", "show", "type", "bridge"]);
-    assert!(bridges.trim().is_empty(), "bridges left:\n{bridges}");
-    let table = nft_table();
-    assert!(table.trim().is_empty(), "nftables table left:\n{table}");
-    let dns: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(" dns ") && c.contains(root.dir.to_str().unwrap()))
-        .collect();
-    assert!(dns.is_empty(), "DNS servers left: {dns:?}");
+}
+
+/// A network namespace standing for the internet, linked to the test's
+/// namespace (`up0`, 198.51.100.2 and 2001:db8:1::2 on this side); an
+/// HTTP server in it answers `from <peer address>`. Deleted on drop.
+/// Without IPv6 in the kernel, IPv4 only.
+pub struct Internet {
+    name: String,
+}
+
+impl Internet {
+    pub fn new() -> Internet {
+        let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "berth-e2e-inet-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let inet = Internet { name };
+        let n = &inet.name;
+        ip(&["netns", "add", n]);
+        ip(&[
+            "link", "add", "up0", "type", "veth", "peer", "name", "inet0", "netns", n,
+        ]);
+        ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
+        if ipv6 {
+            ip(&[
+                "-6",
+                "addr",
+                "add",
+                "2001:db8:1::2/64",
+                "dev",
+                "up0",
+                "nodad",
+            ]);
+        }
+        ip(&["link", "set", "up0", "up"]);
+        let mut inside = vec![
+            vec!["link", "set", "lo", "up"],
+            vec!["addr", "add", "198.51.100.1/24", "dev", "inet0"],
+        ];
+        if ipv6 {
+            inside.push(vec![
+                "-6",
+                "addr",
+                "add",
+                "2001:db8:1::1/64",
+                "dev",
+                "inet0",
+                "nodad",
+            ]);
+        }
+        inside.push(vec!["link", "set", "inet0", "up"]);
+        for args in inside {
+            let mut full = vec!["netns", "exec", n, "ip"];
+            full.extend(args);
+            ip(&full);
+        }
+        let ns = std::fs::File::open(format!("/run/netns/{n}")).unwrap();
+        // The listener is made inside the namespace and stays there.
+        let listener = std::thread::spawn(move || {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            TcpListener::bind(if ipv6 { "[::]:80" } else { "0.0.0.0:80" }).unwrap()
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let peer = c.peer_addr().unwrap().ip();
+                let peer = match peer {
+                    std::net::IpAddr::V6(v6) => v6
+                        .to_ipv4_mapped()
+                        .map(std::net::IpAddr::V4)
+                        .unwrap_or(peer),
+                    v4 => v4,
+                };
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = write!(
+                    c,
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfrom {peer}\n"
+                );
+            }
+        });
+        inet
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }

@@ -12,15 +12,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use berth_build::{
-    BuildNetwork, BuildRequest, Builder, DockerfileSource, Event, NamedContext, Progress,
-    SecretSource,
+    BuildRequest, Builder, DockerfileSource, Event, ExtraHost, NamedContext, Progress, SecretSource,
 };
+use berth_runtime::Rlimit;
 use clap::{Args, ValueEnum};
 
 use super::GlobalOpts;
 use super::image::open_store;
 use super::run::runtime;
 use crate::engine::build_cache as berth_build_cache;
+use crate::engine::build_request;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -50,10 +51,22 @@ pub struct BuildArgs {
     /// Add a label to the image (`K=V`).
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
-    /// Network of RUN steps: `default` (= none: berth has no build bridge
-    /// yet), `none` or `host`.
+    /// Network of RUN steps: `default` (berth's bridge, with a way out
+    /// through the host), `none`, `host`, or a network's name.
     #[arg(long, default_value = "default")]
     pub network: String,
+    /// An /etc/hosts line of RUN steps (`NAME:IP`, `NAME=IP`, IP may be
+    /// `[IPv6]` or `host-gateway`); repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// Grant an entitlement: `security.insecure` (RUN --security=insecure
+    /// runs privileged) or `network.host` (RUN --network=host); repeatable.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// A resource limit of RUN steps (`nofile=1024:2048`, `nproc=512`);
+    /// repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
     /// A secret for RUN --mount=type=secret: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,
@@ -180,7 +193,9 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     }
     let started = Instant::now();
     let store = open_store(global)?;
-    let builder = Builder::new(store, runtime(global));
+    let rt = runtime(global);
+    let networks = crate::engine::build_network::BuildNetworks::open(&global.root, rt.shim_exe());
+    let builder = Builder::new(store, rt).with_run_networks(networks);
     let mut request = request(&args)?;
     if let Some(url) = args.context.as_deref().filter(|c| is_git_context(c)) {
         let url = url.to_string_lossy();
@@ -289,11 +304,22 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_owned(), v.to_owned());
     }
-    let network = match args.network.as_str() {
-        "default" | "none" => BuildNetwork::None,
-        "host" => BuildNetwork::Host,
-        other => bail!("--network {other:?}: berth builds with default, none or host"),
-    };
+    let network = build_request::network(&args.network)
+        .map_err(|e| anyhow::anyhow!("invalid --network {:?}: {e}", args.network))?;
+    let mut extra_hosts = Vec::new();
+    for (name, address) in super::run_net::parse_add_host(&args.add_hosts)? {
+        extra_hosts
+            .push(ExtraHost::new(&name, &address).map_err(|e| anyhow::anyhow!("--add-host: {e}"))?);
+    }
+    let entitlements = build_request::entitlements(&args.allow, false)
+        .map_err(|e| anyhow::anyhow!("--allow: {e}"))?;
+    let ulimits = args
+        .ulimits
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ulimits = build_request::build_rlimits(ulimits, "berth build")
+        .map_err(|e| anyhow::anyhow!("--ulimit: {e}"))?;
     let mut secrets = BTreeMap::new();
     for s in &args.secrets {
         let mut id = None;
@@ -337,11 +363,14 @@ fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         tags: args.tags.clone(),
         no_cache: args.no_cache,
         network,
+        extra_hosts,
+        ulimits,
+        entitlements,
         shm_size: args.shm_size.map(|s| s as u64),
         cache_from: args.cache_from.clone(),
         inline_cache: !args.cache_to.is_empty(),
         secrets,
-        ssh: crate::engine::build_request::ssh_sources(
+        ssh: build_request::ssh_sources(
             args.ssh.iter().map(|s| match s.split_once('=') {
                 Some((id, paths)) => (id.to_owned(), Some(paths.to_owned())),
                 None => (s.clone(), None),
@@ -372,4 +401,55 @@ fn named_contexts(items: &[String]) -> anyhow::Result<BTreeMap<String, NamedCont
         out.insert(name.to_owned(), context);
     }
     Ok(out)
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` (Docker's form; one number sets both, -1
+/// is unlimited).
+fn parse_ulimit(value: &str) -> anyhow::Result<Rlimit> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid --ulimit {value:?}: expected NAME=SOFT[:HARD], like nofile=1024:2048 (-1 is unlimited)"
+        )
+    };
+    let (name, limits) = value.split_once('=').ok_or_else(bad)?;
+    let number = |s: &str| s.trim().parse::<i64>().map_err(|_| bad());
+    let (soft, hard) = match limits.split_once(':') {
+        Some((soft, hard)) => (number(soft)?, number(hard)?),
+        None => {
+            let n = number(limits)?;
+            (n, n)
+        }
+    };
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok(Rlimit {
+        name: name.to_owned(),
+        soft,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits_take_dockers_form() {
+        let r = |name: &str, soft, hard| Rlimit {
+            name: name.into(),
+            soft,
+            hard,
+        };
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048").unwrap(),
+            r("nofile", 1024, 2048)
+        );
+        assert_eq!(parse_ulimit("nproc=512").unwrap(), r("nproc", 512, 512));
+        assert_eq!(parse_ulimit("core=-1").unwrap(), r("core", -1, -1));
+        for bad in ["nofile", "=1", "nofile=", "nofile=a:b", "nofile=1:2:3"] {
+            let e = parse_ulimit(bad).unwrap_err().to_string();
+            assert!(e.contains("NAME=SOFT[:HARD]"), "{bad}: {e}");
+        }
+    }
 }

@@ -13,21 +13,18 @@
 //! name; user-defined networks (`berth network create`) do. See
 //! docs/networking.md.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use berth_image::ExposedPort;
 use berth_net::etc::{self, DnsSettings};
-use berth_net::{AttachRequest, JoinRequest, Net, NetworkRequest, NetworkState, PortRequest};
+use berth_net::{AttachRequest, JoinRequest, Net, PortRequest};
 use berth_runtime::{ContainerConfig, Network, Runtime};
 
 use super::GlobalOpts;
 use super::run::RunArgs;
 
-/// The default network's name, bridge interface and marks.
-pub const DEFAULT_NETWORK: &str = "bridge";
-const DEFAULT_BRIDGE_IFNAME: &str = "berth0";
+pub use crate::engine::build_network::DEFAULT_NETWORK;
 
 /// The network mode `--network` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,32 +133,6 @@ pub fn open_net(global: &GlobalOpts, rt: &Runtime) -> Net {
     crate::engine::open_net(&global.root, rt.shim_exe())
 }
 
-/// Berth's default network, created the first time a container asks.
-fn default_network(net: &Net) -> anyhow::Result<NetworkState> {
-    if let Ok(n) = net.network(DEFAULT_NETWORK) {
-        return Ok(n);
-    }
-    let request = NetworkRequest {
-        name: DEFAULT_NETWORK.to_owned(),
-        driver_opts: BTreeMap::from([
-            (berth_net::DEFAULT_BRIDGE.to_owned(), "true".to_owned()),
-            (
-                "com.docker.network.bridge.name".to_owned(),
-                DEFAULT_BRIDGE_IFNAME.to_owned(),
-            ),
-        ]),
-        ..Default::default()
-    };
-    match net.create_network(&request) {
-        Ok(n) => Ok(n),
-        // Another `run` made it meanwhile.
-        Err(e) if e.kind() == berth_net::ErrorKind::AlreadyExists => {
-            Ok(net.network(DEFAULT_NETWORK)?)
-        }
-        Err(e) => Err(e).context("cannot create the default bridge network"),
-    }
-}
-
 /// Fills `config.network`, `etc_hosts` and `resolv_conf`; makes the
 /// endpoint (namespace, interface, address, ports) for a bridge network,
 /// marked running when the container starts right away.
@@ -227,7 +198,8 @@ pub fn prepare(
         Mode::Bridge(name) => {
             let net = open_net(global, rt);
             let network = if name == DEFAULT_NETWORK {
-                default_network(&net)?
+                crate::engine::build_network::default_network(&net)
+                    .context("cannot create the default bridge network")?
             } else {
                 net.network(&name).map_err(|e| match e.kind() {
                     berth_net::ErrorKind::NotFound => anyhow::anyhow!(

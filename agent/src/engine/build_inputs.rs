@@ -145,6 +145,9 @@ impl BuildInputs {
             "labels": request.labels,
             "tags": request.tags,
             "network": format!("{:?}", request.network),
+            "extraHosts": format!("{:?}", request.extra_hosts),
+            "ulimits": format!("{:?}", request.ulimits),
+            "entitlements": format!("{:?}", request.entitlements),
             "shmSize": request.shm_size,
             "platform": request.platform,
             "secrets": request.secrets.iter().map(|(k, v)| (k.clone(), match v {

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use berth_build::{BuildError, Builder, Event, Progress};
 use berth_image::Store;
@@ -177,10 +177,13 @@ pub fn run_build(
     output: &dyn BuildOutput,
     inputs: &BuildInputs,
     request: &BuildRequest,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
-    let builder = Builder::new(store.clone(), runtime.clone());
+    let networks = super::build_network::BuildNetworks::open(store.root(), runtime.shim_exe());
+    let builder = Builder::new(store.clone(), runtime.clone()).with_run_networks(networks);
     let mut build = translate(request, &env, &super::build_request::git_checkout(&builder))?;
+    build.cancel = cancel;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let image_id = |r: &str| store.image(r).ok().map(|i| i.id.to_string());

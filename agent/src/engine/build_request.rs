@@ -10,10 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_build::{BuildNetwork, DockerfileSource, SecretSource};
+use berth_build::{BuildNetwork, DockerfileSource, Entitlements, ExtraHost, SecretSource};
 use berth_reconcilers::BackendError;
 use berth_reconcilers::ErrorKind;
 use berth_reconcilers::container::BuildRequest;
+use berth_runtime::Rlimit;
+use berth_spec::compose::model::Ulimit;
 
 /// `build.args` entries without a value take it from the project's
 /// environment (the process environment under `.env`), as compose
@@ -101,33 +103,34 @@ pub fn translate(
         };
         named_contexts.insert(name.clone(), named);
     }
-    if !b.extra_hosts.is_empty() {
-        return Err(refuse(
-            request,
-            "extra_hosts: RUN steps cannot get extra /etc/hosts entries yet; remove the key or use network: host",
-        ));
+    let mut extra_hosts = Vec::new();
+    for (name, addresses) in &b.extra_hosts {
+        for address in addresses {
+            extra_hosts.push(
+                ExtraHost::new(name, address)
+                    .map_err(|e| refuse(request, format!("extra_hosts: {e}")))?,
+            );
+        }
     }
-    if b.privileged {
-        return Err(refuse(
-            request,
-            "privileged: privileged RUN steps are not supported",
-        ));
-    }
-    if !b.entitlements.is_empty() {
-        return Err(refuse(
-            request,
-            format!(
-                "entitlements ({}): not supported",
-                b.entitlements.join(", ")
-            ),
-        ));
-    }
-    if !b.ulimits.is_empty() {
-        return Err(refuse(
-            request,
-            "ulimits: RUN steps run with the builder's limits; remove the key",
-        ));
-    }
+    let entitlements = entitlements(&b.entitlements, b.privileged)
+        .map_err(|e| refuse(request, format!("entitlements: {e}")))?;
+    let ulimits = b
+        .ulimits
+        .iter()
+        .map(|(name, u)| {
+            let (soft, hard) = match *u {
+                Ulimit::Single(n) => (n, n),
+                Ulimit::Range { soft, hard } => (soft, hard),
+            };
+            Rlimit {
+                name: name.clone(),
+                soft,
+                hard,
+            }
+        })
+        .collect();
+    let ulimits = build_rlimits(ulimits, &format!("service {}", request.service))
+        .map_err(|e| refuse(request, format!("ulimits: {e}")))?;
     if !b.no_cache_filter.is_empty() {
         return Err(refuse(
             request,
@@ -135,16 +138,8 @@ pub fn translate(
         ));
     }
     let platform = platform(request)?;
-    let network = match b.network.as_deref() {
-        None | Some("default") | Some("none") => BuildNetwork::None,
-        Some("host") => BuildNetwork::Host,
-        Some(other) => {
-            return Err(refuse(
-                request,
-                format!("network {other:?}: builds run with default, none or host"),
-            ));
-        }
-    };
+    let network = network(b.network.as_deref().unwrap_or("default"))
+        .map_err(|e| refuse(request, format!("network: {e}")))?;
     if let Some(isolation) = &b.isolation {
         tracing::warn!(service = %request.service, isolation = %isolation,
             "build.isolation is a Windows setting; ignored");
@@ -225,6 +220,9 @@ pub fn translate(
         tags,
         no_cache: b.no_cache,
         network,
+        extra_hosts,
+        ulimits,
+        entitlements,
         shm_size: b.shm_size.map(|s| s.0.max(0) as u64),
         // Specs as written: `build_output::run_build` makes them local
         // images (pulling) before the build.
@@ -234,7 +232,7 @@ pub fn translate(
         ssh,
         named_contexts,
         platform,
-        // A compose verb's Ctrl+C ends the process, and the build with it.
+        // Set by the caller that handles Ctrl+C (`Images::set_build_cancel`).
         cancel: None,
     };
     if let Some(url) = remote_url {
@@ -248,6 +246,64 @@ pub fn translate(
         (None, None) => None,
     };
     Ok(build)
+}
+
+/// The network of RUN steps (`berth build --network`, compose
+/// `build.network`): `default` (a bridge with egress), `none`, `host`, or
+/// the name of a network made with `berth network create`.
+pub fn network(name: &str) -> Result<BuildNetwork, String> {
+    Ok(match name {
+        "default" => BuildNetwork::Default,
+        "none" => BuildNetwork::None,
+        "host" => BuildNetwork::Host,
+        "" => return Err("give default, none, host or a network's name".to_owned()),
+        other if other.starts_with("container:") => {
+            return Err(format!(
+                "{other:?}: builds run on default, none, host or a bridge network, not in another container's namespace"
+            ));
+        }
+        other => BuildNetwork::Named(other.to_owned()),
+    })
+}
+
+/// BuildKit's entitlements (`berth build --allow`, compose
+/// `build.entitlements`); `privileged` (compose `build.privileged`)
+/// grants `security.insecure`.
+pub fn entitlements(names: &[String], privileged: bool) -> Result<Entitlements, String> {
+    let mut granted = Entitlements {
+        security_insecure: privileged,
+        ..Entitlements::default()
+    };
+    // `--allow a,b` as well as `--allow a --allow b`.
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+        match name {
+            "network.host" => granted.network_host = true,
+            "security.insecure" => granted.security_insecure = true,
+            other => {
+                return Err(format!(
+                    "{other:?} is not an entitlement berth grants: use network.host or security.insecure"
+                ));
+            }
+        }
+    }
+    Ok(granted)
+}
+
+/// Ulimits of RUN steps, checked, and clamped to what this host allows
+/// with a warning per clamp (as a service's are). `whose` names them in
+/// the warning.
+pub fn build_rlimits(mut limits: Vec<Rlimit>, whose: &str) -> Result<Vec<Rlimit>, String> {
+    berth_runtime::validate_rlimits(&limits).map_err(|e| e.to_string())?;
+    for c in berth_runtime::clamp_rlimits_to_host(&mut limits) {
+        tracing::warn!(
+            ulimit = %c.name,
+            requested = ?c.requested,
+            allowed = ?c.allowed,
+            "{whose}: build ulimit {} above the host's maximum: clamped to {}/{} (soft/hard)",
+            c.name, c.allowed.0, c.allowed.1
+        );
+    }
+    Ok(limits)
 }
 
 /// `platforms:` must include the host's: that is the one image built.

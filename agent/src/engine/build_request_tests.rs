@@ -1,9 +1,10 @@
 use std::path::PathBuf;
 
-use berth_build::{BuildNetwork, DockerfileSource, SecretSource};
+use berth_build::{BuildNetwork, DockerfileSource, Entitlements, ExtraHost, SecretSource};
 use berth_reconcilers::ErrorKind;
 use berth_reconcilers::container::BuildRequest;
-use berth_spec::compose::model::{BuildConfig, FileRef, SecretConfig};
+use berth_runtime::Rlimit;
+use berth_spec::compose::model::{BuildConfig, FileRef, SecretConfig, Ulimit};
 
 use super::{base_images, translate};
 
@@ -53,7 +54,10 @@ fn context_dockerfile_target_labels_and_tags() {
     assert_eq!(r.tags, vec!["shop-web", "registry.local/web:1"]);
     assert!(r.no_cache);
     assert_eq!(r.shm_size, Some(64 << 20));
-    assert_eq!(r.network, BuildNetwork::None);
+    // Unset: the default bridge, as with docker compose.
+    assert_eq!(r.network, BuildNetwork::Default);
+    assert!(r.extra_hosts.is_empty() && r.ulimits.is_empty());
+    assert_eq!(r.entitlements, Entitlements::default());
 }
 
 #[test]
@@ -169,17 +173,17 @@ fn unsupported_keys_are_refused_naming_the_key_and_service() {
     let cases: Vec<(BuildConfig, &str)> = vec![
         (
             BuildConfig {
-                network: Some("mynet".into()),
+                network: Some("container:db".into()),
                 ..BuildConfig::default()
             },
             "build.network",
         ),
         (
             BuildConfig {
-                privileged: true,
+                entitlements: vec!["device".into()],
                 ..BuildConfig::default()
             },
-            "build.privileged",
+            "build.entitlements",
         ),
         (
             BuildConfig {
@@ -362,4 +366,162 @@ fn a_git_context_is_checked_out_and_the_dockerfile_is_inside_it() {
     );
     let err = translate(&r, &no_env, &no_remote).unwrap_err();
     assert!(err.to_string().contains("build.context"), "{err}");
+}
+
+/// A `build:` section as the loader decodes it.
+fn decode(value: serde_json::Value) -> BuildConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn extra_hosts_in_every_compose_form() {
+    let listed = decode(serde_json::json!({"extra_hosts": [
+        "db:10.0.0.9",
+        "cache=10.0.0.10",
+        "v6:[2001:db8::7]",
+        "bare6=::1",
+        "gw=host-gateway",
+    ]}));
+    let r = translate(&request(listed), &no_env, &no_remote).unwrap();
+    let host = |n: &str, a: &str| ExtraHost::new(n, a).unwrap();
+    assert_eq!(
+        r.extra_hosts,
+        [
+            host("db", "10.0.0.9"),
+            host("cache", "10.0.0.10"),
+            host("v6", "2001:db8::7"),
+            host("bare6", "::1"),
+            host("gw", "host-gateway"),
+        ]
+    );
+    let mapped = decode(serde_json::json!({"extra_hosts": {
+        "db": "10.0.0.9",
+        "multi": ["10.0.0.1", "10.0.0.2"],
+    }}));
+    let r = translate(&request(mapped), &no_env, &no_remote).unwrap();
+    assert_eq!(
+        r.extra_hosts,
+        [
+            host("db", "10.0.0.9"),
+            host("multi", "10.0.0.1"),
+            host("multi", "10.0.0.2"),
+        ]
+    );
+    for bad in [
+        serde_json::json!({"extra_hosts": ["db:nope"]}),
+        serde_json::json!({"extra_hosts": {"db": null}}),
+    ] {
+        let err = translate(&request(decode(bad.clone())), &no_env, &no_remote).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("build.extra_hosts") && msg.contains("for extra host db"),
+            "{bad}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn privileged_and_entitlements_grant_what_they_name() {
+    let r = translate(
+        &request(BuildConfig {
+            privileged: true,
+            ..BuildConfig::default()
+        }),
+        &no_env,
+        &no_remote,
+    )
+    .unwrap();
+    assert_eq!(
+        r.entitlements,
+        Entitlements {
+            security_insecure: true,
+            network_host: false
+        }
+    );
+    let r = translate(
+        &request(BuildConfig {
+            entitlements: vec!["network.host".into(), "security.insecure".into()],
+            ..BuildConfig::default()
+        }),
+        &no_env,
+        &no_remote,
+    )
+    .unwrap();
+    assert_eq!(
+        r.entitlements,
+        Entitlements {
+            security_insecure: true,
+            network_host: true
+        }
+    );
+    // `berth build --allow a,b`.
+    assert_eq!(
+        super::entitlements(&["network.host,security.insecure".into()], false).unwrap(),
+        r.entitlements
+    );
+}
+
+#[test]
+fn networks_by_name() {
+    let net = |n: &str| {
+        translate(
+            &request(BuildConfig {
+                network: Some(n.into()),
+                ..BuildConfig::default()
+            }),
+            &no_env,
+            &no_remote,
+        )
+        .map(|r| r.network)
+    };
+    assert_eq!(net("default").unwrap(), BuildNetwork::Default);
+    assert_eq!(net("none").unwrap(), BuildNetwork::None);
+    assert_eq!(net("mynet").unwrap(), BuildNetwork::Named("mynet".into()));
+    let err = net("").unwrap_err().to_string();
+    assert!(err.contains("build.network"), "{err}");
+}
+
+#[test]
+fn ulimits_single_and_ranged() {
+    let mut b = BuildConfig::default();
+    b.ulimits.insert("nproc".into(), Ulimit::Single(512));
+    b.ulimits.insert(
+        "nofile".into(),
+        Ulimit::Range {
+            soft: 1024,
+            hard: 2048,
+        },
+    );
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
+    let limit = |name: &str, soft, hard| Rlimit {
+        name: name.into(),
+        soft,
+        hard,
+    };
+    assert_eq!(
+        r.ulimits,
+        [limit("nproc", 512, 512), limit("nofile", 1024, 2048)]
+    );
+    let mut bad = BuildConfig::default();
+    bad.ulimits.insert(
+        "nofile".into(),
+        Ulimit::Range {
+            soft: 4096,
+            hard: 1024,
+        },
+    );
+    let err = translate(&request(bad), &no_env, &no_remote)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("build.ulimits") && err.contains("soft limit"),
+        "{err}"
+    );
+    let mut unknown = BuildConfig::default();
+    unknown.ulimits.insert("files".into(), Ulimit::Single(1));
+    let err = translate(&request(unknown), &no_env, &no_remote)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid ulimit type: files"), "{err}");
 }
