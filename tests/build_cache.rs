@@ -5,7 +5,8 @@
 //! loaded image, and what the inline cache of a multi-stage build holds.
 //! Root
 //! only (RUN steps are containers); each test has its own roots and
-//! registry, removed on drop.
+//! registry, removed on drop, and runs berth in a network namespace of
+//! its own (RUN steps join berth's default bridge, made there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +22,7 @@ use berth_image::testing::{
 };
 use build_support::{build_ok, context, counts, executed_steps, inspect, sh};
 use registry_support::TestRegistry;
-use runtime_support::{Root, need_root, text};
+use runtime_support::{Root, private_netns, text};
 use serde_json::Value;
 
 /// busybox, then a layer with users, `/base.txt` = `version` and `/srv`
@@ -101,10 +102,11 @@ RUN cat /base.txt /srv/a.txt > /work/combined
 
 #[test]
 fn copy_link_layers_are_reused_byte_for_byte_on_a_new_base() {
-    if !need_root("copy_link_layers_are_reused_byte_for_byte_on_a_new_base") {
+    if !build_support::need_root_and_net("copy_link_layers_are_reused_byte_for_byte_on_a_new_base")
+    {
         return;
     }
-    let root = Root::new("build-link");
+    let root = build_support::root("build-link");
     load(&root, &[base_image("base:1", "one")]);
     let ctx = context(
         &root,
@@ -218,9 +220,14 @@ fn runs(root: &Root) -> usize {
 
 #[test]
 fn inline_cache_pushed_to_a_registry_builds_nothing_in_a_fresh_root() {
-    if !need_root("inline_cache_pushed_to_a_registry_builds_nothing_in_a_fresh_root") {
+    if !build_support::need_root_and_net(
+        "inline_cache_pushed_to_a_registry_builds_nothing_in_a_fresh_root",
+    ) {
         return;
     }
+    // One network namespace for the registry and every root's berth (RUN
+    // steps join berth's default bridge, made here, not on the host).
+    private_netns();
     let Some(reg) = TestRegistry::start("inline cache", None) else {
         return;
     };
@@ -355,7 +362,7 @@ services:
 
 #[test]
 fn compose_cache_to_inline_and_cache_from_a_loaded_image() {
-    if !need_root("compose_cache_to_inline_and_cache_from_a_loaded_image") {
+    if !build_support::need_root_and_net("compose_cache_to_inline_and_cache_from_a_loaded_image") {
         return;
     }
     let setup = |label: &str| {
@@ -410,9 +417,13 @@ fn compose_cache_to_inline_and_cache_from_a_loaded_image() {
 
 #[test]
 fn inline_cache_of_a_multi_stage_build_holds_the_target_stages_chain() {
-    if !need_root("inline_cache_of_a_multi_stage_build_holds_the_target_stages_chain") {
+    if !build_support::need_root_and_net(
+        "inline_cache_of_a_multi_stage_build_holds_the_target_stages_chain",
+    ) {
         return;
     }
+    // Both roots' berth in one network namespace of the test's own.
+    private_netns();
     let dockerfile = format!(
         "{}FROM bb AS tool\nRUN echo tool > /tool.txt\nFROM bb\nCOPY --from=tool /tool.txt /opt/\nRUN cat /opt/tool.txt > /final\n",
         build_support::BUSYBOX_STAGE

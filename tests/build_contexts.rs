@@ -2,7 +2,9 @@
 //! `COPY --from` and `RUN --mount=from` (an edit there reruns the step
 //! that reads it, nothing else), `FROM` of an image name and of a stage
 //! replaced by a `docker-image://` context, `FROM` a folder, a git
-//! repository as a named context, and the refusals.
+//! repository as a named context, and the refusals. Each test runs berth
+//! in a network namespace of its own (RUN steps join berth's default
+//! bridge, made there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,14 +13,14 @@ mod runtime_support;
 
 use build_support::git_daemon::{GitDaemon, commit_and_push, have_git};
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, executed_steps, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::text;
 
 #[test]
 fn named_contexts_replace_folders_images_and_stages() {
-    if !need_root("named_contexts_replace_folders_images_and_stages") {
+    if !build_support::need_root_and_net("named_contexts_replace_folders_images_and_stages") {
         return;
     }
-    let root = Root::new("build-named");
+    let root = build_support::root("build-named");
     // An image to stand in for `alpine` and for the `base` stage.
     let marker = context(
         &root,
@@ -123,12 +125,12 @@ RUN cat /marker > /seen-marker
 
 #[test]
 fn a_git_repository_as_a_named_context() {
-    if !need_root("a_git_repository_as_a_named_context")
+    if !build_support::need_root_and_net("a_git_repository_as_a_named_context")
         || !have_git("a_git_repository_as_a_named_context")
     {
         return;
     }
-    let root = Root::new("build-named-git");
+    let root = build_support::root("build-named-git");
     let repos = root.dir.join("repos");
     commit_and_push(
         &repos,

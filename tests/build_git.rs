@@ -3,6 +3,8 @@
 //! `--keep-git-dir`, `--exclude`, `--checksum=<commit>`, a git URL as the build
 //! context; the step cached while the branch stays, run again when it
 //! moves; a bad ref and an unreachable repository named in the error.
+//! Each test runs berth and its servers in a network namespace of its own
+//! (RUN steps join berth's default bridge, made there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,16 +13,16 @@ mod runtime_support;
 
 use build_support::git_daemon::{GitDaemon, commit_and_push, have_git};
 use build_support::{BUSYBOX_STAGE, build, build_ok, context, counts, executed_steps, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::text;
 
 #[test]
 fn add_of_a_git_repository_follows_its_branch() {
-    if !need_root("add_of_a_git_repository_follows_its_branch")
+    if !build_support::need_root_and_net("add_of_a_git_repository_follows_its_branch")
         || !have_git("add_of_a_git_repository_follows_its_branch")
     {
         return;
     }
-    let root = Root::new("build-git-add");
+    let root = build_support::root("build-git-add");
     let repos = root.dir.join("repos");
     let work = root.dir.join("work");
     let first = commit_and_push(
@@ -140,10 +142,12 @@ RUN test -d /full/.git && test ! -e /src/.git && echo has-git-dir
 
 #[test]
 fn a_git_url_is_a_build_context() {
-    if !need_root("a_git_url_is_a_build_context") || !have_git("a_git_url_is_a_build_context") {
+    if !build_support::need_root_and_net("a_git_url_is_a_build_context")
+        || !have_git("a_git_url_is_a_build_context")
+    {
         return;
     }
-    let root = Root::new("build-git-ctx");
+    let root = build_support::root("build-git-ctx");
     let repos = root.dir.join("repos");
     let work = root.dir.join("work");
     let busybox = std::fs::read("/bin/busybox").unwrap();
@@ -194,12 +198,12 @@ fn a_git_url_is_a_build_context() {
 
 #[test]
 fn a_git_auth_token_secret_reaches_an_http_remote() {
-    if !need_root("a_git_auth_token_secret_reaches_an_http_remote")
+    if !build_support::need_root_and_net("a_git_auth_token_secret_reaches_an_http_remote")
         || !have_git("a_git_auth_token_secret_reaches_an_http_remote")
     {
         return;
     }
-    let root = Root::new("build-git-http");
+    let root = build_support::root("build-git-http");
     let repos = root.dir.join("repos");
     commit_and_push(
         &repos,

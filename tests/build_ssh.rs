@@ -5,7 +5,8 @@
 //! (`--ssh default` from `SSH_AUTH_SOCK`) and through berth's private
 //! agent for key files (`--ssh ID=KEYFILE`). Also: the socket's
 //! uid/mode, a mount left out when no agent is given, `required` failing
-//! by name, nothing left in the image.
+//! by name, nothing left in the image. berth runs in a network namespace
+//! of the test's own (RUN steps join berth's default bridge, made there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use build_support::{BUSYBOX_STAGE, build, context, sh};
-use runtime_support::{Root, need_root, text};
+use runtime_support::text;
 
 fn have_openssh(test: &str) -> bool {
     let ok = ["ssh-agent", "ssh-add", "ssh-keygen", "ldd"]
@@ -126,10 +127,12 @@ fn copy_ssh_add(ctx: &Path) {
 
 #[test]
 fn ssh_mounts_reach_the_agent() {
-    if !need_root("ssh_mounts_reach_the_agent") || !have_openssh("ssh_mounts_reach_the_agent") {
+    if !build_support::need_root_and_net("ssh_mounts_reach_the_agent")
+        || !have_openssh("ssh_mounts_reach_the_agent")
+    {
         return;
     }
-    let root = Root::new("build-ssh");
+    let root = build_support::root("build-ssh");
     let keys = root.dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let (agent_key, agent_fp) = keygen(&keys, "in-agent");
