@@ -35,7 +35,10 @@ fn named_contexts_replace_folders_images_and_stages() {
     let shared = root.dir.join("shared");
     std::fs::create_dir_all(shared.join("sub")).unwrap();
     std::fs::write(shared.join("sub/data.txt"), "shared v1\n").unwrap();
+    // `base` is replaced by a context: its RUN never runs, so it needs no
+    // entitlement (and could not run on scratch).
     let dockerfile = "FROM scratch AS base
+RUN --security=insecure true
 FROM base
 COPY --from=src sub/data.txt /copied.txt
 RUN --mount=from=src,target=/mnt cp /mnt/sub/data.txt /mounted.txt

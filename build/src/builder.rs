@@ -202,7 +202,6 @@ impl Builder {
         let target = *needed
             .last()
             .ok_or_else(|| BuildError::Dockerfile("no build stage".into()))?;
-        check_entitlements(&dockerfile, &needed, request, &file_label)?;
         let epoch = request
             .build_args
             .get("SOURCE_DATE_EPOCH")
@@ -242,6 +241,9 @@ impl Builder {
                         .is_none_or(|n| named.get(n).is_none())
             })
             .collect();
+        // After that filter: a stage a named context replaces never runs,
+        // so its RUNs ask for nothing (BuildKit never sees them either).
+        check_entitlements(&dockerfile, &needed, request, &file_label)?;
         let shared = Shared {
             builder: self,
             request,
