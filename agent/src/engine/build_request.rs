@@ -289,12 +289,14 @@ pub fn entitlements(names: &[String], privileged: bool) -> Result<Entitlements, 
     Ok(granted)
 }
 
-/// Ulimits of RUN steps, checked, and clamped to what this host allows
-/// with a warning per clamp (as a service's are). `whose` names them in
-/// the warning.
-pub fn build_rlimits(mut limits: Vec<Rlimit>, whose: &str) -> Result<Vec<Rlimit>, String> {
+/// Ulimits of RUN steps, checked, with a warning per value above what
+/// this host allows (as a service's are). They are returned as asked: the
+/// runtime clamps them when it sets them, and RUN steps' cache keys hold
+/// them, which must not depend on the host (an inline cache made here is
+/// matched elsewhere). `whose` names them in the warning.
+pub fn build_rlimits(limits: Vec<Rlimit>, whose: &str) -> Result<Vec<Rlimit>, String> {
     berth_runtime::validate_rlimits(&limits).map_err(|e| e.to_string())?;
-    for c in berth_runtime::clamp_rlimits_to_host(&mut limits) {
+    for c in berth_runtime::clamp_rlimits_to_host(&mut limits.clone()) {
         tracing::warn!(
             ulimit = %c.name,
             requested = ?c.requested,

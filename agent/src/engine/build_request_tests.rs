@@ -525,3 +525,28 @@ fn ulimits_single_and_ranged() {
         .to_string();
     assert!(err.contains("invalid ulimit type: files"), "{err}");
 }
+
+#[test]
+fn ulimits_above_the_host_stay_as_asked() {
+    // Above any host's fs.nr_open: the runtime clamps it when it sets it,
+    // but the request (and so RUN steps' cache keys) keeps the value
+    // written, which does not depend on the host.
+    let huge = 1_i64 << 40;
+    let mut b = BuildConfig::default();
+    b.ulimits.insert(
+        "nofile".into(),
+        Ulimit::Range {
+            soft: huge,
+            hard: huge,
+        },
+    );
+    let r = translate(&request(b), &no_env, &no_remote).unwrap();
+    assert_eq!(
+        r.ulimits,
+        [Rlimit {
+            name: "nofile".into(),
+            soft: huge,
+            hard: huge,
+        }]
+    );
+}
