@@ -121,9 +121,17 @@ impl Builder {
         self.store.root().join("build")
     }
 
+    /// Removes the RUN containers of builds that ended without removing
+    /// them (see [`crate::run::remove_leftover_containers`]); every build
+    /// starts with this, and `builder prune` calls it. Returns how many.
+    pub fn remove_leftover_containers(&self) -> usize {
+        crate::run::remove_leftover_containers(&self.runtime)
+    }
+
     /// Runs one build. Progress goes to `progress` as it happens; the
     /// result names the image and says, per step, whether it ran.
     pub fn build(&self, request: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome> {
+        self.remove_leftover_containers();
         let context = request
             .context
             .canonicalize()

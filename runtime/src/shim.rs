@@ -68,7 +68,7 @@ use crate::probe::Prober;
 use crate::process::{self, Prepared};
 use crate::resident::release_setup_text;
 use crate::restart_policy::{ExitFacts, Restarter};
-pub use crate::shim_args::ShimArgs;
+pub use crate::shim_args::{OwnerProcess, ShimArgs};
 use crate::state::{
     ContainerDir, State, StateRoot, Status, boot_id, now_rfc3339, proc_start_time, read_json,
 };
@@ -149,6 +149,8 @@ pub fn main(args: &ShimArgs) -> i32 {
     let mut shim = Shim {
         status: Some(status),
         attach: None,
+        owner: None,
+        orphaned: false,
     };
     let dir = StateRoot::new(&args.root).container(&args.id);
     let result = shim.run(args);
@@ -190,6 +192,13 @@ struct Attach {
 struct Shim {
     status: Option<File>,
     attach: Option<Attach>,
+    /// The process the container must not outlive (`--owner`): a pidfd
+    /// that becomes readable when it ends; `None` once it has ended, or
+    /// when there is none.
+    owner: Option<OwnedFd>,
+    /// The owner ended: pid 1 was killed, and the container goes with
+    /// this shim (no restart, its folder removed as with `--rm`).
+    orphaned: bool,
 }
 
 /// How one run of the container ended.
@@ -272,6 +281,9 @@ impl Shim {
         state.boot_id = boot_id();
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
+        if let Some(owner) = args.owner {
+            self.watch_owner(owner);
+        }
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
         // What the child mounts: the image's layers under the shared layer
         // of mount targets (see `init_layer`).
@@ -303,6 +315,10 @@ impl Shim {
             state.signal = exit.signal;
             state.oom_killed = exit.oom_killed;
             state.finished_at = Some(now_rfc3339());
+            if self.orphaned {
+                state.status = Status::Exited;
+                break;
+            }
             let delay = restarter.decide(ExitFacts {
                 exit_code: exit.code,
                 oom_killed: exit.oom_killed,
@@ -341,6 +357,25 @@ impl Shim {
         self.finish(&cfg, &dir, &state, &cgroup, reported)
     }
 
+    /// Opens a pidfd on `owner`; an owner already gone (or a pid now
+    /// used by another process) makes the container orphaned at once.
+    fn watch_owner(&mut self, owner: OwnerProcess) {
+        let opened = pidfd_open(Pid::from_raw(owner.pid));
+        // Checked after the pidfd is open: the pidfd then refers to the
+        // process whose start time matched, not to a later one.
+        if let Ok(fd) = opened
+            && crate::state::same_process_alive(owner.pid, owner.start_time)
+        {
+            self.owner = Some(fd);
+        } else {
+            eprintln!(
+                "berth shim: the owner process {} is gone; the container will not run",
+                owner.pid
+            );
+            self.orphaned = true;
+        }
+    }
+
     /// After the last run: removes the cgroup, saves the final state,
     /// tells the CLI of the exit (unless a restart did already) and, for
     /// an --rm container, retires and deletes its folder.
@@ -362,7 +397,7 @@ impl Shim {
         // the container stays. A cgroup that would not go keeps an --rm
         // container listed, so that `rm -f` can try again rather than the
         // cgroup leaking.
-        if !cfg.auto_remove || !cgroup_removed {
+        if !(cfg.auto_remove || self.orphaned) || !cgroup_removed {
             state.save(&dir.state())?;
             run_exit_hook(dir, cfg, false);
             if !reported && let Some(code) = state.exit_code {
@@ -630,6 +665,7 @@ mod tests {
             attach: false,
             hook: None,
             timeout_ms: None,
+            owner: None,
         };
         let v: Vec<String> = a
             .to_argv()

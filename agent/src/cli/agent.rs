@@ -148,6 +148,9 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(supervisor::run(config));
+    // Builds in flight stop at once (their RUN containers killed and
+    // removed) rather than hold the shutdown for the grace period.
+    berth_agent::interrupt::cancel_builds();
     // Reconciles in flight run on blocking threads that cannot be
     // cancelled; give them a moment, then leave (what they did not finish,
     // the next start converges).

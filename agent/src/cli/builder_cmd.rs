@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use berth_build::{PruneOptions, prune};
+use berth_build::{Builder, PruneOptions, prune};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
@@ -53,6 +53,13 @@ pub fn run(args: BuilderArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
     }
     let store = open_store(global)?;
+    // Before the cache: a leftover container's layers are no cache entry,
+    // but its folder holds a RUN step's whole upper dir.
+    let containers =
+        Builder::new(store.clone(), super::run::runtime(global)).remove_leftover_containers();
+    if containers > 0 {
+        println!("Deleted leftover build containers: {containers}");
+    }
     let pruned = prune(&store, &options)?;
     println!(
         "Deleted build cache objects: {}\nTotal reclaimed space: {}",

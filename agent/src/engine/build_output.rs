@@ -183,6 +183,11 @@ pub fn run_build(
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let digest = inputs.digest(&build);
+    let mut build = build;
+    // Ctrl+C (CLI) or the agent's shutdown cancels the build.
+    let scope = crate::interrupt::BuildScope::enter();
+    let cancel = scope.cancel_flag();
+    build.cancel = Some(cancel.clone());
     let builder = Builder::new(store.clone(), runtime.clone());
     let progress = output.progress(&request.service);
     let outcome = match builder.build(&build, progress.as_ref()) {
@@ -198,6 +203,12 @@ pub fn run_build(
         }
     };
     drop(progress);
+    drop(scope);
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        // Cancelled after its last step: the image is there, but what was
+        // to follow it (creating containers) is not wanted any more.
+        return Err(from_build(&request.service, BuildError::Cancelled));
+    }
     if !outcome.unused_args.is_empty() {
         tracing::warn!(service = %request.service, args = ?outcome.unused_args,
             "build args were not consumed by any ARG");

@@ -225,7 +225,7 @@ pub fn translate(
         cache_from: b.cache_from.clone(),
         secrets,
         platform,
-        // A compose verb's Ctrl+C ends the process, and the build with it.
+        // Set by `run_build` (see `crate::interrupt`).
         cancel: None,
     })
 }
