@@ -78,7 +78,7 @@ impl Registry {
         })?;
         let image_ref = to_oci_ref(reference)?;
         let client = self.client(reference.domain());
-        let auth = self.auth_for(reference.domain())?;
+        let auth = self.auth_for(reference, super::oauth::Access::Push).await?;
         client
             .auth(&image_ref, &auth, RegistryOperation::Push)
             .await
