@@ -4,10 +4,12 @@
 //! killed with SIGKILL has its RUN container killed and removed by the
 //! container's shim; a RUN container whose shim died too is removed by
 //! `builder prune`. Outside the build, attached `up` keeps its graceful
-//! Ctrl+C. Root only; each test has its own `--root`, cleaned up on drop.
+//! Ctrl+C. `berth agent` stopped during a build cancels it. Root only;
+//! each test has its own `--root`, cleaned up on drop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent_support;
 mod compose_support;
 mod runtime_support;
 
@@ -289,4 +291,65 @@ fn after_a_build_ctrl_c_stops_attached_up_gracefully() {
         text(&out.stderr)
     );
     assert_eq!(p.states(), [("proj-app-1".to_owned(), "exited".to_owned())]);
+}
+
+#[test]
+fn the_agent_cancels_its_build_when_it_shuts_down() {
+    if !need_root("the_agent_cancels_its_build_when_it_shuts_down") {
+        return;
+    }
+    // The root (busybox imported) of a project; the agent watches a
+    // folder of its own holding the same project.
+    let p = project("cancel-agent", SLOW_DOCKERFILE);
+    let projects = agent_support::TempDir::new("cancel-agent-projects");
+    projects.write("proj/compose.yaml", COMPOSE);
+    projects.write("proj/app/Dockerfile", SLOW_DOCKERFILE);
+    let agent = agent_support::Agent::start_with(
+        projects.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            p.root.dir.to_str().unwrap(),
+        ],
+    );
+    // The RUN step runs once its container's log says so.
+    let probe = || {
+        let ids = container_ids(&p.root.dir);
+        let id = ids.first()?;
+        let dir = p.root.dir.join("containers").join(id);
+        let log = std::fs::read_to_string(dir.join("container.log")).ok()?;
+        if !log.contains("started") {
+            return None;
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()?;
+        Some(RunContainer {
+            id: id.clone(),
+            shim_pid: state["shim_pid"].as_i64()?,
+            pid: state["pid"].as_i64()?,
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        if let Some(run) = probe() {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the RUN step did not start\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stopping = Instant::now();
+    let status = agent.terminate();
+    assert!(status.success(), "{status:?}");
+    // Not the 10 s grace the agent gives reconciles that cannot stop.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        stopping.elapsed()
+    );
+    assert_gone(&p, &run, Duration::from_secs(5));
 }
