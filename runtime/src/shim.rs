@@ -41,6 +41,8 @@
 mod child;
 #[path = "shim_fifo.rs"]
 mod fifo;
+#[path = "shim_owner.rs"]
+mod owner;
 #[path = "shim_pump.rs"]
 mod pump;
 
@@ -355,25 +357,6 @@ impl Shim {
             state.manually_stopped = told.manually_stopped;
         }
         self.finish(&cfg, &dir, &state, &cgroup, reported)
-    }
-
-    /// Opens a pidfd on `owner`; an owner already gone (or a pid now
-    /// used by another process) makes the container orphaned at once.
-    fn watch_owner(&mut self, owner: OwnerProcess) {
-        let opened = pidfd_open(Pid::from_raw(owner.pid));
-        // Checked after the pidfd is open: the pidfd then refers to the
-        // process whose start time matched, not to a later one.
-        if let Ok(fd) = opened
-            && crate::state::same_process_alive(owner.pid, owner.start_time)
-        {
-            self.owner = Some(fd);
-        } else {
-            eprintln!(
-                "berth shim: the owner process {} is gone; the container will not run",
-                owner.pid
-            );
-            self.orphaned = true;
-        }
     }
 
     /// After the last run: removes the cgroup, saves the final state,
