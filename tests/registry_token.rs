@@ -91,6 +91,19 @@ fn identity_token_credentials_push_and_pull_and_a_wrong_one_is_refused() {
         text(&out)
     );
 
+    // A second repository: its push mounts the layers of the first, with
+    // a token that may also pull from there.
+    let other = reg.name("team/other:1");
+    let out = berth(&a, &good, &["tag", &name, &other]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = berth(&a, &good, &["push", &other]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Mounted from team/hello"),
+        "{}",
+        text(&out)
+    );
+
     // What went to the token server: refresh_token grants, as the spec has
     // them, for the repository and the actions of each operation.
     let grants: Vec<_> = tokens
@@ -114,6 +127,10 @@ fn identity_token_credentials_push_and_pull_and_a_wrong_one_is_refused() {
         "{scopes:?}"
     );
     assert!(scopes.contains(&"repository:team/hello:pull"), "{scopes:?}");
+    assert!(
+        scopes.contains(&"repository:team/other:pull,push repository:team/hello:pull"),
+        "{scopes:?}"
+    );
 
     // A refresh token the server does not know: a clear refusal.
     let bad = work.path().join("bad");

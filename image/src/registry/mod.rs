@@ -149,7 +149,7 @@ impl Registry {
     pub(crate) async fn auth_for(
         &self,
         reference: &Reference,
-        access: oauth::Access,
+        access: oauth::Access<'_>,
     ) -> Result<RegistryAuth> {
         let domain = reference.domain();
         Ok(match self.docker_config.credentials(domain)? {

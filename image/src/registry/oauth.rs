@@ -20,18 +20,23 @@ use super::hosts;
 use super::login::{parse_challenge, url_encode};
 use crate::error::{Error, ErrorKind, Result};
 
-/// What the access token is for: `pull`, or `pull,push`.
+/// What the access token is for: `pull`, or `pull,push` (and `pull` of
+/// the repository a push mounts blobs from, as docker asks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
+pub(crate) enum Access<'a> {
     Pull,
-    Push,
+    Push { mount_from: Option<&'a str> },
 }
 
-impl Access {
-    fn actions(self) -> &'static str {
+impl Access<'_> {
+    /// The token request's `scope`: space-separated resource scopes.
+    fn scope(self, repository: &str) -> String {
         match self {
-            Access::Pull => "pull",
-            Access::Push => "pull,push",
+            Access::Pull => format!("repository:{repository}:pull"),
+            Access::Push { mount_from: None } => format!("repository:{repository}:pull,push"),
+            Access::Push {
+                mount_from: Some(from),
+            } => format!("repository:{repository}:pull,push repository:{from}:pull"),
         }
     }
 }
@@ -45,7 +50,7 @@ pub(crate) async fn access_token(
     insecure: &hosts::Insecure,
     domain: &str,
     repository: &str,
-    access: Access,
+    access: Access<'_>,
     refresh_token: &str,
 ) -> Result<Option<String>> {
     super::install_crypto();
@@ -101,7 +106,7 @@ pub(crate) async fn access_token(
             ErrorKind::Registry,
         )
     })?;
-    let scope = format!("repository:{repository}:{}", access.actions());
+    let scope = access.scope(repository);
     let mut form = vec![
         ("grant_type", "refresh_token".to_owned()),
         ("refresh_token", refresh_token.to_owned()),
@@ -157,4 +162,25 @@ pub(crate) async fn access_token(
                 ErrorKind::Registry,
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_the_repository_and_a_mount_source() {
+        assert_eq!(Access::Pull.scope("team/app"), "repository:team/app:pull");
+        assert_eq!(
+            Access::Push { mount_from: None }.scope("team/app"),
+            "repository:team/app:pull,push"
+        );
+        assert_eq!(
+            Access::Push {
+                mount_from: Some("team/base")
+            }
+            .scope("team/app"),
+            "repository:team/app:pull,push repository:team/base:pull"
+        );
+    }
 }
