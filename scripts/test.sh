@@ -59,9 +59,10 @@ done
 # The registry tests (tests/registry*.rs, and the inline cache one in
 # tests/build_cache.rs) push to and pull from Debian's
 # docker-registry (distribution v2) on 127.0.0.1, check interop with skopeo
-# and umoci, and make an htpasswd file for the auth test. Without them those
+# and umoci, and make an htpasswd file for the auth test and the token
+# server's key and certificate (openssl). Without them those
 # tests print SKIPPED.
-for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils; do
+for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils openssl:openssl; do
   if ! need "${tool%%:*}"; then
     if [ "$(id -u)" = 0 ] && need apt-get; then
       apt-get update

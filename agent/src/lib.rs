@@ -7,3 +7,4 @@
 pub mod containers;
 pub mod engine;
 pub mod healthcheck;
+pub mod interrupt;

@@ -22,7 +22,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use berth_agent::{containers, engine, healthcheck};
+use berth_agent::{containers, engine, healthcheck, interrupt};
 use clap::Parser;
 
 /// mimalloc for the CLI and the agent, the system allocator in shims: see
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let mut cli = cli::Cli::parse();
     if !cli.command.is_server() {
         berth_runtime::default_sigpipe();
+        interrupt::handle_interrupts_in_builds();
     }
     if cli.global.log_level.is_none() && std::env::var_os("RUST_LOG").is_none() {
         cli.global.log_level = Some(cli.command.default_log_filter().to_owned());
@@ -50,7 +51,14 @@ fn main() -> ExitCode {
         eprintln!("berth: {err:#}");
         return ExitCode::FAILURE;
     }
-    match cli::run(cli) {
+    let result = cli::run(cli);
+    if interrupt::interrupted() {
+        // Whatever the command made of its cancelled build, it ends as an
+        // interrupted command does.
+        eprintln!("berth: interrupted: the build was cancelled and its RUN container removed");
+        return ExitCode::from(interrupt::INTERRUPTED_STATUS);
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             // The one place where an unhandled error is reported: commands

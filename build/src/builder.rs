@@ -19,6 +19,7 @@ use crate::context::SourceRoot;
 use crate::error::{BuildError, Result, StepAt};
 use crate::network::RunNetworks;
 use crate::request::{BuildOutcome, BuildRequest, DockerfileSource, Progress, StepReport};
+use crate::run_endpoints::TrackedNetworks;
 use crate::stage::{StageOut, StageRun};
 use crate::statcache::StatCache;
 
@@ -31,7 +32,16 @@ pub struct Builder {
     pub(crate) store: Store,
     pub(crate) runtime: Runtime,
     /// Bridge networks for RUN steps; none: `default` means no network.
-    pub(crate) run_networks: Option<Arc<dyn RunNetworks>>,
+    pub(crate) run_networks: Option<Arc<TrackedNetworks>>,
+}
+
+/// What [`Builder::remove_leftovers`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Leftovers {
+    /// RUN containers.
+    pub containers: usize,
+    /// Network endpoints of RUN containers that were gone.
+    pub endpoints: usize,
 }
 
 /// Stage results shared between stage threads.
@@ -128,7 +138,8 @@ impl Builder {
     /// RUN steps on the `default` network (and on a named one) are
     /// attached through `networks`.
     pub fn with_run_networks(mut self, networks: Arc<dyn RunNetworks>) -> Self {
-        self.run_networks = Some(networks);
+        let records = self.state_dir().join("run-endpoints");
+        self.run_networks = Some(Arc::new(TrackedNetworks::new(networks, records)));
         self
     }
 
@@ -156,9 +167,26 @@ impl Builder {
             .map_err(|e| BuildError::Invalid(format!("build context {url}: {e}")))
     }
 
+    /// Removes what builds that were killed left: RUN containers whose
+    /// shim is gone too (see [`crate::run::remove_leftover_containers`]),
+    /// then the network endpoints of RUN containers that are gone (see
+    /// `run_endpoints.rs`; only with networks wired). Every build starts
+    /// with this, and `builder prune` calls it.
+    pub fn remove_leftovers(&self) -> Leftovers {
+        let containers = crate::run::remove_leftover_containers(&self.runtime);
+        let endpoints = self.run_networks.as_ref().map_or(0, |networks| {
+            networks.sweep(&|id| self.runtime.inspect(id).is_ok())
+        });
+        Leftovers {
+            containers,
+            endpoints,
+        }
+    }
+
     /// Runs one build. Progress goes to `progress` as it happens; the
     /// result names the image and says, per step, whether it ran.
     pub fn build(&self, request: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome> {
+        self.remove_leftovers();
         let context = request
             .context
             .canonicalize()

@@ -75,11 +75,12 @@ mod network;
 mod prune;
 mod request;
 mod run;
+mod run_endpoints;
 mod ssh;
 mod stage;
 mod statcache;
 
-pub use builder::{Builder, parse_key_values};
+pub use builder::{Builder, Leftovers, parse_key_values};
 pub use error::{BuildError, Result, StepAt};
 pub use inline_cache::CONFIG_KEY as INLINE_CACHE_CONFIG_KEY;
 pub use network::{NetworkFailure, RunAttachment, RunNetworks};

@@ -35,6 +35,11 @@ pub trait RunNetworks: Send + Sync + std::fmt::Debug {
 
     /// Removes what `attach` made. Nothing to do is no error.
     fn detach(&self, container_id: &str) -> Result<(), NetworkFailure>;
+
+    /// Whether `container_id` has what `attach` made (the leftover sweep
+    /// counts only those it releases: a RUN container's shim releases its
+    /// endpoint itself when it removes a container whose builder died).
+    fn is_attached(&self, container_id: &str) -> Result<bool, NetworkFailure>;
 }
 
 /// A RUN container's place on a bridge network.

@@ -39,6 +39,38 @@ pub struct RunSpec {
     pub at: StepAt,
 }
 
+/// The annotation that marks a RUN step's container.
+const BUILD_ANNOTATION: (&str, &str) = ("berth.build", "run");
+
+/// Removes RUN containers that no build runs any more: their shim is gone
+/// too (killed with its builder, or the host restarted). One whose shim
+/// still runs belongs to a build in progress (or is being removed by its
+/// shim, whose builder died) and is left alone. Returns how many went.
+pub fn remove_leftover_containers(rt: &Runtime) -> usize {
+    let mut removed = 0;
+    for info in rt.list(true) {
+        let is_build = info
+            .config
+            .annotations
+            .get(BUILD_ANNOTATION.0)
+            .is_some_and(|v| v == BUILD_ANNOTATION.1);
+        if !is_build || info.observed.shim_alive {
+            continue;
+        }
+        match rt.remove(&info.config.id, true) {
+            Ok(()) => {
+                tracing::info!(container.id = %info.config.id, "removed a leftover build container");
+                removed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(container.id = %info.config.id, error = %e,
+                    "cannot remove a leftover build container");
+            }
+        }
+    }
+    removed
+}
+
 /// Removes the container however the step ends.
 struct ContainerGuard<'a> {
     rt: &'a Runtime,
@@ -73,7 +105,7 @@ pub fn run(
         id: id.clone(),
         name,
         labels: Default::default(),
-        annotations: [("berth.build".to_owned(), "run".to_owned())].into(),
+        annotations: [(BUILD_ANNOTATION.0.to_owned(), BUILD_ANNOTATION.1.to_owned())].into(),
         rootfs: Rootfs::Layers(spec.lowers),
         process: ProcessConfig {
             args: spec.argv,
@@ -113,6 +145,9 @@ pub fn run(
         CreateOptions {
             start: true,
             attach: false,
+            // A builder killed outright (SIGKILL, a second Ctrl+C) cannot
+            // remove its container: the shim then does.
+            die_with_caller: true,
         },
     );
     let _guard = ContainerGuard { rt, id: id.clone() };

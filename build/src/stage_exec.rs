@@ -364,7 +364,11 @@ impl StageRun<'_> {
             user: self.state.user(),
             cwd: workdir.clone(),
             network,
-            networks: shared.builder.run_networks.clone(),
+            networks: shared
+                .builder
+                .run_networks
+                .clone()
+                .map(|n| n as std::sync::Arc<dyn crate::network::RunNetworks>),
             extra_hosts: shared.request.extra_hosts.clone(),
             privileged: run.security == Some(SecurityMode::Insecure),
             rlimits: shared.request.ulimits.clone(),

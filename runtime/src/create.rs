@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::names::valid_name;
 use crate::runtime::{Runtime, try_lock};
 use crate::shim::{LOCK_FD, STATUS_FD, ShimArgs, cloexec_pipe};
+use crate::shim_args::OwnerProcess;
 use crate::state::{State, write_json_atomic};
 
 /// How `create` hands the container to its shim.
@@ -21,6 +22,10 @@ pub struct CreateOptions {
     /// The shim copies output to this process's stdout/stderr until the
     /// returned [`ShimHandle`] is dropped (foreground `run`).
     pub attach: bool,
+    /// The container is killed and removed when the calling process ends
+    /// (a build's RUN step): its shim watches this process, so a builder
+    /// killed with SIGKILL leaves no container running on.
+    pub die_with_caller: bool,
 }
 
 /// What the shim reports on the status pipe.
@@ -125,6 +130,7 @@ impl Runtime {
             CreateOptions {
                 start: true,
                 attach: false,
+                die_with_caller: false,
             },
             fresh,
         )
@@ -161,6 +167,16 @@ impl Runtime {
         } else {
             (None, None)
         };
+        let owner = if opts.die_with_caller {
+            Some(OwnerProcess::current().ok_or_else(|| {
+                Error::invalid(
+                    "create option",
+                    "cannot read this process's start time from /proc, which the shim needs to watch it",
+                )
+            })?)
+        } else {
+            None
+        };
         let args = ShimArgs {
             root: self.root.path().to_owned(),
             cgroup_root: self.cgroup_root.clone(),
@@ -169,6 +185,7 @@ impl Runtime {
             attach: opts.attach,
             hook: None,
             timeout_ms: None,
+            owner,
         };
         let mut cmd = Command::new(&self.shim_exe);
         cmd.args(args.to_argv());

@@ -88,6 +88,7 @@ impl Runtime {
                 attach: false,
                 hook: Some(format!("{}:{i}", kind.as_str())),
                 timeout_ms: left.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX).max(1)),
+                owner: None,
             };
             tracing::debug!(container.id = %info.config.id, hook = kind.as_str(), number = i + 1, "run hook");
             let mut child = Command::new(&self.shim_exe)

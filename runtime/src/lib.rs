@@ -84,6 +84,7 @@ pub use restart_policy::{RestartCondition, RestartPolicy};
 pub use rlimits::{Clamped, clamp_to_host as clamp_rlimits_to_host, validate as validate_rlimits};
 pub use rootfs::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS, overlay_options, secure_join};
 pub use runtime::{ContainerInfo, Observed, Runtime, observe};
+pub use shim_args::OwnerProcess;
 pub use state::{ContainerDir, State, StateRoot, Status, now_rfc3339, proc_start_time};
 pub use stats::host_memory;
 pub use sysctl::{Refusal as SysctlRefusal, Scope as SysctlScope, classify as classify_sysctl};

@@ -41,6 +41,8 @@
 mod child;
 #[path = "shim_fifo.rs"]
 mod fifo;
+#[path = "shim_owner.rs"]
+mod owner;
 #[path = "shim_pump.rs"]
 mod pump;
 
@@ -68,7 +70,7 @@ use crate::probe::Prober;
 use crate::process::{self, Prepared};
 use crate::resident::release_setup_text;
 use crate::restart_policy::{ExitFacts, Restarter};
-pub use crate::shim_args::ShimArgs;
+pub use crate::shim_args::{OwnerProcess, ShimArgs};
 use crate::state::{
     ContainerDir, State, StateRoot, Status, boot_id, now_rfc3339, proc_start_time, read_json,
 };
@@ -149,6 +151,8 @@ pub fn main(args: &ShimArgs) -> i32 {
     let mut shim = Shim {
         status: Some(status),
         attach: None,
+        owner: None,
+        orphaned: false,
     };
     let dir = StateRoot::new(&args.root).container(&args.id);
     let result = shim.run(args);
@@ -190,6 +194,13 @@ struct Attach {
 struct Shim {
     status: Option<File>,
     attach: Option<Attach>,
+    /// The process the container must not outlive (`--owner`): a pidfd
+    /// that becomes readable when it ends; `None` once it has ended, or
+    /// when there is none.
+    owner: Option<OwnedFd>,
+    /// The owner ended: pid 1 was killed, and the container goes with
+    /// this shim (no restart, its folder removed as with `--rm`).
+    orphaned: bool,
 }
 
 /// How one run of the container ended.
@@ -272,6 +283,9 @@ impl Shim {
         state.boot_id = boot_id();
         crate::rootfs::write_etc_files(&cfg, &dir)?;
 
+        if let Some(owner) = args.owner {
+            self.watch_owner(owner);
+        }
         let cgroup = Cgroup::open(&args.cgroup_root, &cfg.id)?;
         // What the child mounts: the image's layers under the shared layer
         // of mount targets (see `init_layer`).
@@ -303,6 +317,10 @@ impl Shim {
             state.signal = exit.signal;
             state.oom_killed = exit.oom_killed;
             state.finished_at = Some(now_rfc3339());
+            if self.orphaned {
+                state.status = Status::Exited;
+                break;
+            }
             let delay = restarter.decide(ExitFacts {
                 exit_code: exit.code,
                 oom_killed: exit.oom_killed,
@@ -362,7 +380,7 @@ impl Shim {
         // the container stays. A cgroup that would not go keeps an --rm
         // container listed, so that `rm -f` can try again rather than the
         // cgroup leaking.
-        if !cfg.auto_remove || !cgroup_removed {
+        if !(cfg.auto_remove || self.orphaned) || !cgroup_removed {
             state.save(&dir.state())?;
             run_exit_hook(dir, cfg, false);
             if !reported && let Some(code) = state.exit_code {
@@ -630,6 +648,7 @@ mod tests {
             attach: false,
             hook: None,
             timeout_ms: None,
+            owner: None,
         };
         let v: Vec<String> = a
             .to_argv()

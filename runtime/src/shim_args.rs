@@ -18,6 +18,47 @@ pub struct ShimArgs {
     pub hook: Option<String>,
     /// The hook runner kills the hook after this many milliseconds.
     pub timeout_ms: Option<u64>,
+    /// The container lives no longer than this process (see
+    /// [`crate::CreateOptions::die_with_caller`]).
+    pub owner: Option<OwnerProcess>,
+}
+
+/// A process, told apart from a later one that reuses its pid by its start
+/// time (clock ticks after boot, field 22 of `/proc/PID/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerProcess {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl OwnerProcess {
+    /// The calling process; `None` when its `/proc` entry cannot be read.
+    pub fn current() -> Option<OwnerProcess> {
+        let pid = i32::try_from(std::process::id()).ok()?;
+        let start_time = crate::state::proc_start_time(pid)?;
+        Some(OwnerProcess { pid, start_time })
+    }
+
+    /// The process is still the one that started then (not ended, not a
+    /// zombie, its pid not reused).
+    pub fn is_alive(&self) -> bool {
+        crate::state::same_process_alive(self.pid, self.start_time)
+    }
+
+    /// `PID:START`, as [`std::fmt::Display`] writes it.
+    pub fn parse(text: &str) -> Option<OwnerProcess> {
+        let (pid, start_time) = text.split_once(':')?;
+        Some(OwnerProcess {
+            pid: pid.parse().ok()?,
+            start_time: start_time.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for OwnerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.pid, self.start_time)
+    }
 }
 
 impl ShimArgs {
@@ -46,6 +87,10 @@ impl ShimArgs {
             v.push("--timeout-ms".into());
             v.push(ms.to_string().into());
         }
+        if let Some(owner) = &self.owner {
+            v.push("--owner".into());
+            v.push(owner.to_string().into());
+        }
         v
     }
 }
@@ -62,7 +107,7 @@ impl ShimArgs {
         }
         let (mut root, mut cgroup_root, mut id) = (None, None, None);
         let (mut start, mut attach) = (false, false);
-        let (mut hook, mut timeout_ms) = (None, None);
+        let (mut hook, mut timeout_ms, mut owner) = (None, None, None);
         while let Some(flag) = rest.next() {
             match flag.to_str()? {
                 "--root" => root = Some(PathBuf::from(rest.next()?)),
@@ -72,6 +117,7 @@ impl ShimArgs {
                 "--attach" => attach = true,
                 "--hook" => hook = Some(rest.next()?.to_str()?.to_owned()),
                 "--timeout-ms" => timeout_ms = Some(rest.next()?.to_str()?.parse().ok()?),
+                "--owner" => owner = Some(OwnerProcess::parse(rest.next()?.to_str()?)?),
                 _ => return None,
             }
         }
@@ -83,6 +129,7 @@ impl ShimArgs {
             attach,
             hook,
             timeout_ms,
+            owner,
         })
     }
 }
@@ -101,6 +148,7 @@ mod tests {
             attach: false,
             hook: None,
             timeout_ms: None,
+            owner: None,
         };
         let back = ShimArgs::from_argv(&args.to_argv()).unwrap();
         assert_eq!(back.root, args.root);
@@ -112,11 +160,26 @@ mod tests {
             hook: Some("pre_stop:1".into()),
             timeout_ms: Some(2500),
             start: false,
-            ..args
+            ..args.clone()
         };
         let back = ShimArgs::from_argv(&hook.to_argv()).unwrap();
         assert_eq!(back.hook.as_deref(), Some("pre_stop:1"));
         assert_eq!(back.timeout_ms, Some(2500));
+        let owned = ShimArgs {
+            owner: Some(OwnerProcess {
+                pid: 4242,
+                start_time: 987654,
+            }),
+            ..args.clone()
+        };
+        let back = ShimArgs::from_argv(&owned.to_argv()).unwrap();
+        assert_eq!(back.owner, owned.owner);
+        let mut bad = owned.to_argv();
+        *bad.last_mut().unwrap() = "4242".into();
+        assert!(
+            ShimArgs::from_argv(&bad).is_none(),
+            "an owner needs its start time"
+        );
         assert!(ShimArgs::from_argv(&["shim".into(), "--id".into()]).is_none());
         assert!(ShimArgs::from_argv(&["run".into()]).is_none());
         assert!(ShimArgs::from_argv(&["shim".into(), "--bogus".into()]).is_none());

@@ -52,6 +52,9 @@ impl Shim {
         let mut deadline: Option<Instant> = None;
         let mut buf = vec![0u8; 64 * 1024];
         let mut release_at = Some(Instant::now() + QUIET_BEFORE_RELEASE);
+        if self.orphaned {
+            kill_orphaned(run.child);
+        }
         loop {
             if streams.iter().all(|s| s.0.is_none()) && status.is_some() {
                 break;
@@ -73,6 +76,13 @@ impl Shim {
                 Some(fds.len() - 1)
             } else {
                 None
+            };
+            let owner_slot = match (&self.owner, status.is_none()) {
+                (Some(owner), true) => {
+                    fds.push(PollFd::new(owner.as_fd(), PollFlags::POLLIN));
+                    Some(fds.len() - 1)
+                }
+                _ => None,
             };
             let hup_slot = match &self.attach {
                 Some(a) => {
@@ -117,7 +127,14 @@ impl Shim {
                 .collect();
             let child_done = pid_slot.is_some_and(|s| ready(&fds[s]));
             let hung_up = hup_slot.is_some_and(|s| ready(&fds[s]));
+            let owner_ended = owner_slot.is_some_and(|s| ready(&fds[s]));
             drop(fds);
+            if owner_ended {
+                self.owner = None;
+                self.orphaned = true;
+                eprintln!("berth shim: the owner process ended; killing the container");
+                kill_orphaned(run.child);
+            }
             if hung_up {
                 self.attach = None;
             }
@@ -175,6 +192,12 @@ impl Shim {
         }
         status
     }
+}
+
+/// pid 1 of the container's pid namespace: its death takes every other
+/// process of the container with it.
+fn kill_orphaned(child: Pid) {
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
 }
 
 fn emit(writer: &mut LogWriter, attach: &mut Option<Attach>, stream: Stream, line: &[u8]) {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod token_server;
+
 /// Whether `tool` is on PATH; prints SKIPPED naming the test when not.
 pub fn have(tool: &str, test: &str) -> bool {
     let found = std::env::var_os("PATH")
@@ -36,6 +38,16 @@ impl TestRegistry {
     /// Starts a registry; with `user` it requires that htpasswd user.
     /// `None` (after a SKIPPED line) when the tools are missing.
     pub fn start(test: &str, user: Option<(&str, &str)>) -> Option<Self> {
+        Self::start_inner(test, user, None)
+    }
+
+    /// Starts a registry with this `auth:` section of its config (e.g.
+    /// `token_server::TokenServer::registry_auth`).
+    pub fn start_with_auth(test: &str, auth: &str) -> Option<Self> {
+        Self::start_inner(test, None, Some(auth))
+    }
+
+    fn start_inner(test: &str, user: Option<(&str, &str)>, auth: Option<&str>) -> Option<Self> {
         if !have("docker-registry", test) || (user.is_some() && !have("htpasswd", test)) {
             return None;
         }
@@ -48,7 +60,7 @@ impl TestRegistry {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let mut auth = String::new();
+        let mut auth = auth.unwrap_or_default().to_owned();
         if let Some((name, password)) = user {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", name, password])

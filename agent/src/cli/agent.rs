@@ -126,10 +126,8 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
     };
     let runtime_handle = super::run::runtime(global);
-    let mut engine = Engine::open(&global.root, runtime_handle.clone())
+    let engine = Engine::open(&global.root, runtime_handle.clone())
         .with_context(|| format!("cannot open berth's state under {}", global.root.display()))?;
-    let builds = crate::engine::build_interrupts::BuildInterrupts::without_signals();
-    engine.images.set_build_interrupts(builds.clone());
     let config = supervisor::Config {
         reconcile: reconcile::Options {
             dir: dir.clone(),
@@ -167,9 +165,10 @@ pub fn run(args: AgentArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(supervisor::run(config));
-    // Builds in flight stop at their next check, their RUN containers and
-    // network endpoints removed, rather than left behind by the exit.
-    builds.cancel();
+    // Builds in flight stop at once (their RUN containers killed and
+    // removed, with their network endpoints) rather than hold the
+    // shutdown for the grace period.
+    berth_agent::interrupt::cancel_builds();
     // Reconciles in flight run on blocking threads that cannot be
     // cancelled; give them a moment, then leave (what they did not finish,
     // the next start converges).

@@ -216,12 +216,8 @@ pub fn run(args: BuildArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     }
     // Ctrl-C (or SIGTERM) stops the build: the running RUN container is
     // killed and removed, not left behind with its shim.
-    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, cancel.clone())
-            .context("cannot install the build's signal handler")?;
-    }
-    request.cancel = Some(cancel);
+    let scope = berth_agent::interrupt::BuildScope::enter();
+    request.cancel = Some(scope.cancel_flag());
     let quiet = args.quiet || args.progress == ProgressMode::Quiet;
     let plain = PlainProgress {
         out: Mutex::new(std::io::stderr()),

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use berth_build::{PruneOptions, prune};
+use berth_build::{Builder, PruneOptions, prune};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
@@ -53,6 +53,25 @@ pub fn run(args: BuilderArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         }
     }
     let store = open_store(global)?;
+    // Before the cache: a leftover container's layers are no cache entry,
+    // but its folder holds a RUN step's whole upper dir.
+    let rt = super::run::runtime(global);
+    let networks = crate::engine::build_network::BuildNetworks::open(&global.root, rt.shim_exe());
+    let leftovers = Builder::new(store.clone(), rt)
+        .with_run_networks(networks)
+        .remove_leftovers();
+    if leftovers.containers > 0 {
+        println!(
+            "Deleted leftover build containers: {}",
+            leftovers.containers
+        );
+    }
+    if leftovers.endpoints > 0 {
+        println!(
+            "Released network endpoints of leftover build containers: {}",
+            leftovers.endpoints
+        );
+    }
     let pruned = prune(&store, &options)?;
     println!(
         "Deleted build cache objects: {}\nTotal reclaimed space: {}",

@@ -208,6 +208,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let opts = CreateOptions {
         start: true,
         attach: !args.detach,
+        die_with_caller: false,
     };
     Ok(or_run_failed(run_or_create(&args, global, opts)))
 }
@@ -217,6 +218,7 @@ pub fn create(args: RunArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let opts = CreateOptions {
         start: false,
         attach: false,
+        die_with_caller: false,
     };
     let mut args = args;
     args.detach = true;

@@ -36,6 +36,7 @@ pub fn run(args: ShimArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
         attach: args.attach,
         hook: args.hook,
         timeout_ms: args.timeout_ms,
+        owner: None,
     });
     Ok(super::run::exit_code(code))
 }

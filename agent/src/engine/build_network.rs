@@ -119,4 +119,8 @@ impl RunNetworks for BuildNetworks {
     fn detach(&self, container_id: &str) -> Result<(), NetworkFailure> {
         Ok(self.net.detach(container_id)?)
     }
+
+    fn is_attached(&self, container_id: &str) -> Result<bool, NetworkFailure> {
+        Ok(self.net.endpoint(container_id)?.is_some())
+    }
 }

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use berth_build::{BuildError, Builder, Event, Progress};
 use berth_image::Store;
@@ -177,17 +177,19 @@ pub fn run_build(
     output: &dyn BuildOutput,
     inputs: &BuildInputs,
     request: &BuildRequest,
-    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<String, BackendError> {
     let env = |k: &str| std::env::var(k).ok();
     let networks = super::build_network::BuildNetworks::open(store.root(), runtime.shim_exe());
     let builder = Builder::new(store.clone(), runtime.clone()).with_run_networks(networks);
     let mut build = translate(request, &env, &super::build_request::git_checkout(&builder))?;
-    build.cancel = cancel;
     // Hashed before the build: a file edited while it runs makes the next
     // observation build again rather than be missed.
     let image_id = |r: &str| store.image(r).ok().map(|i| i.id.to_string());
     let digest = inputs.digest(&build, &image_id);
+    // Ctrl+C (CLI) or the agent's shutdown cancels the build.
+    let scope = crate::interrupt::BuildScope::enter();
+    let cancel = scope.cancel_flag();
+    build.cancel = Some(cancel.clone());
     let progress = output.progress(&request.service);
     build.cache_from = super::build_cache::fetch_sources(
         store,
@@ -208,6 +210,12 @@ pub fn run_build(
         }
     };
     drop(progress);
+    drop(scope);
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        // Cancelled after its last step: the image is there, but what was
+        // to follow it (creating containers) is not wanted any more.
+        return Err(from_build(&request.service, BuildError::Cancelled));
+    }
     if !outcome.unused_args.is_empty() {
         tracing::warn!(service = %request.service, args = ?outcome.unused_args,
             "build args were not consumed by any ARG");

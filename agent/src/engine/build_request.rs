@@ -232,7 +232,7 @@ pub fn translate(
         ssh,
         named_contexts,
         platform,
-        // Set by the caller that handles Ctrl+C (`Images::set_build_cancel`).
+        // Set by `run_build` (see `crate::interrupt`).
         cancel: None,
     };
     if let Some(url) = remote_url {

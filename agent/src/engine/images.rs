@@ -27,7 +27,6 @@ use berth_runtime::Runtime;
 use berth_spec::compose::model::Project;
 
 use super::build_inputs::BuildInputs;
-use super::build_interrupts::BuildInterrupts;
 use super::build_output::BuildOutput;
 use super::error::from_image;
 
@@ -38,9 +37,6 @@ pub struct Images {
     runtime: Runtime,
     build_output: Arc<dyn BuildOutput>,
     build_inputs: BuildInputs,
-    /// A CLI verb's Ctrl+C, which cancels the running builds (their RUN
-    /// containers and networks removed); none: a build runs to its end.
-    build_interrupts: Option<Arc<BuildInterrupts>>,
 }
 
 impl Images {
@@ -51,13 +47,7 @@ impl Images {
             intervals: RwLock::new(HashMap::new()),
             runtime,
             build_output: Arc::new(super::build_output::Log),
-            build_interrupts: None,
         }
-    }
-
-    /// Builds stop on the signals `interrupts` catches.
-    pub fn set_build_interrupts(&mut self, interrupts: Arc<BuildInterrupts>) {
-        self.build_interrupts = Some(interrupts);
     }
 
     /// Where builds report their steps: the log (the agent) unless a
@@ -179,14 +169,12 @@ impl ImageSource for Images {
                 })?;
             }
         }
-        let _building = self.build_interrupts.as_ref().map(|i| i.building());
         super::build_output::run_build(
             &self.store,
             &self.runtime,
             self.build_output.as_ref(),
             &self.build_inputs,
             request,
-            self.build_interrupts.as_ref().map(|i| i.cancel_flag()),
         )
     }
 

@@ -17,7 +17,6 @@
 mod attach;
 pub mod build_cache;
 mod build_inputs;
-pub mod build_interrupts;
 pub mod build_network;
 mod build_output;
 pub mod build_request;

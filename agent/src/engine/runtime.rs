@@ -181,6 +181,7 @@ impl Containers {
             CreateOptions {
                 start: false,
                 attach: false,
+                die_with_caller: false,
             },
         );
         // config.json (which names the image) is on disk now, or the

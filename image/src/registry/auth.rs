@@ -2,9 +2,9 @@
 //! `~/.docker/config.json`) with `auths` (base64 `user:password` in
 //! `auth`), a `credsStore` for every registry or `credHelpers` per
 //! registry, both run as `docker-credential-<name> get|store|erase` with
-//! the server URL on stdin, as the docker CLI runs them. `login_check` asks
-//! the registry whether a username and password are good (the `/v2/`
-//! challenge, then Basic or the token flow).
+//! the server URL on stdin, as the docker CLI runs them. An `identitytoken`
+//! (or a helper's `<token>` user) is an OAuth2 refresh token, exchanged
+//! per repository by `oauth`.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -14,9 +14,8 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::hosts;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reference::DEFAULT_DOMAIN;
 
@@ -32,6 +31,9 @@ pub enum Credentials {
     },
     /// A registry (bearer) token given as is.
     Token(String),
+    /// An OAuth2 refresh token (`identitytoken`), exchanged at the
+    /// registry's token server for each repository (see `oauth`).
+    IdentityToken(String),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             Credentials::Token(_) => f.write_str("Token(***)"),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(***)"),
         }
     }
 }
@@ -164,17 +167,14 @@ impl DockerConfig {
         {
             return Ok(Some(Credentials::Token(token.to_owned())));
         }
-        if entry
+        // Before `auth`, as docker decides: beside an identity token,
+        // `auth` holds a placeholder user and no password.
+        if let Some(token) = entry
             .get("identitytoken")
             .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
+            .filter(|s| !s.is_empty())
         {
-            // An OAuth2 refresh token: the token endpoint must be asked
-            // with grant_type=refresh_token, which oci-client cannot do.
-            warn!(
-                registry = domain,
-                "config.json holds an identity token for this registry, which berth cannot use yet; log in with a password (`berth login`)"
-            );
+            return Ok(Some(Credentials::IdentityToken(token.to_owned())));
         }
         let Some(auth) = entry
             .get("auth")
@@ -300,12 +300,9 @@ fn helper_get(helper: &Path, server: &str) -> Result<Option<Credentials>> {
     if secret.is_empty() {
         return Ok(None);
     }
+    // The helper protocol's way of handing over an identity token.
     if username == "<token>" {
-        warn!(
-            helper = %helper.display(),
-            "the credential helper returned an identity token, which berth cannot use yet"
-        );
-        return Ok(None);
+        return Ok(Some(Credentials::IdentityToken(secret.to_owned())));
     }
     Ok(Some(Credentials::Basic {
         username: username.to_owned(),
@@ -358,179 +355,6 @@ fn run_helper(program: &Path, action: &str, input: &[u8]) -> Result<Vec<u8>> {
     Err(Error::Credentials(format!(
         "{program} {action} failed: {text}"
     )))
-}
-
-/// Checks `username`/`password` against `domain` the way `docker login`
-/// does: `/v2/`, and on a `401` the challenge it names (Basic: the same
-/// request with the credentials; Bearer: a token from the realm with them).
-pub async fn login_check(
-    insecure: &hosts::Insecure,
-    domain: &str,
-    username: &str,
-    password: &str,
-) -> Result<()> {
-    super::install_crypto();
-    let host = if domain == DEFAULT_DOMAIN {
-        "registry-1.docker.io"
-    } else {
-        domain
-    };
-    let scheme = if insecure.is_insecure(domain) {
-        "http"
-    } else {
-        "https"
-    };
-    let url = format!("{scheme}://{host}/v2/");
-    let failed = |message: String, kind: ErrorKind| Error::Registry {
-        action: "log in to",
-        reference: domain.to_owned(),
-        message,
-        kind,
-    };
-    let net = |e: reqwest::Error| failed(super::error_chain(&e), ErrorKind::Registry);
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(net)?;
-    let first = client.get(&url).send().await.map_err(net)?;
-    if first.status().is_success() {
-        // No auth at all: docker says "Login Succeeded" too.
-        return Ok(());
-    }
-    if first.status().as_u16() != 401 {
-        return Err(failed(
-            format!("GET {url} answered {}", first.status()),
-            ErrorKind::Registry,
-        ));
-    }
-    let challenge = first
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let denied = || {
-        failed(
-            "unauthorized: incorrect username or password".into(),
-            ErrorKind::Unauthorized,
-        )
-    };
-    if challenge.to_ascii_lowercase().starts_with("basic") {
-        let res = client
-            .get(&url)
-            .basic_auth(username, Some(password))
-            .send()
-            .await
-            .map_err(net)?;
-        return if res.status().is_success() {
-            Ok(())
-        } else {
-            Err(denied())
-        };
-    }
-    let params = parse_challenge(&challenge);
-    let realm = params
-        .iter()
-        .find(|(k, _)| k == "realm")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| {
-            failed(
-                format!("unsupported authentication challenge {challenge:?}"),
-                ErrorKind::Registry,
-            )
-        })?;
-    let mut query: Vec<(String, String)> = vec![
-        ("account".into(), username.to_owned()),
-        ("client_id".into(), "berth".into()),
-    ];
-    if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
-        query.push(("service".into(), service.clone()));
-    }
-    let mut token_url = realm.clone();
-    token_url.push(if realm.contains('?') { '&' } else { '?' });
-    token_url.push_str(
-        &query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", url_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&"),
-    );
-    let res = client
-        .get(&token_url)
-        .basic_auth(username, Some(password))
-        .send()
-        .await
-        .map_err(net)?;
-    if !res.status().is_success() {
-        return Err(denied());
-    }
-    let body: Value = res.bytes().await.map_err(net).and_then(|b| {
-        serde_json::from_slice(&b).map_err(|e| failed(e.to_string(), ErrorKind::Registry))
-    })?;
-    let token = body
-        .get("token")
-        .or_else(|| body.get("access_token"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            failed(
-                "the token endpoint returned no token".into(),
-                ErrorKind::Registry,
-            )
-        })?;
-    let res = client
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(net)?;
-    if res.status().is_success() {
-        Ok(())
-    } else {
-        Err(denied())
-    }
-}
-
-/// `Bearer realm="x",service="y"` → `[(realm, x), (service, y)]`.
-fn parse_challenge(header: &str) -> Vec<(String, String)> {
-    let rest = header.split_once(' ').map(|(_, r)| r).unwrap_or("");
-    let mut out = Vec::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect();
-        }
-        out.push((key.trim().to_ascii_lowercase(), value));
-    }
-    out
-}
-
-fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -604,17 +428,37 @@ mod tests {
     }
 
     #[test]
-    fn challenges_parse() {
-        let p = parse_challenge(
-            r#"Bearer realm="https://auth.io/token",service="registry.io",scope="a,b""#,
+    fn identity_tokens_come_before_the_placeholder_auth_and_from_helpers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DockerConfig::new(dir.path());
+        // As `az acr login` writes it: a placeholder user, no password.
+        std::fs::write(
+            config.path(),
+            r#"{"auths": {"acr.io": {"auth": "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==", "identitytoken": "rt-1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.credentials("acr.io").unwrap(),
+            Some(Credentials::IdentityToken("rt-1".into()))
+        );
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let helper = bin.join("docker-credential-berthsso");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\necho '{\"ServerURL\":\"sso.lan\",\"Username\":\"<token>\",\"Secret\":\"rt-2\"}'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = DockerConfig::new(dir.path()).with_helper_dir(&bin);
+        std::fs::write(config.path(), r#"{"credsStore": "berthsso"}"#).unwrap();
+        assert_eq!(
+            config.credentials("sso.lan").unwrap(),
+            Some(Credentials::IdentityToken("rt-2".into()))
         );
         assert_eq!(
-            p,
-            vec![
-                ("realm".into(), "https://auth.io/token".into()),
-                ("service".into(), "registry.io".into()),
-                ("scope".into(), "a,b".into())
-            ]
+            format!("{:?}", Credentials::IdentityToken("secret".into())),
+            "IdentityToken(***)"
         );
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! - `hosts`: which registries speak plain http (loopback, and those listed
 //!   as insecure) and the Docker Hub's API host.
-//! - `auth`: `~/.docker/config.json` (`auths`, `credHelpers`, `credsStore`)
-//!   and `login`'s check of a username and password.
+//! - `auth`: `~/.docker/config.json` (`auths`, `credHelpers`, `credsStore`).
+//! - `login`: `login`'s check of a username and password.
+//! - `oauth`: `identitytoken` credentials, exchanged at the registry's
+//!   token server (`grant_type=refresh_token`) for a bearer token.
 //! - `pull`: manifest (or index, resolved to one platform), config and
 //!   layers, fetched concurrently by `fetch` (resumable, verified).
 //! - `push`: blobs the registry lacks (mounted from another repository of
@@ -19,6 +21,8 @@
 mod auth;
 mod fetch;
 mod hosts;
+mod login;
+mod oauth;
 mod pull;
 mod push;
 mod records;
@@ -33,8 +37,9 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reference::Reference;
 
-pub use auth::{Credentials, DockerConfig, login_check};
+pub use auth::{Credentials, DockerConfig};
 pub use hosts::{INSECURE_ENV, Insecure, REGISTRIES_CONFIG, is_loopback};
+pub use login::login_check;
 pub use pull::{PullOptions, PullOutcome, PullStatus};
 pub use push::PushOutcome;
 pub use records::{PullRecord, RegistryRecords};
@@ -138,13 +143,34 @@ impl Registry {
         }))
     }
 
-    /// The credentials Docker would use for `domain`.
-    pub(crate) fn auth_for(&self, domain: &str) -> Result<RegistryAuth> {
+    /// The credentials Docker would use for `reference`'s registry, for
+    /// `access` to its repository: an identity token is exchanged for an
+    /// access token here (oci-client knows no refresh_token grant).
+    pub(crate) async fn auth_for(
+        &self,
+        reference: &Reference,
+        access: oauth::Access<'_>,
+    ) -> Result<RegistryAuth> {
+        let domain = reference.domain();
         Ok(match self.docker_config.credentials(domain)? {
             Some(Credentials::Basic { username, password }) => {
                 RegistryAuth::Basic(username, password)
             }
             Some(Credentials::Token(token)) => RegistryAuth::Bearer(token),
+            Some(Credentials::IdentityToken(refresh)) => {
+                match oauth::access_token(
+                    &self.insecure,
+                    domain,
+                    reference.path(),
+                    access,
+                    &refresh,
+                )
+                .await?
+                {
+                    Some(token) => RegistryAuth::Bearer(token),
+                    None => RegistryAuth::Anonymous,
+                }
+            }
             None => RegistryAuth::Anonymous,
         })
     }

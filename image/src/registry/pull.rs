@@ -69,7 +69,7 @@ impl Registry {
         let shown = reference.familiar();
         let image_ref = to_oci_ref(reference)?;
         let client = self.client(reference.domain());
-        let auth = self.auth_for(reference.domain())?;
+        let auth = self.auth_for(reference, super::oauth::Access::Pull).await?;
         let (bytes, digest) = client
             .pull_manifest_raw(&image_ref, &auth, MANIFEST_TYPES)
             .await

@@ -78,7 +78,11 @@ impl Registry {
         })?;
         let image_ref = to_oci_ref(reference)?;
         let client = self.client(reference.domain());
-        let auth = self.auth_for(reference.domain())?;
+        let mount_from = self.mount_source(store, reference, &image.id)?;
+        let access = super::oauth::Access::Push {
+            mount_from: mount_from.as_ref().map(|m| m.repository()),
+        };
+        let auth = self.auth_for(reference, access).await?;
         client
             .auth(&image_ref, &auth, RegistryOperation::Push)
             .await
@@ -132,7 +136,6 @@ impl Registry {
             temporary: false,
         });
 
-        let mount_from = self.mount_source(store, reference, &image.id)?;
         let jobs: Vec<_> = uploads
             .iter()
             .map(|u| (u.path.clone(), u.digest.clone(), u.size))

@@ -71,6 +71,9 @@ pub struct Interrupts {
 
 pub fn catch_interrupts() -> anyhow::Result<Interrupts> {
     let signals = Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT and SIGTERM")?;
+    // Outside builds; a build running when one arrives is cancelled, and
+    // `up` then ends with 130 (see `berth_agent::interrupt`).
+    berth_agent::interrupt::others_catch_interrupts();
     Ok(Interrupts { signals })
 }
 

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use berth_reconcilers::ImageSource;
 use berth_reconcilers::desired;
 
@@ -55,12 +54,6 @@ pub fn run(
     cp.engine
         .images
         .set_build_output(Arc::new(PlainBuildOutput::new(flags.quiet)));
-    // Ctrl+C (or SIGTERM) cancels the running builds: their RUN
-    // containers are killed and removed with their networks, not left
-    // behind with their shims.
-    let interrupts = crate::engine::build_interrupts::BuildInterrupts::install()
-        .context("cannot install the build's signal handlers")?;
-    cp.engine.images.set_build_interrupts(interrupts);
     let requests = requests(&cp, flags)?;
     if requests.is_empty() {
         if !flags.quiet {

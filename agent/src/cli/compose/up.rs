@@ -121,7 +121,7 @@ pub enum Pull {
 }
 
 pub fn run(opts: &ProjectOpts, flags: &UpFlags, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    let Some(mut cp) = ComposeProject::open(opts, global, Files::Required)? else {
+    let Some(cp) = ComposeProject::open(opts, global, Files::Required)? else {
         return Ok(ExitCode::FAILURE);
     };
     check(&cp, flags)?;
@@ -135,12 +135,6 @@ pub fn run(opts: &ProjectOpts, flags: &UpFlags, global: &GlobalOpts) -> anyhow::
     let interrupts = if attached {
         Some(attach::catch_interrupts()?)
     } else {
-        // Detached: a Ctrl+C while an image builds cancels the build (its
-        // RUN container and network removed); at any other time it ends
-        // `up` at once, as before.
-        let builds = crate::engine::build_interrupts::BuildInterrupts::install()
-            .context("cannot install the build's signal handlers")?;
-        cp.engine.images.set_build_interrupts(builds);
         None
     };
     let (observed, plan) = cp.plan(&options)?;
