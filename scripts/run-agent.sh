@@ -4,10 +4,10 @@
 # With BERTH_GIT=URL set it follows that repository instead of examples/
 # (BERTH_GIT_REF, BERTH_GIT_PATH, BERTH_GIT_TOKEN... as docs/gitops.md says).
 #
-# The examples build their images FROM busybox:latest (berth cannot pull
-# yet): when the state root ($BERTH_ROOT, else /var/lib/berth) has no
-# busybox:latest, it is imported from the host's static busybox first
-# (scripts/make-busybox-image.sh).
+# The examples build their images FROM busybox:latest, and offline there is
+# no registry to pull it from: when the state root ($BERTH_ROOT, else
+# /var/lib/berth) has no busybox:latest, it is imported from the host's
+# static busybox first (scripts/make-busybox-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null 2>&1; then
