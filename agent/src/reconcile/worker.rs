@@ -491,17 +491,31 @@ async fn record(
             elapsed_ms = elapsed.as_millis() as u64,
             "reconcile failed"
         ),
-        None => tracing::info!(
-            actions = p
+        None => {
+            let actions = p
                 .reconcile
                 .operation
                 .as_ref()
                 .map(|o| o.plan.len())
-                .unwrap_or(0),
-            in_sync,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "reconciled"
-        ),
+                .unwrap_or(0);
+            // A container event (each healthcheck run is one) that finds
+            // nothing to do would otherwise log a line per check.
+            if actions == 0 && in_sync && trigger == Trigger::Event {
+                tracing::debug!(
+                    actions,
+                    in_sync,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "reconciled"
+                );
+            } else {
+                tracing::info!(
+                    actions,
+                    in_sync,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "reconciled"
+                );
+            }
+        }
     }
     shared.metrics.observe(&store);
     (finished, next)
