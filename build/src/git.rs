@@ -201,6 +201,20 @@ impl GitRef {
         Ok(())
     }
 
+    /// `remote` for messages and logs: user info in a URL remote
+    /// (`https://user:token@host/...`, `https://token@host/...`) may be a
+    /// credential, so it is shown as `***`.
+    pub fn shown_remote(&self) -> String {
+        let Some((scheme, rest)) = self.remote.split_once("://") else {
+            return self.remote.clone();
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        match authority.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority.len()..]),
+            None => self.remote.clone(),
+        }
+    }
+
     fn is_http(&self) -> bool {
         self.remote.starts_with("http://") || self.remote.starts_with("https://")
     }
@@ -398,7 +412,7 @@ impl GitSources {
             cmd.current_dir(d);
         }
         cmd.args(args);
-        tracing::debug!(remote = %git.remote, ?args, "git");
+        tracing::debug!(remote = %git.shown_remote(), ?args, "git");
         let out = cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{doing}: the git binary is not installed (apt-get install git)")
@@ -435,7 +449,8 @@ impl GitSources {
             if !matches(&resolved.commit) && !resolved.tag_object.as_deref().is_some_and(matches) {
                 return Err(format!(
                     "checksum of {} does not match: expected {want}, got {}",
-                    git.remote, resolved.commit
+                    git.shown_remote(),
+                    resolved.commit
                 ));
             }
         }
@@ -450,18 +465,18 @@ impl GitSources {
                 tag_object: None,
             });
         }
-        let doing = format!("cannot reach git repository {}", git.remote);
+        let doing = format!("cannot reach git repository {}", git.shown_remote());
         let listing = self
             .run(git, &["ls-remote", "--", &git.remote], None, &doing)
             .map_err(with_auth_hint)?;
         pick(&listing, git.reference.as_deref()).ok_or_else(|| match &git.reference {
             Some(r) => format!(
                 "ref {r:?} not found in git repository {} (give a branch, tag or full commit hash)",
-                git.remote
+                git.shown_remote()
             ),
             None => format!(
                 "git repository {} has no HEAD (name a branch with #BRANCH)",
-                git.remote
+                git.shown_remote()
             ),
         })
     }
@@ -495,7 +510,8 @@ impl GitSources {
         let work = tmp.path();
         let fetching = format!(
             "cannot fetch {} from git repository {}",
-            resolved.fetch, git.remote
+            resolved.fetch,
+            git.shown_remote()
         );
         self.run(git, &["init", "-q", "."], Some(work), &fetching)?;
         self.run(
@@ -565,7 +581,7 @@ impl GitSources {
                     "--depth=1",
                 ],
                 Some(work),
-                &format!("cannot fetch the submodules of {}", git.remote),
+                &format!("cannot fetch the submodules of {}", git.shown_remote()),
             )?;
         }
         if !keep_git_dir {
@@ -592,7 +608,8 @@ impl GitSources {
         if !path.is_dir() {
             return Err(format!(
                 "subdir {sub:?} is not a folder of git repository {} at {}",
-                git.remote, resolved.commit
+                git.shown_remote(),
+                resolved.commit
             ));
         }
         Ok(path)
@@ -603,7 +620,7 @@ impl GitSources {
         let git = GitRef::parse(url)?;
         let resolved = self.resolve(&git, None)?;
         let checkout = self.checkout(&git, &resolved, git.keep_git_dir.unwrap_or(false))?;
-        tracing::info!(remote = %git.remote, commit = %resolved.commit, "git context");
+        tracing::info!(remote = %git.shown_remote(), commit = %resolved.commit, "git context");
         Self::subdir(&checkout, &git, &resolved)
     }
 }

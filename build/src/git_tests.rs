@@ -27,6 +27,26 @@ fn what_counts_as_a_git_url() {
 }
 
 #[test]
+fn shown_remote_hides_user_info() {
+    for (url, shown) in [
+        (
+            "https://user:tok3n@h.io/o/r.git#main",
+            "https://***@h.io/o/r.git",
+        ),
+        (
+            "https://tok3n@h.io:8443/o/r.git",
+            "https://***@h.io:8443/o/r.git",
+        ),
+        ("https://h.io/o/r.git", "https://h.io/o/r.git"),
+        ("https://h.io/o/r@v1.git", "https://h.io/o/r@v1.git"),
+        ("git@h.io:o/r.git", "git@h.io:o/r.git"),
+        ("ssh://git@h.io/o/r.git", "ssh://***@h.io/o/r.git"),
+    ] {
+        assert_eq!(GitRef::parse(url).unwrap().shown_remote(), shown, "{url}");
+    }
+}
+
+#[test]
 fn fragments_and_queries() {
     let g = GitRef::parse("https://h/o/r.git#v1:docs/site").unwrap();
     assert_eq!(g.remote, "https://h/o/r.git");
