@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::secret_file::read_secret;
 use crate::gitsync::SourceConfig;
 use crate::gitsync::git::Auth;
 use crate::gitsync::spec::{self, Credentials, GitRef};
@@ -115,7 +116,12 @@ pub fn source(args: &GitArgs, root: &Path) -> anyhow::Result<SourceConfig> {
         !args.git_interval.is_zero(),
         "--git-interval must be greater than zero"
     );
-    let https = match token(args.git_token_file.as_deref())? {
+    let https = match read_secret(
+        "--git-token-file",
+        args.git_token_file.as_deref(),
+        Some(TOKEN_ENV),
+        "token",
+    )? {
         Some(password) => Some(Credentials {
             username: args.git_username.clone(),
             password,
@@ -147,20 +153,12 @@ pub fn source(args: &GitArgs, root: &Path) -> anyhow::Result<SourceConfig> {
         .join("agent")
         .join("git")
         .join(spec::checkout_name(&url));
-    let webhook_secret = match &args.git_webhook_secret_file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("--git-webhook-secret-file {}", file.display()))?;
-            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
-            anyhow::ensure!(
-                !secret.is_empty(),
-                "--git-webhook-secret-file {}: the secret is empty",
-                file.display()
-            );
-            Some(secret)
-        }
-        None => None,
-    };
+    let webhook_secret = read_secret(
+        "--git-webhook-secret-file",
+        args.git_webhook_secret_file.as_deref(),
+        None,
+        "secret",
+    )?;
     Ok(SourceConfig {
         url,
         reference,
@@ -195,25 +193,6 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     } else {
         Ok(std::env::current_dir()?.join(path))
     }
-}
-
-/// The https token: the first line of `--git-token-file`, else
-/// `BERTH_GIT_TOKEN`.
-fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let (text, source) = match file {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--git-token-file {}", path.display()))?,
-            format!("--git-token-file {}", path.display()),
-        ),
-        None => match std::env::var(TOKEN_ENV) {
-            Ok(t) => (t, TOKEN_ENV.to_owned()),
-            Err(_) => return Ok(None),
-        },
-    };
-    let token = text.lines().next().unwrap_or_default().trim().to_owned();
-    anyhow::ensure!(!token.is_empty(), "{source}: the token is empty");
-    Ok(Some(token))
 }
 
 #[cfg(test)]
