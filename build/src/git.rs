@@ -329,8 +329,10 @@ impl GitAuth {
         auth
     }
 
-    /// `-c http.extraHeader=…` for `git`, when a token or header applies.
-    fn config_args(&self, git: &GitRef) -> Vec<String> {
+    /// `http.extraHeader` for `git`, when a token or header applies, as
+    /// `GIT_CONFIG_*` environment variables: a `-c` argument would show
+    /// the credential to every user in the process list.
+    fn config_env(&self, git: &GitRef) -> Vec<(&'static str, String)> {
         if !git.is_http() {
             return Vec::new();
         }
@@ -349,8 +351,9 @@ impl GitAuth {
             return Vec::new();
         };
         vec![
-            "-c".into(),
-            format!("http.extraHeader=Authorization: {header}"),
+            ("GIT_CONFIG_COUNT", "1".into()),
+            ("GIT_CONFIG_KEY_0", "http.extraHeader".into()),
+            ("GIT_CONFIG_VALUE_0", format!("Authorization: {header}")),
         ]
     }
 }
@@ -383,7 +386,7 @@ impl GitSources {
             "-c",
             "http.lowSpeedTime=60",
         ])
-        .args(self.auth.config_args(git))
+        .envs(self.auth.config_env(git))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(std::process::Stdio::null());

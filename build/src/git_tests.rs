@@ -121,14 +121,18 @@ fn tokens_become_an_authorization_header_for_http_only() {
     let https = GitRef::parse("https://git.example/r.git").unwrap();
     // base64("x-access-token:tok")
     assert_eq!(
-        auth.config_args(&https),
+        auth.config_env(&https),
         [
-            "-c",
-            "http.extraHeader=Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r"
+            ("GIT_CONFIG_COUNT", "1".to_owned()),
+            ("GIT_CONFIG_KEY_0", "http.extraHeader".to_owned()),
+            (
+                "GIT_CONFIG_VALUE_0",
+                "Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r".to_owned()
+            )
         ]
     );
     let ssh = GitRef::parse("git@git.example:r.git").unwrap();
-    assert!(auth.config_args(&ssh).is_empty());
+    assert!(auth.config_env(&ssh).is_empty());
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
