@@ -128,26 +128,8 @@ pub fn source(args: &GitArgs, root: &Path) -> anyhow::Result<SourceConfig> {
         }),
         None => url_credentials,
     };
-    for (flag, file) in [
-        ("--git-ssh-key", &args.git_ssh_key),
-        ("--git-known-hosts", &args.git_known_hosts),
-    ] {
-        if let Some(file) = file {
-            std::fs::File::open(file).with_context(|| format!("{flag} {}", file.display()))?;
-        }
-    }
-    let ssh_key = args
-        .git_ssh_key
-        .as_deref()
-        .map(absolute)
-        .transpose()
-        .context("--git-ssh-key")?;
-    let known_hosts = args
-        .git_known_hosts
-        .as_deref()
-        .map(absolute)
-        .transpose()
-        .context("--git-known-hosts")?;
+    let ssh_key = readable_file("--git-ssh-key", args.git_ssh_key.as_deref())?;
+    let known_hosts = readable_file("--git-known-hosts", args.git_known_hosts.as_deref())?;
     let root = absolute(root).with_context(|| format!("--root {}", root.display()))?;
     let checkout = root
         .join("agent")
@@ -185,6 +167,17 @@ fn local_path(url: &str) -> anyhow::Result<String> {
         .canonicalize()
         .with_context(|| format!("--git {}", spec::redact_url(url)))?;
     Ok(path.display().to_string())
+}
+
+/// A file flag's path, made absolute, once the file is known readable:
+/// a missing key fails at start, naming the flag, not at the first fetch.
+fn readable_file(flag: &str, file: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let named = || format!("{flag} {}", file.display());
+    std::fs::File::open(file).with_context(named)?;
+    Ok(Some(absolute(file).with_context(named)?))
 }
 
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {
