@@ -15,10 +15,10 @@ use std::path::PathBuf;
 
 use agent_support::berth_cmd;
 use git_support::{
-    Remote, applied, condition, detail, exists, git, have_git, metric_sum, refresh,
-    root_with_busybox, running_id, source, start_agent, until,
+    Remote, applied, condition, detail, exists, git, have_git, metric_sum, refresh, running_id,
+    source, start_agent, until,
 };
-use runtime_support::{need_root, text};
+use runtime_support::{need_root, root_with_busybox, text};
 use serde_json::Value;
 
 const SHOP: &str = r#"name: shop

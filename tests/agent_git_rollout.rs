@@ -11,10 +11,9 @@ mod agent_support;
 mod git_support;
 mod runtime_support;
 
-use git_support::{
-    Remote, TOKEN, detail, have_git, refresh, root_with_busybox, running_id, start_agent, until,
-};
-use runtime_support::need_root;
+use agent_support::revisions;
+use git_support::{Remote, TOKEN, detail, have_git, refresh, running_id, start_agent, until};
+use runtime_support::{need_root, root_with_busybox};
 use serde_json::Value;
 
 fn shop(command: &str, probe: &str) -> String {
@@ -42,21 +41,6 @@ fn blog(seconds: &str) -> String {
 
 fn status(agent: &agent_support::Agent) -> Option<Value> {
     Some(detail(agent, "shop")?["status"].clone())
-}
-
-/// `(number, state)` of each revision, newest first.
-fn revisions(st: &Value) -> Vec<(u64, String)> {
-    st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["number"].as_u64().unwrap(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -15,29 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use agent_support::{Agent, TempDir};
-use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, private_netns, text};
+use runtime_support::{Root, need_root, root_with_busybox, text};
 use serde_json::Value;
 
 /// How long any one convergence may take before a test fails.
 const CONVERGE: Duration = Duration::from_secs(90);
 
 const TOKEN: &str = "e2e-token-0123456789";
-
-/// A state root with busybox imported.
-fn root_with_busybox(label: &str) -> Root {
-    // Its networks' bridges, veths and nftables rules are made in the
-    // test thread's own network namespace, never on the host.
-    private_netns();
-    let root = Root::new(label);
-    let mut tar = Vec::new();
-    busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
-    let path = root.dir.join("busybox.tar");
-    std::fs::write(&path, tar).unwrap();
-    let out = root.run(&["image", "import", path.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    root
-}
 
 /// `berth agent` on `dir` with `root`, a resync every `resync`, a quick
 /// deletion grace, and the API token in a file.

@@ -14,28 +14,14 @@ mod agent_support;
 mod runtime_support;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agent_support::{Agent, TempDir, berth_cmd};
-use berth_image::testing::busybox_rootfs_tar;
-use runtime_support::{Root, need_root, private_netns, text};
+use agent_support::{Agent, TempDir, berth_cmd, revisions};
+use runtime_support::{need_root, root_with_busybox, text};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(120);
 const TOKEN: &str = "rollout-token-0123456789";
-
-fn root_with_busybox(label: &str) -> Root {
-    private_netns();
-    let root = Root::new(label);
-    let mut tar = Vec::new();
-    busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
-    let path = root.dir.join("busybox.tar");
-    std::fs::write(&path, tar).unwrap();
-    let out = root.run(&["image", "import", path.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    root
-}
 
 fn until<T>(agent: &Agent, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + CONVERGE;
@@ -57,21 +43,6 @@ fn until<T>(agent: &Agent, what: &str, mut probe: impl FnMut() -> Option<T>) -> 
 fn status(agent: &Agent) -> Option<Value> {
     let (code, body) = agent.get("/api/v1/projects/shop");
     (code == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["status"].clone())
-}
-
-/// `(number, state)` of each revision in the status, newest first.
-fn revisions(st: &Value) -> Vec<(u64, String)> {
-    st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["number"].as_u64().unwrap(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// The running web replica: `(container id, config hash)`.

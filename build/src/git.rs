@@ -31,191 +31,8 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
+pub use crate::git_url::{GitRef, is_git_url};
 use crate::request::SecretSource;
-
-/// A parsed git URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GitRef {
-    /// What `git` fetches from (without fragment and query).
-    pub remote: String,
-    /// Branch, tag, full ref name or commit; `None`: the remote's HEAD.
-    pub reference: Option<String>,
-    /// A folder of the repository to use instead of its root.
-    pub subdir: Option<String>,
-    /// `?checksum=` / `?commit=`: the commit the ref must resolve to.
-    pub checksum: Option<String>,
-    pub keep_git_dir: Option<bool>,
-    pub submodules: Option<bool>,
-}
-
-/// Whether `s` names a git repository (BuildKit's rules; a plain
-/// `http(s)://` URL is a download unless its path ends in `.git`).
-pub fn is_git_url(s: &str) -> bool {
-    if s.starts_with("git://") || s.starts_with("ssh://") || s.starts_with("github.com/") {
-        return true;
-    }
-    if let Some(rest) = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-    {
-        let path = rest.split(['#', '?']).next().unwrap_or_default();
-        return path.ends_with(".git");
-    }
-    scp_like(s)
-}
-
-/// `user@host:path` (scp syntax), as `git@github.com:org/repo.git`.
-fn scp_like(s: &str) -> bool {
-    let Some((user_host, path)) = s.split_once(':') else {
-        return false;
-    };
-    let Some((user, host)) = user_host.split_once('@') else {
-        return false;
-    };
-    !user.is_empty()
-        && !host.is_empty()
-        && !path.is_empty()
-        && !path.starts_with("//")
-        && user_host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c))
-}
-
-fn parse_bool(key: &str, value: Option<&str>) -> Result<bool, String> {
-    match value {
-        None | Some("") => Ok(true),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-        Some(v) => Err(format!(
-            "invalid {key} value: {v:?} (expected true or false)"
-        )),
-    }
-}
-
-impl GitRef {
-    /// Parses a git URL with its `#ref:subdir` fragment and query.
-    pub fn parse(url: &str) -> Result<GitRef, String> {
-        if !is_git_url(url) {
-            return Err(format!("{url:?} is not a git URL"));
-        }
-        let (before_fragment, fragment) = match url.split_once('#') {
-            Some((b, f)) => (b, Some(f)),
-            None => (url, None),
-        };
-        let (remote, query) = match before_fragment.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (before_fragment, None),
-        };
-        let remote = match remote.strip_prefix("github.com/") {
-            Some(path) => format!("https://github.com/{path}"),
-            None => remote.to_owned(),
-        };
-        let mut git = GitRef {
-            remote,
-            ..GitRef::default()
-        };
-        if let Some(fragment) = fragment {
-            let (reference, subdir) = match fragment.split_once(':') {
-                Some((r, d)) => (r, Some(d)),
-                None => (fragment, None),
-            };
-            git.reference = Some(reference).filter(|r| !r.is_empty()).map(str::to_owned);
-            git.subdir = subdir.filter(|d| !d.is_empty()).map(str::to_owned);
-        }
-        if let Some(query) = query {
-            git.load_query(query)?;
-        }
-        Ok(git)
-    }
-
-    fn load_query(&mut self, query: &str) -> Result<(), String> {
-        let mut tag = None;
-        let mut branch = None;
-        let mut seen = std::collections::HashSet::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = match pair.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (pair, None),
-            };
-            if !seen.insert(key.to_owned()) {
-                return Err(format!("query {key:?} has multiple values"));
-            }
-            let required = || {
-                value
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("query {key:?} has no value"))
-            };
-            let set = |slot: &mut Option<String>, what: &str, v: String| {
-                match slot {
-                    Some(old) if *old != v => {
-                        return Err(format!("{what} conflicts: {old:?} vs {v:?}"));
-                    }
-                    _ => *slot = Some(v),
-                }
-                Ok(())
-            };
-            match key {
-                "ref" => set(&mut self.reference, "ref", required()?)?,
-                "tag" => tag = Some(required()?),
-                "branch" => branch = Some(required()?),
-                "subdir" => set(&mut self.subdir, "subdir", required()?)?,
-                "checksum" | "commit" => self.checksum = Some(required()?),
-                "keep-git-dir" => self.keep_git_dir = Some(parse_bool(key, value)?),
-                "submodules" => self.submodules = Some(parse_bool(key, value)?),
-                other => return Err(format!("unexpected query {other:?} in git URL")),
-            }
-        }
-        if tag.is_some() && branch.is_some() {
-            return Err("branch conflicts with tag".into());
-        }
-        if let Some(t) = tag {
-            let full = if t.starts_with("refs/tags/") {
-                t
-            } else {
-                format!("refs/tags/{t}")
-            };
-            match &self.reference {
-                Some(old) if *old != full => {
-                    return Err(format!("ref conflicts: {old:?} vs {full:?}"));
-                }
-                _ => self.reference = Some(full),
-            }
-        }
-        if let Some(b) = branch {
-            let full = if b.starts_with("refs/heads/") {
-                b
-            } else {
-                format!("refs/heads/{b}")
-            };
-            match &self.reference {
-                Some(old) if *old != full => {
-                    return Err(format!("ref conflicts: {old:?} vs {full:?}"));
-                }
-                _ => self.reference = Some(full),
-            }
-        }
-        if self.reference.is_none() {
-            self.reference = self.checksum.clone();
-        }
-        Ok(())
-    }
-
-    fn is_http(&self) -> bool {
-        self.remote.starts_with("http://") || self.remote.starts_with("https://")
-    }
-
-    fn host(&self) -> Option<&str> {
-        let rest = self
-            .remote
-            .split_once("://")
-            .map(|(_, r)| r)
-            .or_else(|| self.remote.split_once('@').map(|(_, r)| r))?;
-        let host = rest.split(['/', ':']).next()?;
-        let host = host.rsplit('@').next()?;
-        Some(host)
-    }
-}
 
 /// Says how to give credentials when git's message is about them.
 fn with_auth_hint(message: String) -> String {
@@ -315,8 +132,10 @@ impl GitAuth {
         auth
     }
 
-    /// `-c http.extraHeader=…` for `git`, when a token or header applies.
-    fn config_args(&self, git: &GitRef) -> Vec<String> {
+    /// `http.extraHeader` for `git`, when a token or header applies, as
+    /// `GIT_CONFIG_*` environment variables: a `-c` argument would show
+    /// the credential to every user in the process list.
+    fn config_env(&self, git: &GitRef) -> Vec<(&'static str, String)> {
         if !git.is_http() {
             return Vec::new();
         }
@@ -335,8 +154,9 @@ impl GitAuth {
             return Vec::new();
         };
         vec![
-            "-c".into(),
-            format!("http.extraHeader=Authorization: {header}"),
+            ("GIT_CONFIG_COUNT", "1".into()),
+            ("GIT_CONFIG_KEY_0", "http.extraHeader".into()),
+            ("GIT_CONFIG_VALUE_0", format!("Authorization: {header}")),
         ]
     }
 }
@@ -369,7 +189,7 @@ impl GitSources {
             "-c",
             "http.lowSpeedTime=60",
         ])
-        .args(self.auth.config_args(git))
+        .envs(self.auth.config_env(git))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(std::process::Stdio::null());
@@ -398,7 +218,7 @@ impl GitSources {
             cmd.current_dir(d);
         }
         cmd.args(args);
-        tracing::debug!(remote = %git.remote, ?args, "git");
+        tracing::debug!(remote = %git.shown_remote(), ?args, "git");
         let out = cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{doing}: the git binary is not installed (apt-get install git)")
@@ -435,7 +255,8 @@ impl GitSources {
             if !matches(&resolved.commit) && !resolved.tag_object.as_deref().is_some_and(matches) {
                 return Err(format!(
                     "checksum of {} does not match: expected {want}, got {}",
-                    git.remote, resolved.commit
+                    git.shown_remote(),
+                    resolved.commit
                 ));
             }
         }
@@ -450,18 +271,18 @@ impl GitSources {
                 tag_object: None,
             });
         }
-        let doing = format!("cannot reach git repository {}", git.remote);
+        let doing = format!("cannot reach git repository {}", git.shown_remote());
         let listing = self
             .run(git, &["ls-remote", "--", &git.remote], None, &doing)
             .map_err(with_auth_hint)?;
         pick(&listing, git.reference.as_deref()).ok_or_else(|| match &git.reference {
             Some(r) => format!(
                 "ref {r:?} not found in git repository {} (give a branch, tag or full commit hash)",
-                git.remote
+                git.shown_remote()
             ),
             None => format!(
                 "git repository {} has no HEAD (name a branch with #BRANCH)",
-                git.remote
+                git.shown_remote()
             ),
         })
     }
@@ -495,7 +316,8 @@ impl GitSources {
         let work = tmp.path();
         let fetching = format!(
             "cannot fetch {} from git repository {}",
-            resolved.fetch, git.remote
+            resolved.fetch,
+            git.shown_remote()
         );
         self.run(git, &["init", "-q", "."], Some(work), &fetching)?;
         self.run(
@@ -565,7 +387,7 @@ impl GitSources {
                     "--depth=1",
                 ],
                 Some(work),
-                &format!("cannot fetch the submodules of {}", git.remote),
+                &format!("cannot fetch the submodules of {}", git.shown_remote()),
             )?;
         }
         if !keep_git_dir {
@@ -592,7 +414,8 @@ impl GitSources {
         if !path.is_dir() {
             return Err(format!(
                 "subdir {sub:?} is not a folder of git repository {} at {}",
-                git.remote, resolved.commit
+                git.shown_remote(),
+                resolved.commit
             ));
         }
         Ok(path)
@@ -603,7 +426,7 @@ impl GitSources {
         let git = GitRef::parse(url)?;
         let resolved = self.resolve(&git, None)?;
         let checkout = self.checkout(&git, &resolved, git.keep_git_dir.unwrap_or(false))?;
-        tracing::info!(remote = %git.remote, commit = %resolved.commit, "git context");
+        tracing::info!(remote = %git.shown_remote(), commit = %resolved.commit, "git context");
         Self::subdir(&checkout, &git, &resolved)
     }
 }

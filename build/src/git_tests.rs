@@ -27,6 +27,26 @@ fn what_counts_as_a_git_url() {
 }
 
 #[test]
+fn shown_remote_hides_user_info() {
+    for (url, shown) in [
+        (
+            "https://user:tok3n@h.io/o/r.git#main",
+            "https://***@h.io/o/r.git",
+        ),
+        (
+            "https://tok3n@h.io:8443/o/r.git",
+            "https://***@h.io:8443/o/r.git",
+        ),
+        ("https://h.io/o/r.git", "https://h.io/o/r.git"),
+        ("https://h.io/o/r@v1.git", "https://h.io/o/r@v1.git"),
+        ("git@h.io:o/r.git", "git@h.io:o/r.git"),
+        ("ssh://git@h.io/o/r.git", "ssh://***@h.io/o/r.git"),
+    ] {
+        assert_eq!(GitRef::parse(url).unwrap().shown_remote(), shown, "{url}");
+    }
+}
+
+#[test]
 fn fragments_and_queries() {
     let g = GitRef::parse("https://h/o/r.git#v1:docs/site").unwrap();
     assert_eq!(g.remote, "https://h/o/r.git");
@@ -101,14 +121,18 @@ fn tokens_become_an_authorization_header_for_http_only() {
     let https = GitRef::parse("https://git.example/r.git").unwrap();
     // base64("x-access-token:tok")
     assert_eq!(
-        auth.config_args(&https),
+        auth.config_env(&https),
         [
-            "-c",
-            "http.extraHeader=Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r"
+            ("GIT_CONFIG_COUNT", "1".to_owned()),
+            ("GIT_CONFIG_KEY_0", "http.extraHeader".to_owned()),
+            (
+                "GIT_CONFIG_VALUE_0",
+                "Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r".to_owned()
+            )
         ]
     );
     let ssh = GitRef::parse("git@git.example:r.git").unwrap();
-    assert!(auth.config_args(&ssh).is_empty());
+    assert!(auth.config_env(&ssh).is_empty());
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {

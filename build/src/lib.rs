@@ -66,6 +66,7 @@ mod error;
 mod fetch;
 mod fsop;
 pub mod git;
+mod git_url;
 mod imageconfig;
 mod inline_cache;
 mod layer;

@@ -237,7 +237,7 @@ impl StageRun<'_> {
             .map_err(err)?;
         let found = from.expand(".").map_err(err)?;
         copy::copy_sources(&from, &found, root, dest, true, attrs).map_err(err)?;
-        tracing::debug!(remote = %git.remote, commit = %resolved.commit, dest, "ADD git");
+        tracing::debug!(remote = %git.shown_remote(), commit = %resolved.commit, dest, "ADD git");
         Ok(())
     }
 }

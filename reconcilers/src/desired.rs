@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use berth_spec::compose::model::{Project, Service, ServiceHook, ServiceVolume, Ulimit};
+use berth_spec::compose::model::{Project, Service, ServiceHook, ServiceVolume};
 
 use crate::container::{
     ContainerSpec, Device, FileKind, FileMount, FileSource, HealthcheckSpec, HookSpec, LoggingSpec,
@@ -176,10 +176,7 @@ pub fn container_spec(
             .ulimits
             .iter()
             .map(|(name, u)| {
-                let (soft, hard) = match *u {
-                    Ulimit::Single(n) => (n, n),
-                    Ulimit::Range { soft, hard } => (soft, hard),
-                };
+                let (soft, hard) = u.soft_hard();
                 UlimitSpec {
                     name: name.clone(),
                     soft,

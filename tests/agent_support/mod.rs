@@ -336,3 +336,19 @@ fn parse_response(raw: &[u8]) -> (u16, String) {
     }
     (status, out)
 }
+
+/// `(number, state)` of each revision in a project's status, newest
+/// first.
+pub fn revisions(status: &Value) -> Vec<(u64, String)> {
+    status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_u64().unwrap(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_image::testing::busybox_rootfs_tar;
 use serde_json::Value;
 
 use crate::agent_support::{Agent, TempDir};
-use crate::runtime_support::{Root, private_netns, text};
+use crate::runtime_support::{Root, text};
 
 /// How long any one convergence may take before a test fails.
 pub const CONVERGE: Duration = Duration::from_secs(90);
@@ -98,20 +97,6 @@ impl Remote {
         git(&self.work(), &["push", "-q", "origin", "HEAD:main"]);
         git(&self.work(), &["rev-parse", "HEAD"])
     }
-}
-
-/// A state root with busybox imported, in the test thread's own network
-/// namespace.
-pub fn root_with_busybox(label: &str) -> Root {
-    private_netns();
-    let root = Root::new(label);
-    let mut tar = Vec::new();
-    busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
-    let path = root.dir.join("busybox.tar");
-    std::fs::write(&path, tar).unwrap();
-    let out = root.run(&["image", "import", path.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    root
 }
 
 /// `berth agent --git URL` with the API token in a file.

@@ -49,6 +49,21 @@ pub fn private_netns() {
     assert!(st.success(), "ip link set lo up failed");
 }
 
+/// A state root with busybox imported as the image `busybox`. Its
+/// networks' bridges, veths and nftables rules are made in the test
+/// thread's own network namespace, never on the host.
+pub fn root_with_busybox(label: &str) -> Root {
+    private_netns();
+    let root = Root::new(label);
+    let mut tar = Vec::new();
+    berth_image::testing::busybox_rootfs_tar(Path::new("/bin/busybox"), &mut tar).unwrap();
+    let path = root.dir.join("busybox.tar");
+    std::fs::write(&path, tar).unwrap();
+    let out = root.run(&["image", "import", path.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    root
+}
+
 /// A busybox rootfs: `bin/busybox` plus its applet links, `etc/passwd`
 /// (root, nobody), `etc/group`, and the empty mount points.
 pub fn rootfs() -> &'static Path {

@@ -14,6 +14,7 @@ use anyhow::Context;
 use berth_reconcilers::ExecuteOptions;
 
 use super::GlobalOpts;
+use super::secret_file::read_secret;
 use crate::api::Auth;
 use crate::engine::Engine;
 use crate::listen::ListenAddr;
@@ -184,21 +185,11 @@ fn parse_failure_action(text: &str) -> Result<reconcile::gate::FailureAction, St
 
 /// The API token: the first line of `--token-file`, else `BERTH_API_TOKEN`.
 fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let (token, source) = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--token-file {}", path.display()))?;
-            warn_if_readable_by_others(path);
-            (text, format!("--token-file {}", path.display()))
-        }
-        None => match std::env::var(TOKEN_ENV) {
-            Ok(t) => (t, TOKEN_ENV.to_owned()),
-            Err(_) => return Ok(None),
-        },
-    };
-    let token = token.lines().next().unwrap_or_default().trim().to_owned();
-    anyhow::ensure!(!token.is_empty(), "{source}: the token is empty");
-    Ok(Some(token))
+    let token = read_secret("--token-file", file, Some(TOKEN_ENV), "token")?;
+    if let Some(path) = file {
+        warn_if_readable_by_others(path);
+    }
+    Ok(token)
 }
 
 fn warn_if_readable_by_others(path: &Path) {

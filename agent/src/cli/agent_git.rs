@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::secret_file::read_secret;
 use crate::gitsync::SourceConfig;
 use crate::gitsync::git::Auth;
 use crate::gitsync::spec::{self, Credentials, GitRef};
@@ -115,52 +116,31 @@ pub fn source(args: &GitArgs, root: &Path) -> anyhow::Result<SourceConfig> {
         !args.git_interval.is_zero(),
         "--git-interval must be greater than zero"
     );
-    let https = match token(args.git_token_file.as_deref())? {
+    let https = match read_secret(
+        "--git-token-file",
+        args.git_token_file.as_deref(),
+        Some(TOKEN_ENV),
+        "token",
+    )? {
         Some(password) => Some(Credentials {
             username: args.git_username.clone(),
             password,
         }),
         None => url_credentials,
     };
-    for (flag, file) in [
-        ("--git-ssh-key", &args.git_ssh_key),
-        ("--git-known-hosts", &args.git_known_hosts),
-    ] {
-        if let Some(file) = file {
-            std::fs::File::open(file).with_context(|| format!("{flag} {}", file.display()))?;
-        }
-    }
-    let ssh_key = args
-        .git_ssh_key
-        .as_deref()
-        .map(absolute)
-        .transpose()
-        .context("--git-ssh-key")?;
-    let known_hosts = args
-        .git_known_hosts
-        .as_deref()
-        .map(absolute)
-        .transpose()
-        .context("--git-known-hosts")?;
+    let ssh_key = readable_file("--git-ssh-key", args.git_ssh_key.as_deref())?;
+    let known_hosts = readable_file("--git-known-hosts", args.git_known_hosts.as_deref())?;
     let root = absolute(root).with_context(|| format!("--root {}", root.display()))?;
     let checkout = root
         .join("agent")
         .join("git")
         .join(spec::checkout_name(&url));
-    let webhook_secret = match &args.git_webhook_secret_file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("--git-webhook-secret-file {}", file.display()))?;
-            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
-            anyhow::ensure!(
-                !secret.is_empty(),
-                "--git-webhook-secret-file {}: the secret is empty",
-                file.display()
-            );
-            Some(secret)
-        }
-        None => None,
-    };
+    let webhook_secret = read_secret(
+        "--git-webhook-secret-file",
+        args.git_webhook_secret_file.as_deref(),
+        None,
+        "secret",
+    )?;
     Ok(SourceConfig {
         url,
         reference,
@@ -189,31 +169,23 @@ fn local_path(url: &str) -> anyhow::Result<String> {
     Ok(path.display().to_string())
 }
 
+/// A file flag's path, made absolute, once the file is known readable:
+/// a missing key fails at start, naming the flag, not at the first fetch.
+fn readable_file(flag: &str, file: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let named = || format!("{flag} {}", file.display());
+    std::fs::File::open(file).with_context(named)?;
+    Ok(Some(absolute(file).with_context(named)?))
+}
+
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     if path.is_absolute() {
         Ok(path.to_path_buf())
     } else {
         Ok(std::env::current_dir()?.join(path))
     }
-}
-
-/// The https token: the first line of `--git-token-file`, else
-/// `BERTH_GIT_TOKEN`.
-fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let (text, source) = match file {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--git-token-file {}", path.display()))?,
-            format!("--git-token-file {}", path.display()),
-        ),
-        None => match std::env::var(TOKEN_ENV) {
-            Ok(t) => (t, TOKEN_ENV.to_owned()),
-            Err(_) => return Ok(None),
-        },
-    };
-    let token = text.lines().next().unwrap_or_default().trim().to_owned();
-    anyhow::ensure!(!token.is_empty(), "{source}: the token is empty");
-    Ok(Some(token))
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ mod rollback;
 pub(crate) mod run;
 mod run_net;
 mod save;
+mod secret_file;
 pub(crate) mod shim;
 mod start;
 mod stats;

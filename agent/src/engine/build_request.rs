@@ -15,7 +15,6 @@ use berth_reconcilers::BackendError;
 use berth_reconcilers::ErrorKind;
 use berth_reconcilers::container::BuildRequest;
 use berth_runtime::Rlimit;
-use berth_spec::compose::model::Ulimit;
 
 /// `build.args` entries without a value take it from the project's
 /// environment (the process environment under `.env`), as compose
@@ -118,10 +117,7 @@ pub fn translate(
         .ulimits
         .iter()
         .map(|(name, u)| {
-            let (soft, hard) = match *u {
-                Ulimit::Single(n) => (n, n),
-                Ulimit::Range { soft, hard } => (soft, hard),
-            };
+            let (soft, hard) = u.soft_hard();
             Rlimit {
                 name: name.clone(),
                 soft,

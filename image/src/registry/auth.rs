@@ -327,9 +327,17 @@ fn run_helper(program: &Path, action: &str, input: &[u8]) -> Result<Vec<u8>> {
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .map_err(|e| Error::Credentials(format!("cannot write to {program}: {e}")))?;
+        // A helper that answers without reading its input (one that knows
+        // a single server) may exit before the write: its exit status and
+        // output decide, as with docker (Go's os/exec ignores EPIPE here).
+        match stdin.write_all(input) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::Credentials(format!(
+                    "cannot write to {program}: {e}"
+                )));
+            }
+            _ => {}
+        }
     }
     let out = child
         .wait_with_output()

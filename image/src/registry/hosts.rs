@@ -72,6 +72,15 @@ impl Insecure {
         Ok(Insecure { entries })
     }
 
+    /// `http` for an insecure `domain`, else `https`.
+    pub(crate) fn scheme(&self, domain: &str) -> &'static str {
+        if self.is_insecure(domain) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
     /// Whether `domain` (a reference's registry part, `host[:port]`) is
     /// spoken to over http.
     pub fn is_insecure(&self, domain: &str) -> bool {

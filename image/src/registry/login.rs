@@ -23,12 +23,7 @@ pub async fn login_check(
     } else {
         domain
     };
-    let scheme = if insecure.is_insecure(domain) {
-        "http"
-    } else {
-        "https"
-    };
-    let url = format!("{scheme}://{host}/v2/");
+    let url = format!("{}://{host}/v2/", insecure.scheme(domain));
     let failed = |message: String, kind: ErrorKind| Error::Registry {
         action: "log in to",
         reference: domain.to_owned(),
@@ -36,10 +31,7 @@ pub async fn login_check(
         kind,
     };
     let net = |e: reqwest::Error| failed(super::error_chain(&e), ErrorKind::Registry);
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(net)?;
+    let client = client_builder().build().map_err(net)?;
     let first = client.get(&url).send().await.map_err(net)?;
     if first.status().is_success() {
         // No auth at all: docker says "Login Succeeded" too.
@@ -51,12 +43,7 @@ pub async fn login_check(
             ErrorKind::Registry,
         ));
     }
-    let challenge = first
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let challenge = challenge_of(&first);
     let denied = || {
         failed(
             "unauthorized: incorrect username or password".into(),
@@ -77,32 +64,22 @@ pub async fn login_check(
         };
     }
     let params = parse_challenge(&challenge);
-    let realm = params
-        .iter()
-        .find(|(k, _)| k == "realm")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| {
-            failed(
-                format!("unsupported authentication challenge {challenge:?}"),
-                ErrorKind::Registry,
-            )
-        })?;
-    let mut query: Vec<(String, String)> = vec![
-        ("account".into(), username.to_owned()),
-        ("client_id".into(), "berth".into()),
+    let realm = challenge_param(&params, "realm").ok_or_else(|| {
+        failed(
+            format!("unsupported authentication challenge {challenge:?}"),
+            ErrorKind::Registry,
+        )
+    })?;
+    let mut query = vec![
+        ("account", username.to_owned()),
+        ("client_id", CLIENT_ID.to_owned()),
     ];
-    if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
-        query.push(("service".into(), service.clone()));
+    if let Some(service) = challenge_param(&params, "service") {
+        query.push(("service", service));
     }
     let mut token_url = realm.clone();
     token_url.push(if realm.contains('?') { '&' } else { '?' });
-    token_url.push_str(
-        &query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", url_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&"),
-    );
+    token_url.push_str(&form_encode(&query));
     let res = client
         .get(&token_url)
         .basic_auth(username, Some(password))
@@ -136,6 +113,41 @@ pub async fn login_check(
     } else {
         Err(denied())
     }
+}
+
+/// The client id berth names itself with at token servers.
+pub(super) const CLIENT_ID: &str = "berth";
+
+/// A client builder that names berth as the user agent.
+pub(super) fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The `WWW-Authenticate` challenge of an answer ("" when it has none).
+pub(super) fn challenge_of(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The value of `name` in a [`parse_challenge`] list.
+pub(super) fn challenge_param(params: &[(String, String)], name: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// `k=v&k=v` with each value percent-encoded (a query string or an
+/// `application/x-www-form-urlencoded` body).
+pub(super) fn form_encode(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `Bearer realm="x",service="y"` → `[(realm, x), (service, y)]`.

@@ -17,7 +17,9 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::hosts;
-use super::login::{parse_challenge, url_encode};
+use super::login::{
+    CLIENT_ID, challenge_of, challenge_param, client_builder, form_encode, parse_challenge,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What the access token is for: `pull`, or `pull,push` (and `pull` of
@@ -41,9 +43,6 @@ impl Access<'_> {
     }
 }
 
-/// The client id berth names itself with at token servers.
-const CLIENT_ID: &str = "berth";
-
 /// Exchanges `refresh_token` for an access token to `repository` of
 /// `domain`; `None` when the registry asks for no authentication at all.
 pub(crate) async fn access_token(
@@ -55,11 +54,6 @@ pub(crate) async fn access_token(
 ) -> Result<Option<String>> {
     super::install_crypto();
     let host = hosts::api_host(domain);
-    let scheme = if insecure.is_insecure(domain) {
-        "http"
-    } else {
-        "https"
-    };
     let failed = |message: String, kind: ErrorKind| Error::Registry {
         action: "authenticate to",
         reference: domain.to_owned(),
@@ -67,22 +61,16 @@ pub(crate) async fn access_token(
         kind,
     };
     let net = |e: reqwest::Error| failed(super::error_chain(&e), ErrorKind::Registry);
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+    let client = client_builder()
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(net)?;
-    let url = format!("{scheme}://{host}/v2/");
+    let url = format!("{}://{host}/v2/", insecure.scheme(domain));
     let first = client.get(&url).send().await.map_err(net)?;
     if first.status().is_success() {
         return Ok(None);
     }
-    let challenge = first
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let challenge = challenge_of(&first);
     if first.status().as_u16() != 401 || !challenge.to_ascii_lowercase().starts_with("bearer") {
         return Err(failed(
             format!(
@@ -94,12 +82,7 @@ pub(crate) async fn access_token(
         ));
     }
     let params = parse_challenge(&challenge);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let param = |name: &str| challenge_param(&params, name);
     let realm = param("realm").ok_or_else(|| {
         failed(
             format!("the registry's challenge {challenge:?} names no realm (token server)"),
@@ -116,11 +99,7 @@ pub(crate) async fn access_token(
     if let Some(service) = param("service") {
         form.push(("service", service));
     }
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", url_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = form_encode(&form);
     debug!(%realm, %scope, "exchanging the identity token for an access token");
     let res = client
         .post(&realm)

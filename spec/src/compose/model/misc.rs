@@ -118,6 +118,16 @@ pub enum Ulimit {
     Range { soft: i64, hard: i64 },
 }
 
+impl Ulimit {
+    /// `(soft, hard)`: a single number is both.
+    pub fn soft_hard(&self) -> (i64, i64) {
+        match *self {
+            Ulimit::Single(n) => (n, n),
+            Ulimit::Range { soft, hard } => (soft, hard),
+        }
+    }
+}
+
 impl Serialize for Ulimit {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
