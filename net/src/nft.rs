@@ -68,15 +68,23 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         }
     }
     s.push_str("  }\n");
+    push_forward(&mut s, &networks.iter().collect::<Vec<_>>(), networks);
+    s
+}
+
+/// The table's forward chain: internal networks cut off from everything
+/// but themselves, DNAT'd traffic let through, and no bridge of
+/// `in_table` forwarding to another bridge of `all`. Closes the table.
+fn push_forward(s: &mut String, in_table: &[&NetworkState], all: &[NetworkState]) {
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
-    for n in networks.iter().filter(|n| n.internal) {
+    for n in in_table.iter().filter(|n| n.internal) {
         let br = &n.bridge;
         let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
         let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
     }
     s.push_str("    ct status dnat accept\n");
-    for n in networks {
-        let others: Vec<&str> = networks
+    for n in in_table {
+        let others: Vec<&str> = all
             .iter()
             .filter(|o| o.bridge != n.bridge)
             .map(|o| o.bridge.as_str())
@@ -91,7 +99,6 @@ pub fn render(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         }
     }
     s.push_str("  }\n}\n");
-    s
 }
 
 /// The same for networks with IPv6, as table `ip6 berth`: published
@@ -122,29 +129,7 @@ fn render6(networks: &[NetworkState], endpoints: &[Endpoint]) -> String {
         }
     }
     s.push_str("  }\n");
-    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
-    for n in v6.iter().filter(|n| n.internal) {
-        let br = &n.bridge;
-        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
-        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
-    }
-    s.push_str("    ct status dnat accept\n");
-    for n in &v6 {
-        let others: Vec<&str> = networks
-            .iter()
-            .filter(|o| o.bridge != n.bridge)
-            .map(|o| o.bridge.as_str())
-            .collect();
-        if !others.is_empty() {
-            let _ = writeln!(
-                s,
-                "    iifname \"{}\" oifname {} drop",
-                n.bridge,
-                quoted(&others)
-            );
-        }
-    }
-    s.push_str("  }\n}\n");
+    push_forward(&mut s, &v6, networks);
     s
 }
 
